@@ -1,0 +1,453 @@
+"""Model stores: local folders laid out like the Hub dataset ``royrin/KLOM-models``.
+
+A store holds model folders (``full_models/<D>``, ``oracles/<D>/forget_set_<k>``,
+``unlearned/<D>/<method>/forget_set_<k>``) with per-model files, and forget sets under
+``forget_set_indices/<D>``. A Hub snapshot is a store; so is what ``klom train`` writes.
+
+File names (``<id>`` a plain integer model id, ``<ep>`` an epoch index)::
+
+    train_logits_<id>.pt  val_logits_<id>.pt          (n_examples, n_classes) float32
+    <id>__train_margins_<ep>.npy  <id>__val_margins_<ep>.npy   (n_examples,) float32
+    sd_<id>____epoch_<ep>.pt                          state dict
+    train_margins_all.pt  val_margins_all.pt          stacked margins (n_models, n_examples)
+    <id>__train_logits__<ep>.pt  <id>__val_logits_<ep>.pt      per-epoch logits (authors' code)
+
+``.pt`` files may come from the internet, so they are read with ``weights_only=True``.
+Every file this module writes is written atomically (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+SPLITS = ("train", "val")
+# Split sizes of the Hub's datasets, used to say which split a wrongly sized file holds.
+KNOWN_SPLIT_SIZES = {"CIFAR10": {"train": 50_000, "val": 10_000}}
+
+_MARGINS_RE = re.compile(r"^(\d+)__(train|val)_margins_(\d+)\.npy$")
+_LOGITS_RE = re.compile(r"^(train|val)_logits_(\d+)\.pt$")
+_EPOCH_LOGITS_RE = re.compile(r"^(\d+)__(train|val)_logits_{1,2}(\d+)\.pt$")
+_STATE_DICT_RE = re.compile(r"^sd_(\d+)____epoch_(\d+)\.pt$")
+_FORGET_RE = re.compile(r"^forget_set_(\d+)\.npy$")
+
+
+# -- the one table of names -------------------------------------------------------------------
+
+
+def full_models_folder(dataset: str) -> str:
+    """Folder of the original models of ``dataset``."""
+    return f"full_models/{dataset}"
+
+
+def oracle_folder(dataset: str, k: int) -> str:
+    """Folder of the oracles retrained without forget set ``k``."""
+    return f"oracles/{dataset}/forget_set_{int(k)}"
+
+
+def unlearned_folder(dataset: str, method: str, k: int) -> str:
+    """Folder of the models unlearned by ``method`` for forget set ``k``."""
+    return f"unlearned/{dataset}/{method}/forget_set_{int(k)}"
+
+
+def forget_set_file(dataset: str, k: int) -> str:
+    """Path of forget set ``k`` relative to a store's root."""
+    return f"forget_set_indices/{dataset}/forget_set_{int(k)}.npy"
+
+
+def stacked_margins_folder(dataset: str, k: int) -> str:
+    """Where the authors' code keeps stacked oracle margins for forget set ``k``."""
+    return f"oracle_models/{dataset}/only_margins/forget_set_{int(k)}"
+
+
+def logits_name(split: str, model_id: int) -> str:
+    return f"{_check_split(split)}_logits_{int(model_id)}.pt"
+
+
+def margins_name(split: str, model_id: int, epoch: int) -> str:
+    return f"{int(model_id)}__{_check_split(split)}_margins_{int(epoch)}.npy"
+
+
+def state_dict_name(model_id: int, epoch: int) -> str:
+    return f"sd_{int(model_id)}____epoch_{int(epoch)}.pt"
+
+
+def stacked_margins_name(split: str) -> str:
+    return f"{_check_split(split)}_margins_all.pt"
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return split
+
+
+# -- atomic writing ---------------------------------------------------------------------------
+
+
+def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], None]) -> Path:
+    """Call ``write_fn(tmp_path)``, then rename the temporary file to ``path``.
+
+    An interrupted run leaves at most a hidden ``.tmp`` file, never a truncated file under the
+    final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        write_fn(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    atomic_write(path, write)
+
+
+def _save_torch(path: Path, obj) -> None:
+    import torch
+
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _load_torch(path: Path):
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+def open_store(path: str | os.PathLike, *, create: bool = False) -> "Store":
+    """Open a folder in the KLOM-models layout (a Hub snapshot or one written here).
+
+    With ``create=True`` the folder is made if needed and must be writable.
+    """
+    root = Path(path).expanduser()
+    if create:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PermissionError(f"cannot create store folder {str(root)!r}: {err}") from err
+        if not os.access(root, os.W_OK):
+            raise PermissionError(f"store folder {str(root)!r} is not writable")
+    elif not root.is_dir():
+        raise FileNotFoundError(
+            f"no store at {str(root)!r}: expected a folder in the KLOM-models layout "
+            "(download one with klom_utils.download or train one with `klom train`)"
+        )
+    return Store(root)
+
+
+class Store:
+    """A model store rooted at ``root``; see the module docstring for the layout."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def path(self, relpath: str) -> Path:
+        """Absolute path of ``relpath`` inside the store."""
+        return self.root / relpath
+
+    # ---- listing
+
+    def _folder(self, folder: str) -> Path:
+        path = self.root / folder
+        if not path.is_dir():
+            raise FileNotFoundError(f"store {str(self.root)!r} has no folder {folder!r}")
+        return path
+
+    def _files(self, folder: str, pattern: re.Pattern) -> list[re.Match]:
+        path = self.root / folder
+        if not path.is_dir():
+            return []
+        return [m for m in map(pattern.match, sorted(os.listdir(path))) if m]
+
+    def folders(self) -> list[str]:
+        """Relative paths of every folder that holds model files."""
+        found = set()
+        for dirpath, _, filenames in os.walk(self.root):
+            if any(
+                p.match(f)
+                for f in filenames
+                for p in (_MARGINS_RE, _LOGITS_RE, _EPOCH_LOGITS_RE, _STATE_DICT_RE)
+            ) or any(f.endswith("_margins_all.pt") for f in filenames):
+                found.add(Path(dirpath).relative_to(self.root).as_posix())
+        return sorted(found)
+
+    def _margin_files(self, folder: str, split: str) -> dict[int, dict[int, str]]:
+        """model id → epoch → margins file name."""
+        out: dict[int, dict[int, str]] = {}
+        for m in self._files(folder, _MARGINS_RE):
+            if m.group(2) == split:
+                out.setdefault(int(m.group(1)), {})[int(m.group(3))] = m.group(0)
+        return out
+
+    def _logit_files(self, folder: str, split: str) -> dict[int, str]:
+        """model id → logits file name (final logits preferred over per-epoch ones)."""
+        out: dict[int, str] = {}
+        epochs: dict[int, int] = {}
+        for m in self._files(folder, _EPOCH_LOGITS_RE):
+            if m.group(2) == split:
+                mid, ep = int(m.group(1)), int(m.group(3))
+                if ep >= epochs.get(mid, -1):
+                    out[mid], epochs[mid] = m.group(0), ep
+        for m in self._files(folder, _LOGITS_RE):
+            if m.group(1) == split:
+                out[int(m.group(2))] = m.group(0)
+        return out
+
+    def model_ids(self, folder: str) -> list[int]:
+        """Ids of the models that ``folder`` holds any file of (sorted)."""
+        self._folder(folder)
+        ids = set()
+        for split in SPLITS:
+            ids |= set(self._margin_files(folder, split)) | set(self._logit_files(folder, split))
+        ids |= {int(m.group(1)) for m in self._files(folder, _STATE_DICT_RE)}
+        if not ids:
+            stacked = [s for s in SPLITS if (self.root / folder / stacked_margins_name(s)).exists()]
+            if stacked:
+                ids = set(range(self._stacked(folder, stacked[0]).shape[0]))
+        return sorted(ids)
+
+    def has_model(self, folder: str, model_id: int) -> bool:
+        """True when every file :meth:`write_model` writes for ``model_id`` is present."""
+        path = self.root / folder
+        margin_ids = [self._margin_files(folder, s).get(int(model_id)) for s in SPLITS]
+        return all(margin_ids) and all(
+            (path / logits_name(s, model_id)).exists() for s in SPLITS
+        )
+
+    # ---- reading
+
+    def _stacked(self, folder: str, split: str) -> np.ndarray:
+        value = _load_torch(self.root / folder / stacked_margins_name(split))
+        array = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+        if array.ndim != 2:
+            raise ValueError(
+                f"{folder}/{stacked_margins_name(split)} has shape {array.shape}, "
+                "expected (n_models, n_examples)"
+            )
+        return array.astype(np.float32, copy=False)
+
+    def logits(self, folder: str, split: str, model_id: int):
+        """Logits of one model on ``split`` as a float32 torch tensor (n_examples, n_classes)."""
+        name = self._logit_files(folder, _check_split(split)).get(int(model_id))
+        if name is None:
+            raise FileNotFoundError(f"no {split} logits of model {model_id} in {folder!r}")
+        tensor = _load_torch(self.root / folder / name)
+        if not hasattr(tensor, "ndim") or tensor.ndim != 2:
+            raise ValueError(f"{folder}/{name} does not hold a 2-D logits tensor")
+        return tensor.float()
+
+    def margins(
+        self,
+        folder: str,
+        split: str,
+        labels=None,
+        model_ids: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Margins of the models in ``folder`` on ``split``: float32 (n_models, n_examples).
+
+        Sources, in order of preference: per-model margins files (latest epoch), the stacked
+        ``<split>_margins_all.pt``, or logits files with ``labels``. Rows follow ``model_ids``
+        (default: every model of the folder, sorted).
+        """
+        _check_split(split)
+        self._folder(folder)
+        margin_files = self._margin_files(folder, split)
+        logit_files = self._logit_files(folder, split)
+        stacked_path = self.root / folder / stacked_margins_name(split)
+        if model_ids is None:
+            ids = sorted(set(margin_files) | set(logit_files))
+            if not ids and stacked_path.exists():
+                return self._stacked(folder, split)
+            if not ids:
+                raise FileNotFoundError(
+                    f"{folder!r} holds no {split} margins, stacked margins or logits"
+                )
+        else:
+            ids = [int(i) for i in model_ids]
+        if ids and all(i in margin_files for i in ids):
+            return self._stack_rows(
+                folder, [(i, margin_files[i][max(margin_files[i])]) for i in ids], split
+            )
+        if stacked_path.exists():
+            stacked = self._stacked(folder, split)
+            bad = [i for i in ids if not 0 <= i < stacked.shape[0]]
+            if bad:
+                raise ValueError(
+                    f"model ids {bad[:5]} are outside the {stacked.shape[0]} rows of "
+                    f"{folder}/{stacked_margins_name(split)}"
+                )
+            return stacked[ids]
+        rows = []
+        for i in ids:
+            if i in margin_files:
+                rows.append(np.load(self.root / folder / margin_files[i][max(margin_files[i])]))
+            elif i in logit_files:
+                rows.append(self._margins_from_logits(folder, logit_files[i], split, labels))
+            else:
+                raise FileNotFoundError(f"no {split} margins or logits of model {i} in {folder!r}")
+        return self._check_rows(folder, split, rows)
+
+    def _stack_rows(self, folder, id_files, split) -> np.ndarray:
+        return self._check_rows(folder, split, [np.load(self.root / folder / f) for _, f in id_files])
+
+    @staticmethod
+    def _check_rows(folder: str, split: str, rows: list) -> np.ndarray:
+        lengths = {np.shape(r) for r in rows}
+        if len(lengths) > 1:
+            raise ValueError(f"{split} margins in {folder!r} have different shapes: {sorted(lengths)}")
+        return np.stack(rows).astype(np.float32, copy=False)
+
+    def _margins_from_logits(self, folder: str, name: str, split: str, labels) -> np.ndarray:
+        from .metric import margins
+
+        if labels is None:
+            raise ValueError(
+                f"{folder}/{name} holds logits, not margins: pass the {split} labels "
+                "(labels=...) to turn them into margins"
+            )
+        tensor = _load_torch(self.root / folder / name)
+        labels = np.asarray(labels)
+        rows = int(tensor.shape[0]) if getattr(tensor, "ndim", 0) >= 1 else -1
+        if getattr(tensor, "ndim", 0) != 2 or rows != labels.shape[0]:
+            raise ValueError(
+                f"{folder}/{name} has {rows} rows but the {split} split has {labels.shape[0]} "
+                f"labels{self._which_split_hint(folder, rows)}"
+            )
+        return margins(tensor.float().numpy(), labels)
+
+    @staticmethod
+    def _which_split_hint(folder: str, rows: int) -> str:
+        for dataset, sizes in KNOWN_SPLIT_SIZES.items():
+            if f"/{dataset}" in f"/{folder}":
+                for split, size in sizes.items():
+                    if rows == size:
+                        return f"; {rows} rows is the size of the {dataset} {split} split"
+        return ""
+
+    def state_dict(self, folder: str, model_id: int, epoch: int | None = None) -> dict:
+        """State dict of a model (latest saved epoch unless ``epoch`` is given)."""
+        epochs = {
+            int(m.group(2)): m.group(0)
+            for m in self._files(folder, _STATE_DICT_RE)
+            if int(m.group(1)) == int(model_id)
+        }
+        if not epochs:
+            raise FileNotFoundError(f"no checkpoint of model {model_id} in {folder!r}")
+        if epoch is None:
+            epoch = max(epochs)
+        if epoch not in epochs:
+            raise FileNotFoundError(
+                f"no checkpoint of model {model_id} at epoch {epoch} in {folder!r}; "
+                f"saved epochs: {sorted(epochs)}"
+            )
+        return _load_torch(self.root / folder / epochs[epoch])
+
+    # ---- forget sets
+
+    def forget_set(self, dataset: str, k: int) -> np.ndarray:
+        """Indices (int64, into the train split) of forget set ``k``."""
+        path = self.root / forget_set_file(dataset, k)
+        if not path.exists():
+            have = self.forget_set_ids(dataset)
+            raise FileNotFoundError(
+                f"store {str(self.root)!r} has no forget set {k} for {dataset}"
+                f" (it has: {have or 'none'})"
+            )
+        indices = np.load(path, allow_pickle=False)
+        if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
+            raise ValueError(f"{path} holds {indices.dtype} {indices.shape}, expected 1-D integers")
+        return indices.astype(np.int64)
+
+    def forget_set_ids(self, dataset: str) -> list[int]:
+        """Which forget sets the store holds for ``dataset``."""
+        return sorted(int(m.group(1)) for m in self._files(f"forget_set_indices/{dataset}", _FORGET_RE))
+
+    def forget_set_description(self, dataset: str, k: int) -> str | None:
+        path = self.root / forget_set_file(dataset, k)
+        meta = path.with_suffix(".json")
+        return json.loads(meta.read_text()).get("description") if meta.exists() else None
+
+    # ---- writing
+
+    def write_forget_set(self, dataset: str, k: int, indices: Iterable[int], description: str | None = None) -> Path:
+        """Write forget set ``k`` (and a JSON sidecar with its description)."""
+        array = np.asarray(list(indices) if not hasattr(indices, "__array__") else indices)
+        if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"forget set indices must be 1-D integers, got {array.dtype} {array.shape}")
+        if len(np.unique(array)) != len(array):
+            raise ValueError(f"forget set {k} of {dataset} has duplicate indices")
+        path = self.root / forget_set_file(dataset, k)
+        _save_npy(path, array.astype(np.int64))
+        if description is not None:
+            self.write_json(
+                forget_set_file(dataset, k)[: -len(".npy")] + ".json",
+                {"description": description, "size": int(len(array))},
+            )
+        return path
+
+    def write_model(
+        self,
+        folder: str,
+        model_id: int,
+        *,
+        train_logits,
+        val_logits,
+        train_labels,
+        val_labels,
+        state_dict=None,
+        epoch: int,
+    ) -> None:
+        """Write one model's checkpoint, logits and margins; the val margins file goes last."""
+        import torch
+
+        from .metric import margins
+
+        path = self.root / folder
+        model_id = int(model_id)
+        if state_dict is not None:
+            _save_torch(path / state_dict_name(model_id, epoch), state_dict)
+        outputs = {"train": (train_logits, train_labels), "val": (val_logits, val_labels)}
+        for split, (logits, labels) in outputs.items():
+            logits = torch.as_tensor(logits).detach().float().cpu().contiguous()
+            labels = np.asarray(labels)
+            if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
+                raise ValueError(
+                    f"{split} logits of model {model_id} have shape {tuple(logits.shape)}, "
+                    f"expected ({labels.shape[0]}, n_classes) to match the labels"
+                )
+            _save_torch(path / logits_name(split, model_id), logits)
+            _save_npy(
+                path / margins_name(split, model_id, epoch),
+                np.asarray(margins(logits.numpy(), labels), dtype=np.float32),
+            )
+
+    def write_json(self, relpath: str, obj) -> Path:
+        """Write a small JSON metadata file atomically."""
+        text = json.dumps(obj, indent=2, sort_keys=True)
+        return atomic_write(self.root / relpath, lambda tmp: tmp.write_text(text))
+
+    def read_json(self, relpath: str):
+        return json.loads((self.root / relpath).read_text())
