@@ -1,0 +1,424 @@
+#!/usr/bin/env python
+"""Build the book: check the notebooks, execute them with papermill, render with Jupyter Book.
+
+    .venv/bin/python scripts/build_book.py                       # default run (CPU, minutes)
+    .venv/bin/python scripts/build_book.py --params params/paper.yaml --run-dir /data/klom
+
+Steps (any failure stops the build with a non-zero exit status):
+
+1. Check the table of contents against the files: every toc entry exists, except notebooks
+   listed in RUN_ORDER that are not written yet (they are left out of the staged toc, loudly);
+   every notebook in notebooks/ is in the toc and in RUN_ORDER; every notebook is a
+   py:percent ``.py`` + ``.ipynb`` pair in sync (jupytext), the ``.ipynb`` has no outputs, and it
+   has exactly one cell tagged ``parameters``.
+2. Stage the book sources under ``_build/src`` with the same relative paths as in the
+   repository (``_config.yml``, ``_toc.yml``, ``book/``), then execute each notebook with papermill
+   in RUN_ORDER, writing the executed copy to ``_build/src/notebooks/<stem>.ipynb``. Each notebook
+   runs with ``notebooks/`` as its working directory and receives only the parameters that its
+   ``parameters`` cell declares, taken from the ``--params`` file, plus ``results_dir`` and
+   ``store_dir`` under ``--run-dir``. A notebook must write ``<results_dir>/<stem>.json``.
+3. ``jupyter-book build _build/src --path-output . --all -W`` (full rebuild, warnings are
+   errors, execution off): the site lands in ``_build/html``. Because page paths stay
+   ``notebooks/<stem>``, the Colab launch buttons point at ``notebooks/<stem>.ipynb`` on GitHub.
+
+Prints the time each notebook took and the total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+BUILD = ROOT / "_build"
+STAGE = BUILD / "src"
+HTML = BUILD / "html"
+
+# The order in which notebooks are EXECUTED. It may differ from the reading order in _toc.yml:
+# a notebook that reads the model store must run after the one that writes it. 04 trains the
+# small default models and writes the store; 03 (download) falls back to / inspects that store
+# offline; 05 unlearns from it; 06 scores; 07 plugs in a new method.
+# A stem listed here whose files do not exist yet is skipped (and left out of the staged toc).
+RUN_ORDER = [
+    "02_klom_explained",
+    "04_training",
+    "03_download",
+    "05_unlearning",
+    "06_computing_klom",
+    "07_your_method",
+]
+
+# Parameters the build always sets (to folders under --run-dir) when a notebook declares them.
+RUN_DIR_PARAMETERS = {"results_dir": "results", "store_dir": "store"}
+
+
+class BuildError(Exception):
+    """A problem that stops the build; the message says what to fix."""
+
+
+# --------------------------------------------------------------------------------------------
+# Table of contents
+# --------------------------------------------------------------------------------------------
+
+
+def load_yaml(path: Path):
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def toc_files(toc) -> list[str]:
+    """All ``file`` entries of a jb-book toc (root first), in reading order."""
+    files = [toc["root"]]
+
+    def walk(items):
+        for item in items or []:
+            if "file" in item:
+                files.append(item["file"])
+            walk(item.get("sections"))
+            walk(item.get("chapters"))
+
+    walk(toc.get("parts"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def is_notebook_entry(entry: str) -> bool:
+    return entry.startswith("notebooks/")
+
+
+def notebook_stem(entry: str) -> str:
+    return entry.split("/", 1)[1]
+
+
+def entry_exists(entry: str) -> bool:
+    if is_notebook_entry(entry):
+        return (ROOT / f"{entry}.py").exists() or (ROOT / f"{entry}.ipynb").exists()
+    return any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb", ".rst"))
+
+
+def notebooks_on_disk() -> list[str]:
+    stems = {p.stem for p in NOTEBOOKS.glob("*.py")} | {p.stem for p in NOTEBOOKS.glob("*.ipynb")}
+    return sorted(stems)
+
+
+def plan(toc) -> tuple[list[str], list[str]]:
+    """Check the toc against the files. Returns (notebooks to run in order, planned but missing)."""
+    entries = toc_files(toc)
+    problems = []
+    dup = {e for e in entries if entries.count(e) > 1}
+    if dup:
+        problems.append(f"_toc.yml lists these entries more than once: {sorted(dup)}")
+    toc_stems = [notebook_stem(e) for e in entries if is_notebook_entry(e)]
+    missing_planned = []
+    for entry in entries:
+        if entry_exists(entry):
+            continue
+        if is_notebook_entry(entry) and notebook_stem(entry) in RUN_ORDER:
+            missing_planned.append(notebook_stem(entry))
+        else:
+            problems.append(
+                f"_toc.yml lists {entry!r} but no such file exists "
+                f"(expected {entry}.md, or {entry}.py + .ipynb for a notebook)"
+            )
+    for stem in toc_stems:
+        if stem not in RUN_ORDER:
+            problems.append(
+                f"notebooks/{stem} is in _toc.yml but not in RUN_ORDER in scripts/build_book.py"
+            )
+    for stem in notebooks_on_disk():
+        if stem not in toc_stems:
+            problems.append(f"notebooks/{stem} exists but _toc.yml does not list it")
+        if stem not in RUN_ORDER:
+            problems.append(
+                f"notebooks/{stem} exists but is not in RUN_ORDER in scripts/build_book.py"
+            )
+    for stem in RUN_ORDER:
+        if stem not in toc_stems:
+            problems.append(f"RUN_ORDER lists {stem} but _toc.yml does not")
+    if problems:
+        raise BuildError("\n".join(problems))
+    to_run = [s for s in RUN_ORDER if s not in missing_planned]
+    return to_run, missing_planned
+
+
+def prune_toc(toc, drop: set[str]):
+    """A copy of the toc without the given notebook stems (and without parts left empty)."""
+    import copy
+
+    toc = copy.deepcopy(toc)
+
+    def keep(items):
+        out = []
+        for item in items or []:
+            if "file" in item and is_notebook_entry(item["file"]) and notebook_stem(item["file"]) in drop:
+                continue
+            for key in ("sections", "chapters"):
+                if key in item:
+                    item[key] = keep(item[key])
+                    if not item[key]:
+                        del item[key]
+            if "file" in item or item.get("chapters") or item.get("sections") or "url" in item:
+                out.append(item)
+        return out
+
+    for key in ("parts", "chapters"):
+        if key in toc:
+            toc[key] = keep(toc[key])
+            if not toc[key]:
+                del toc[key]
+    return toc
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook checks (also used by tests/test_book_config.py)
+# --------------------------------------------------------------------------------------------
+
+
+def check_pair(stem: str) -> None:
+    """The .py and .ipynb of a notebook exist, agree (jupytext), and the .ipynb has no outputs."""
+    import jupytext
+    from jupytext.compare import NotebookDifference, compare_notebooks
+
+    py, ipynb = NOTEBOOKS / f"{stem}.py", NOTEBOOKS / f"{stem}.ipynb"
+    for path in (py, ipynb):
+        if not path.exists():
+            raise BuildError(
+                f"{path.relative_to(ROOT)} is missing: every notebook is a .py + .ipynb pair; "
+                f"create it with `.venv/bin/jupytext --sync notebooks/{stem}.py`"
+            )
+    nb_py = jupytext.read(py)
+    nb_ipynb = jupytext.read(ipynb)
+    try:
+        compare_notebooks(nb_ipynb, nb_py, fmt="py:percent")
+    except NotebookDifference as err:
+        raise BuildError(
+            f"notebooks/{stem}.py and notebooks/{stem}.ipynb differ; the .py is the source: run "
+            f"`.venv/bin/jupytext --sync notebooks/{stem}.py` (or `--to ipynb`).\n{err}"
+        ) from None
+    with_outputs = [
+        i for i, c in enumerate(nb_ipynb.cells)
+        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)
+    ]
+    if with_outputs:
+        raise BuildError(
+            f"notebooks/{stem}.ipynb has outputs in cells {with_outputs}; commit it without "
+            f"outputs (`.venv/bin/jupytext --to ipynb notebooks/{stem}.py` rewrites it clean)"
+        )
+    tagged = [i for i, c in enumerate(nb_ipynb.cells) if "parameters" in c.metadata.get("tags", [])]
+    if len(tagged) != 1:
+        raise BuildError(
+            f"notebooks/{stem} needs exactly one cell tagged 'parameters' (found {len(tagged)}: "
+            f"cells {tagged})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Execution
+# --------------------------------------------------------------------------------------------
+
+
+def declared_parameters(ipynb: Path) -> dict:
+    import papermill
+
+    return papermill.inspect_notebook(str(ipynb))
+
+
+def parameters_for(stem: str, params: dict, run_dir: Path) -> dict:
+    declared = declared_parameters(NOTEBOOKS / f"{stem}.ipynb")
+    chosen = {k: v for k, v in params.items() if k in declared}
+    for name, sub in RUN_DIR_PARAMETERS.items():
+        if name in declared:
+            # Relative to the notebook's working directory when possible, so that the rendered
+            # "injected parameters" cell shows no build-machine paths.
+            target = run_dir / sub
+            try:
+                chosen[name] = os.path.relpath(target, NOTEBOOKS)
+            except ValueError:  # another drive (Windows)
+                chosen[name] = str(target)
+    return chosen
+
+
+def _final_text(text: str) -> str:
+    """What a terminal shows for ``text``: on each line, only what follows the last ``\\r``."""
+    lines = []
+    for line in text.split("\n"):
+        parts = [part for part in line.split("\r") if part]
+        lines.append(parts[-1] if parts else "")
+    return "\n".join(lines)
+
+
+def tidy_for_render(nb) -> None:
+    """Make an executed notebook read well as a static page (outputs stay what the code printed).
+
+    - Consecutive stream outputs of the same stream are merged and carriage returns applied, so a
+      text progress bar (tqdm) shows as its final state instead of one block per update.
+    - Papermill's "injected parameters" cell is collapsed (``hide-input``), one click away.
+    """
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = tags + ["hide-input"]
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for output in cell.get("outputs", []):
+            prev = merged[-1] if merged else None
+            if (output.output_type == "stream" and prev is not None
+                    and prev.output_type == "stream" and prev.name == output.name):
+                prev.text += output.text
+            else:
+                merged.append(output)
+        for output in merged:
+            if output.output_type == "stream":
+                output.text = _final_text(output.text)
+        cell.outputs = [o for o in merged if o.output_type != "stream" or o.text.strip()]
+
+
+def execute(stem: str, parameters: dict, results_dir: Path) -> float:
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    src, out = NOTEBOOKS / f"{stem}.ipynb", STAGE / "notebooks" / f"{stem}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result_json = results_dir / f"{stem}.json"
+    if result_json.exists():
+        result_json.unlink()
+    shown = ", ".join(f"{k}={v!r}" for k, v in parameters.items())
+    print(f"\n--> executing notebooks/{stem}.ipynb  ({shown})", flush=True)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(src),
+            str(out),
+            parameters=parameters,
+            cwd=str(NOTEBOOKS),
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+        )
+    except PapermillExecutionError as err:
+        raise BuildError(
+            f"notebooks/{stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
+            f"The partially executed notebook is {out.relative_to(ROOT)}."
+        ) from None
+    seconds = time.perf_counter() - start
+    if not result_json.exists():
+        raise BuildError(
+            f"notebooks/{stem} ran but did not write {result_json}: every notebook writes its "
+            f"key numbers to <results_dir>/{stem}.json"
+        )
+    json.loads(result_json.read_text())  # must be valid JSON
+    nb = nbformat.read(out, as_version=4)
+    tidy_for_render(nb)
+    nbformat.write(nb, out)
+    print(f"    done in {seconds:.1f} s; wrote {result_json.name}", flush=True)
+    return seconds
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+
+
+def stage_sources(toc, missing: list[str]) -> None:
+    import yaml
+
+    for path in (STAGE, HTML):
+        if path.exists():
+            shutil.rmtree(path)
+    STAGE.mkdir(parents=True)
+    shutil.copy2(ROOT / "_config.yml", STAGE / "_config.yml")
+    shutil.copytree(ROOT / "book", STAGE / "book")
+    staged = prune_toc(toc, set(missing))
+    header = "# Staged by scripts/build_book.py from ../../_toc.yml; edit that file, not this one.\n"
+    (STAGE / "_toc.yml").write_text(header + yaml.safe_dump(staged, sort_keys=False))
+
+
+def render() -> float:
+    start = time.perf_counter()
+    cmd = [
+        sys.executable, "-c",
+        "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+        "build", str(STAGE.relative_to(ROOT)), "--path-output", ".", "--all", "-W",
+        "--builder", "html",
+    ]
+    print("\n--> jupyter-book build " + " ".join(cmd[4:]), flush=True)
+    proc = subprocess.run(cmd, cwd=ROOT)
+    if proc.returncode != 0:
+        raise BuildError(f"jupyter-book build failed (exit status {proc.returncode}); see above")
+    if not (HTML / "index.html").exists():
+        raise BuildError(f"jupyter-book finished but {HTML.relative_to(ROOT)}/index.html is missing")
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--params", default="params/default.yaml",
+        help="papermill parameter file (flat YAML; default: params/default.yaml, the embedded CPU "
+        "run; params/paper.yaml is the GPU paper-scale run)",
+    )
+    parser.add_argument(
+        "--run-dir", default="_build/run",
+        help="folder for what the notebooks write: <run-dir>/store (the model store) and "
+        "<run-dir>/results (one JSON per notebook); default: _build/run",
+    )
+    args = parser.parse_args(argv)
+
+    total_start = time.perf_counter()
+    params_path = (ROOT / args.params) if not Path(args.params).is_absolute() else Path(args.params)
+    run_dir = (ROOT / args.run_dir) if not Path(args.run_dir).is_absolute() else Path(args.run_dir)
+    try:
+        if not params_path.exists():
+            raise BuildError(f"parameter file {args.params} does not exist (see params/)")
+        params = load_yaml(params_path) or {}
+        if not isinstance(params, dict):
+            raise BuildError(f"{args.params} must be a flat YAML mapping of parameter names to values")
+        toc = load_yaml(ROOT / "_toc.yml")
+        to_run, missing = plan(toc)
+        if missing:
+            print(
+                "NOTE: planned chapters not written yet, left out of this build: "
+                + ", ".join(f"notebooks/{s}" for s in missing)
+            )
+        for stem in to_run:
+            check_pair(stem)
+        print(f"checked {len(to_run)} notebook pair(s): in sync, no outputs, one parameters cell")
+
+        per_notebook = {stem: parameters_for(stem, params, run_dir) for stem in to_run}
+        used = {k for p in per_notebook.values() for k in p}
+        unused = sorted(set(params) - used)
+        if unused:
+            print(f"NOTE: keys of {args.params} that no current notebook declares: {unused}")
+
+        stage_sources(toc, missing)
+        results_dir = run_dir / RUN_DIR_PARAMETERS["results_dir"]
+        results_dir.mkdir(parents=True, exist_ok=True)
+        timings = {stem: execute(stem, per_notebook[stem], results_dir) for stem in to_run}
+        render_seconds = render()
+    except BuildError as err:
+        print(f"\nBUILD FAILED: {err}", file=sys.stderr)
+        return 1
+
+    total = time.perf_counter() - total_start
+    print("\ntime per step")
+    for stem, seconds in timings.items():
+        print(f"  {stem:<28s} {seconds:7.1f} s")
+    print(f"  {'jupyter-book build':<28s} {render_seconds:7.1f} s")
+    print(f"  {'total':<28s} {total:7.1f} s")
+    print(f"\nsite: {HTML.relative_to(ROOT)}/index.html   results: {results_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
