@@ -1,0 +1,198 @@
+"""The book's configuration, table of contents and notebook conventions (fast, no execution).
+
+What is checked here is what `make book` relies on; see notebooks/README.md for the conventions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+jupytext = pytest.importorskip("jupytext")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def _load_build_book():
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_book = _load_build_book()
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+STEMS = build_book.notebooks_on_disk()
+REPO_URL = CONFIG["repository"]["url"].rstrip("/")
+
+
+def colab_url(stem: str) -> str:
+    owner_repo = re.fullmatch(r"https://github\.com/([^/]+/[^/]+)", REPO_URL).group(1)
+    branch = CONFIG["repository"].get("branch", "main")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/{stem}.ipynb"
+
+
+def read_ipynb(stem: str):
+    return jupytext.read(NOTEBOOKS / f"{stem}.ipynb")
+
+
+# ---------------------------------------------------------------------------------------------
+# _config.yml
+
+
+def test_config_settings():
+    assert CONFIG["only_build_toc_files"] is True
+    assert CONFIG["execute"]["execute_notebooks"] == "off"
+    assert re.fullmatch(r"https://github\.com/[^/]+/[^/]+", REPO_URL), REPO_URL
+    assert CONFIG["repository"]["path_to_book"] == ""  # the repository root is the book root
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    for bib in CONFIG["bibtex_bibfiles"]:
+        assert (ROOT / bib).is_file(), bib
+
+
+def test_citations_exist_in_bibliography():
+    bib = (ROOT / CONFIG["bibtex_bibfiles"][0]).read_text()
+    keys = set(re.findall(r"^@\w+\{([^,\s]+),", bib, flags=re.M))
+    assert keys, "no entries in the bibliography"
+    cited = set()
+    for md in (ROOT / "book").rglob("*.md"):
+        for group in re.findall(r"\{cite(?::[a-z]+)?\}`([^`]+)`", md.read_text()):
+            cited |= {k.strip() for k in group.split(",")}
+    assert cited, "the book cites nothing"
+    assert cited <= keys, f"cited but not in the bibliography: {sorted(cited - keys)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# _toc.yml and the run order
+
+
+def test_toc_agrees_with_files_and_run_order():
+    assert TOC["format"] == "jb-book"
+    to_run, missing = build_book.plan(TOC)  # raises BuildError naming each problem
+    assert to_run, "no notebook to run"
+    assert set(to_run) == set(STEMS)
+    assert [s for s in build_book.RUN_ORDER if s in to_run] == to_run
+
+
+def test_every_toc_entry_exists():
+    entries = build_book.toc_files(TOC)
+    assert entries[0] == TOC["root"]
+    for entry in entries:
+        if build_book.is_notebook_entry(entry):
+            continue  # checked by the pair tests, and planned ones by the next test
+        assert build_book.entry_exists(entry), entry
+    _, missing = build_book.plan(TOC)
+    if missing:
+        pytest.skip(f"planned notebooks not written yet (left out of the build): {missing}")
+
+
+def test_prune_toc_drops_missing_notebooks_and_empty_parts():
+    toc = {
+        "format": "jb-book",
+        "root": "book/intro",
+        "parts": [
+            {"caption": "a", "chapters": [{"file": "notebooks/02_x"}, {"file": "notebooks/03_y"}]},
+            {"caption": "b", "chapters": [{"file": "notebooks/04_z"}]},
+            {"caption": "c", "chapters": [{"file": "book/references"}]},
+        ],
+    }
+    pruned = build_book.prune_toc(toc, {"03_y", "04_z"})
+    assert build_book.toc_files(pruned) == ["book/intro", "notebooks/02_x", "book/references"]
+    assert [p["caption"] for p in pruned["parts"]] == ["a", "c"]
+    assert len(toc["parts"]) == 3  # the original is untouched
+
+
+def test_progress_bars_render_as_final_state():
+    text = "\rbar:   0%|  | 0/4\rbar:  50%|# | 2/4\rbar: 100%|##| 4/4\n"
+    assert build_book._final_text(text) == "bar: 100%|##| 4/4\n"
+    assert build_book._final_text("a\nb\n") == "a\nb\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebooks
+
+
+def test_there_are_notebooks():
+    assert "02_klom_explained" in STEMS
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_pair_in_sync_without_outputs_one_parameters_cell(stem):
+    build_book.check_pair(stem)  # raises BuildError saying what to run
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_notebook_opening_title_and_colab_link(stem):
+    nb = read_ipynb(stem)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), (
+        f"{stem}: the first cell is a markdown cell starting with the title ('# ...')"
+    )
+    links = set(re.findall(r"https://colab\.research\.google\.com/github/[^)\s\"']+", first.source))
+    assert links == {colab_url(stem)}, (
+        f"{stem}: the first cell links to Colab with exactly {colab_url(stem)} "
+        f"(derived from repository.url in _config.yml); found {sorted(links)}"
+    )
+    assert "What you will learn" in first.source, f"{stem}: say what the reader will learn"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_colab_install_cell_is_hidden_and_before_parameters(stem):
+    nb = read_ipynb(stem)
+    install = [i for i, c in enumerate(nb.cells)
+               if c.cell_type == "code" and "google.colab" in c.source]
+    params = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(install) == 1, f"{stem}: one code cell installs the package in Colab"
+    cell = nb.cells[install[0]]
+    assert set(cell.metadata.get("tags", [])) & {"remove-cell", "hide-input", "hide-cell"}, (
+        f"{stem}: tag the Colab install cell 'hide-input' (or 'remove-cell')"
+    )
+    assert f"git+{REPO_URL}" in cell.source, f"{stem}: install with git+{REPO_URL}"
+    assert install[0] < params[0], f"{stem}: the install cell comes before the parameters cell"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_parameters_and_results_json(stem):
+    declared = build_book.declared_parameters(NOTEBOOKS / f"{stem}.ipynb")
+    assert "results_dir" in declared, f"{stem}: declare results_dir in the parameters cell"
+    source = "\n".join(c.source for c in read_ipynb(stem).cells if c.cell_type == "code")
+    assert f"{stem}.json" in source, f"{stem}: write <results_dir>/{stem}.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter files
+
+
+def test_parameter_files_share_keys_that_notebooks_declare():
+    default = yaml.safe_load((ROOT / "params" / "default.yaml").read_text())
+    paper = yaml.safe_load((ROOT / "params" / "paper.yaml").read_text())
+    assert isinstance(default, dict) and isinstance(paper, dict)
+    assert set(default) == set(paper), set(default) ^ set(paper)
+    declared = set()
+    for stem in STEMS:
+        declared |= set(build_book.declared_parameters(NOTEBOOKS / f"{stem}.ipynb"))
+    assert set(default) <= declared, (
+        f"keys no notebook declares (typo?): {sorted(set(default) - declared)}"
+    )
+    reserved = set(build_book.RUN_DIR_PARAMETERS)
+    assert not (set(default) & reserved), f"{sorted(reserved)} are set by the build, not here"
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing
+
+
+def test_pages_workflow():
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    on = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` key as True
+    assert "main" in on["push"]["branches"]
+    text = (ROOT / ".github" / "workflows" / "book.yml").read_text()
+    for action in ("actions/configure-pages", "actions/upload-pages-artifact", "actions/deploy-pages"):
+        assert action in text, action
+    assert "make book" in text and "_build/html" in text
