@@ -1,0 +1,456 @@
+"""Tests of klom_utils.metric: reference vectors, plain loops, margins, summaries."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from klom_utils import metric
+from klom_utils.metric import bootstrap_p95, headline, klom, margins, noise_floor, summarize
+
+VECTORS = Path(__file__).parent / "data" / "klom_vectors.npz"
+
+
+# --------------------------------------------------------------------------------------------
+# plain per-example implementations, written as directly as possible
+
+
+def klom_loop(unlearned, oracle, bins=20, eps=1e-5, clip=(-100.0, 100.0)):
+    """The canonical estimator, one example at a time with np.clip and np.histogram."""
+    out = np.empty(unlearned.shape[1])
+    for e in range(unlearned.shape[1]):
+        u = np.clip(np.asarray(unlearned[:, e], np.float64), *clip)
+        o = np.clip(np.asarray(oracle[:, e], np.float64), *clip)
+        lo, hi = min(u.min(), o.min()), max(u.max(), o.max())
+        if lo == hi:
+            out[e] = 0.0
+            continue
+        p = np.histogram(u, bins=bins, range=(lo, hi))[0] / len(u)
+        q = np.histogram(o, bins=bins, range=(lo, hi))[0] / len(o)
+        m = p > 0
+        out[e] = np.sum(p[m] * np.log(p[m] / np.maximum(q[m], eps)))
+    return out
+
+
+def _entropy(p, q):
+    """scipy.stats.entropy(p, q) for 1-D p, q without scipy."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p, q = p / p.sum(), q / q.sum()
+        return np.sum(np.where(p > 0, p * np.log(p / q), np.where(np.isnan(p), np.nan, 0.0)))
+
+
+def _normalise(counts):
+    return counts / counts.sum() if counts.sum() > 0 else np.zeros(len(counts))
+
+
+def ref_2024(p_arr, q_arr, bins=20, eps=1e-5, clip=(-100.0, 100.0)):
+    """Attribute-to-Delete: only p clipped, linspace(min, max, bins) edges, digitize 0..bins-1."""
+    p_arr = np.clip(np.asarray(p_arr, np.float64), *clip)
+    q_arr = np.asarray(q_arr, np.float64)
+    edges = np.linspace(min(p_arr.min(), q_arr.min()), max(p_arr.max(), q_arr.max()), bins)
+    p = _normalise(np.array([np.sum(np.digitize(p_arr, edges) == i) for i in range(bins)]))
+    q = _normalise(np.array([np.sum(np.digitize(q_arr, edges) == i) for i in range(bins)]))
+    return _entropy(p, np.maximum(q, eps))
+
+
+def ref_2025(p_arr, q_arr, bins=20, eps=1e-5, clip=(-100.0, 100.0), renormalise=True):
+    """data-unlearning-bench (renormalise=True) and EasyDUB (renormalise=False)."""
+    p_arr = np.clip(np.asarray(p_arr, np.float64), *clip)
+    q_arr = np.clip(np.asarray(q_arr, np.float64), *clip)
+    lo, hi = min(p_arr.min(), q_arr.min()), max(p_arr.max(), q_arr.max())
+    if lo >= hi:
+        hi = lo + 1
+    edges = np.linspace(lo, hi, bins + 1)
+    p = _normalise(np.array([np.sum(np.digitize(p_arr, edges) == i) for i in range(1, bins + 1)]))
+    q = _normalise(np.array([np.sum(np.digitize(q_arr, edges) == i) for i in range(1, bins + 1)]))
+    q = np.where(p > 0, np.maximum(q, eps), q)
+    if renormalise:
+        return _entropy(p, q)
+    m = p > 0
+    return np.sum(p[m] * np.log(p[m] / q[m]))
+
+
+REFERENCES = {
+    "paper2024": ref_2024,
+    "bench2025": ref_2025,
+    "easydub": lambda p, q, **kw: ref_2025(p, q, renormalise=False, **kw),
+}
+
+
+def ref_loop(variant, unlearned, oracle, direction="unlearned||oracle", **kw):
+    p, q = (unlearned, oracle) if direction == "unlearned||oracle" else (oracle, unlearned)
+    return np.array([REFERENCES[variant](p[:, e], q[:, e], **kw) for e in range(p.shape[1])])
+
+
+def assert_same(ours, ref, tol=1e-12):
+    assert ours.shape == ref.shape and ours.dtype == np.float64
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+    finite = ~np.isnan(ref)
+    np.testing.assert_allclose(ours[finite], ref[finite], rtol=0, atol=tol)
+
+
+def hard_margins(n_u, n_o, n_ex, seed):
+    """Margins full of traps: ties, values on edges, point masses, ±inf, beyond the clip."""
+    rng = np.random.default_rng(seed)
+    u = rng.normal(1, 2, (n_u, n_ex)) + rng.normal(0, 1, n_ex) * (rng.random(n_ex) < 0.5)
+    o = rng.normal(1, 2, (n_o, n_ex))
+    kind = np.arange(n_ex) % 10
+    for a in (u, o):
+        a[:, kind == 1] = np.round(a[:, kind == 1])  # ties
+        a[:, kind == 2] = np.round(a[:, kind == 2] * 20) / 20  # on decimal edges
+        a[:, kind == 8] = 1 + np.round(a[:, kind == 8]) * 1e-12  # tiny range
+    u[:, kind == 3] = 0.7  # point mass
+    o[:, kind == 4] = -2.5
+    u[:, kind == 5] = 250.0  # beyond the clip range: all clipped to 100
+    u[0, kind == 6], o[-1, kind == 6] = np.inf, -np.inf
+    u[:, kind == 7], o[:, kind == 7] = 3.0, 3.0  # all equal
+    o[:, kind == 9] = np.round(o[:, kind == 9], 1) * 1e3  # wide range, partly clipped
+    return u, o
+
+
+# --------------------------------------------------------------------------------------------
+# reference vectors
+
+
+CASES = [
+    ("paper2024", "paper2024", "unlearned||oracle"),
+    ("bench2025", "bench2025_u_o", "unlearned||oracle"),
+    ("bench2025", "bench2025_o_u", "oracle||unlearned"),
+    ("easydub", "easydub", "unlearned||oracle"),
+]
+
+
+@pytest.mark.parametrize("n", [10, 100])
+@pytest.mark.parametrize("variant,key,direction", CASES)
+def test_reference_vectors(n, variant, key, direction):
+    data = np.load(VECTORS)
+    ref = data[f"{key}_N{n}"]
+    ours = klom(unlearned=data[f"unlearned_N{n}"], oracle=data[f"oracle_N{n}"],
+                variant=variant, direction=direction)
+    assert_same(ours, ref, tol=1e-9)
+    # and our plain re-implementations of the references agree with the vectors too
+    loop = ref_loop(variant, data[f"unlearned_N{n}"], data[f"oracle_N{n}"], direction)
+    assert_same(loop, ref, tol=1e-9)
+
+
+@pytest.mark.parametrize("n", [10, 100])
+def test_reference_vectors_canonical_is_sane(n):
+    data = np.load(VECTORS)
+    u, o = data[f"unlearned_N{n}"], data[f"oracle_N{n}"]
+    ours = klom(unlearned=u, oracle=o)
+    assert_same(ours, klom_loop(u, o))
+    assert np.all((ours >= 0) & (ours <= np.log(1e5) + 1e-12))
+    assert np.all(ours[data[f"kind_N{n}"] == 6] == 0)  # both samples one identical constant
+
+
+# --------------------------------------------------------------------------------------------
+# against the plain loops on hard random data
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_u,n_o", [(7, 13), (100, 100), (1, 2)])
+def test_canonical_matches_loop(dtype, n_u, n_o):
+    u, o = hard_margins(n_u, n_o, 600, seed=n_u)
+    u, o = u.astype(dtype), o.astype(dtype)
+    ours = klom(unlearned=u, oracle=o)
+    assert_same(ours, klom_loop(u, o))
+    assert not np.isnan(ours).any()
+    swapped = klom(unlearned=u, oracle=o, direction="oracle||unlearned")
+    assert_same(swapped, klom_loop(o, u))
+
+
+@pytest.mark.parametrize("bins,eps,clip", [(1, 1e-5, (-100, 100)), (7, 1e-3, (-0.7, 0.9)),
+                                           (50, 1e-8, (-3.3, 1e6))])
+def test_canonical_options_match_loop(bins, eps, clip):
+    u, o = hard_margins(9, 11, 400, seed=bins)
+    for dtype in (np.float32, np.float64):
+        ours = klom(unlearned=u.astype(dtype), oracle=o.astype(dtype), bins=bins, eps=eps,
+                    clip=clip)
+        assert_same(ours, klom_loop(u.astype(dtype), o.astype(dtype), bins, eps, clip))
+
+
+@pytest.mark.parametrize("variant", ["paper2024", "bench2025", "easydub"])
+@pytest.mark.parametrize("direction", metric.DIRECTIONS)
+def test_reference_variants_match_loops(variant, direction):
+    u, o = hard_margins(7, 13, 400, seed=3)
+    u = u.astype(np.float32)
+    ours = klom(unlearned=u, oracle=o, variant=variant, direction=direction)
+    with np.errstate(all="ignore"):
+        ref = ref_loop(variant, u, o, direction)
+    unusable = ~np.isfinite(o).all(0) if variant == "paper2024" else False
+    np.testing.assert_array_equal(np.isnan(ours[unusable]), True)  # ±inf in unclipped q
+    assert_same(np.where(unusable, np.nan, ours), np.where(unusable, np.nan, ref))
+
+
+def test_paper2024_only_clips_p_and_handles_huge_q():
+    rng = np.random.default_rng(5)
+    u, o = rng.normal(0, 1, (10, 50)), rng.normal(0, 1, (10, 50))
+    o[0, :10] = 1e3  # beyond the clip: widens the range in 2024 only
+    o[0, 10:20] = 1e300  # beyond float32: still exact
+    ours = klom(unlearned=u, oracle=o, variant="paper2024")
+    assert_same(ours, ref_loop("paper2024", u, o))
+
+
+def test_direction_swaps_arguments():
+    u, o = hard_margins(5, 8, 200, seed=4)
+    for variant in metric.VARIANTS:
+        a = klom(unlearned=u, oracle=o, variant=variant, direction="oracle||unlearned")
+        b = klom(unlearned=o, oracle=u, variant=variant)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_chunking_and_torch_input(monkeypatch):
+    u, o = hard_margins(6, 9, 500, seed=6)
+    whole = klom(unlearned=u, oracle=o)
+    monkeypatch.setattr(metric, "_CHUNK_ELEMENTS", 64)  # a few examples per chunk
+    np.testing.assert_array_equal(klom(unlearned=u, oracle=o), whole)
+    np.testing.assert_array_equal(klom(unlearned=torch.tensor(u), oracle=torch.tensor(o)), whole)
+    half = klom(unlearned=torch.tensor(u, dtype=torch.bfloat16), oracle=o.astype(np.float16))
+    assert half.dtype == np.float64 and half.shape == (500,)
+
+
+def test_empty_examples():
+    assert klom(unlearned=np.zeros((3, 0)), oracle=np.zeros((4, 0))).shape == (0,)
+
+
+def test_known_magnitudes():
+    """The numbers quoted in the documentation (N = 100, canonical)."""
+    rng = np.random.default_rng(0)
+    n_ex = 2000
+    spread = rng.normal(0, 1, (100, n_ex))
+    point = np.full((100, n_ex), 0.0)
+    assert np.mean(klom(unlearned=point, oracle=spread)) == pytest.approx(2.4, abs=0.15)
+    assert np.mean(klom(unlearned=spread, oracle=point)) == pytest.approx(7.7, abs=0.2)
+    # complete separation: about log(1/eps) - entropy of p; how far apart matters a little
+    # (9.3 at 5 standard deviations, 9.8 at 10, 10.3 at 20)
+    far = rng.normal(10, 1, (100, n_ex))
+    assert np.mean(klom(unlearned=spread, oracle=far)) == pytest.approx(9.8, abs=0.15)
+    noise = klom(unlearned=spread, oracle=rng.normal(0, 1, (100, n_ex)))
+    assert noise.mean() == pytest.approx(0.35, abs=0.03)
+
+
+# --------------------------------------------------------------------------------------------
+# klom errors
+
+
+def test_klom_argument_errors():
+    u, o = np.zeros((3, 4)), np.zeros((5, 4))
+    with pytest.raises(ValueError, match=r"variant='paper'.*canonical.*easydub"):
+        klom(unlearned=u, oracle=o, variant="paper")
+    with pytest.raises(ValueError, match=r"direction='u\|\|o'.*oracle\|\|unlearned"):
+        klom(unlearned=u, oracle=o, direction="u||o")
+    for kwargs, pattern in [({"bins": 0}, "bins"), ({"bins": 2.5}, "bins"),
+                            ({"bins": 1, "variant": "paper2024"}, "bins >= 2"),
+                            ({"eps": 0}, "eps"), ({"eps": -1e-5}, "eps"),
+                            ({"clip": (1, 1)}, "clip"), ({"clip": (2, 1)}, "clip"),
+                            ({"clip": 5}, "clip")]:
+        with pytest.raises(ValueError, match=pattern):
+            klom(unlearned=u, oracle=o, **kwargs)
+
+
+def test_klom_shape_errors():
+    with pytest.raises(ValueError, match=r"unlearned must have shape \(n_models, n_examples\)"):
+        klom(unlearned=np.zeros(4), oracle=np.zeros((5, 4)))
+    with pytest.raises(ValueError, match=r"oracle .*got shape \(0, 4\)"):
+        klom(unlearned=np.zeros((3, 4)), oracle=np.zeros((0, 4)))
+    with pytest.raises(ValueError, match=r"same examples: got 4 and 6"):
+        klom(unlearned=np.zeros((3, 4)), oracle=np.zeros((5, 6)))
+    with pytest.raises(ValueError, match="real numbers"):
+        klom(unlearned=np.zeros((3, 4), complex), oracle=np.zeros((5, 4)))
+
+
+def test_klom_nan_error_says_where():
+    u, o = np.zeros((3, 40)), np.ones((5, 40))
+    u[1, 7] = u[2, 30] = np.nan
+    o[4, 39] = np.nan
+    with pytest.raises(ValueError) as info:
+        klom(unlearned=u, oracle=o)
+    message = str(info.value)
+    assert "unlearned has 2 nan value(s)" in message and "(1, 7), (2, 30)" in message
+    assert "oracle has 1 nan value(s)" in message and "(4, 39)" in message
+    with pytest.raises(ValueError, match="oracle has 1 nan"):
+        klom(unlearned=np.zeros((3, 40)), oracle=o, variant="paper2024")
+
+
+# --------------------------------------------------------------------------------------------
+# margins
+
+
+def margins_float64(logits, labels):
+    z = np.asarray(logits, np.float64)
+    y = np.broadcast_to(labels, z.shape[:-1])
+    out = np.empty(z.shape[:-1])
+    for i in np.ndindex(out.shape):
+        others = np.delete(z[i], y[i])
+        out[i] = z[i][y[i]] - (others.max() + np.log(np.exp(others - others.max()).sum()))
+    return out
+
+
+def test_margins_numpy_and_torch():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (4, 6, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 6)
+    expected = margins_float64(logits, labels)
+    ours = margins(logits, labels)
+    assert isinstance(ours, np.ndarray) and ours.dtype == np.float32 and ours.shape == (4, 6)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+    t = margins(torch.tensor(logits), torch.tensor(labels))
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.float32 and t.shape == (4, 6)
+    np.testing.assert_allclose(t.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert margins(logits.astype(np.float64), labels).dtype == np.float64
+    assert margins(torch.tensor(logits, dtype=torch.float64), labels).dtype == torch.float64
+    # log p_y - log(1 - p_y) under softmax
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p = np.take_along_axis(p / p.sum(-1, keepdims=True), labels[None, :, None], -1)[..., 0]
+    np.testing.assert_allclose(ours, np.log(p) - np.log1p(-p), rtol=1e-4, atol=1e-4)
+
+
+def test_margins_extreme_and_half_precision():
+    logits = np.array([[1e4, -1e4, 0.0], [1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], np.float32)
+    labels = np.array([0, 1, 2])
+    expected = margins_float64(logits, labels)
+    np.testing.assert_allclose(expected, [1e4, -2e4, 0.0], rtol=1e-12)
+    for z in (logits, torch.tensor(logits)):
+        got = np.asarray(margins(z, labels))
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    for z in (logits.astype(np.float16), torch.tensor(logits, dtype=torch.bfloat16),
+              torch.tensor(logits, dtype=torch.float16)):
+        got = margins(z, labels)
+        assert got.dtype in (np.float32, torch.float32)
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-2, atol=1e-6)
+    # half precision input is computed in float32: same as converting first
+    z16 = torch.tensor([[3.0, 2.0, -1.0]], dtype=torch.bfloat16)
+    assert margins(z16, [0]).item() == margins(z16.float(), [0]).item()
+
+
+def test_margins_errors():
+    z = np.zeros((5, 10), np.float32)
+    with pytest.raises(ValueError, match=r"label 10 is out of range.*\[0, 10\)"):
+        margins(z, np.array([0, 1, 2, 3, 10]))
+    with pytest.raises(ValueError, match=r"label -1 is out of range"):
+        margins(torch.tensor(z), torch.tensor([0, 1, -1, 3, 4]))
+    with pytest.raises(ValueError, match="labels must be integers.*float"):
+        margins(z, np.array([0.0, 1, 2, 3, 4]))
+    with pytest.raises(ValueError, match="labels must be integers"):
+        margins(torch.tensor(z), torch.tensor([0.0, 1, 2, 3, 4]))
+    with pytest.raises(ValueError, match=r"labels of shape \(4,\).*shape \(5, 10\).*\(5,\)"):
+        margins(z, np.arange(4))
+    with pytest.raises(ValueError, match="n_classes >= 2"):
+        margins(np.zeros((5, 1)), np.zeros(5, int))
+
+
+# --------------------------------------------------------------------------------------------
+# summaries
+
+
+def test_summarize_hand_made():
+    n_train = 10
+    scores = np.arange(15, dtype=float)  # 10 train then 5 validation
+    forget = np.array([7, 2, 5])
+    out = summarize(scores, forget=forget, n_train=n_train)
+    assert list(out) == ["forget", "retain", "validation"]
+    groups = {"forget": [2, 5, 7], "retain": [0, 1, 3, 4, 6, 8, 9], "validation": range(10, 15)}
+    for g, idx in groups.items():
+        x = scores[list(idx)]
+        assert out[g] == {"p95": np.percentile(x, 95), "p99": np.percentile(x, 99),
+                          "mean": x.mean(), "std": x.std(), "count": len(x)}
+        assert type(out[g]["p95"]) is float and type(out[g]["count"]) is int
+    assert headline(out) == pytest.approx(np.mean([out[g]["p95"] for g in groups]))
+
+
+def test_summarize_partial_groups():
+    forget = np.array([7, 2, 5])
+    full = summarize(np.arange(15.0), forget=forget, n_train=10)
+    only_forget = summarize(np.array([7.0, 2, 5]), forget=forget, n_train=10, groups=("forget",))
+    assert only_forget == {"forget": full["forget"]}
+    val = summarize(np.arange(10.0, 15), forget=forget, n_train=10, groups=("validation",))
+    assert val == {"validation": full["validation"]}
+    train = summarize(np.arange(10.0), forget=forget, n_train=10, groups=("forget", "retain"))
+    assert train == {"forget": full["forget"], "retain": full["retain"]}
+    retain = summarize(np.array([0.0, 1, 3, 4, 6, 8, 9]), forget=forget, n_train=10,
+                       groups="retain")
+    assert retain == {"retain": full["retain"]}
+    fv = summarize(np.array([2.0, 5, 7, 10, 11, 12, 13, 14]), forget=forget, n_train=10,
+                   groups=("validation", "forget"))
+    assert fv == {"forget": full["forget"], "validation": full["validation"]}
+
+
+def test_summarize_errors():
+    forget = np.array([1, 2])
+    with pytest.raises(ValueError, match=r"10 scores do not fit .* expected 10 \+ n_validation"):
+        summarize(np.zeros(10), forget=forget, n_train=10)
+    with pytest.raises(ValueError, match="expected 2 scores"):
+        summarize(np.zeros(3), forget=forget, n_train=10, groups=("forget",))
+    with pytest.raises(ValueError, match=r"forget index 10 is out of range.*\[0, 10\)"):
+        summarize(np.zeros(12), forget=[1, 10], n_train=10)
+    with pytest.raises(ValueError, match=r"forget index -1"):
+        summarize(np.zeros(12), forget=[-1], n_train=10)
+    with pytest.raises(ValueError, match=r"distinct, \[3\] repeat"):
+        summarize(np.zeros(12), forget=[3, 3], n_train=10)
+    with pytest.raises(ValueError, match="integer indices"):
+        summarize(np.zeros(12), forget=[1.5], n_train=10)
+    with pytest.raises(ValueError, match="groups="):
+        summarize(np.zeros(12), forget=forget, n_train=10, groups=("train",))
+    with pytest.raises(ValueError, match="n_train"):
+        summarize(np.zeros(12), forget=forget, n_train=-1)
+    with pytest.raises(ValueError, match="1-D"):
+        summarize(np.zeros((2, 6)), forget=forget, n_train=10)
+
+
+def _toy_run(seed=0, n_train=300, n_val=100, n_models=20):
+    rng = np.random.default_rng(seed)
+    n = n_train + n_val
+    oracle = rng.normal(0, 1, (n_models, n))
+    unlearned = rng.normal(0, 1, (n_models, n))
+    forget = rng.choice(n_train, 30, replace=False)
+    unlearned[:, forget] += 3  # badly unlearned forget set
+    return unlearned, oracle, forget, n_train
+
+
+def test_bootstrap_p95():
+    unlearned, oracle, forget, n_train = _toy_run()
+    kwargs = dict(unlearned=unlearned, oracle=oracle, forget=forget, n_train=n_train, n_boot=20)
+    a = bootstrap_p95(seed=1, **kwargs)
+    assert a == bootstrap_p95(seed=1, **kwargs)
+    assert a != bootstrap_p95(seed=2, **kwargs)
+    point = summarize(klom(unlearned=unlearned, oracle=oracle), forget=forget, n_train=n_train)
+    assert list(a) == ["forget", "retain", "validation"]
+    for g, v in a.items():
+        assert set(v) == {"p95", "low", "high"}
+        assert v["p95"] == point[g]["p95"]
+        # resampling models with replacement inflates KLOM (duplicated models make spikier
+        # histograms), so the interval may sit above the point estimate: only check order
+        assert 0 <= v["low"] <= v["high"] <= np.log(1e5)
+    assert a["forget"]["low"] > a["retain"]["high"]
+    only_val = bootstrap_p95(unlearned=unlearned[:, n_train:], oracle=oracle[:, n_train:],
+                             forget=forget, n_train=n_train, groups=("validation",), n_boot=20,
+                             seed=1)
+    assert only_val == {"validation": a["validation"]}
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_p95(**{**kwargs, "n_boot": 0})
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_p95(level=1.5, **kwargs)
+
+
+def test_noise_floor():
+    rng = np.random.default_rng(0)
+    oracle = rng.normal(0, 1, (201, 3000))  # odd: 100 vs 100, one left out
+    floor = noise_floor(oracle, seed=0)
+    assert floor.shape == (3000,) and floor.dtype == np.float64
+    np.testing.assert_array_equal(floor, noise_floor(oracle, seed=0))
+    assert floor.mean() == pytest.approx(0.35, abs=0.03)
+    assert np.percentile(floor, 95) == pytest.approx(0.68, abs=0.08)
+    assert noise_floor(oracle[:40], bins=10).mean() < noise_floor(oracle[:40]).mean()
+    with pytest.raises(ValueError, match="n_models >= 2"):
+        noise_floor(oracle[:1])
+
+
+def test_import_is_cheap():
+    import subprocess
+    import sys
+
+    code = "import sys, klom_utils.metric; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
