@@ -1,0 +1,654 @@
+"""Unlearning methods: a registry, their configs, and applying one to the models of a store.
+
+A method is a function ``method(model, data, config, *, generator) -> model``:
+
+- ``model`` is one trained ``nn.Module`` (a DIGITS MLP, a ResNet-9, ...); the method never
+  changes it: it deep-copies it and returns the unlearned copy, in eval mode;
+- ``data`` is an :class:`UnlearnData` (forget and retain examples as model inputs, and for
+  methods that need oracles the mean logits of held-out oracles);
+- ``config`` is a plain dict (the method's defaults for the dataset, with overrides applied);
+- ``generator`` (a CPU ``torch.Generator``) drives every random choice, so results are
+  deterministic given the model id (see :func:`model_generator`).
+
+Built-in methods (see :data:`METHODS` and the documentation for what each config key means):
+``do_nothing``, ``gradient_ascent``, ``gradient_descent``, ``neggrad_plus``, ``scrub``,
+``oracle_matching``. Register your own with :func:`register_method`, or pass the function to
+:func:`unlearn_store` directly.
+
+Held-out oracles. Oracle matching trains towards the outputs of oracles, so the oracles it
+uses must not be the ones it is scored against. The convention: in
+``oracles/<D>/forget_set_<k>``, oracle ids ``>= HELD_OUT_ORACLE_START`` (1000) are held out:
+methods may use them, scoring never does (train them with ``klom train --models 1000-1009
+--forget-set k``). An explicit list (``oracle_ids=``) may be given instead; it is recorded
+beside the unlearned models and scoring then leaves those oracles out as well.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+#: Oracle ids from this one up are held out from scoring (for methods that need oracles).
+HELD_OUT_ORACLE_START = 1000
+#: File beside the unlearned models recording how they were made.
+CONFIG_FILE = "klom_unlearn.json"
+#: Key of the defaults that apply to any dataset without its own.
+ANY_DATASET = "*"
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+# ------------------------------------------------------------------------------------- the data
+
+@dataclass
+class UnlearnData:
+    """What an unlearning method may use.
+
+    ``forget_x``/``retain_x``: model inputs (already normalised), ``forget_y``/``retain_y``:
+    int64 labels. ``oracle_forget_logits``/``oracle_retain_logits``: mean logits of held-out
+    oracles on the same rows (only for methods registered with ``needs_oracles=True``).
+    """
+
+    forget_x: object
+    forget_y: object
+    retain_x: object
+    retain_y: object
+    oracle_forget_logits: object = None
+    oracle_retain_logits: object = None
+
+    def __post_init__(self):
+        for part in ("forget", "retain"):
+            x, y = getattr(self, f"{part}_x"), getattr(self, f"{part}_y")
+            if x.shape[0] != y.shape[0]:
+                raise ValueError(f"{part}_x has {x.shape[0]} rows but {part}_y has {y.shape[0]}")
+            target = getattr(self, f"oracle_{part}_logits")
+            if target is not None and (target.ndim != 2 or target.shape[0] != y.shape[0]):
+                raise ValueError(f"oracle_{part}_logits has shape {tuple(target.shape)}, "
+                                 f"expected ({y.shape[0]}, n_classes)")
+        if self.forget_y.shape[0] == 0:
+            raise ValueError("the forget set is empty")
+
+    @property
+    def has_oracles(self) -> bool:
+        return self.oracle_forget_logits is not None and self.oracle_retain_logits is not None
+
+    @property
+    def device(self):
+        return self.forget_x.device
+
+    @classmethod
+    def from_dataset(cls, dataset, forget, *, oracle_train_logits=None, device=None):
+        """Split a :class:`~klom_utils.data.TensorDataset`'s train split by ``forget``.
+
+        ``oracle_train_logits``: (n_train, n_classes) mean logits of held-out oracles.
+        """
+        import torch
+
+        from .data import retain_mask
+
+        keep = torch.as_tensor(retain_mask(dataset.n_train, forget))
+        forget = torch.as_tensor(np.asarray(forget), dtype=torch.long)
+        x = dataset.normalize(dataset.train_x, device=device)
+        y = dataset.train_y.to(x.device)
+        targets = {}
+        if oracle_train_logits is not None:
+            t = torch.as_tensor(oracle_train_logits, dtype=torch.float32).to(x.device)
+            if t.shape[0] != dataset.n_train:
+                raise ValueError(f"oracle_train_logits has {t.shape[0]} rows, expected "
+                                 f"{dataset.n_train} (the train split)")
+            targets = {"oracle_forget_logits": t[forget.to(x.device)],
+                       "oracle_retain_logits": t[keep.to(x.device)]}
+        keep = keep.to(x.device)
+        return cls(forget_x=x[forget.to(x.device)], forget_y=y[forget.to(x.device)],
+                   retain_x=x[keep], retain_y=y[keep], **targets)
+
+
+# --------------------------------------------------------------------------------- the registry
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its function, its default config per dataset, and whether it
+    needs held-out oracles."""
+
+    name: str
+    fn: Callable
+    defaults: Mapping = field(default_factory=dict)
+    needs_oracles: bool = False
+
+    def __call__(self, model, data, config, *, generator):
+        return self.fn(model, data, config, generator=generator)
+
+
+#: name -> :class:`MethodSpec` of every registered method.
+METHODS: dict = {}
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(f"method name {name!r} must be letters, digits, '_', '-' or '.' "
+                         "(it names a folder in the store)")
+    return name
+
+
+def _per_dataset(defaults) -> dict:
+    """``{dataset: config}`` from either that or one flat config for every dataset."""
+    if defaults is None:
+        return {ANY_DATASET: {}}
+    if not isinstance(defaults, Mapping):
+        raise ValueError(f"defaults must be a dict, got {type(defaults).__name__}")
+    if defaults and all(isinstance(v, Mapping) for v in defaults.values()):
+        return {str(k): dict(v) for k, v in defaults.items()}
+    return {ANY_DATASET: dict(defaults)}
+
+
+def register_method(name: str, defaults=None, *, needs_oracles: bool = False,
+                    replace: bool = False):
+    """Decorator registering ``fn(model, data, config, *, generator) -> model`` as ``name``.
+
+    ``defaults``: ``{dataset: {key: value}}`` (dataset store names such as ``"DIGITS"``, and
+    ``"*"`` for any other), or one flat ``{key: value}`` for every dataset. The defaults fix
+    which keys exist and their types (see :func:`resolve_config`).
+    """
+    _check_name(name)
+    per_dataset = _per_dataset(defaults)
+
+    def decorator(fn):
+        if not callable(fn):
+            raise ValueError(f"register_method({name!r}) needs a function, got {fn!r}")
+        if name in METHODS and not replace:
+            raise ValueError(f"a method named {name!r} is already registered "
+                             "(pass replace=True to replace it)")
+        METHODS[name] = MethodSpec(name, fn, per_dataset, bool(needs_oracles))
+        return fn
+
+    return decorator
+
+
+def get_method(method) -> MethodSpec:
+    """The :class:`MethodSpec` of a registered name, a spec, or a plain function (which gets
+    no defaults; its name is the function's name)."""
+    if isinstance(method, MethodSpec):
+        return method
+    if isinstance(method, str):
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}: expected one of {sorted(METHODS)} "
+                             "or a function registered with register_method")
+        return METHODS[method]
+    if callable(method):
+        for spec in METHODS.values():
+            if spec.fn is method:
+                return spec
+        return MethodSpec(_check_name(getattr(method, "__name__", "")), method, {ANY_DATASET: {}})
+    raise ValueError(f"method must be a name or a function, got {type(method).__name__}")
+
+
+def _dataset_key(dataset) -> str:
+    from .data import dataset_name
+
+    name = getattr(dataset, "name", dataset)
+    try:
+        return dataset_name(name)
+    except ValueError:
+        return str(name).upper()
+
+
+def default_config(method, dataset) -> dict:
+    """A copy of the default config of ``method`` for ``dataset``."""
+    spec = get_method(method)
+    key = _dataset_key(dataset)
+    if key in spec.defaults:
+        return dict(spec.defaults[key])
+    if ANY_DATASET in spec.defaults:
+        return dict(spec.defaults[ANY_DATASET])
+    raise ValueError(f"method {spec.name!r} has no defaults for dataset {key!r}: it has "
+                     f"defaults for {sorted(spec.defaults)}")
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _coerce(method: str, key: str, value, default):
+    """``value`` converted to the type of ``default`` (strings are parsed)."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in _TRUE + _FALSE:
+                    raise ValueError
+                return value.lower() in _TRUE
+            if isinstance(value, (bool, np.bool_)) or value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if kind is int:
+            if isinstance(value, str):
+                number = float(value)
+            elif isinstance(value, (bool, np.bool_)):
+                raise ValueError
+            else:
+                number = value
+            if float(number) != int(number):
+                raise ValueError
+            return int(number)
+        if kind is float:
+            if isinstance(value, (bool, np.bool_)):
+                raise ValueError
+            return float(value)
+        if kind is str:
+            return str(value)
+        return value
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{method}: {key}={value!r} is not a valid {kind.__name__} "
+                         f"(default {default!r})") from None
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+    """``["lr=0.01", "epochs=3"]`` -> ``{"lr": "0.01", "epochs": "3"}`` (values still strings)."""
+    out = {}
+    for item in items or ():
+        if not isinstance(item, str) or "=" not in item:
+            raise ValueError(f"config item {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def resolve_config(method, dataset, overrides=None) -> dict:
+    """The method's defaults for ``dataset`` with ``overrides`` applied and type-checked.
+
+    ``overrides``: a dict, or ``key=value`` strings (the command line's ``--config``). Values
+    take the type of the default; an unknown key is an error naming the allowed keys. A method
+    without defaults (a plain function) takes any keys as given.
+    """
+    spec = get_method(method)
+    config = default_config(spec, dataset)
+    if overrides is None:
+        overrides = {}
+    elif not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    if not config:
+        return dict(overrides)
+    unknown = sorted(k for k in overrides if k not in config)
+    if unknown:
+        raise ValueError(f"{spec.name} has no config key {unknown[0]!r}: allowed keys are "
+                         f"{sorted(config)}")
+    for key, value in overrides.items():
+        config[key] = _coerce(spec.name, key, value, config[key])
+    return config
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+def model_generator(model_id: int, *, dataset: str = "", forget_set=None, method: str = "",
+                    seed: int = 0):
+    """The CPU ``torch.Generator`` of one unlearning run, seeded from the run's identity."""
+    import torch
+
+    from .train import model_seed
+
+    purpose = f"unlearn/{method}/{'' if forget_set is None else int(forget_set)}"
+    return torch.Generator().manual_seed(model_seed(dataset, "unlearn", model_id, purpose, seed))
+
+
+def _copy_for_training(model):
+    """A deep copy in train mode with gradients on (the original is left as it is)."""
+    model = copy.deepcopy(model)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model.train()
+
+
+def _batches(n: int, batch_size: int, generator, device):
+    """Index tensors of one shuffled pass over ``n`` rows."""
+    import torch
+
+    perm = torch.randperm(n, generator=generator).to(device)
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+class _Cycle:
+    """Batches of ``batch_size`` indices forever, reshuffled after each pass."""
+
+    def __init__(self, n, batch_size, generator, device):
+        self.args, self.queue = (n, batch_size, generator, device), []
+
+    def __next__(self):
+        if not self.queue:
+            self.queue = _batches(*self.args)
+        return self.queue.pop(0)
+
+
+def _sgd(model, config):
+    import torch
+
+    return torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
+                           weight_decay=config["weight_decay"])
+
+
+def _step(optimizer, loss, max_grad_norm: float = 0.0):
+    import torch
+
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm and max_grad_norm > 0:
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+
+
+def _distill_kl(student_logits, teacher_logits, temperature: float):
+    """KL(teacher ‖ student) of the softened outputs, times T² (Hinton's distillation loss)."""
+    import torch.nn.functional as F
+
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, dim=1), F.softmax(teacher_logits / t, dim=1),
+                    reduction="batchmean") * t * t
+
+
+def _sgd_defaults(**values) -> dict:
+    return {"momentum": 0.9, "weight_decay": 5e-4, **values}
+
+
+# ------------------------------------------------------------------------------------- methods
+
+@register_method("do_nothing", {ANY_DATASET: {}})
+def do_nothing(model, data, config, *, generator):
+    """The original model, unchanged (the baseline every table needs)."""
+    return copy.deepcopy(model).eval()
+
+
+@register_method("gradient_ascent", {
+    "DIGITS": _sgd_defaults(lr=0.02, epochs=3, batch_size=16, max_grad_norm=0.0),
+    "CIFAR10": _sgd_defaults(lr=5e-8, epochs=3, batch_size=64, max_grad_norm=0.0),
+})
+def gradient_ascent(model, data, config, *, generator):
+    """Maximise cross-entropy on the forget set (SGD)."""
+    import torch.nn.functional as F
+
+    model = _copy_for_training(model)
+    opt = _sgd(model, config)
+    n = data.forget_y.shape[0]
+    for _ in range(config["epochs"]):
+        for idx in _batches(n, config["batch_size"], generator, data.device):
+            loss = -F.cross_entropy(model(data.forget_x[idx]), data.forget_y[idx])
+            _step(opt, loss, config["max_grad_norm"])
+    return model.eval()
+
+
+@register_method("gradient_descent", {
+    "DIGITS": _sgd_defaults(lr=0.01, epochs=3, batch_size=64),
+    "CIFAR10": _sgd_defaults(lr=1e-4, epochs=3, batch_size=64),
+})
+def gradient_descent(model, data, config, *, generator):
+    """Fine-tune on the retain set only (minimise cross-entropy on R; SGD)."""
+    import torch.nn.functional as F
+
+    model = _copy_for_training(model)
+    opt = _sgd(model, config)
+    n = data.retain_y.shape[0]
+    for _ in range(config["epochs"]):
+        for idx in _batches(n, config["batch_size"], generator, data.device):
+            _step(opt, F.cross_entropy(model(data.retain_x[idx]), data.retain_y[idx]))
+    return model.eval()
+
+
+@register_method("neggrad_plus", {
+    "DIGITS": _sgd_defaults(lr=0.02, epochs=5, forget_batch_size=16, retain_batch_size=64,
+                            alpha=0.5, max_grad_norm=0.0),
+    "CIFAR10": _sgd_defaults(lr=1e-3, epochs=5, forget_batch_size=64, retain_batch_size=64,
+                             alpha=0.5, max_grad_norm=0.0),
+})
+def neggrad_plus(model, data, config, *, generator):
+    """Each step: ``alpha * CE(retain batch) - (1 - alpha) * CE(forget batch)`` (SGD).
+
+    An epoch is one pass over the forget set; retain batches are drawn cyclically.
+    """
+    import torch.nn.functional as F
+
+    alpha = config["alpha"]
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"neggrad_plus: alpha must lie in [0, 1], got {alpha}")
+    model = _copy_for_training(model)
+    opt = _sgd(model, config)
+    retain = _Cycle(data.retain_y.shape[0], config["retain_batch_size"], generator, data.device)
+    for _ in range(config["epochs"]):
+        for f in _batches(data.forget_y.shape[0], config["forget_batch_size"], generator,
+                          data.device):
+            r = next(retain)
+            loss = (alpha * F.cross_entropy(model(data.retain_x[r]), data.retain_y[r])
+                    - (1 - alpha) * F.cross_entropy(model(data.forget_x[f]), data.forget_y[f]))
+            _step(opt, loss, config["max_grad_norm"])
+    return model.eval()
+
+
+@register_method("scrub", {
+    "DIGITS": _sgd_defaults(lr=0.01, epochs=10, max_epochs=3, temperature=4.0, alpha=0.1,
+                            gamma=0.99, forget_batch_size=32, retain_batch_size=64),
+    "CIFAR10": _sgd_defaults(lr=0.01, epochs=10, max_epochs=3, temperature=4.0, alpha=0.1,
+                             gamma=0.99, forget_batch_size=32, retain_batch_size=64),
+})
+def scrub(model, data, config, *, generator):
+    """SCRUB (Kurmanji et al. 2023): the student (a copy of the model) is trained, the teacher
+    (the original, frozen) is not.
+
+    Each epoch: while ``epoch < max_epochs``, a "max" pass over the forget set that maximises
+    the distillation KL at ``temperature``; then a "min" pass over the retain set minimising
+    ``KL + alpha * CE``. The learning rate is multiplied by ``gamma`` after every epoch.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    teacher = copy.deepcopy(model).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = _copy_for_training(model)
+    opt = _sgd(student, config)  # over the student's parameters: the student is what moves
+    t, alpha = config["temperature"], config["alpha"]
+    for epoch in range(config["epochs"]):
+        if epoch < config["max_epochs"]:
+            for idx in _batches(data.forget_y.shape[0], config["forget_batch_size"], generator,
+                                data.device):
+                x = data.forget_x[idx]
+                with torch.no_grad():
+                    target = teacher(x)
+                _step(opt, -_distill_kl(student(x), target, t))
+        for idx in _batches(data.retain_y.shape[0], config["retain_batch_size"], generator,
+                            data.device):
+            x = data.retain_x[idx]
+            with torch.no_grad():
+                target = teacher(x)
+            out = student(x)
+            _step(opt, _distill_kl(out, target, t) + alpha * F.cross_entropy(out, data.retain_y[idx]))
+        for group in opt.param_groups:
+            group["lr"] *= config["gamma"]
+    return student.eval()
+
+
+@register_method("oracle_matching", {
+    "DIGITS": {"lr": 1e-3, "epochs": 20, "batch_size": 64, "lr_decay": 0.95,
+               "forget_repeat": 5, "retain_multiple": 5},
+    "CIFAR10": {"lr": 5e-4, "epochs": 13, "batch_size": 256, "lr_decay": 0.95,
+                "forget_repeat": 5, "retain_multiple": 20},
+}, needs_oracles=True)
+def oracle_matching(model, data, config, *, generator):
+    """Fine-tune towards the mean logits of held-out oracles (MSE on logits, Adam).
+
+    Each epoch trains on the forget set repeated ``forget_repeat`` times plus a fresh random
+    retain sample of ``retain_multiple`` times the forget set's size; the learning rate is
+    multiplied by ``lr_decay`` after every epoch.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if not data.has_oracles:
+        raise ValueError("oracle_matching needs the mean logits of held-out oracles "
+                         "(UnlearnData.oracle_forget_logits and oracle_retain_logits)")
+    model = _copy_for_training(model)
+    opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    n_f, n_r = data.forget_y.shape[0], data.retain_y.shape[0]
+    n_sample = min(n_r, config["retain_multiple"] * n_f)
+    fx = data.forget_x.repeat(config["forget_repeat"], *([1] * (data.forget_x.ndim - 1)))
+    ft = data.oracle_forget_logits.repeat(config["forget_repeat"], 1)
+    for _ in range(config["epochs"]):
+        pick = torch.randperm(n_r, generator=generator)[:n_sample].to(data.device)
+        x = torch.cat([fx, data.retain_x[pick]])
+        target = torch.cat([ft, data.oracle_retain_logits[pick]])
+        for idx in _batches(x.shape[0], config["batch_size"], generator, data.device):
+            _step(opt, F.mse_loss(model(x[idx]), target[idx]))
+        for group in opt.param_groups:
+            group["lr"] *= config["lr_decay"]
+    return model.eval()
+
+
+# ------------------------------------------------------------------------- applying to models
+
+def unlearn_models(method, models: Sequence, data: UnlearnData, *, dataset, config=None,
+                   model_ids=None, forget_set=None, seed: int = 0) -> list:
+    """Apply ``method`` to each of ``models`` (a stack of models); returns the unlearned
+    models. ``config`` overrides the method's defaults for ``dataset``; model ``j`` gets the
+    generator of ``model_ids[j]`` (default ``j``), as in :func:`unlearn_store`."""
+    spec = get_method(method)
+    ids = list(range(len(models))) if model_ids is None else [int(i) for i in model_ids]
+    if len(ids) != len(models):
+        raise ValueError(f"{len(ids)} model ids for {len(models)} models")
+    key = _dataset_key(dataset)
+    config = resolve_config(spec, key, config)
+    return [spec(m, data, dict(config), generator=model_generator(
+        i, dataset=key, forget_set=forget_set, method=spec.name, seed=seed))
+        for m, i in zip(models, ids)]
+
+
+def predict_logits(model, x, batch_size: int = 1024):
+    """Logits of ``model`` on inputs ``x`` in eval mode, float32 on CPU."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch_size]).float().cpu()
+                          for i in range(0, x.shape[0], batch_size)])
+
+
+def held_out_oracle_ids(store, dataset: str, forget_set: int) -> list:
+    """Ids of the oracles of forget set ``k`` held out from scoring (``>= 1000``)."""
+    from .store import oracle_folder
+
+    folder = oracle_folder(dataset, forget_set)
+    if not store.path(folder).is_dir():
+        return []
+    return [i for i in store.model_ids(folder) if i >= HELD_OUT_ORACLE_START]
+
+
+def _mean_oracle_logits(store, dataset: str, forget_set: int, oracle_ids):
+    import torch
+
+    from .store import oracle_folder
+
+    folder = oracle_folder(dataset, forget_set)
+    total = None
+    for i in oracle_ids:
+        logits = store.logits(folder, "train", i)
+        total = logits.double() if total is None else total + logits.double()
+    return (total / len(oracle_ids)).float() if total is not None else torch.empty(0)
+
+
+def _check_record(store, folder: str, record: dict) -> None:
+    """Write the folder's record, or check that the one already there matches."""
+    relpath = f"{folder}/{CONFIG_FILE}"
+    if store.path(relpath).exists():
+        old = store.read_json(relpath)
+        diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+        if diff:
+            details = ", ".join(f"{k}: store has {old.get(k)!r}, asked {record.get(k)!r}"
+                                for k in diff)
+            raise ValueError(f"{folder} holds models unlearned differently ({details}); "
+                             "pass another name= (--name) or delete the folder")
+        return
+    store.write_json(relpath, record)
+
+
+def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=None,
+                  name: str | None = None, oracle_ids=None, seed: int = 0, device="auto",
+                  save_checkpoints: bool = False, progress: bool = True, root=None) -> dict:
+    """Unlearn forget set ``forget_set`` from the full models ``model_ids`` of ``store``.
+
+    Each original model is loaded from its checkpoint (``load_model``: our checkpoints and the
+    Hub's ResNet-9 ones), ``method`` is applied, and the unlearned model's train and val
+    logits and margins are written to ``unlearned/<D>/<name>/forget_set_<k>/`` (same file
+    names as the other folders). Models already there are skipped, so runs resume.
+
+    ``method``: a registered name or a function; ``name`` is the folder name (default: the
+    method's name); ``config``: overrides of the method's defaults (dict or ``key=value``
+    strings); ``oracle_ids``: held-out oracles for methods that need them (default: the
+    oracles with ids ``>= 1000``). Returns ``{"folder", "written", "skipped", "seconds"}``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .models import SAVE_PREFIX, load_model
+    from .store import Store, full_models_folder, open_store, unlearned_folder
+    from .data import TensorDataset, load_dataset
+    from .train import forget_indices, resolve_device
+
+    start = time.perf_counter()
+    spec = get_method(method)
+    name = _check_name(name or spec.name)
+    if not isinstance(store, Store):
+        store = open_store(store)
+    data = dataset if isinstance(dataset, TensorDataset) else load_dataset(dataset, root=root)
+    config = resolve_config(spec, data.name, config)
+    forget = forget_indices(store, data, forget_set)
+    ids = sorted({int(i) for i in model_ids})
+    if not ids:
+        raise ValueError("no model ids given")
+    full = full_models_folder(data.name)
+    missing = [i for i in ids if not store.path(full).is_dir() or i not in store.model_ids(full)]
+    if missing:
+        raise FileNotFoundError(f"store {str(store.root)!r} has no full models {missing[:10]} "
+                                f"in {full!r} (train them with `klom train` or download them)")
+
+    if spec.needs_oracles:
+        oracle_ids = (held_out_oracle_ids(store, data.name, forget_set) if oracle_ids is None
+                      else sorted({int(i) for i in oracle_ids}))
+        if not oracle_ids:
+            raise FileNotFoundError(
+                f"{spec.name} needs held-out oracles of forget set {forget_set}: none with ids "
+                f">= {HELD_OUT_ORACLE_START} in oracles/{data.name}/forget_set_{forget_set}; "
+                f"train some (`klom train --dataset {data.name.lower()} --forget-set "
+                f"{forget_set} --models {HELD_OUT_ORACLE_START}-{HELD_OUT_ORACLE_START + 9}`) "
+                "or pass oracle_ids")
+    else:
+        oracle_ids = None
+
+    folder = unlearned_folder(data.name, name, forget_set)
+    record = {"method": spec.name, "dataset": data.name, "forget_set": int(forget_set),
+              "config": config, "seed": int(seed), "oracle_ids": oracle_ids}
+    _check_record(store, folder, record)
+    todo = [i for i in ids if not store.has_model(folder, i)]
+    skipped = [i for i in ids if i not in todo]
+    if todo:
+        dev = resolve_device(device)
+        targets = (_mean_oracle_logits(store, data.name, forget_set, oracle_ids)
+                   if oracle_ids else None)
+        udata = UnlearnData.from_dataset(data, forget, oracle_train_logits=targets, device=dev)
+        train_x = data.normalize(data.train_x, device=dev)
+        val_x = data.normalize(data.val_x, device=dev)
+        train_y, val_y = data.train_y.numpy(), data.val_y.numpy()
+        for i in tqdm(todo, desc=f"{folder}", unit="model", disable=not progress):
+            original = load_model(store.state_dict(full, i), arch="auto", device=dev)
+            gen = model_generator(i, dataset=data.name, forget_set=forget_set, method=spec.name,
+                                  seed=seed)
+            model = spec(original, udata, dict(config), generator=gen)
+            if not isinstance(model, torch.nn.Module):
+                raise TypeError(f"method {spec.name!r} returned {type(model).__name__}, "
+                                "expected an nn.Module")
+            sd = ({SAVE_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
+                  if save_checkpoints else None)
+            store.write_model(folder, i, train_logits=predict_logits(model, train_x),
+                              val_logits=predict_logits(model, val_x), train_labels=train_y,
+                              val_labels=val_y, state_dict=sd, epoch=0)
+    return {"folder": folder, "written": todo, "skipped": skipped,
+            "seconds": time.perf_counter() - start}
