@@ -237,13 +237,11 @@ def parameters_for(stem: str, params: dict, run_dir: Path) -> dict:
     chosen = {k: v for k, v in params.items() if k in declared}
     for name, sub in RUN_DIR_PARAMETERS.items():
         if name in declared:
-            # Relative to the notebook's working directory when possible, so that the rendered
-            # "injected parameters" cell shows no build-machine paths.
-            target = run_dir / sub
-            try:
-                chosen[name] = os.path.relpath(target, NOTEBOOKS)
-            except ValueError:  # another drive (Windows)
-                chosen[name] = str(target)
+            # Inside the repository: relative to the notebook's working directory (notebooks/),
+            # so that the rendered "injected parameters" cell shows no build-machine paths.
+            target = (run_dir / sub).resolve()
+            inside = target.is_relative_to(ROOT)
+            chosen[name] = os.path.relpath(target, NOTEBOOKS) if inside else str(target)
     return chosen
 
 
@@ -355,7 +353,10 @@ def render() -> float:
     print("\n--> jupyter-book build " + " ".join(cmd[4:]), flush=True)
     proc = subprocess.run(cmd, cwd=ROOT)
     if proc.returncode != 0:
-        raise BuildError(f"jupyter-book build failed (exit status {proc.returncode}); see above")
+        raise BuildError(
+            f"jupyter-book build failed (exit status {proc.returncode}); see above (files under "
+            f"{STAGE.relative_to(ROOT)}/ are copies: fix the file at the same path in the repository)"
+        )
     if not (HTML / "index.html").exists():
         raise BuildError(f"jupyter-book finished but {HTML.relative_to(ROOT)}/index.html is missing")
     return time.perf_counter() - start

@@ -8,8 +8,9 @@ Serves ``_build/html`` over a local http.server, loads the index and notebook pa
 Chromium (Debian: ``apt-get install -y chromium``), and for each page
 
 - saves a full-width screenshot (``<out>/<page>.png``; default out: ``_build/screenshots``),
-- checks that the browser requested every local image of the page (the notebook's figures) and
-  that the server answered 200 for each, and that no page asset was missing (no 404),
+- checks that the page has at least one figure (an image under ``_images/``), that the browser
+  requested every local image of the page and that the server answered 200 for each, and that
+  no page asset was missing (no 404),
 - checks that the screenshot is not blank.
 
 Exits non-zero with a message naming the page and the problem if a check fails.
@@ -125,6 +126,8 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=2400)
     parser.add_argument("--timeout", type=int, default=120, help="seconds per page")
+    parser.add_argument("--allow-no-figures", action="store_true",
+                        help="do not require at least one figure (an image under _images/) per page")
     args = parser.parse_args(argv)
 
     site, out = Path(args.html).resolve(), Path(args.out).resolve()
@@ -165,6 +168,9 @@ def main(argv=None) -> int:
             # Browsers ask for /favicon.ico on their own; the book does not promise one.
             missing = sorted(p for p, codes in served.items() if 404 in codes and p != "/favicon.ico")
             problems = []
+            figures = [i for i in images if "/_images/" in i]
+            if not figures and not args.allow_no_figures:
+                problems.append("no figure (no image under _images/) on the page")
             if not_loaded:
                 problems.append(f"images not loaded by the browser: {not_loaded}")
             if missing:
@@ -173,7 +179,8 @@ def main(argv=None) -> int:
                 problems.append("the screenshot is blank")
             status = "OK" if not problems else "FAILED"
             shown_as = f" (shows {html_file.relative_to(site)})" if html_file != site / page else ""
-            print(f"{status:6s} {page}{shown_as}: {len(images)} local image(s) loaded, "
+            print(f"{status:6s} {page}{shown_as}: {len(images) - len(not_loaded)} of "
+                  f"{len(images)} local image(s) loaded ({len(figures)} figure(s)), "
                   f"{len(served)} files served -> {png.relative_to(ROOT) if png.is_relative_to(ROOT) else png}")
             failures += [f"{page}: {p}" for p in problems]
     finally:
