@@ -362,8 +362,8 @@ plt.show()
 # What to take from the table:
 #
 # - On ordinary examples ("same law", "shifted", "heavy tails") the implementations agree to
-#   within about 10 to 15 percent at $N = 100$ (far less closely for small $N$): compare numbers only
-#   between tables computed with the same implementation.
+#   within about 10 to 15 percent at $N = 100$, and far less closely for small $N$: compare
+#   numbers only between tables computed with the same implementation.
 # - "Point mass inside" is the direction effect of section 4: the 2025 runner computes
 #   KL(oracle ‖ unlearned) and gets about 7.7 where the others get about 2.3.
 # - **A point mass above every oracle margin** is the worst case for the references: the whole
