@@ -1,0 +1,379 @@
+"""Datasets as whole-split tensors, and the forget sets of the embedded default.
+
+Two datasets:
+
+- ``digits`` (store name ``DIGITS``), the embedded default: scikit-learn's bundled handwritten
+  digits, 1,797 grey images of 8x8 with values 0..16, 10 classes, no download. The split is
+  fixed and uses no randomness: for each class, taken in scikit-learn's order, every fifth image
+  (positions 4, 9, 14, ... within the class) goes to the test split (355 images) and the others
+  form the train split (1,442 images); both keep scikit-learn's order.
+- ``cifar10`` (store name ``CIFAR10``): the canonical python archive, downloaded once, checked
+  against its md5, cached, and parsed in canonical order (``data_batch_1`` ... ``data_batch_5``
+  for train, ``test_batch`` for test). No torchvision.
+
+Images stay uint8 (N, C, H, W); :meth:`TensorDataset.normalize` makes float inputs on the fly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2023, 0.1994, 0.2010)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+CIFAR10_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_BATCH = "test_batch"
+
+# Mean and std of the DIGITS train split after scaling to [0, 1].
+DIGITS_MEAN = (0.3051,)
+DIGITS_STD = (0.3762,)
+
+#: Known datasets: lower-case CLI name -> store name.
+DATASETS = {"digits": "DIGITS", "cifar10": "CIFAR10"}
+
+
+@dataclass(frozen=True)
+class TensorDataset:
+    """Both splits of an image dataset as tensors.
+
+    ``train_x``/``val_x`` are uint8 (N, C, H, W) with values in ``[0, scale]``; ``train_y``/``val_y``
+    int64 (N,). ``val`` is the test split (the name the stores use).
+    """
+
+    name: str
+    train_x: "object"
+    train_y: "object"
+    val_x: "object"
+    val_y: "object"
+    classes: tuple
+    mean: tuple
+    std: tuple
+    scale: float = 255.0
+
+    @property
+    def n_train(self) -> int:
+        return int(self.train_y.shape[0])
+
+    @property
+    def n_val(self) -> int:
+        return int(self.val_y.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split(self, split: str):
+        """``(x, y)`` of ``"train"`` or ``"val"`` (``"test"`` is accepted for ``"val"``)."""
+        if split == "train":
+            return self.train_x, self.train_y
+        if split in ("val", "test"):
+            return self.val_x, self.val_y
+        raise ValueError(f"unknown split {split!r}: expected 'train' or 'val'")
+
+    def normalize(self, x, device=None, dtype=None):
+        """Float inputs for the models: ``(x / scale - mean) / std`` per channel."""
+        import torch
+
+        dtype = dtype or torch.float32
+        x = x.to(device=device)
+        mean = torch.tensor(self.mean, dtype=dtype, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=dtype, device=x.device).view(1, -1, 1, 1)
+        return (x.to(dtype) / self.scale - mean) / std
+
+    def to(self, device) -> "TensorDataset":
+        """The same dataset with its tensors on ``device``."""
+        from dataclasses import replace
+
+        return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
+                       val_x=self.val_x.to(device), val_y=self.val_y.to(device))
+
+
+def dataset_name(name: str) -> str:
+    """Store name (``DIGITS``, ``CIFAR10``) of a dataset given by either spelling."""
+    key = str(name).lower()
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: expected one of {sorted(DATASETS)}")
+    return DATASETS[key]
+
+
+def load_dataset(name: str, root=None, **kwargs) -> TensorDataset:
+    """Load ``"digits"`` or ``"cifar10"`` (store names ``DIGITS``/``CIFAR10`` also accepted).
+
+    ``root`` is the cache folder for downloads (CIFAR-10 only); ``kwargs`` go to the loader.
+    """
+    store_name = dataset_name(name)
+    if store_name == "DIGITS":
+        return load_digits()
+    return load_cifar10(root=root, **kwargs)
+
+
+# --------------------------------------------------------------------------------------- digits
+
+def _digits_split(y: np.ndarray) -> np.ndarray:
+    """Boolean mask of the DIGITS test split (every fifth image of each class)."""
+    test = np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):
+        where = np.flatnonzero(y == c)
+        test[where[4::5]] = True
+    return test
+
+
+def load_digits() -> TensorDataset:
+    """The embedded default: scikit-learn's digits with the fixed split described above."""
+    import torch
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    images = bunch.images.astype(np.uint8)[:, None]  # (1797, 1, 8, 8), values 0..16
+    labels = bunch.target.astype(np.int64)
+    test = _digits_split(labels)
+    return TensorDataset(
+        name="DIGITS",
+        train_x=torch.from_numpy(images[~test].copy()),
+        train_y=torch.from_numpy(labels[~test].copy()),
+        val_x=torch.from_numpy(images[test].copy()),
+        val_y=torch.from_numpy(labels[test].copy()),
+        classes=tuple(str(c) for c in range(10)),
+        mean=DIGITS_MEAN, std=DIGITS_STD, scale=16.0,
+    )
+
+
+# -------------------------------------------------------------------------------------- CIFAR-10
+
+def cache_dir(root=None) -> Path:
+    """The download cache: ``root``, else ``$KLOM_CACHE``, else ``~/.cache/klom_utils``."""
+    if root is None:
+        root = os.environ.get("KLOM_CACHE") or Path.home() / ".cache" / "klom_utils"
+    return Path(root).expanduser()
+
+
+def md5sum(path, chunk: int = 1 << 20) -> str:
+    """Hex md5 of a file."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_cifar10(root=None, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5,
+                     progress: bool = True) -> Path:
+    """Path of the cached CIFAR-10 archive, downloading it first if needed.
+
+    The download goes to a temporary file in the cache folder, is checked against ``md5`` and only
+    then renamed into place, so an interrupted download never leaves a bad archive behind.
+    """
+    folder = cache_dir(root)
+    target = folder / CIFAR10_ARCHIVE
+    if target.exists():
+        if md5 is None or md5sum(target) == md5:
+            return target
+        raise ValueError(f"cached archive {target} has md5 {md5sum(target)}, expected {md5}: "
+                         "delete it to download again")
+    import urllib.error
+    import urllib.request
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".cifar10-", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                response = urllib.request.urlopen(url, timeout=60)
+            except (urllib.error.URLError, OSError) as err:
+                raise ConnectionError(
+                    f"could not download CIFAR-10 from {url} ({err}); without network, put "
+                    f"{CIFAR10_ARCHIVE} (md5 {md5}) in {folder} or pass archive=PATH") from err
+            with response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                bar = _progress(total, f"downloading {CIFAR10_ARCHIVE}", progress)
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    bar.update(len(block))
+                bar.close()
+        got = md5sum(tmp)
+        if md5 is not None and got != md5:
+            raise ValueError(f"downloaded {url} has md5 {got}, expected {md5}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _progress(total, desc, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=not enabled)
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickler for the CIFAR-10 batches: only builtins and numpy arrays may be created."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"CIFAR-10 batch refers to {module}.{name}, "
+                                         "which a CIFAR-10 batch never contains")
+        if module == "numpy.core.multiarray":  # old pickles; numpy 2 moved it
+            module = "numpy._core.multiarray" if hasattr(np, "_core") else module
+        return super().find_class(module, name)
+
+
+def _read_batch(raw: bytes):
+    batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise ValueError("not a CIFAR-10 batch: expected a dict with b'data' and b'labels'")
+    data = np.asarray(batch[b"data"], dtype=np.uint8)
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+        raise ValueError(f"CIFAR-10 batch has data {data.shape} and {len(labels)} labels, "
+                         "expected (n, 3072) and n labels")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def parse_cifar10_archive(path):
+    """``(train_x, train_y, test_x, test_y)`` numpy arrays from a CIFAR-10 python archive.
+
+    Train is ``data_batch_1`` ... ``data_batch_5`` concatenated in that order, test is
+    ``test_batch``; images uint8 (N, 3, 32, 32), labels int64.
+    """
+    wanted = CIFAR10_TRAIN_BATCHES + (CIFAR10_TEST_BATCH,)
+    found = {}
+    with tarfile.open(path, "r:*") as tar:
+        for member in tar:
+            base = member.name.rsplit("/", 1)[-1]
+            if member.isfile() and base in wanted:
+                found[base] = _read_batch(tar.extractfile(member).read())
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise ValueError(f"{path} is not a CIFAR-10 python archive: missing {missing}")
+    train = [found[name] for name in CIFAR10_TRAIN_BATCHES]
+    return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
+            found[CIFAR10_TEST_BATCH][0], found[CIFAR10_TEST_BATCH][1])
+
+
+def load_cifar10(root=None, *, archive=None, md5: str = CIFAR10_MD5, url: str = CIFAR10_URL,
+                 download: bool = True, progress: bool = True) -> TensorDataset:
+    """CIFAR-10 in canonical order, from ``archive`` or the cache (downloaded if missing).
+
+    ``archive`` is a local file to use instead of the cache; it is checked against ``md5``
+    unless ``md5=None``.
+    """
+    import torch
+
+    if archive is not None:
+        archive = Path(archive).expanduser()
+        if not archive.is_file():
+            raise FileNotFoundError(f"CIFAR-10 archive {archive} does not exist")
+        if md5 is not None and md5sum(archive) != md5:
+            raise ValueError(f"{archive} has md5 {md5sum(archive)}, expected {md5}")
+    elif download:
+        archive = download_cifar10(root, url=url, md5=md5, progress=progress)
+    else:
+        archive = cache_dir(root) / CIFAR10_ARCHIVE
+        if not archive.is_file():
+            raise FileNotFoundError(f"{archive} is missing and download=False")
+    train_x, train_y, test_x, test_y = parse_cifar10_archive(archive)
+    return TensorDataset(
+        name="CIFAR10",
+        train_x=torch.from_numpy(train_x), train_y=torch.from_numpy(train_y),
+        val_x=torch.from_numpy(test_x), val_y=torch.from_numpy(test_y),
+        classes=CIFAR10_CLASSES, mean=CIFAR10_MEAN, std=CIFAR10_STD, scale=255.0,
+    )
+
+
+# ----------------------------------------------------------------------------------- forget sets
+
+def retain_mask(n_train: int, forget) -> np.ndarray:
+    """Boolean mask over the train split: True for examples not in ``forget``."""
+    forget = check_forget_indices(forget, n_train)
+    mask = np.ones(int(n_train), dtype=bool)
+    mask[forget] = False
+    return mask
+
+
+def check_forget_indices(forget, n_train: int) -> np.ndarray:
+    """``forget`` as an int64 array, checked to be unique indices into a train split of n."""
+    forget = np.asarray(forget)
+    if forget.ndim != 1 or (forget.size and not np.issubdtype(forget.dtype, np.integer)):
+        raise ValueError(f"forget set must be a 1-D array of integer indices, got dtype "
+                         f"{forget.dtype} and shape {forget.shape}")
+    forget = forget.astype(np.int64)
+    bad = forget[(forget < 0) | (forget >= n_train)]
+    if bad.size:
+        raise ValueError(f"forget set index {int(bad[0])} is outside the train split "
+                         f"[0, {n_train})")
+    if np.unique(forget).size != forget.size:
+        raise ValueError("forget set has repeated indices")
+    return forget
+
+
+def _hash_rank(tag: str, n: int) -> np.ndarray:
+    """Indices 0..n-1 in a pseudo-random order fixed by ``tag`` (sha256, version independent)."""
+    keys = [hashlib.sha256(f"{tag}/{i}".encode()).digest()[:8] for i in range(n)]
+    return np.array(sorted(range(n), key=keys.__getitem__), dtype=np.int64)
+
+
+DIGITS_SUBPOPULATION_ANCHOR = 1  # train image 1, a "1"
+
+
+def digits_forget_sets(dataset: TensorDataset | None = None) -> dict:
+    """The DIGITS forget sets: ``{k: (indices, description)}``, indices sorted int64.
+
+    They mirror the kinds of the paper's CIFAR-10 sets: a small and a larger random set, and a
+    sub-population (the nearest neighbours of one image within its class, as CIFAR-10 set 10 is
+    for CLIP features). Sizes are chosen for a train split of 1,442: removing many more random
+    images shortens the oracles' training (fewer steps per epoch) enough to shift every margin.
+    """
+    data = dataset if dataset is not None else load_digits()
+    if data.name != "DIGITS":
+        raise ValueError(f"digits forget sets need the DIGITS dataset, got {data.name!r}")
+    n = data.n_train
+    x = data.train_x.reshape(n, -1).numpy().astype(np.float64)
+    y = data.train_y.numpy()
+    anchor = DIGITS_SUBPOPULATION_ANCHOR
+    same = np.flatnonzero(y == y[anchor])
+    dist = ((x[same] - x[anchor]) ** 2).sum(1)
+    nearest = same[np.argsort(dist, kind="stable")[:50]]
+    return {
+        1: (np.sort(_hash_rank("DIGITS/forget_set_1", n)[:10]),
+            "10 random train images (small random set, like CIFAR-10 set 1)"),
+        2: (np.sort(_hash_rank("DIGITS/forget_set_2", n)[:50]),
+            "50 random train images (larger random set, about 3.5% of the train split)"),
+        3: (np.sort(nearest),
+            f"sub-population: the 50 train images of digit {int(y[anchor])} nearest in pixel "
+            f"space to train image {anchor} (includes it)"),
+    }
+
+
+def write_digits_forget_sets(store, dataset: TensorDataset | None = None,
+                             overwrite: bool = False) -> list:
+    """Write the DIGITS forget sets (with descriptions) into ``store``; returns the ks written.
+
+    Sets already in the store are kept unless ``overwrite``.
+    """
+    have = set(store.forget_set_ids("DIGITS"))
+    written = []
+    for k, (indices, description) in digits_forget_sets(dataset).items():
+        if overwrite or k not in have:
+            store.write_forget_set("DIGITS", k, indices, description=description)
+            written.append(k)
+    return written

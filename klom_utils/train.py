@@ -1,0 +1,492 @@
+"""Train many models into a store: full models, or oracles trained without a forget set.
+
+Every model is determined by (dataset, group, model id, config seed): its initialisation and
+its data order come from its own generators, seeded by a hash of those values, so the same id
+trains the same model whatever else is trained in the same run or in other processes.
+Finished models are skipped, so runs resume; processes given disjoint id ranges (the tasks of
+a job array) fill one store without clashing (every file is written atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+#: Fields of a config that do not change the trained models (not compared on resumption).
+_RUNTIME_FIELDS = ("stack", "eval_batch_size")
+CONFIG_FILE = "klom_train.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How models are trained.
+
+    The learning rate rises linearly from 0 to ``lr`` at ``peak_epoch`` and falls back to 0 at
+    ``epochs``, stepped every iteration. ``stack`` is how many models train at once (one forward
+    for all); ``"auto"`` measures the choices on CUDA and takes the fastest.
+    """
+
+    arch: str
+    epochs: int
+    batch_size: int
+    lr: float
+    peak_epoch: float
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    drop_last: bool = False
+    hidden: int = 128
+    seed: int = 0
+    stack: object = 1
+    eval_batch_size: int = 1024
+
+    def checked(self) -> "TrainConfig":
+        """Self, after checking the values (raises ValueError naming the bad one)."""
+        from .models import ARCHS
+
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}: expected one of {ARCHS}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0 <= self.peak_epoch <= self.epochs:
+            raise ValueError(f"peak_epoch must lie in [0, epochs={self.epochs}], got {self.peak_epoch}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.stack != "auto" and (not isinstance(self.stack, int) or self.stack < 1):
+            raise ValueError(f"stack must be a positive integer or 'auto', got {self.stack!r}")
+        return self
+
+    def recorded(self) -> dict:
+        """The fields that determine the models (what the store's config file records)."""
+        return {k: v for k, v in asdict(self).items() if k not in _RUNTIME_FIELDS}
+
+
+#: Defaults per dataset (store names). CIFAR10 is the authors' ResNet-9 recipe.
+DEFAULT_CONFIGS = {
+    "DIGITS": TrainConfig(arch="digits_mlp", epochs=20, batch_size=64, lr=0.1, peak_epoch=4,
+                          momentum=0.9, nesterov=True, weight_decay=5e-4, hidden=128, stack=100),
+    "CIFAR10": TrainConfig(arch="resnet9", epochs=24, batch_size=512, lr=0.4, peak_epoch=5,
+                           momentum=0.9, nesterov=False, weight_decay=5e-4, drop_last=True,
+                           stack="auto", eval_batch_size=1024),
+}
+
+
+def default_config(dataset: str, **overrides) -> TrainConfig:
+    """The default :class:`TrainConfig` of ``dataset``, with ``overrides`` applied."""
+    from .data import dataset_name
+
+    return replace(DEFAULT_CONFIGS[dataset_name(dataset)], **overrides).checked()
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+def model_seed(dataset: str, group: str, model_id: int, purpose: str, base: int = 0) -> int:
+    """A 63-bit seed from the model's identity (stable across runs, machines and versions)."""
+    text = f"klom/{base}/{dataset}/{group}/{int(model_id)}/{purpose}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & (2**63 - 1)
+
+
+def group_name(forget_set) -> str:
+    """``"full"`` for full models, ``"forget_set_<k>"`` for the oracles of forget set k."""
+    return "full" if forget_set is None else f"forget_set_{int(forget_set)}"
+
+
+def parse_model_range(text: str) -> range:
+    """``"0-99"`` (inclusive, as in job arrays) or ``"7"`` -> a range of model ids."""
+    text = str(text).strip()
+    try:
+        if "-" in text:
+            lo, hi = (int(p) for p in text.split("-", 1))
+        else:
+            lo = hi = int(text)
+    except ValueError:
+        raise ValueError(f"model range {text!r}: expected 'I-J' (inclusive) or 'I'") from None
+    if lo < 0 or hi < lo:
+        raise ValueError(f"model range {text!r}: expected 0 <= I <= J")
+    return range(lo, hi + 1)
+
+
+def resolve_device(device: str = "auto"):
+    """``"auto"`` -> cuda when available, else cpu; ``"cuda"`` without a GPU is an error."""
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def lr_at(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
+    """Triangular schedule: 0 -> lr at ``peak_epoch`` -> 0 at ``epochs``."""
+    x = step / steps_per_epoch
+    return float(np.interp(x, [0, config.peak_epoch, config.epochs], [0, config.lr, 0]))
+
+
+def steps_per_epoch(n: int, config: TrainConfig) -> int:
+    if config.drop_last:
+        if n < config.batch_size:
+            raise ValueError(f"{n} training examples are fewer than batch_size "
+                             f"{config.batch_size} with drop_last=True")
+        return n // config.batch_size
+    return -(-n // config.batch_size)
+
+
+# ------------------------------------------------------------------------- stacked architectures
+
+class _Stack:
+    """M models of one architecture as one module: build, forward, split back."""
+
+    def __init__(self, config: TrainConfig, num_classes: int, state_dicts: list, device):
+        import torch
+
+        from . import models
+
+        self.arch, self.m, self.device = config.arch, len(state_dicts), device
+        stacked = models.stack_state_dicts(state_dicts)
+        if self.arch == "digits_mlp":
+            self.module = models.StackedMLP(self.m, hidden=config.hidden, num_classes=num_classes)
+            self.module.load_stacked_state_dict(stacked)
+        elif self.m == 1:
+            self.module = models.ResNet9(num_classes)
+            self.module.load_state_dict(stacked)
+        else:
+            self.module = models.StackedResNet9(self.m, num_classes)
+            self.module.load_state_dict(stacked)
+        self.module.to(device)
+        self.cuda = torch.device(device).type == "cuda"
+        if self.cuda and self.arch == "resnet9":
+            self.module.to(memory_format=torch.channels_last)
+
+    def autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.cuda:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def forward(self, x):
+        """x: (M, B, ...) one batch per model -> logits (M, B, C) float32."""
+        import torch
+
+        m, b = x.shape[:2]
+        with self.autocast():
+            if self.arch == "digits_mlp":
+                out = self.module(x.reshape(m, b, -1))
+            else:
+                x = x[0] if m == 1 else x.transpose(0, 1).reshape(b, m * x.shape[2], *x.shape[3:])
+                if self.cuda:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                out = self.module(x)
+                out = out.unsqueeze(0) if m == 1 else out.transpose(0, 1)
+        return out.float()
+
+    def forward_shared(self, x):
+        """x: (B, ...) the same batch for every model -> logits (M, B, C) float32."""
+        if self.arch == "digits_mlp":
+            with self.autocast():
+                return self.module(x.reshape(x.shape[0], -1)).float()
+        return self.forward(x.unsqueeze(0).expand(self.m, *x.shape))
+
+    def state_dicts(self, prefix: str = "") -> list:
+        from . import models
+
+        sd = (self.module.stacked_state_dict() if self.arch == "digits_mlp"
+              else self.module.state_dict())
+        return models.unstack_state_dict(sd, self.m, prefix=prefix)
+
+
+def init_state_dict(arch: str, seed: int, num_classes: int = 10, hidden: int = 128) -> dict:
+    """The initial weights of one model, from ``seed`` alone (built on CPU)."""
+    import torch
+
+    from .models import build_model
+
+    kwargs = {"num_classes": num_classes}
+    if arch == "digits_mlp":
+        kwargs["hidden"] = hidden
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(arch, **kwargs).state_dict()
+
+
+# ---------------------------------------------------------------------------------- the core loop
+
+def fit(dataset, train_indices, init_state_dicts, order_seeds, config: TrainConfig, device="cpu",
+        progress: bool = True, desc: str = "training"):
+    """Train M models at once from ``init_state_dicts`` on ``train_indices``.
+
+    Model m draws its data order from ``order_seeds[m]``. Returns ``(state_dicts, train_logits,
+    val_logits)``: M single-model state dicts (CPU) and logits (M, n, C) on CPU in eval mode.
+    """
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    m = len(init_state_dicts)
+    if len(order_seeds) != m:
+        raise ValueError(f"{len(order_seeds)} order seeds for {m} models")
+    x_all = dataset.normalize(dataset.train_x, device=device)
+    y_all = dataset.train_y.to(device)
+    idx = torch.as_tensor(np.asarray(train_indices), dtype=torch.long)
+    n = int(idx.numel())
+    per_epoch = steps_per_epoch(n, config)
+    total = per_epoch * config.epochs
+    stack = _Stack(config, dataset.num_classes, init_state_dicts, device)
+    params = [p for p in stack.module.parameters()]
+    opt = torch.optim.SGD(params, lr=0.0, momentum=config.momentum, nesterov=config.nesterov,
+                          weight_decay=config.weight_decay)
+    gens = [torch.Generator().manual_seed(int(s)) for s in order_seeds]
+    stack.module.train()
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    step = 0
+    for _ in range(config.epochs):
+        order = torch.stack([idx[torch.randperm(n, generator=g)] for g in gens]).to(device)
+        for s in range(per_epoch):
+            batch = order[:, s * config.batch_size:(s + 1) * config.batch_size]
+            xb, yb = x_all[batch], y_all[batch]
+            out = stack.forward(xb)
+            loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.reshape(-1),
+                                   reduction="none", label_smoothing=config.label_smoothing)
+            loss = loss.view(m, -1).mean(1).sum()
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, per_epoch, config)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            bar.update(1)
+            if s == per_epoch - 1:
+                bar.set_postfix(loss=f"{loss.item() / m:.3f}")
+    bar.close()
+    train_logits = predict(stack, x_all, config.eval_batch_size)
+    val_logits = predict(stack, dataset.normalize(dataset.val_x, device=device),
+                         config.eval_batch_size)
+    return stack.state_dicts(), train_logits, val_logits
+
+
+def predict(stack: _Stack, x, batch_size: int):
+    """Logits (M, n, C) of the stacked models on normalised inputs, eval mode, on CPU."""
+    import torch
+
+    stack.module.eval()
+    with torch.no_grad():
+        out = [stack.forward_shared(x[i:i + batch_size]).cpu()
+               for i in range(0, x.shape[0], batch_size)]
+    return torch.cat(out, dim=1)
+
+
+def fit_reference(dataset, train_indices, init_state_dict, order_seed, config: TrainConfig):
+    """One model, the plain way (``nn.Module`` + ``torch.optim.SGD``, CPU, float32).
+
+    The baseline of the benchmark and the check that :func:`fit` trains the same model.
+    Returns ``(state_dict, train_logits, val_logits)``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .models import load_model
+
+    model = load_model(init_state_dict, arch=config.arch).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=config.momentum,
+                          nesterov=config.nesterov, weight_decay=config.weight_decay)
+    x_all = dataset.normalize(dataset.train_x)
+    idx = torch.as_tensor(np.asarray(train_indices), dtype=torch.long)
+    n = idx.numel()
+    per_epoch = steps_per_epoch(n, config)
+    gen = torch.Generator().manual_seed(int(order_seed))
+    step = 0
+    for _ in range(config.epochs):
+        order = idx[torch.randperm(n, generator=gen)]
+        for s in range(per_epoch):
+            batch = order[s * config.batch_size:(s + 1) * config.batch_size]
+            loss = F.cross_entropy(model(x_all[batch]), dataset.train_y[batch],
+                                   label_smoothing=config.label_smoothing)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, per_epoch, config)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+    model.eval()
+    with torch.no_grad():
+        return (model.state_dict(), model(x_all),
+                model(dataset.normalize(dataset.val_x)))
+
+
+# ------------------------------------------------------------------------------ choosing a stack
+
+def choose_stack(config: TrainConfig, dataset, device, n_models: int, candidates=(1, 2, 4),
+                 steps: int = 6, warmup: int = 2) -> int:
+    """How many models to train at once: ``config.stack``, or for ``"auto"`` the candidate
+    with the most models per second measured on a few steps (on CPU: 1)."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    if config.stack != "auto":
+        return max(1, min(int(config.stack), n_models))
+    device = torch.device(device)
+    if device.type != "cuda" or n_models <= 1:
+        return 1
+    x = dataset.normalize(dataset.train_x[:config.batch_size], device=device)
+    y = dataset.train_y[:config.batch_size].to(device)
+    best, best_rate = 1, 0.0
+    for m in [c for c in candidates if c <= n_models]:
+        sds = [init_state_dict(config.arch, i, dataset.num_classes, config.hidden) for i in range(m)]
+        stack = _Stack(config, dataset.num_classes, sds, device)
+        opt = torch.optim.SGD(stack.module.parameters(), lr=1e-3, momentum=config.momentum)
+        xb, yb = x.unsqueeze(0).expand(m, *x.shape), y.unsqueeze(0).expand(m, *y.shape)
+        for i in range(warmup + steps):
+            if i == warmup:
+                torch.cuda.synchronize(device)
+                start = time.perf_counter()
+            out = stack.forward(xb)
+            loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        torch.cuda.synchronize(device)
+        rate = m * steps / (time.perf_counter() - start)
+        if rate > best_rate * 1.05:
+            best, best_rate = m, rate
+        del stack, opt
+    return best
+
+
+# ----------------------------------------------------------------------------------- into a store
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"cannot create {str(path)!r} in the store: {err}") from err
+    if not os.access(path, os.W_OK):
+        raise PermissionError(f"store folder {str(path)!r} is not writable")
+
+
+def _record_config(store, folder: str, record: dict) -> None:
+    """Write the folder's config file, or check that it matches the one already there."""
+    relpath = f"{folder}/{CONFIG_FILE}"
+    path = store.path(relpath)
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+        if diff:
+            details = ", ".join(f"{k}: store has {old.get(k)!r}, asked {record.get(k)!r}"
+                                for k in diff)
+            raise ValueError(f"{folder} was trained with another config ({details}); "
+                             "use another store or the same config")
+        return
+    store.write_json(relpath, record)
+
+
+def _resolve_dataset(dataset, root):
+    from .data import TensorDataset, load_dataset
+
+    return dataset if isinstance(dataset, TensorDataset) else load_dataset(dataset, root=root)
+
+
+def forget_indices(store, dataset, k: int) -> np.ndarray:
+    """Forget set ``k`` of ``dataset`` from the store, checked against the train split.
+
+    DIGITS forget sets are written into the store first if it has none.
+    """
+    from .data import check_forget_indices, write_digits_forget_sets
+
+    if dataset.name == "DIGITS" and not store.forget_set_ids("DIGITS"):
+        write_digits_forget_sets(store, dataset)
+    try:
+        indices = store.forget_set(dataset.name, k)
+    except FileNotFoundError as err:
+        hint = ("; download them with klom_utils.download(..., kinds=['forget_sets'])"
+                if dataset.name == "CIFAR10" else "")
+        raise FileNotFoundError(f"{err}{hint}") from None
+    try:
+        return check_forget_indices(indices, dataset.n_train)
+    except ValueError as err:
+        raise ValueError(f"forget set {k} of {dataset.name}: {err}") from None
+
+
+def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", config=None,
+                 progress: bool = True, root=None) -> list:
+    """Train the models ``model_ids`` of a group into ``store``; returns the ids trained.
+
+    ``dataset``: ``"digits"``/``"cifar10"`` or a :class:`~klom_utils.data.TensorDataset`.
+    ``store``: a path or a :class:`~klom_utils.store.Store`. ``forget_set=None`` trains full
+    models (``full_models/<D>``); ``forget_set=k`` trains oracles without forget set k
+    (``oracles/<D>/forget_set_<k>``). Ids already complete in the store are skipped.
+    ``config``: a :class:`TrainConfig` (default: :func:`default_config`).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .data import retain_mask, write_digits_forget_sets
+    from .models import SAVE_PREFIX
+    from .store import Store, full_models_folder, open_store, oracle_folder
+
+    data = _resolve_dataset(dataset, root)
+    config = (config or default_config(data.name)).checked()
+    if not isinstance(store, Store):
+        store = open_store(store, create=True)
+    ids = sorted({int(i) for i in model_ids})
+    if any(i < 0 for i in ids):
+        raise ValueError(f"model ids must be non-negative, got {ids[0]}")
+    dev = resolve_device(device)
+
+    if forget_set is None:
+        folder, train_idx = full_models_folder(data.name), np.arange(data.n_train)
+        if data.name == "DIGITS" and not store.forget_set_ids("DIGITS"):
+            write_digits_forget_sets(store, data)
+    else:
+        folder = oracle_folder(data.name, forget_set)
+        forget = forget_indices(store, data, forget_set)
+        train_idx = np.flatnonzero(retain_mask(data.n_train, forget))
+    _check_writable(store.path(folder))
+    record = {"dataset": data.name, "group": group_name(forget_set),
+              "n_train_examples": int(len(train_idx)), **config.recorded()}
+    _record_config(store, folder, record)
+
+    todo = [i for i in ids if not (store.path(folder).is_dir() and store.has_model(folder, i))]
+    if not todo:
+        return []
+    stack_size = choose_stack(config, data, dev, len(todo))
+    data_dev = data.to(dev)
+    group = group_name(forget_set)
+    train_y, val_y = data.train_y.numpy(), data.val_y.numpy()
+    outer = tqdm(total=len(todo), desc=f"{folder} models", unit="model",
+                 disable=not progress or len(todo) <= stack_size)
+    for start in range(0, len(todo), stack_size):
+        chunk = todo[start:start + stack_size]
+        inits = [init_state_dict(config.arch, model_seed(data.name, group, i, "init", config.seed),
+                                 data.num_classes, config.hidden) for i in chunk]
+        orders = [model_seed(data.name, group, i, "order", config.seed) for i in chunk]
+        desc = f"{folder} {_ids_text(chunk)}"
+        sds, train_logits, val_logits = fit(data_dev, train_idx, inits, orders, config, dev,
+                                            progress=progress, desc=desc)
+        for j, model_id in enumerate(chunk):
+            sd = {SAVE_PREFIX + k: v for k, v in sds[j].items()}
+            store.write_model(folder, model_id, train_logits=train_logits[j],
+                              val_logits=val_logits[j], train_labels=train_y, val_labels=val_y,
+                              state_dict=sd, epoch=config.epochs - 1)
+        outer.update(len(chunk))
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    outer.close()
+    return todo
+
+
+def _ids_text(ids) -> str:
+    return f"model {ids[0]}" if len(ids) == 1 else f"models {ids[0]}..{ids[-1]} ({len(ids)} at once)"
