@@ -121,7 +121,8 @@ def resolve_device(device: str = "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+        raise ValueError(f"device {device!r} requested but CUDA is not available: "
+                         "use 'cpu' or 'auto'")
     return dev
 
 
