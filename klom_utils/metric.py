@@ -13,21 +13,27 @@ The canonical estimator (``klom(..., variant="canonical")``), per evaluation exa
 5. the score is ``sum over bins with p > 0 of p * log(p / q)``, with no renormalisation.
 
 This is KL(unlearned ‖ oracle); ``direction="oracle||unlearned"`` swaps the roles of the two
-samples. The score lies in ``[0, log(1/eps)]`` and is never nan for finite margins.
+samples. The score lies in ``[0, log(1/eps)]`` and is never nan for finite margins (even where
+the range is a few float64 ulps wide and ``numpy.histogram`` refuses to build the bins; the
+same rule is applied to the colliding edges).
 
 The variants ``"paper2024"``, ``"bench2025"`` and ``"easydub"`` reproduce the three reference
 implementations described in the documentation (same binning, dropping of samples equal to the
 maximum, smoothing and renormalisation, nan where they give nan); the direction swaps the two
 arguments of the reference function, so ``"paper2024"`` clips whichever sample plays ``p``.
 
-Everything is vectorised over examples and processed in chunks of examples, so memory stays
-bounded however many examples there are.
+Everything is vectorised over examples and processed in chunks of examples (in a few threads),
+so memory stays bounded however many examples there are. Bins are found with a float32
+estimate that is exact away from bin edges; values within rounding distance of an edge are
+decided in float64 against the reference's own edges, so bin counts equal the reference's.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -48,7 +54,8 @@ VARIANTS = {
     "easydub": _Spec(1, 0, False, True, False, False, False, True, None),
 }
 
-_CHUNK_ELEMENTS = 1 << 17  # values per chunk (both groups together): about 1 MiB of float64
+_CHUNK_ELEMENTS = 1 << 17  # values per chunk (both groups together)
+_MAX_THREADS = 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,43 +201,64 @@ def klom(*, unlearned, oracle, bins=20, eps=1e-5, clip=(-100.0, 100.0),
 
 
 def _klom_chunks(named, spec, bins, eps, cmin, cmax):
+    """Score every example, chunk by chunk of examples, in a few threads (numpy releases the
+    GIL in its loops)."""
     (_, p_in), (_, q_in) = named
-    n_p, n_q = p_in.shape[0], q_in.shape[0]
-    n, n_ex = n_p + n_q, p_in.shape[1]
+    n, n_ex = p_in.shape[0] + q_in.shape[0], p_in.shape[1]
     # flat slot indices are built in float32, so they must stay below 2**24
     width = max(1, min(n_ex, _CHUNK_ELEMENTS // n, 2**23 // (bins + 1)))
-    buffers = [np.empty(n * width, t) for t in (np.float32, np.float32, np.float32, bool, np.int32)]
+    starts = range(0, n_ex, width)
+    out = np.empty(n_ex)
+
+    def work(first):
+        buffers = [np.empty(n * width, t) for t in (np.float32,) * 3 + (bool, np.int32)]
+        for start in starts[first::n_threads]:
+            cols = slice(start, min(start + width, n_ex))
+            out[cols] = _score_chunk(named, cols, spec, bins, eps, cmin, cmax, buffers)
+
+    n_threads = max(1, min(len(starts), _MAX_THREADS, os.cpu_count() or 1))
+    if n_threads == 1:
+        work(0)
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(work, range(n_threads)))
+    return out
+
+
+def _score_chunk(named, cols, spec, bins, eps, cmin, cmax, buffers):
+    (_, p_all), (_, q_all) = named
+    p, q = p_all[:, cols], q_all[:, cols]
+    n_p, n_q = len(p), len(q)
+    c = p.shape[1]
+    x, *work = [buf[: (n_p + n_q) * c].reshape(n_p + n_q, c) for buf in buffers]
+    # the values in float32, clipped (bounds rounded to float32); the unclipped q of
+    # paper2024 only to the float32 range
     big = float(np.finfo(np.float32).max)
     low, high = np.float32(max(cmin, -big)), np.float32(min(cmax, big))
-    bounds = [(low, high), (low, high) if spec.clip_q else (-np.float32(big), np.float32(big))]
+    np.clip(p, low, high, out=x[:n_p])
+    np.clip(q, *((low, high) if spec.clip_q else (-np.float32(big), np.float32(big))),
+            out=x[n_p:])
+    groups = [(p, True), (q, spec.clip_q)]
     # float32 (or narrower) margins clipped to float32 bounds are exact in the float32 copy
-    exact_copy = (spec.clip_q and float(low) == cmin and float(high) == cmax
-                  and max(p_in.dtype.itemsize, q_in.dtype.itemsize) <= 4)
-    out = np.empty(n_ex)
-    for start in range(0, n_ex, width):
-        cols = slice(start, min(start + width, n_ex))
-        c = cols.stop - cols.start
-        x, *work = [buf[: n * c].reshape(n, c) for buf in buffers]
-        np.clip(p_in[:, cols], *bounds[0], out=x[:n_p])
-        np.clip(q_in[:, cols], *bounds[1], out=x[n_p:])
-        groups = [(p_in[:, cols], True), (q_in[:, cols], spec.clip_q)]
-        if exact_copy:
-            lo, hi = x.min(0).astype(np.float64), x.max(0).astype(np.float64)
-        else:
-            lo, hi = _joint_range(groups, cmin, cmax)
-        if np.isnan(lo).any() or np.isnan(hi).any():
-            raise _nan_error(named)
-        unusable = ~(np.isfinite(lo) & np.isfinite(hi))  # paper2024: ±inf in the unclipped q
-        lo[unusable] = hi[unusable] = 0.0
-        if spec.widen:
-            hi = np.where(hi == lo, lo + 1.0, hi)
-        index = _slot_index(x, groups, lo, hi, spec, bins, cmin, cmax, *work)
-        score = _divergence(*_split_counts(index, n_p, bins), n_p, n_q, spec, eps)
-        if spec.on_equal is not None:
-            score[hi == lo] = spec.on_equal
-        score[unusable] = np.nan
-        out[cols] = score
-    return out
+    if (spec.clip_q and float(low) == cmin and float(high) == cmax
+            and max(p.dtype.itemsize, q.dtype.itemsize) <= 4):
+        lo, hi = x.min(0).astype(np.float64), x.max(0).astype(np.float64)
+        values = lambda pos: x.ravel()[pos].astype(np.float64)  # noqa: E731
+    else:
+        lo, hi = _joint_range(groups, cmin, cmax)
+        values = lambda pos: _values(groups, pos, c, cmin, cmax)  # noqa: E731
+    if np.isnan(lo).any() or np.isnan(hi).any():
+        raise _nan_error(named)
+    unusable = ~(np.isfinite(lo) & np.isfinite(hi))  # paper2024: ±inf in the unclipped q
+    lo[unusable] = hi[unusable] = 0.0
+    if spec.widen:
+        hi = np.where(hi == lo, lo + 1.0, hi)
+    index = _slot_index(x, values, lo, hi, spec, bins, *work)
+    score = _divergence(*_split_counts(index, n_p, bins), n_p, n_q, spec, eps)
+    if spec.on_equal is not None:
+        score[hi == lo] = spec.on_equal
+    score[unusable] = np.nan
+    return score
 
 
 def _joint_range(groups, cmin, cmax):
@@ -250,25 +278,14 @@ def _split_counts(index, n_p, bins):
     c, n_slots = index.shape[1], bins + 1  # the last slot of each example collects dropped samples
     cp = np.bincount(index[:n_p].ravel(), minlength=c * n_slots).reshape(c, n_slots)
     cq = np.bincount(index[n_p:].ravel(), minlength=c * n_slots).reshape(c, n_slots)
-    return cp[:, :bins].astype(np.float64), cq[:, :bins].astype(np.float64)
+    return cp[:, :bins], cq[:, :bins]
 
 
-def _edges(lo, hi, num):
-    """``np.linspace(lo[e], hi[e], num)`` for every example e, bit for bit: (c, num)."""
-    div = num - 1
-    delta = hi - lo
-    step = delta / div
-    k = np.arange(num, dtype=np.float64)
-    y = np.where((step == 0)[:, None], (k / div) * delta[:, None], k * step[:, None])
-    y += lo[:, None]
-    y[:, -1] = hi
-    return y
-
-
-def _slot_index(x, groups, lo, hi, spec, bins, cmin, cmax, f, t, flagged, index):
+def _slot_index(x, values, lo, hi, spec, bins, f, t, flagged, index):
     """Flat slot index ``example * (bins + 1) + slot`` of every value of x (n, c).
 
-    ``x`` holds the (clipped) values in float32, ``groups`` the original ones.
+    ``x`` holds the (clipped) values in float32; ``values(flat_positions)`` gives them
+    exactly, in float64.
 
     A float32 estimate ``trunc((x - lo) * scale)`` is exact except within a rounding
     tolerance of a bin edge (the tolerance bounds every rounding error, 8 times over); the few
@@ -283,8 +300,10 @@ def _slot_index(x, groups, lo, hi, spec, bins, cmin, cmax, f, t, flagged, index)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         flat = ~(delta > 0)  # every value equal: the caller decides the score
         scale = np.where(flat, 0.0, n_seg / delta)
-        tol = 2.0**-21 * (4 * magnitude * scale + n_seg + 2)
-        redo = ~flat & ~((tol < 0.125) & (magnitude < 1e38))
+        # float32 rounding of x (relative, or absolute below the normal range), of scale, the
+        # product, the offset and the sum, each at most 2**-24 relative: 8 times their sum
+        tol = 2.0**-21 * (4 * magnitude * scale + n_seg + 2) + 2.0**-146 * scale
+        redo = ~flat & ~((tol < 0.125) & (magnitude < 1e38) & (scale < 1e38))
         scale[redo] = 0.0
         offset = np.where(flat, 0.5, np.where(redo, 0.0, tol - lo * scale))
         threshold = np.where(flat, 0.0, np.where(redo, 2.0, 2 * tol))
@@ -295,27 +314,68 @@ def _slot_index(x, groups, lo, hi, spec, bins, cmin, cmax, f, t, flagged, index)
     np.less(f, threshold.astype(np.float32), out=flagged)
     t += (np.arange(c) * n_slots + spec.shift).astype(np.float32)
     np.copyto(index, t, casting="unsafe")
+    # A flagged value lies within the tolerance of the edge its estimate points at, so its bin
+    # is that one or the one before: the one before exactly when value < edge. The edges are
+    # np.linspace's, bit for bit; the first is the minimum (nothing lies below it); at the
+    # last, the maximum, numpy.digitize drops the value (the spare slot) while numpy.histogram
+    # counts it in the last bin (an edge of +inf always says "the one before").
+    edges = _edges(lo, hi, n_edges)
+    if spec.histogram:
+        edges[:, -1] = np.inf
+    table = np.empty((c, n_slots))
+    table[:, spec.shift: spec.shift + n_edges] = edges
     pos = np.flatnonzero(flagged)
-    if pos.size:
-        r, col = np.divmod(pos, c)
-        (p, _), (q, q_clipped) = groups
-        in_p = r < len(p)
-        v = np.empty(pos.size)
-        v[in_p] = np.clip(p[r[in_p], col[in_p]].astype(np.float64), cmin, cmax)
-        vq = q[r[~in_p] - len(p), col[~in_p]].astype(np.float64)
-        v[~in_p] = np.clip(vq, cmin, cmax) if q_clipped else vq
-        edges = _edges(lo, hi, n_edges)[col]
-        if spec.histogram:  # numpy.histogram's uniform-bin algorithm, literally
-            j = ((v - lo[col]) / delta[col] * bins).astype(np.intp)
-            j[j == bins] -= 1
-            j -= v < np.take_along_axis(edges, j[:, None], 1)[:, 0]
-            j += (v >= np.take_along_axis(edges, j[:, None] + 1, 1)[:, 0]) & (j != bins - 1)
-            slot = j
-        else:  # numpy.digitize(right=False): the number of edges <= v; past the last: dropped
-            k = (edges <= v[:, None]).sum(1) - 1
-            slot = np.where(k < n_seg, k + spec.shift, bins)
-        index.ravel()[pos] = col * n_slots + slot
+    slot = index.ravel()[pos]
+    index.ravel()[pos] = slot - (values(pos) < table.ravel()[slot])
+    if redo.any():  # range too narrow for the float32 estimate: every value, literally
+        pos = pos[redo[pos % c]]
+        col = pos % c
+        index.ravel()[pos] = col * n_slots + _exact_slots(values(pos), col, lo, hi, spec, bins)
     return index
+
+
+def _edges(lo, hi, num):
+    """``np.linspace(lo[e], hi[e], num)`` for every example e, bit for bit: (c, num)."""
+    div = num - 1
+    delta = hi - lo
+    step = delta / div
+    k = np.arange(num, dtype=np.float64)
+    if (step == 0).any():  # a subnormal range: np.linspace then scales k / div instead
+        y = np.where((step == 0)[:, None], (k / div) * delta[:, None], k * step[:, None])
+    else:
+        y = k * step[:, None]
+    y += lo[:, None]
+    y[:, -1] = hi
+    return y
+
+
+def _exact_slots(v, col, lo, hi, spec, bins):
+    """Slots of values v in examples col, exactly as the reference computes them."""
+    n_edges = bins + spec.n_edges_extra
+    edges = _edges(lo, hi, n_edges)
+    if spec.histogram:  # numpy.histogram's uniform-bin algorithm, literally
+        lo, delta = lo[col], hi[col] - lo[col]
+        j = ((v - lo) / delta * bins).astype(np.intp)
+        j[j == bins] -= 1
+        j -= v < edges[col, j]
+        j += (v >= edges[col, j + 1]) & (j != bins - 1)
+        return j
+    # numpy.digitize(right=False): k = number of edges <= v; a value equal to the maximum
+    # (past the last edge) is dropped into the spare slot
+    k = (edges[col] <= v[:, None]).sum(1) - 1
+    return np.where(k < n_edges - 1, k + spec.shift, bins)
+
+
+def _values(groups, pos, c, cmin, cmax):
+    """The exact float64 (clipped) values at flat positions of the (n, c) chunk."""
+    (p, _), (q, q_clipped) = groups
+    r, col = np.divmod(pos, c)
+    in_p = r < len(p)
+    v = np.empty(pos.size)
+    v[in_p] = np.clip(p[r[in_p], col[in_p]].astype(np.float64), cmin, cmax)
+    vq = q[r[~in_p] - len(p), col[~in_p]].astype(np.float64)
+    v[~in_p] = np.clip(vq, cmin, cmax) if q_clipped else vq
+    return v
 
 
 def _divergence(cp, cq, n_p, n_q, spec, eps):
@@ -326,12 +386,16 @@ def _divergence(cp, cq, n_p, n_q, spec, eps):
         p = cp / np.maximum(cp.sum(1, keepdims=True), 1)
         q = cq / np.maximum(cq.sum(1, keepdims=True), 1)
     present = cp > 0
-    q = np.maximum(q, eps) if spec.floor_all else np.where(present, np.maximum(q, eps), q)
+    if spec.floor_all or not spec.renorm:  # without renormalisation a floor where p == 0
+        q = np.maximum(q, eps)  # changes nothing
+    else:
+        q = np.where(present, np.maximum(q, eps), q)
     if spec.renorm:  # scipy.stats.entropy; nan when nothing of p was counted
         with np.errstate(invalid="ignore"):
             p = p / p.sum(1, keepdims=True)
         q = q / q.sum(1, keepdims=True)
-    ratio = np.divide(p, q, out=np.ones_like(p), where=present)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(present, p / q, 1.0)
     score = (p * np.log(ratio, out=ratio)).sum(1)
     if spec.renorm:
         score[~present.any(1)] = np.nan

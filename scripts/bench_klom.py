@@ -9,8 +9,9 @@ extrapolated linearly to all of them; the results are checked to agree on that s
 """
 
 import argparse
-import resource
+import os
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -49,13 +50,16 @@ def synthetic_margins(n_models, n_examples, seed=0):
     return unlearned.astype(np.float32), oracle.astype(np.float32)
 
 
-def best_of(fn, repeats):
-    times, result = [], None
+def interleaved_best(fns, repeats):
+    """Best wall time of each function over `repeats` rounds, running them in turn, so that
+    both see the same machine load; also the last result of each."""
+    best, results = [float("inf")] * len(fns), [None] * len(fns)
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            results[i] = fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best, results
 
 
 def main():
@@ -64,18 +68,19 @@ def main():
     parser.add_argument("--models", type=int, default=100, help="models per group")
     parser.add_argument("--loop-examples", type=int, default=3_000,
                         help="examples the per-example loop is timed on (extrapolated)")
-    parser.add_argument("--repeats", type=int, default=3, help="ours: best of this many runs")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="best of this many rounds (each round runs both, in turn)")
     args = parser.parse_args()
 
     unlearned, oracle = synthetic_margins(args.models, args.examples)
     n_loop = min(args.loop_examples, args.examples)
     print(f"KLOM, canonical: {args.examples:,} examples, {args.models} unlearned vs "
-          f"{args.models} oracle models (float32 margins), 20 bins")
+          f"{args.models} oracle models (float32 margins), 20 bins; best of {args.repeats} "
+          f"interleaved rounds, wall clock, {os.cpu_count()} CPU cores")
 
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t_ours, ours = best_of(lambda: klom(unlearned=unlearned, oracle=oracle), args.repeats)
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t_loop, loop = best_of(lambda: klom_loop(unlearned[:, :n_loop], oracle[:, :n_loop]), 1)
+    (t_ours, t_loop), (ours, loop) = interleaved_best(
+        [lambda: klom(unlearned=unlearned, oracle=oracle),
+         lambda: klom_loop(unlearned[:, :n_loop], oracle[:, :n_loop])], args.repeats)
     t_loop_all = t_loop * args.examples / n_loop
 
     diff = np.max(np.abs(ours[:n_loop] - loop)) if n_loop else 0.0
@@ -83,17 +88,21 @@ def main():
         raise SystemExit(f"results disagree: max |ours - loop| = {diff:.3g}")
 
     rows = [
-        (f"per-example loop (timed on {n_loop:,}, x{args.examples / n_loop:.1f})",
+        (f"per-example loop (timed on {n_loop:,} examples, x{args.examples / n_loop:.1f})",
          t_loop_all, 1.0),
-        (f"klom_utils.metric.klom (best of {args.repeats})", t_ours, t_loop_all / t_ours),
+        ("klom_utils.metric.klom (all examples)", t_ours, t_loop_all / t_ours),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{'implementation':<{width}}  {'time (s)':>9}  {'speed-up':>9}")
     for name, seconds, ratio in rows:
         print(f"{name:<{width}}  {seconds:9.3f}  {ratio:8.0f}x")
     print(f"results agree on the {n_loop:,} looped examples: max |diff| = {diff:.1e}")
-    print(f"input size {(unlearned.nbytes + oracle.nbytes) / 2**20:.0f} MiB; peak RSS grew by "
-          f"{(rss_after - rss_before) / 1024:.0f} MiB during klom (ru_maxrss, Linux)")
+    tracemalloc.start()  # numpy reports its allocations to tracemalloc
+    klom(unlearned=unlearned, oracle=oracle)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"memory: input {(unlearned.nbytes + oracle.nbytes) / 2**20:.0f} MiB; peak allocated "
+          f"during one klom call {peak / 2**20:.1f} MiB (tracemalloc, separate untimed run)")
 
 
 if __name__ == "__main__":
