@@ -30,6 +30,7 @@ decided in float64 against the reference's own edges, so bin counts equal the re
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections import namedtuple
@@ -119,7 +120,9 @@ def margins(logits, labels):
         others = z.masked_fill(mask, float("-inf")).logsumexp(-1)
         return correct - others
 
-    z = _as_real(logits, "logits")
+    z = _as_numpy(logits, "logits")
+    if z.dtype.kind not in "iuf":
+        raise ValueError(f"logits must be real numbers, got dtype {z.dtype}")
     z = z.astype(np.float64 if z.dtype == np.float64 else np.float32, copy=False)
     y = _as_numpy(labels, "labels")
     if y.dtype.kind not in "iu":
@@ -181,8 +184,8 @@ def klom(*, unlearned, oracle, bins=20, eps=1e-5, clip=(-100.0, 100.0),
         cmin, cmax = (float(c) for c in clip)
     except (TypeError, ValueError):
         raise ValueError(f"clip must be a pair (min, max), got {clip!r}") from None
-    if not cmin < cmax:
-        raise ValueError(f"clip must satisfy min < max, got {clip!r}")
+    if not (np.isfinite(cmin) and np.isfinite(cmax) and cmin < cmax):
+        raise ValueError(f"clip must be finite bounds with min < max, got {clip!r}")
 
     u = _as_real(unlearned, "unlearned")
     o = _as_real(oracle, "oracle")
@@ -319,11 +322,10 @@ def _slot_index(x, values, lo, hi, spec, bins, f, t, flagged, index):
     # np.linspace's, bit for bit; the first is the minimum (nothing lies below it); at the
     # last, the maximum, numpy.digitize drops the value (the spare slot) while numpy.histogram
     # counts it in the last bin (an edge of +inf always says "the one before").
-    edges = _edges(lo, hi, n_edges)
+    table = np.empty((c, n_slots))
+    edges = _edges(lo, hi, n_edges, out=table[:, spec.shift: spec.shift + n_edges])
     if spec.histogram:
         edges[:, -1] = np.inf
-    table = np.empty((c, n_slots))
-    table[:, spec.shift: spec.shift + n_edges] = edges
     pos = np.flatnonzero(flagged)
     slot = index.ravel()[pos]
     index.ravel()[pos] = slot - (values(pos) < table.ravel()[slot])
@@ -334,7 +336,7 @@ def _slot_index(x, values, lo, hi, spec, bins, f, t, flagged, index):
     return index
 
 
-def _edges(lo, hi, num):
+def _edges(lo, hi, num, out=None):
     """``np.linspace(lo[e], hi[e], num)`` for every example e, bit for bit: (c, num)."""
     div = num - 1
     delta = hi - lo
@@ -342,11 +344,15 @@ def _edges(lo, hi, num):
     k = np.arange(num, dtype=np.float64)
     if (step == 0).any():  # a subnormal range: np.linspace then scales k / div instead
         y = np.where((step == 0)[:, None], (k / div) * delta[:, None], k * step[:, None])
+        if out is None:
+            out = y
+        else:
+            out[...] = y
     else:
-        y = k * step[:, None]
-    y += lo[:, None]
-    y[:, -1] = hi
-    return y
+        out = np.multiply(step[:, None], k, out=out)
+    out += lo[:, None]
+    out[:, -1] = hi
+    return out
 
 
 def _exact_slots(v, col, lo, hi, spec, bins):
@@ -380,6 +386,23 @@ def _values(groups, pos, c, cmin, cmax):
 
 def _divergence(cp, cq, n_p, n_q, spec, eps):
     """KL(p || q) per row from bin counts, with the variant's normalisation and smoothing."""
+    if spec.per_model and not spec.renorm and (n_p + 1) * (n_q + 1) <= 4 * cp.size:
+        # each bin's term depends on its two counts only: look it up
+        return _term_table(n_p, n_q, spec, eps).ravel()[cp * (n_q + 1) + cq].sum(1)
+    score = _terms(cp, cq, n_p, n_q, spec, eps).sum(1)
+    if spec.renorm:  # scipy.stats.entropy: nan when nothing of p was counted
+        score[~(cp > 0).any(1)] = np.nan
+    return score
+
+
+@functools.lru_cache(maxsize=16)
+def _term_table(n_p, n_q, spec, eps):
+    """The term of every pair of counts (0..n_p, 0..n_q), for variants without row sums."""
+    return _terms(np.arange(n_p + 1)[:, None], np.arange(n_q + 1)[None, :], n_p, n_q, spec, eps)
+
+
+def _terms(cp, cq, n_p, n_q, spec, eps):
+    """Per-bin terms p * log(p / q) of KL(p || q); zero where p == 0."""
     if spec.per_model:
         p, q = cp / n_p, cq / n_q
     else:  # the references normalise by the number of samples counted (zeros if none)
@@ -390,16 +413,12 @@ def _divergence(cp, cq, n_p, n_q, spec, eps):
         q = np.maximum(q, eps)  # changes nothing
     else:
         q = np.where(present, np.maximum(q, eps), q)
-    if spec.renorm:  # scipy.stats.entropy; nan when nothing of p was counted
-        with np.errstate(invalid="ignore"):
-            p = p / p.sum(1, keepdims=True)
-        q = q / q.sum(1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
+        if spec.renorm:  # scipy.stats.entropy renormalises both
+            p = p / p.sum(1, keepdims=True)
+            q = q / q.sum(1, keepdims=True)
         ratio = np.where(present, p / q, 1.0)
-    score = (p * np.log(ratio, out=ratio)).sum(1)
-    if spec.renorm:
-        score[~present.any(1)] = np.nan
-    return score
+    return p * np.log(ratio, out=ratio)
 
 
 def _nan_error(named):
