@@ -386,8 +386,8 @@ def _values(groups, pos, c, cmin, cmax):
 
 def _divergence(cp, cq, n_p, n_q, spec, eps):
     """KL(p || q) per row from bin counts, with the variant's normalisation and smoothing."""
-    if spec.per_model and not spec.renorm and (n_p + 1) * (n_q + 1) <= 4 * cp.size:
-        # each bin's term depends on its two counts only: look it up
+    if spec.per_model and not spec.renorm and (n_p + 1) * (n_q + 1) <= 1 << 20:
+        # each bin's term depends on its two counts only: look it up in a (cached) table
         return _term_table(n_p, n_q, spec, eps).ravel()[cp * (n_q + 1) + cq].sum(1)
     score = _terms(cp, cq, n_p, n_q, spec, eps).sum(1)
     if spec.renorm:  # scipy.stats.entropy: nan when nothing of p was counted

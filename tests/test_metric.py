@@ -149,7 +149,7 @@ def test_reference_vectors_canonical_is_sane(n):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_u,n_o", [(7, 13), (100, 100), (1, 2)])
+@pytest.mark.parametrize("n_u,n_o", [(7, 13), (100, 100), (1, 2), (1100, 1000)])
 def test_canonical_matches_loop(dtype, n_u, n_o):
     u, o = hard_margins(n_u, n_o, 600, seed=n_u)
     u, o = u.astype(dtype), o.astype(dtype)
