@@ -277,11 +277,12 @@ def _joint_range(groups, cmin, cmax):
 
 
 def _split_counts(index, n_p, bins):
-    """Counts per example and bin, (c, bins) for each group, from flat slot indices."""
-    c, n_slots = index.shape[1], bins + 1  # the last slot of each example collects dropped samples
-    cp = np.bincount(index[:n_p].ravel(), minlength=c * n_slots).reshape(c, n_slots)
-    cq = np.bincount(index[n_p:].ravel(), minlength=c * n_slots).reshape(c, n_slots)
-    return cp[:, :bins], cq[:, :bins]
+    """Counts per example and slot, (c, bins + 1) for each group, from flat slot indices; the
+    last slot holds the samples a reference implementation drops."""
+    size = index.shape[1] * (bins + 1)
+    cp = np.bincount(index[:n_p].ravel(), minlength=size).reshape(-1, bins + 1)
+    cq = np.bincount(index[n_p:].ravel(), minlength=size).reshape(-1, bins + 1)
+    return cp, cq
 
 
 def _slot_index(x, values, lo, hi, spec, bins, f, t, flagged, index):
@@ -385,10 +386,14 @@ def _values(groups, pos, c, cmin, cmax):
 
 
 def _divergence(cp, cq, n_p, n_q, spec, eps):
-    """KL(p || q) per row from bin counts, with the variant's normalisation and smoothing."""
+    """KL(p || q) per row from slot counts, with the variant's normalisation and smoothing."""
     if spec.per_model and not spec.renorm and (n_p + 1) * (n_q + 1) <= 1 << 20:
-        # each bin's term depends on its two counts only: look it up in a (cached) table
-        return _term_table(n_p, n_q, spec, eps).ravel()[cp * (n_q + 1) + cq].sum(1)
+        # each bin's term depends on its two counts only: look it up in a (cached) table (the
+        # spare slot is empty: nothing is dropped in these variants)
+        index = cp * (n_q + 1)
+        index += cq
+        return np.take(_term_table(n_p, n_q, spec, eps).ravel(), index).sum(1)
+    cp, cq = cp[:, :-1], cq[:, :-1]
     score = _terms(cp, cq, n_p, n_q, spec, eps).sum(1)
     if spec.renorm:  # scipy.stats.entropy: nan when nothing of p was counted
         score[~(cp > 0).any(1)] = np.nan
