@@ -18,7 +18,7 @@ KNOWN_PREFIXES = ("model.", "module.", "_orig_mod.")
 #: Prefix of the checkpoints this package writes (the one the Hub's checkpoints carry).
 SAVE_PREFIX = "model."
 
-DIGITS_HIDDEN = 128
+DIGITS_HIDDEN = 64
 
 
 class CheckpointError(ValueError):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 #: Fields of a config that do not change the trained models (not compared on resumption).
-_RUNTIME_FIELDS = ("stack", "eval_batch_size")
+_RUNTIME_FIELDS = ("stack", "eval_batch_size", "threads")
 CONFIG_FILE = "klom_train.json"
 
 
@@ -41,10 +41,12 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
     drop_last: bool = False
-    hidden: int = 128
+    equal_steps: bool = False
+    hidden: int = 64
     seed: int = 0
     stack: object = 1
     eval_batch_size: int = 1024
+    threads: object = None
 
     def checked(self) -> "TrainConfig":
         """Self, after checking the values (raises ValueError naming the bad one)."""
@@ -61,6 +63,8 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.stack != "auto" and (not isinstance(self.stack, int) or self.stack < 1):
             raise ValueError(f"stack must be a positive integer or 'auto', got {self.stack!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"threads must be None or a positive integer, got {self.threads!r}")
         return self
 
     def recorded(self) -> dict:
@@ -68,10 +72,13 @@ class TrainConfig:
         return {k: v for k, v in asdict(self).items() if k not in _RUNTIME_FIELDS}
 
 
-#: Defaults per dataset (store names). CIFAR10 is the authors' ResNet-9 recipe.
+#: Defaults per dataset (store names). CIFAR10 is the authors' ResNet-9 recipe. DIGITS trains
+#: 100 models at once on one CPU thread: its ops are small, a second thread gains little and
+#: costs a lot when the cores are shared (threads then wait on each other).
 DEFAULT_CONFIGS = {
     "DIGITS": TrainConfig(arch="digits_mlp", epochs=20, batch_size=64, lr=0.1, peak_epoch=4,
-                          momentum=0.9, nesterov=True, weight_decay=5e-4, hidden=128, stack=100),
+                          momentum=0.9, nesterov=True, weight_decay=5e-4, equal_steps=True,
+                          hidden=64, stack=100, threads=1),
     "CIFAR10": TrainConfig(arch="resnet9", epochs=24, batch_size=512, lr=0.4, peak_epoch=5,
                            momentum=0.9, nesterov=False, weight_decay=5e-4, drop_last=True,
                            stack="auto", eval_batch_size=1024),
@@ -132,13 +139,24 @@ def lr_at(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
     return float(np.interp(x, [0, config.peak_epoch, config.epochs], [0, config.lr, 0]))
 
 
-def steps_per_epoch(n: int, config: TrainConfig) -> int:
+def batch_bounds(n: int, n_full: int, config: TrainConfig) -> list:
+    """``(start, stop)`` of each step's batch within an epoch's order of ``n`` examples;
+    ``n_full`` is the size of the whole train split (used with ``equal_steps``)."""
+    b = config.batch_size
+    if n < 1:
+        raise ValueError("no training examples: the forget set covers the whole train split")
+    if config.equal_steps:
+        steps = -(-max(n, n_full) // b)
+        if steps > n:
+            raise ValueError(f"{n} training examples cannot fill {steps} batches")
+        edges = [(i * n) // steps for i in range(steps + 1)]
+        return list(zip(edges[:-1], edges[1:]))
     if config.drop_last:
-        if n < config.batch_size:
-            raise ValueError(f"{n} training examples are fewer than batch_size "
-                             f"{config.batch_size} with drop_last=True")
-        return n // config.batch_size
-    return -(-n // config.batch_size)
+        if n < b:
+            raise ValueError(f"{n} training examples are fewer than batch_size {b} "
+                             "with drop_last=True")
+        return [(i, i + b) for i in range(0, n - b + 1, b)]
+    return [(i, min(i + b, n)) for i in range(0, n, b)]
 
 
 # ------------------------------------------------------------------------- stacked architectures
@@ -172,7 +190,7 @@ class _Stack:
 
         import torch
 
-        if self.cuda:
+        if self.cuda and self.arch == "resnet9":  # tiny MLPs gain nothing from bf16
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -207,7 +225,7 @@ class _Stack:
         return models.unstack_state_dict(sd, self.m, prefix=prefix)
 
 
-def init_state_dict(arch: str, seed: int, num_classes: int = 10, hidden: int = 128) -> dict:
+def init_state_dict(arch: str, seed: int, num_classes: int = 10, hidden: int = 64) -> dict:
     """The initial weights of one model, from ``seed`` alone (built on CPU)."""
     import torch
 
@@ -223,6 +241,28 @@ def init_state_dict(arch: str, seed: int, num_classes: int = 10, hidden: int = 1
 
 # ---------------------------------------------------------------------------------- the core loop
 
+class _cpu_threads:
+    """Set torch's CPU threads to ``config.threads`` while training on the CPU."""
+
+    def __init__(self, config: TrainConfig, device):
+        import torch
+
+        self.n = config.threads if torch.device(device).type == "cpu" else None
+
+    def __enter__(self):
+        import torch
+
+        self.old = torch.get_num_threads()
+        if self.n:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self.n:
+            torch.set_num_threads(self.old)
+
+
 def fit(dataset, train_indices, init_state_dicts, order_seeds, config: TrainConfig, device="cpu",
         progress: bool = True, desc: str = "training"):
     """Train M models at once from ``init_state_dicts`` on ``train_indices``.
@@ -231,18 +271,28 @@ def fit(dataset, train_indices, init_state_dicts, order_seeds, config: TrainConf
     val_logits)``: M single-model state dicts (CPU) and logits (M, n, C) on CPU in eval mode.
     """
     import torch
-    import torch.nn.functional as F
-    from tqdm.auto import tqdm
 
     device = torch.device(device)
     m = len(init_state_dicts)
     if len(order_seeds) != m:
         raise ValueError(f"{len(order_seeds)} order seeds for {m} models")
+    with _cpu_threads(config, device):
+        return _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device,
+                    progress, desc)
+
+
+def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, progress, desc):
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    m = len(init_state_dicts)
     x_all = dataset.normalize(dataset.train_x, device=device)
     y_all = dataset.train_y.to(device)
     idx = torch.as_tensor(np.asarray(train_indices), dtype=torch.long)
     n = int(idx.numel())
-    per_epoch = steps_per_epoch(n, config)
+    bounds = batch_bounds(n, dataset.n_train, config)
+    per_epoch = len(bounds)
     total = per_epoch * config.epochs
     stack = _Stack(config, dataset.num_classes, init_state_dicts, device)
     params = [p for p in stack.module.parameters()]
@@ -254,8 +304,8 @@ def fit(dataset, train_indices, init_state_dicts, order_seeds, config: TrainConf
     step = 0
     for _ in range(config.epochs):
         order = torch.stack([idx[torch.randperm(n, generator=g)] for g in gens]).to(device)
-        for s in range(per_epoch):
-            batch = order[:, s * config.batch_size:(s + 1) * config.batch_size]
+        for s, (lo, hi) in enumerate(bounds):
+            batch = order[:, lo:hi]
             xb, yb = x_all[batch], y_all[batch]
             out = stack.forward(xb)
             loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.reshape(-1),
@@ -294,6 +344,11 @@ def fit_reference(dataset, train_indices, init_state_dict, order_seed, config: T
     The baseline of the benchmark and the check that :func:`fit` trains the same model.
     Returns ``(state_dict, train_logits, val_logits)``.
     """
+    with _cpu_threads(config, "cpu"):
+        return _fit_reference(dataset, train_indices, init_state_dict, order_seed, config)
+
+
+def _fit_reference(dataset, train_indices, init_state_dict, order_seed, config):
     import torch
     import torch.nn.functional as F
 
@@ -305,13 +360,14 @@ def fit_reference(dataset, train_indices, init_state_dict, order_seed, config: T
     x_all = dataset.normalize(dataset.train_x)
     idx = torch.as_tensor(np.asarray(train_indices), dtype=torch.long)
     n = idx.numel()
-    per_epoch = steps_per_epoch(n, config)
+    bounds = batch_bounds(n, dataset.n_train, config)
+    per_epoch = len(bounds)
     gen = torch.Generator().manual_seed(int(order_seed))
     step = 0
     for _ in range(config.epochs):
         order = idx[torch.randperm(n, generator=gen)]
-        for s in range(per_epoch):
-            batch = order[s * config.batch_size:(s + 1) * config.batch_size]
+        for lo, hi in bounds:
+            batch = order[lo:hi]
             loss = F.cross_entropy(model(x_all[batch]), dataset.train_y[batch],
                                    label_smoothing=config.label_smoothing)
             for group in opt.param_groups:

@@ -264,4 +264,4 @@ def test_digits_on_gpu_matches_cpu(tmp_path, digits):
     train.train_models(digits, tmp_path / "g", [0], config=FAST, device="cuda", progress=False)
     train.train_models(digits, tmp_path / "c", [0], config=FAST, device="cpu", progress=False)
     np.testing.assert_allclose(open_store(tmp_path / "g").margins(FULL, "val"),
-                               open_store(tmp_path / "c").margins(FULL, "val"), atol=1e-2)
+                               open_store(tmp_path / "c").margins(FULL, "val"), atol=5e-2)
