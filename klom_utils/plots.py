@@ -1,0 +1,142 @@
+"""Matplotlib figures for the book: margin histograms, KLOM distributions, 95th percentiles.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (so it works
+with any backend, including Agg, and leaves no global state); show it in a notebook by leaving
+it as a cell's value, or save it with ``fig.savefig(path)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GROUPS = ("forget", "retain", "validation")
+COLORS = {"oracle": "#4C72B0", "unlearned": "#DD8452", "original": "#8C8C8C"}
+
+
+def _figure(n_panels: int, *, panel_width: float = 3.6, height: float = 3.0, ncols=None):
+    from matplotlib.figure import Figure
+
+    ncols = min(n_panels, ncols or n_panels)
+    nrows = -(-n_panels // ncols)
+    fig = Figure(figsize=(panel_width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+def _rows(name, array, n_examples=None):
+    a = np.asarray(array.detach().cpu() if hasattr(array, "detach") else array, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must have shape (n_models, n_examples), got {a.shape}")
+    if n_examples is not None and a.shape[1] != n_examples:
+        raise ValueError(f"{name} covers {a.shape[1]} examples, expected {n_examples}")
+    return a
+
+
+def margin_histograms(oracle, unlearned, original=None, examples=(0,), *, bins: int = 20,
+                      titles=None, labels=("oracles", "unlearned", "originals"), ncols: int = 4,
+                      clip=(-100.0, 100.0)):
+    """One panel per example: histograms (fractions of models) of the margins of oracles,
+    unlearned models and (optionally) original models, on shared equal-width bins.
+
+    Margin arrays are (n_models, n_examples); ``examples`` indexes their columns.
+    """
+    o = _rows("oracle", oracle)
+    u = _rows("unlearned", unlearned, o.shape[1])
+    g = None if original is None else _rows("original", original, o.shape[1])
+    examples = [int(e) for e in np.atleast_1d(examples)]
+    bad = [e for e in examples if not 0 <= e < o.shape[1]]
+    if not examples or bad:
+        raise ValueError(f"examples must be column indices in [0, {o.shape[1]}), got {bad or examples}")
+    if titles is not None and len(titles) != len(examples):
+        raise ValueError(f"{len(titles)} titles for {len(examples)} examples")
+    fig, axes = _figure(len(examples), ncols=ncols)
+    samples = [(o, labels[0], COLORS["oracle"]), (u, labels[1], COLORS["unlearned"])]
+    if g is not None:
+        samples.append((g, labels[2], COLORS["original"]))
+    for j, (ax, e) in enumerate(zip(axes, examples)):
+        cols = [np.clip(a[:, e], *clip) for a, _, _ in samples]
+        lo, hi = min(c.min() for c in cols[:2]), max(c.max() for c in cols[:2])
+        if g is not None:
+            lo, hi = min(lo, cols[2].min()), max(hi, cols[2].max())
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+        for c, (_, label, color) in zip(cols, samples):
+            ax.hist(c, bins=edges, weights=np.full(c.size, 1.0 / c.size), alpha=0.55,
+                    color=color, label=f"{label} ({c.size})")
+        ax.set_title(titles[j] if titles is not None else f"example {e}", fontsize=10)
+        ax.set_xlabel("margin")
+    axes[0].set_ylabel("fraction of models")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def _group_scores(scores, forget, n_train):
+    from .metric import _group_index
+
+    s = np.asarray(scores, dtype=np.float64)
+    return {g: s[i] for g, i in _group_index(s.size, forget, n_train, None).items()}
+
+
+def klom_distributions(scores_by_method, forget, n_train: int, *, log_scale: bool = False):
+    """Per group (forget, retain, validation), a box per method of per-example KLOM (whiskers
+    at the 5th and 95th percentiles, the 95th marked with a diamond).
+
+    ``scores_by_method``: ``{method: per-example scores}`` (train then val examples).
+    """
+    if not scores_by_method:
+        raise ValueError("scores_by_method is empty: expected {method: per-example scores}")
+    names = list(scores_by_method)
+    by_group = {m: _group_scores(s, forget, n_train) for m, s in scores_by_method.items()}
+    fig, axes = _figure(3, panel_width=max(3.2, 0.9 * len(names) + 1.2), height=3.4)
+    positions = np.arange(1, len(names) + 1)
+    for ax, group in zip(axes, GROUPS):
+        data = [by_group[m][group] for m in names]
+        ax.boxplot(data, positions=positions, whis=(5, 95), showfliers=False, widths=0.6)
+        ax.scatter(positions, [np.percentile(d, 95) if d.size else np.nan for d in data],
+                   marker="D", color="C3", zorder=3, s=18, label="95th percentile")
+        ax.set_xticks(positions, names, rotation=35, ha="right", fontsize=8)
+        ax.set_title(group, fontsize=10)
+        if log_scale:
+            ax.set_yscale("symlog", linthresh=0.1)
+    axes[0].set_ylabel("KLOM per example")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def p95_bars(records, *, groups=GROUPS, show_floor: bool = True):
+    """One panel per forget set: bars of each method's 95th percentile per group with the
+    bootstrap interval, and the noise floor as a dashed line. ``records`` from
+    :func:`klom_utils.evaluate.score`."""
+    records = list(records)
+    if not records:
+        raise ValueError("p95_bars needs at least one record")
+    sets = list(dict.fromkeys((r["dataset"], r["forget_set"]) for r in records))
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    fig, axes = _figure(len(sets), panel_width=max(3.6, 0.5 * len(methods) * len(groups) + 1.5),
+                        height=3.4)
+    width = 0.8 / len(methods)
+    x = np.arange(len(groups))
+    for ax, key in zip(axes, sets):
+        recs = {r["method"]: r for r in records if (r["dataset"], r["forget_set"]) == key}
+        for j, m in enumerate(methods):
+            if m not in recs:
+                continue
+            r = recs[m]
+            mid = np.array([r[g]["p95"] for g in groups])
+            err = np.array([[mid[i] - r[g]["p95_low"], r[g]["p95_high"] - mid[i]]
+                            for i, g in enumerate(groups)]).T
+            ax.bar(x - 0.4 + width * (j + 0.5), mid, width, yerr=np.clip(err, 0, None),
+                   capsize=2, label=m, color=f"C{j % 10}")
+        floor = next((r["noise_floor"] for r in recs.values() if r.get("noise_floor")), None)
+        if show_floor and floor:
+            for i, g in enumerate(groups):
+                ax.hlines(floor[g]["p95"], i - 0.45, i + 0.45, colors="k", linestyles="dashed",
+                          label="noise floor" if i == 0 else None)
+        n = next(iter(recs.values()))
+        ax.set_title(f"{key[0]} forget set {key[1]} (N={n['n_unlearned']}/{n['n_oracles']})",
+                     fontsize=10)
+        ax.set_xticks(x, list(groups))
+        ax.set_ylabel("95th percentile of KLOM")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
