@@ -1,0 +1,378 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Downloading precomputed models
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/klom-tutorial/klom-tutorial/blob/main/notebooks/03_download.ipynb)
+#
+# **What you will learn.** What the Hugging Face dataset `royrin/KLOM-models` holds (the
+# precomputed CIFAR-10 models of the KLOM paper: original models, oracles retrained without
+# each of ten forget sets, and the forget sets themselves), what each file contains, and how
+# to download only the folders you need with `klom_utils.download`; the sanity checks to run
+# after a download (is the row order of the logits the dataset's order? are the forget sets
+# the published ones?); how the margins of original models and of oracles differ on a forget
+# set; what data augmentation does to margins; and how to compute the KLOM of "doing nothing"
+# from precomputed margins alone, with no training at all.
+#
+# **Where the numbers on this page come from.** The Hub is not reachable from the machines
+# that build this book, so the published page runs the *same code* on a local store: the
+# DIGITS models that the next chapter ("Training models on a GPU") trained earlier in the
+# same build. A store is a store, whether downloaded or trained (both have the Hub's layout),
+# and every line after the first code cell is identical in the two cases. Set
+# `source = "hub"` and `dataset = "cifar10"` (as `params/paper.yaml` does) to run this page on
+# the real thing; figures that need the Hub say so.
+
+# %% tags=["hide-input"]
+# In Colab, install klom_utils from the repository (elsewhere: `pip install -e .` in a clone).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "git+https://github.com/klom-tutorial/klom-tutorial"],
+        check=True,
+    )
+
+# %% tags=["parameters"]
+source = "local"  # "local": the store of notebook 04; "hub": royrin/KLOM-models
+dataset = "digits"  # "digits" (local), or "cifar10" (local or hub)
+forget_sets = [1, 3]  # forget sets whose oracles are read (Hub: 1 to 10)
+n_models = 100  # models per group to read (at most)
+hub_kinds = ["margins", "logits"]  # files to download; "checkpoints": large
+hub_cache_dir = None  # Hugging Face cache (None: ~/.cache/huggingface)
+data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
+seed = 0
+store_dir = "klom_run/store"  # the local store (source = "local")
+results_dir = "klom_run/results"  # writes <results_dir>/03_download.json
+
+# %%
+import json
+import re
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from klom_utils import download, klom, noise_floor, open_store, summarize
+from klom_utils.data import dataset_name, load_dataset
+from klom_utils.evaluate import folder_margins, scoring_oracle_ids
+from klom_utils.hub import CARD_FOLDERS
+from klom_utils.plots import klom_distributions, margin_histograms
+from klom_utils.store import full_models_folder, oracle_folder
+
+D = dataset_name(dataset)  # store name: "DIGITS" or "CIFAR10"
+if source == "hub":
+    if D != "CIFAR10":
+        raise ValueError("the Hub holds CIFAR-10 models: set "
+                         f"dataset='cifar10', not {dataset!r}")
+    folders = [full_models_folder(D), "full_models/CIFAR10_augmented",
+               *(oracle_folder(D, k) for k in forget_sets),
+               f"forget_set_indices/{D}"]
+    store = download(folders, kinds=hub_kinds, cache_dir=hub_cache_dir)
+elif source == "local":
+    store = open_store(store_dir)
+else:
+    raise ValueError(f"source must be 'local' or 'hub', got {source!r}")
+print(f"source: {source}   store: {store.root}")
+results = {"parameters": {"source": source, "dataset": dataset,
+                          "forget_sets": forget_sets, "n_models": n_models,
+                          "hub_kinds": hub_kinds, "seed": seed}}
+
+# %% [markdown]
+# ## 1. What the Hub dataset holds
+#
+# `royrin/KLOM-models` is a dataset repository of about 10 GB. Its card names these folders
+# (`klom_utils.hub.CARD_FOLDERS`):
+
+# %%
+for folder in CARD_FOLDERS:
+    print(folder)
+
+# %% [markdown]
+# | folder | what |
+# |---|---|
+# | `full_models/CIFAR10` | original ResNet-9s trained on all 50,000 CIFAR-10 training images |
+# | `full_models/CIFAR10_augmented` | the same, trained with flips and translations |
+# | `full_models/LIVING17` | ResNet-18s on LIVING-17, a 17-class subset of ImageNet |
+# | `oracles/CIFAR10/forget_set_k` | ResNet-9s retrained without forget set $k$ ($k$ = 1 … 10) |
+# | `forget_set_indices/CIFAR10`, `…/LIVING17` | the forget sets: int64 indices into the training split |
+#
+# Inside a model folder, for model `##` (an integer id) and epoch index `#`:
+#
+# | file | content |
+# |---|---|
+# | `train_logits_##.pt` | float32 tensor (50000, 10): logits on the **training** split, in CIFAR-10's canonical order, evaluation mode, no augmentation |
+# | `val_logits_##.pt` | float32 tensor (10000, 10): logits on the **test** split |
+# | `##__val_margins_#.npy` | float32 (10000,): margins on the test split |
+# | `sd_##____epoch_#.pt` | the model's state dict (large; the ResNet-9 of `klom_utils.models` loads it) |
+#
+# The dataset card swaps the descriptions of the two logits files; the shapes above are the
+# truth, and the loader checks the number of rows against the split. There are no
+# training-split margin files, so margins on the training split are computed from the logits
+# and the labels: that is why this page needs the CIFAR-10 labels.
+#
+# `klom_utils.download(folders, kinds=...)` fetches only the folders asked for, and only some
+# kinds of files: `"margins"` and `"logits"` (the default, a few hundred MB per folder of 100
+# models) or also `"checkpoints"` (needed only to unlearn the Hub's models yourself). It goes
+# through `huggingface_hub`, which caches and resumes, and works offline once cached
+# (`HF_HUB_OFFLINE=1`). The call this page makes with `source = "hub"`:
+#
+# ```python
+# store = download(["full_models/CIFAR10", "full_models/CIFAR10_augmented",
+#                   "oracles/CIFAR10/forget_set_1", ..., "forget_set_indices/CIFAR10"],
+#                  kinds=["margins", "logits"])
+# ```
+#
+# Here is one model's files in the store this page reads, and what they hold:
+
+# %%
+full = full_models_folder(D)
+data = load_dataset(dataset, root=data_root)
+labels = {"train": data.train_y.numpy(), "val": data.val_y.numpy()}
+full_ids = store.model_ids(full)[:n_models]
+m0 = full_ids[0]
+pattern = re.compile(rf"({m0}__|sd_{m0}_|(train|val)_logits_{m0}\.)")
+for path in sorted(store.path(full).iterdir()):
+    if not pattern.match(path.name):
+        continue
+    if path.suffix == ".npy":
+        a = np.load(path)
+        what = f"numpy {a.dtype} {a.shape}"
+    elif "logits" in path.name:
+        t = store.logits(full, "train" if "train" in path.name else "val", m0)
+        what = f"torch {t.dtype} {tuple(t.shape)}"
+    else:
+        what = f"state dict, {len(store.state_dict(full, m0))} tensors"
+    print(f"{path.name:<28s} {what}")
+print(f"\n{D}: {data.n_train} training and {data.n_val} test images")
+
+# %% [markdown]
+# ## 2. Sanity checks after a download
+#
+# **Row order.** Every index (forget sets, rows of the logits) refers to the training split
+# in its canonical order. If the order of your copy of the dataset differs, every margin is
+# computed against the wrong label, and KLOM quietly compares noise. The check is cheap: the
+# original models fit their training set almost perfectly, so the arg-max of their training
+# logits equals the label for nearly every row when the order is right, and for about one
+# row in ten (chance) when it is not. We run it on a few models, and on shuffled labels for
+# contrast.
+
+# %%
+rng = np.random.default_rng(seed)
+shuffled = rng.permutation(labels["train"])
+agree, agree_shuffled = [], []
+for i in full_ids[:5]:
+    pred = store.logits(full, "train", i).argmax(1).numpy()
+    agree.append(float((pred == labels["train"]).mean()))
+    agree_shuffled.append(float((pred == shuffled).mean()))
+    print(f"model {i}: argmax == label on {agree[-1]:.2%} of training rows "
+          f"(shuffled labels: {agree_shuffled[-1]:.2%})")
+if min(agree) < 0.9:
+    raise ValueError("the training logits do not match the labels' order: "
+                     "check the dataset's order before going further")
+results["label_order_agreement"] = {"min": min(agree),
+                                    "shuffled_max": max(agree_shuffled)}
+
+# %% [markdown]
+# **Forget sets.** Each is a sorted array of distinct indices into the training split. The
+# CIFAR-10 sets have sizes 10, 100, 1000 (random, sets 1 to 3), 10, 100, 500 (built from the
+# first principal component of a datamodel matrix, sets 4 to 6), the same from the second
+# component (sets 7 to 9), and 100 images nearest in CLIP space to one image (set 10). The
+# published contents of sets 1, 4 and 7 are known, so a download can be checked against
+# them; for the local DIGITS store we check the structure only.
+
+# %%
+KNOWN_CIFAR10 = {  # from the dataset's documentation
+    1: [11841, 12363, 19602, 25747, 26128, 30346, 31902, 32490, 42642, 45519],
+    4: [3799, 9235, 22321, 22908, 23898, 28510, 29795, 33079, 45477, 46715],
+    7: [10231, 11157, 14072, 21786, 23868, 33784, 33982, 36910, 44380, 47614],
+}
+forget = {}
+checks = {}
+for k in store.forget_set_ids(D):
+    f = store.forget_set(D, k)
+    ok = bool(len(np.unique(f)) == len(f) and f.min() >= 0
+              and f.max() < data.n_train)
+    line = f"forget set {k}: {len(f):5d} indices, distinct and in range: {ok}"
+    if D == "CIFAR10" and source == "hub" and k in KNOWN_CIFAR10:
+        same = bool(np.array_equal(np.sort(f), KNOWN_CIFAR10[k]))
+        line += f", matches the published set: {same}"
+        ok = ok and same
+    checks[str(k)] = ok
+    print(line)
+    if k in forget_sets:
+        forget[k] = f
+missing = sorted(set(forget_sets) - set(forget))
+if missing or not all(checks.values()):
+    raise ValueError(f"forget sets missing {missing} or failing {checks}")
+results["forget_set_checks"] = checks
+results["forget_set_sizes"] = {str(k): int(len(f)) for k, f in forget.items()}
+
+# %% [markdown]
+# **Models.** How many models each folder holds. In a store that our own training wrote,
+# oracle ids from 1000 up are *held out* for the oracle-matching method and never used for
+# scoring (`klom_utils.evaluate.scoring_oracle_ids` leaves them out); the Hub has none.
+
+# %%
+oracle_ids = {k: scoring_oracle_ids(store, D, k)[:n_models]
+              for k in forget_sets}
+print(f"{full}: {len(full_ids)} models used")
+for k, ids in oracle_ids.items():
+    print(f"{oracle_folder(D, k)}: {len(ids)} oracles used")
+results["n_full_models"] = len(full_ids)
+results["n_oracles"] = {str(k): len(ids) for k, ids in oracle_ids.items()}
+
+# %% [markdown]
+# ## 3. Margins of full models and of oracles
+#
+# For each model we turn logits into margins (log-odds of the true class; see the previous
+# chapter) on the training split followed by the test split: one array of shape
+# (models, training + test examples) per folder. `folder_margins` reads margin files where
+# the folder has them and computes margins from logits and labels where it does not, so it
+# reads a Hub folder and one of ours alike.
+
+# %%
+k0 = forget_sets[0]
+full_m = folder_margins(store, full, data, full_ids)
+oracle_m = {k: folder_margins(store, oracle_folder(D, k), data, ids)
+            for k, ids in oracle_ids.items()}
+val = np.arange(data.n_train, data.n_train + data.n_val)
+print(f"margins: full models {full_m.shape}, oracles of set {k0} "
+      f"{oracle_m[k0].shape}")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+for ax, (name, cols) in zip(axes, [(f"forget set {k0}", forget[k0]),
+                                   ("test examples", val)]):
+    a, b = full_m[:, cols].ravel(), oracle_m[k0][:, cols].ravel()
+    edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=40)
+    ax.hist(b, edges, alpha=0.55, density=True, label="oracles")
+    ax.hist(a, edges, alpha=0.55, density=True, label="full models")
+    ax.set(title=name, xlabel="margin", ylabel="density")
+axes[0].legend()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# On the test examples the two groups agree: neither saw them. On the forget set the full
+# models, which trained on those images, are much more confident than the oracles, which
+# did not. KLOM looks at the same difference one example at a time, over the models. Here
+# are the margins of three forget examples, one histogram per group on shared bins:
+
+# %%
+cols = forget[k0][:3]
+fig = margin_histograms(oracle_m[k0][:, cols], full_m[:, cols],
+                        examples=range(len(cols)),
+                        titles=[f"train example {i}" for i in cols],
+                        labels=("oracles", "full models"))
+fig
+
+# %% [markdown]
+# ## 4. What augmentation does to margins
+#
+# `full_models/CIFAR10_augmented` holds ResNet-9s trained with random flips and translations.
+# Augmentation is a regulariser: the models see a slightly different image at every epoch, so
+# they memorise their training images less, and their margins on training images are lower
+# and closer to those on test images. KLOM's oracles must be trained with the same recipe as
+# the originals: comparing augmented with non-augmented models would measure augmentation,
+# not unlearning. This figure needs the Hub (there is no augmented DIGITS folder); with
+# `source = "local"` the cell below only says so.
+
+# %%
+augmented = "full_models/CIFAR10_augmented"
+if source == "hub" and store.path(augmented).is_dir():
+    aug_ids = store.model_ids(augmented)[:n_models]
+    aug_m = folder_margins(store, augmented, data, aug_ids)
+    train = np.arange(data.n_train)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, (name, cols) in zip(axes, [("training examples", train),
+                                       ("test examples", val)]):
+        for label, m in [("no augmentation", full_m), ("augmented", aug_m)]:
+            ax.hist(np.median(m[:, cols], axis=0), bins=60, alpha=0.55,
+                    density=True, label=label)
+        ax.set(title=name, xlabel="median margin over models",
+               ylabel="density")
+    axes[0].legend()
+    plt.tight_layout()
+    plt.show()
+    results["augmentation"] = {
+        name: {"train_median": float(np.median(m[:, :data.n_train])),
+               "test_median": float(np.median(m[:, val]))}
+        for name, m in [("plain", full_m), ("augmented", aug_m)]}
+else:
+    print("Skipped: the augmented models are on the Hub only "
+          "(run with source='hub', dataset='cifar10').")
+    results["augmentation"] = None
+
+# %% [markdown]
+# ## 5. KLOM of "doing nothing", from precomputed margins alone
+#
+# The simplest unlearning method returns the original model unchanged. Its KLOM needs no
+# unlearning and no training: the "unlearned" models are the full models themselves, so the
+# score compares full-model margins with oracle margins, example by example. This baseline
+# belongs in every table: on the forget set it shows how far from the oracles a method starts
+# (a method should do much better); on the retain and test examples doing nothing is
+# *correct*, and its score there is close to the noise floor (one half of the oracles
+# against the other half).
+
+# %%
+do_nothing, floor = {}, {}
+for k in forget_sets:
+    scores = klom(unlearned=full_m, oracle=oracle_m[k])
+    floor_scores = noise_floor(oracle_m[k], seed=seed)
+    do_nothing[k] = scores
+    summary = summarize(scores, forget=forget[k], n_train=data.n_train)
+    floor[k] = summarize(floor_scores, forget=forget[k], n_train=data.n_train)
+    results.setdefault("do_nothing", {})[str(k)] = summary
+    results.setdefault("noise_floor", {})[str(k)] = floor[k]
+    print(f"forget set {k} ({len(forget[k])} images), "
+          f"{len(full_ids)} full models vs {len(oracle_ids[k])} oracles")
+    for g, s in summary.items():
+        print(f"  {g:<11s} 95th percentile {s['p95']:6.2f}   "
+              f"mean {s['mean']:5.2f}   "
+              f"noise floor p95 {floor[k][g]['p95']:5.2f}")
+
+# %%
+fig = klom_distributions({"do nothing": do_nothing[k0],
+                          "noise floor": noise_floor(oracle_m[k0], seed=seed)},
+                         forget[k0], data.n_train)
+fig.suptitle(f"{D}, forget set {k0}: per-example KLOM")
+fig
+
+# %% [markdown]
+# The noise floor is computed with half of the oracles on each side, so it sits slightly
+# above what a perfect method would score with all of them (the floor falls like $1/N$).
+#
+# ## Summary
+#
+# - `klom_utils.download([...folders...], kinds=[...])` fetches only what you need from
+#   `royrin/KLOM-models` and returns a store; a store trained locally has the same layout and
+#   is read by the same code.
+# - Check the row order (arg-max of training logits against the labels: nearly 100% when
+#   right, about 10% when wrong) and the forget sets (CIFAR-10 sets 1, 4 and 7 have known
+#   contents) before trusting any score.
+# - Full models are far more confident than oracles on the forget set and agree with them on
+#   test examples; augmentation lowers training margins, so originals and oracles must share
+#   one recipe.
+# - Doing nothing scores high on the forget set and near the noise floor elsewhere: the
+#   baseline any unlearning method must beat (see the numbers above and the next chapters).
+
+# %%
+out = Path(results_dir) / "03_download.json"
+out.parent.mkdir(parents=True, exist_ok=True)
+out.write_text(json.dumps(results, indent=2))
+print(f"wrote {out}")
