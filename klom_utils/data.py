@@ -131,14 +131,35 @@ def _digits_split(y: np.ndarray) -> np.ndarray:
     return test
 
 
-def load_digits() -> TensorDataset:
-    """The embedded default: scikit-learn's digits with the fixed split described above."""
-    import torch
+def _read_sklearn_digits():
+    """``(images (1797, 8, 8), labels)`` from scikit-learn's bundled ``digits.csv.gz``.
+
+    Read directly (as ``sklearn.datasets.load_digits`` does) because importing scikit-learn
+    takes seconds; falls back to ``load_digits`` if the file is not where it used to be.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",")
+            return table[:, :-1].reshape(-1, 8, 8), table[:, -1]
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
-    images = bunch.images.astype(np.uint8)[:, None]  # (1797, 1, 8, 8), values 0..16
-    labels = bunch.target.astype(np.int64)
+    return bunch.images, bunch.target
+
+
+def load_digits() -> TensorDataset:
+    """The embedded default: scikit-learn's digits with the fixed split described above."""
+    import torch
+
+    images, labels = _read_sklearn_digits()
+    images = images.astype(np.uint8)[:, None]  # (1797, 1, 8, 8), values 0..16
+    labels = labels.astype(np.int64)
+    if images.shape != (1797, 1, 8, 8):
+        raise ValueError(f"scikit-learn's digits have shape {images.shape}, expected 1797 8x8")
     test = _digits_split(labels)
     return TensorDataset(
         name="DIGITS",

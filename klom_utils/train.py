@@ -241,26 +241,63 @@ def init_state_dict(arch: str, seed: int, num_classes: int = 10, hidden: int = 6
 
 # ---------------------------------------------------------------------------------- the core loop
 
+class SGD:
+    """SGD with momentum, Nesterov and weight decay, exactly as ``torch.optim.SGD`` (dampening 0),
+    with the learning rate given at each step; multi-tensor ops, no ``torch.optim`` import."""
+
+    def __init__(self, params, config: TrainConfig):
+        self.params = [p for p in params if p.requires_grad]
+        self.momentum, self.nesterov = config.momentum, config.nesterov
+        self.weight_decay, self.buffers = config.weight_decay, None
+
+    def step(self, lr: float) -> None:
+        """Update with the gradients in ``.grad``, then clear them."""
+        import torch
+
+        with torch.no_grad():
+            grads = [p.grad for p in self.params]
+            if self.weight_decay:
+                grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
+            if self.momentum:
+                if self.buffers is None:
+                    self.buffers = [g.clone() for g in grads]
+                else:
+                    torch._foreach_mul_(self.buffers, self.momentum)
+                    torch._foreach_add_(self.buffers, grads)
+                if self.nesterov:
+                    grads = torch._foreach_add(grads, self.buffers, alpha=self.momentum)
+                else:
+                    grads = self.buffers
+            torch._foreach_add_(self.params, grads, alpha=-lr)
+        for p in self.params:
+            p.grad = None
+
+
 class _cpu_threads:
-    """Set torch's CPU threads to ``config.threads`` while training on the CPU."""
+    """While training: torch's CPU threads set to ``config.threads`` on the CPU; cuDNN
+    autotuning on CUDA."""
 
     def __init__(self, config: TrainConfig, device):
         import torch
 
         self.n = config.threads if torch.device(device).type == "cpu" else None
+        self.cuda = torch.device(device).type == "cuda"
 
     def __enter__(self):
         import torch
 
-        self.old = torch.get_num_threads()
+        self.old = torch.get_num_threads(), torch.backends.cudnn.benchmark
         if self.n:
             torch.set_num_threads(self.n)
+        if self.cuda:  # fixed shapes: let cuDNN pick the fastest convolutions
+            torch.backends.cudnn.benchmark = True
 
     def __exit__(self, *exc):
         import torch
 
         if self.n:
-            torch.set_num_threads(self.old)
+            torch.set_num_threads(self.old[0])
+        torch.backends.cudnn.benchmark = self.old[1]
 
 
 def fit(dataset, train_indices, init_state_dicts, order_seeds, config: TrainConfig, device="cpu",
@@ -295,9 +332,7 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
     per_epoch = len(bounds)
     total = per_epoch * config.epochs
     stack = _Stack(config, dataset.num_classes, init_state_dicts, device)
-    params = [p for p in stack.module.parameters()]
-    opt = torch.optim.SGD(params, lr=0.0, momentum=config.momentum, nesterov=config.nesterov,
-                          weight_decay=config.weight_decay)
+    opt = SGD(stack.module.parameters(), config)
     gens = [torch.Generator().manual_seed(int(s)) for s in order_seeds]
     stack.module.train()
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
@@ -307,15 +342,9 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
         for s, (lo, hi) in enumerate(bounds):
             batch = order[:, lo:hi]
             xb, yb = x_all[batch], y_all[batch]
-            out = stack.forward(xb)
-            loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.reshape(-1),
-                                   reduction="none", label_smoothing=config.label_smoothing)
-            loss = loss.view(m, -1).mean(1).sum()
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, per_epoch, config)
-            opt.zero_grad(set_to_none=True)
+            loss = _stacked_loss(stack.forward(xb), yb, config).sum()
             loss.backward()
-            opt.step()
+            opt.step(lr_at(step, per_epoch, config))
             step += 1
             bar.update(1)
             if s == per_epoch - 1:
@@ -325,6 +354,20 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
     val_logits = predict(stack, dataset.normalize(dataset.val_x, device=device),
                          config.eval_batch_size)
     return stack.state_dicts(), train_logits, val_logits
+
+
+def _stacked_loss(out, y, config: TrainConfig):
+    """Per-model mean cross-entropy (M,) of logits (M, B, C) and labels (M, B)."""
+    import torch.nn.functional as F
+
+    if config.arch == "digits_mlp" and not config.label_smoothing:
+        # log-softmax over 10 classes is slow on CPU as one op; this is 3x faster, same value
+        z = out - out.detach().amax(-1, keepdim=True)
+        lse = z.exp().sum(-1).log()
+        return (lse - z.gather(-1, y.unsqueeze(-1)).squeeze(-1)).mean(1)
+    loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none",
+                           label_smoothing=config.label_smoothing)
+    return loss.view(out.shape[0], -1).mean(1)
 
 
 def predict(stack: _Stack, x, batch_size: int):
@@ -404,17 +447,15 @@ def choose_stack(config: TrainConfig, dataset, device, n_models: int, candidates
     for m in [c for c in candidates if c <= n_models]:
         sds = [init_state_dict(config.arch, i, dataset.num_classes, config.hidden) for i in range(m)]
         stack = _Stack(config, dataset.num_classes, sds, device)
-        opt = torch.optim.SGD(stack.module.parameters(), lr=1e-3, momentum=config.momentum)
+        opt = SGD(stack.module.parameters(), config)
         xb, yb = x.unsqueeze(0).expand(m, *x.shape), y.unsqueeze(0).expand(m, *y.shape)
         for i in range(warmup + steps):
             if i == warmup:
                 torch.cuda.synchronize(device)
                 start = time.perf_counter()
             out = stack.forward(xb)
-            loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.reshape(-1)).backward()
+            opt.step(1e-3)
         torch.cuda.synchronize(device)
         rate = m * steps / (time.perf_counter() - start)
         if rate > best_rate * 1.05:

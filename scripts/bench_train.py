@@ -69,7 +69,7 @@ def bench_digits(args):
     t_e2e, _ = best_of(args.repeat, end_to_end)
     acc = float((val_stacked.argmax(-1) == d.val_y).float().mean())
     print(f"\nDIGITS, {args.models} models ({cfg.epochs} epochs, MLP 64-{cfg.hidden}-10), "
-          f"CPU, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
+          f"CPU, {cfg.threads or torch.get_num_threads()} thread(s), {os.cpu_count()} cores; "
           f"mean test accuracy {acc:.4f}\n")
     print("| what | time (s) | per model (ms) | vs one at a time |")
     print("|---|---:|---:|---:|")
