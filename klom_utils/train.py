@@ -5,6 +5,10 @@ its data order come from its own generators, seeded by a hash of those values, s
 trains the same model whatever else is trained in the same run or in other processes.
 Finished models are skipped, so runs resume; processes given disjoint id ranges (the tasks of
 a job array) fill one store without clashing (every file is written atomically).
+
+On the CPU, training is bit-for-bit reproducible and independent of how many models train at
+once. On CUDA (bf16 autocast, cuDNN autotuning, grouped convolutions when stacking) the same id
+gets the same initialisation and data order, but float rounding differs from run to run.
 """
 
 from __future__ import annotations
@@ -509,8 +513,8 @@ def forget_indices(store, dataset, k: int) -> np.ndarray:
     try:
         indices = store.forget_set(dataset.name, k)
     except FileNotFoundError as err:
-        hint = ("; download them with klom_utils.download(..., kinds=['forget_sets'])"
-                if dataset.name == "CIFAR10" else "")
+        hint = ("; download them with klom_utils.download('forget_set_indices/CIFAR10', "
+                "local_dir=<the store>)" if dataset.name == "CIFAR10" else "")
         raise FileNotFoundError(f"{err}{hint}") from None
     try:
         return check_forget_indices(indices, dataset.n_train)
@@ -535,14 +539,14 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
     from .models import SAVE_PREFIX
     from .store import Store, full_models_folder, open_store, oracle_folder
 
+    dev = resolve_device(device)
+    ids = sorted({int(i) for i in model_ids})
+    if any(i < 0 for i in ids):
+        raise ValueError(f"model ids must be non-negative, got {ids[0]}")
     data = _resolve_dataset(dataset, root)
     config = (config or default_config(data.name)).checked()
     if not isinstance(store, Store):
         store = open_store(store, create=True)
-    ids = sorted({int(i) for i in model_ids})
-    if any(i < 0 for i in ids):
-        raise ValueError(f"model ids must be non-negative, got {ids[0]}")
-    dev = resolve_device(device)
 
     if forget_set is None:
         folder, train_idx = full_models_folder(data.name), np.arange(data.n_train)

@@ -15,6 +15,7 @@ Prints a markdown table of measured times and ratios (best of ``--repeat`` runs)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -100,7 +101,7 @@ def random_cifar(n_train, n_val, device):
 def bench_resnet9(args):
     device = train.resolve_device(args.device)
     d = random_cifar(args.n_train, args.n_val, device)
-    base = train.default_config("cifar10")
+    base = train.default_config("cifar10", batch_size=args.batch_size or 512)
     epochs = args.epochs or base.epochs
     flop = RESNET9_FLOP_PER_MODEL * (epochs / 24) * (args.n_train / 50_000)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
@@ -112,12 +113,12 @@ def bench_resnet9(args):
     print("|---:|---:|---:|---:|")
     stacks = [int(s) for s in args.stacks.split(",")]
     if device.type == "cuda":
-        auto = train.choose_stack(train.default_config("cifar10"), d, device, max(stacks))
+        auto = train.choose_stack(base, d, device, max(stacks))
     for m in stacks:
-        cfg = train.default_config("cifar10", epochs=epochs, stack=m,
+        cfg = train.default_config("cifar10", epochs=epochs, stack=m, batch_size=base.batch_size,
                                    peak_epoch=base.peak_epoch * epochs / base.epochs)
         inits = [train.init_state_dict("resnet9", i) for i in range(m)]
-        warm = train.default_config("cifar10", epochs=1, peak_epoch=0.5, stack=m)
+        warm = dataclasses.replace(cfg, epochs=1, peak_epoch=0.5)
         train.fit(d, idx[: 4 * base.batch_size], inits, list(range(m)), warm, device,
                   progress=False)  # warm-up: kernels, allocator
         if device.type == "cuda":
@@ -150,6 +151,7 @@ def main(argv=None):
     p.add_argument("--stacks", default="1,2,4", help="resnet9: models at once to compare")
     p.add_argument("--n-train", type=int, default=50_000, help="resnet9: train images")
     p.add_argument("--n-val", type=int, default=10_000, help="resnet9: test images")
+    p.add_argument("--batch-size", type=int, default=None, help="resnet9: default 512")
     p.add_argument("--peak-tflops", type=float, default=790.0,
                    help="resnet9: the device's bf16 peak (default: H200, about 790)")
     args = p.parse_args(argv)
