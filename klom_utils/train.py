@@ -324,7 +324,6 @@ def fit(dataset, train_indices, init_state_dicts, order_seeds, config: TrainConf
 
 def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, progress, desc):
     import torch
-    import torch.nn.functional as F
     from tqdm.auto import tqdm
 
     m = len(init_state_dicts)
