@@ -1,6 +1,8 @@
 """The ``klom`` command line: one subcommand per step, each a thin layer over the package.
 
 ``klom train --dataset digits --store runs/store --models 0-99 [--forget-set K]``
+``klom unlearn --dataset digits --store runs/store --forget-set K --method M --models 0-99``
+``klom score --dataset digits --store runs/store --forget-set K --method M [--json OUT]``
 
 To add a subcommand: write ``add_<name>_parser(subparsers)`` that registers its arguments and
 ``set_defaults(func=cmd_<name>)``, and list it in :data:`SUBCOMMANDS`.
@@ -78,10 +80,126 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# ------------------------------------------------------------------------------ unlearn, score
+
+def _ids(text: str) -> list:
+    """``"0-99"``, ``"7"`` or comma-separated ones (``"1000-1004,1007"``) -> sorted ids."""
+    from .train import parse_model_range
+
+    return sorted({i for part in str(text).split(",") if part.strip()
+                   for i in parse_model_range(part)})
+
+
+def add_unlearn_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "unlearn", help="apply an unlearning method to the full models of a store",
+        description="Unlearn forget set K from the full models [I, J] of a store with a method, "
+                    "writing the unlearned models' logits and margins to "
+                    "unlearned/<D>/<name>/forget_set_<K>/. Models already there are skipped. "
+                    "Oracle matching uses the held-out oracles (ids >= 1000) unless "
+                    "--oracle-ids is given; scoring never uses them.")
+    p.add_argument("--dataset", required=True, choices=["digits", "cifar10"])
+    p.add_argument("--store", required=True, metavar="DIR", help="store folder")
+    p.add_argument("--forget-set", type=int, required=True, metavar="K")
+    p.add_argument("--method", required=True, metavar="M",
+                   help="do_nothing, gradient_ascent, gradient_descent, neggrad_plus, scrub, "
+                        "oracle_matching, or one registered by a --plugin module")
+    p.add_argument("--models", required=True, metavar="I-J", help="full model ids: '0-99' or '7'")
+    p.add_argument("--config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override the method's defaults for the dataset (e.g. lr=0.01 epochs=3)")
+    p.add_argument("--name", default=None,
+                   help="folder name for the results (default: the method's name)")
+    p.add_argument("--oracle-ids", default=None, metavar="IDS",
+                   help="held-out oracles for oracle matching, e.g. '1000-1009' "
+                        "(default: every oracle with id >= 1000)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (it may register methods with register_method)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: 1 for digits, torch's setting otherwise)")
+    p.add_argument("--save-checkpoints", action="store_true",
+                   help="also save the unlearned models' state dicts")
+    p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_unlearn)
+    return p
+
+
+def cmd_unlearn(args) -> int:
+    import importlib
+
+    from .train import parse_model_range
+    from .unlearn import unlearn_store
+
+    for module in args.plugin:
+        importlib.import_module(module)
+    run = unlearn_store(args.store, args.dataset, args.forget_set, args.method,
+                        parse_model_range(args.models), config=args.config, name=args.name,
+                        oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
+                        seed=args.seed, device=args.device, threads=args.threads,
+                        save_checkpoints=args.save_checkpoints, progress=not args.quiet,
+                        root=args.data_root)
+    print(f"{args.dataset} {args.method} forget set {args.forget_set}: unlearned "
+          f"{len(run['written'])}, {len(run['skipped'])} already in {run['folder']} "
+          f"({run['seconds']:.1f} s)")
+    return 0
+
+
+def add_score_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "score", help="KLOM of unlearned models against the oracles",
+        description="Score the models of unlearned/<D>/<M>/forget_set_<K> against the oracles of "
+                    "forget set K (ids < 1000, without any the method used): per group "
+                    "(forget, retain, validation) the 95th and 99th percentiles and mean of "
+                    "per-example KLOM with a bootstrap interval, the noise floor, and the "
+                    "accuracies. Prints a table; --json writes the full record.")
+    p.add_argument("--dataset", required=True, choices=["digits", "cifar10"])
+    p.add_argument("--store", required=True, metavar="DIR", help="store folder")
+    p.add_argument("--forget-set", type=int, required=True, metavar="K")
+    p.add_argument("--method", required=True, metavar="M",
+                   help="method (the folder name under unlearned/<D>/)")
+    p.add_argument("--json", default=None, metavar="OUT", help="write the record to OUT")
+    p.add_argument("--models", default=None, metavar="IDS",
+                   help="unlearned model ids (default: all in the folder)")
+    p.add_argument("--oracle-ids", default=None, metavar="IDS",
+                   help="oracles to score against (default: all with id < 1000)")
+    p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--bins", type=int, default=20, help="histogram bins (default 20)")
+    p.add_argument("--direction", default="unlearned||oracle",
+                   choices=["unlearned||oracle", "oracle||unlearned"])
+    p.add_argument("--variant", default="canonical",
+                   choices=["canonical", "paper2024", "bench2025", "easydub"])
+    p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
+    p.set_defaults(func=cmd_score)
+    return p
+
+
+def cmd_score(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .evaluate import results_table, score
+
+    record = score(args.store, args.dataset, args.forget_set, args.method,
+                   model_ids=None if args.models is None else _ids(args.models),
+                   oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
+                   n_boot=args.n_boot, seed=args.seed, root=args.data_root, bins=args.bins,
+                   direction=args.direction, variant=args.variant)
+    print(results_table([record]))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------------- the parser
 
 #: Functions that register one subcommand each.
-SUBCOMMANDS = [add_train_parser]
+SUBCOMMANDS = [add_train_parser, add_unlearn_parser, add_score_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
