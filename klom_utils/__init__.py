@@ -13,7 +13,15 @@ _EXPORTS = {
     "noise_floor": "metric",
     "open_store": "store",
     "Store": "store",
+    "headline": "metric",
     "download": "hub",
+    "load_dataset": "data",
+    "load_model": "models",
+    "train_models": "train",
+    "unlearn_store": "unlearn",
+    "register_method": "unlearn",
+    "score": "evaluate",
+    "results_table": "evaluate",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
