@@ -268,10 +268,12 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# On the test examples the two groups agree: neither saw them. On the forget set the full
-# models, which trained on those images, are much more confident than the oracles, which
-# did not. KLOM looks at the same difference one example at a time, over the models. Here
-# are the margins of three forget examples, one histogram per group on shared bins:
+# On the test examples the two groups agree: neither saw them. On the forget set they agree
+# on the typical images, which every model classifies confidently whether it trained on
+# them or not, and differ on the atypical ones, where only a model that trained on the image
+# is confident: that is memorisation, and it is what unlearning must undo. KLOM looks at the
+# difference one example at a time, over the models. Here are the margins of three forget
+# examples, one histogram per group on shared bins:
 
 # %%
 cols = forget[k0][:3]

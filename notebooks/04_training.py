@@ -282,10 +282,11 @@ results["accuracy"] = {
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.2))
-edges = np.histogram_bin_edges(
-    np.concatenate([a[:, 0] for a in accuracy.values()]), bins=20)
+test_acc = np.concatenate([a[:, 0] for a in accuracy.values()])
+width = max(1 / data.n_val, np.ptp(test_acc) / 25)  # test accuracy is discrete
+edges = np.arange(test_acc.min() - width / 2, test_acc.max() + width, width)
 for name, acc in accuracy.items():
-    ax.hist(acc[:, 0], edges, alpha=0.5, label=name)
+    ax.hist(acc[:, 0], edges, histtype="step", linewidth=1.5, label=name)
 ax.set(xlabel="test accuracy of one model", ylabel="models",
        title=f"{D}: per-model test accuracy")
 ax.legend(fontsize=8)
