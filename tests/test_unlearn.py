@@ -1,0 +1,265 @@
+"""Unlearning methods, their configs, and unlearn_store on small stores built here.
+
+The session fixture ``digits_store`` (16 full models, 16 oracles of forget set 3 and 4 held-out
+oracles with ids 1000..1003) is shared with test_evaluate, test_plots and test_cli_eval.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from klom_utils import unlearn as U
+from klom_utils.data import TensorDataset, load_dataset
+from klom_utils.models import DigitsMLP, ResNet9, load_model
+from klom_utils.store import full_models_folder, open_store, unlearned_folder
+from klom_utils.train import train_models
+
+N_MODELS = 16
+FORGET_SET = 3
+HELD_OUT = [1000, 1001, 1002, 1003]
+BUILTIN = ["do_nothing", "gradient_ascent", "gradient_descent", "neggrad_plus", "scrub",
+           "oracle_matching"]
+
+
+@pytest.fixture(scope="session")
+def digits_data():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def digits_store(tmp_path_factory, digits_data):
+    """A DIGITS store: full models 0..15, oracles 0..15 and held-out 1000..1003 of set 3."""
+    root = tmp_path_factory.getbasetemp() / "klom_eval_store"
+    train_models(digits_data, root, range(N_MODELS), progress=False)
+    train_models(digits_data, root, list(range(N_MODELS)) + HELD_OUT, forget_set=FORGET_SET,
+                 progress=False)
+    return open_store(root)
+
+
+def _params(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def _synthetic(n_forget=12, n_retain=40, shape=(1, 8, 8), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_forget + n_retain, *shape, generator=g)
+    y = torch.randint(0, 10, (n_forget + n_retain,), generator=g)
+    t = torch.randn(n_forget + n_retain, 10, generator=g)
+    return U.UnlearnData(forget_x=x[:n_forget], forget_y=y[:n_forget], retain_x=x[n_forget:],
+                         retain_y=y[n_forget:], oracle_forget_logits=t[:n_forget],
+                         oracle_retain_logits=t[n_forget:])
+
+
+# ---------------------------------------------------------------------------- registry, configs
+
+def test_registry_has_the_six_methods_with_defaults_for_both_datasets():
+    assert set(BUILTIN) <= set(U.METHODS)
+    for name in BUILTIN:
+        for dataset in ("digits", "DIGITS", "cifar10"):
+            assert isinstance(U.default_config(name, dataset), dict)
+    assert U.get_method("oracle_matching").needs_oracles
+    assert not U.get_method("scrub").needs_oracles
+    assert U.default_config("gradient_ascent", "cifar10")["lr"] == 5e-8  # the authors' value
+
+
+def test_config_overrides_take_the_default_types():
+    cfg = U.resolve_config("scrub", "digits", ["lr=0.2", "epochs=4", "temperature=2"])
+    assert cfg["lr"] == 0.2 and cfg["epochs"] == 4 and isinstance(cfg["epochs"], int)
+    assert cfg["temperature"] == 2.0 and isinstance(cfg["temperature"], float)
+    assert U.resolve_config("scrub", "digits", {"epochs": 3.0})["epochs"] == 3
+    defaults = U.default_config("scrub", "digits")
+    defaults["lr"] = 99.0  # a copy: the registry is unchanged
+    assert U.default_config("scrub", "digits")["lr"] != 99.0
+
+
+def test_config_errors_name_the_value_and_the_allowed_keys():
+    with pytest.raises(ValueError, match=r"no config key 'learning_rate'.*'lr'"):
+        U.resolve_config("gradient_ascent", "digits", ["learning_rate=0.1"])
+    with pytest.raises(ValueError, match=r"epochs='1.5' is not a valid int"):
+        U.resolve_config("gradient_ascent", "digits", ["epochs=1.5"])
+    with pytest.raises(ValueError, match="key=value"):
+        U.resolve_config("gradient_ascent", "digits", ["lr"])
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        U.get_method("nope")
+    with pytest.raises(ValueError, match="no defaults for dataset 'MNIST'"):
+        U.default_config("scrub", "mnist")
+
+
+def test_unlearn_data_checks_shapes():
+    with pytest.raises(ValueError, match="forget_x has 3 rows but forget_y has 2"):
+        U.UnlearnData(forget_x=torch.zeros(3, 4), forget_y=torch.zeros(2, dtype=torch.long),
+                      retain_x=torch.zeros(2, 4), retain_y=torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="forget set is empty"):
+        U.UnlearnData(forget_x=torch.zeros(0, 4), forget_y=torch.zeros(0, dtype=torch.long),
+                      retain_x=torch.zeros(2, 4), retain_y=torch.zeros(2, dtype=torch.long))
+
+
+# ----------------------------------------------------------------------------------- methods
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_methods_change_the_weights_and_never_the_original(name):
+    torch.manual_seed(0)
+    model = DigitsMLP(hidden=32).eval()
+    before = _params(model)
+    config = U.resolve_config(name, "digits", {"epochs": 2} if name != "do_nothing" else None)
+    out = U.get_method(name)(model, _synthetic(), config, generator=torch.Generator().manual_seed(1))
+    assert out is not model and not out.training
+    for k, v in _params(model).items():  # the original is untouched
+        assert torch.equal(v, before[k])
+    changed = [k for k, v in _params(out).items() if not torch.equal(v, before[k])]
+    if name == "do_nothing":
+        assert changed == []
+    else:  # every layer moves: catches an optimiser built over another model's parameters
+        assert sorted(changed) == sorted(before)
+
+
+@pytest.mark.parametrize("name", ["gradient_ascent", "neggrad_plus", "scrub", "oracle_matching"])
+def test_methods_move_resnet9_weights_not_only_batchnorm_statistics(name):
+    torch.manual_seed(0)
+    model = ResNet9().eval()
+    before = _params(model)
+    data = _synthetic(n_forget=4, n_retain=8, shape=(3, 16, 16))
+    overrides = {"epochs": 1, "lr": 0.01}
+    if name == "scrub":
+        overrides["max_epochs"] = 1
+    config = U.resolve_config(name, "cifar10", overrides)
+    out = U.get_method(name)(model, data, config, generator=torch.Generator().manual_seed(1))
+    conv = "0.0.weight"  # first convolution (a weight, not a BatchNorm buffer)
+    assert not torch.equal(_params(out)[conv], before[conv])
+    assert torch.equal(_params(model)[conv], before[conv])
+
+
+def test_methods_are_deterministic_given_the_generator():
+    torch.manual_seed(0)
+    model = DigitsMLP(hidden=32)
+    data = _synthetic()
+    runs = [U.unlearn_models("neggrad_plus", [model], data, dataset="digits", model_ids=[7])[0]
+            for _ in range(2)]
+    other = U.unlearn_models("neggrad_plus", [model], data, dataset="digits", model_ids=[8])[0]
+    a, b, c = (_params(m) for m in (*runs, other))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_oracle_matching_needs_oracle_logits():
+    data = _synthetic()
+    data.oracle_forget_logits = data.oracle_retain_logits = None
+    with pytest.raises(ValueError, match="held-out oracles"):
+        U.unlearn_models("oracle_matching", [DigitsMLP(hidden=8)], data, dataset="digits")
+
+
+# ------------------------------------------------------------------------------ unlearn_store
+
+def test_unlearn_store_writes_the_layout_and_resumes(digits_store, digits_data):
+    run = U.unlearn_store(digits_store, digits_data, FORGET_SET, "do_nothing", range(4),
+                          progress=False)
+    folder = unlearned_folder("DIGITS", "do_nothing", FORGET_SET)
+    assert run["folder"] == folder and run["written"] == [0, 1, 2, 3]
+    assert all(digits_store.has_model(folder, i) for i in range(4))
+    record = digits_store.read_json(f"{folder}/{U.CONFIG_FILE}")
+    assert record["method"] == "do_nothing" and record["oracle_ids"] is None
+    # do nothing reproduces the originals' outputs
+    full = full_models_folder("DIGITS")
+    np.testing.assert_allclose(digits_store.margins(folder, "val", model_ids=[2]),
+                               digits_store.margins(full, "val", model_ids=[2]), atol=1e-5)
+    again = U.unlearn_store(digits_store, digits_data, FORGET_SET, "do_nothing", range(6),
+                            progress=False)
+    assert again["skipped"] == [0, 1, 2, 3] and again["written"] == [4, 5]
+
+
+def test_unlearn_store_refuses_to_mix_configs(digits_store, digits_data):
+    U.unlearn_store(digits_store, digits_data, FORGET_SET, "gradient_descent", [0],
+                    config={"epochs": 1}, name="gd_mix", progress=False)
+    with pytest.raises(ValueError, match=r"config.epochs: store has 1, asked 2"):
+        U.unlearn_store(digits_store, digits_data, FORGET_SET, "gradient_descent", [1],
+                        config={"epochs": 2}, name="gd_mix", progress=False)
+
+
+def test_unlearn_store_errors(digits_store, digits_data):
+    with pytest.raises(FileNotFoundError, match=r"no full models \[99\]"):
+        U.unlearn_store(digits_store, digits_data, FORGET_SET, "do_nothing", [99], progress=False)
+    with pytest.raises(FileNotFoundError, match="needs held-out oracles of forget set 2"):
+        U.unlearn_store(digits_store, digits_data, 2, "oracle_matching", [0], progress=False)
+    with pytest.raises(ValueError, match="method name"):
+        U.unlearn_store(digits_store, digits_data, FORGET_SET, "do_nothing", [0], name="a/b")
+
+
+def test_gradient_ascent_lowers_forget_margins(digits_store, digits_data):
+    ids = range(8)
+    for name in ("do_nothing", "gradient_ascent"):
+        U.unlearn_store(digits_store, digits_data, FORGET_SET, name, ids, progress=False)
+    forget = digits_store.forget_set("DIGITS", FORGET_SET)
+    before = digits_store.margins(unlearned_folder("DIGITS", "do_nothing", FORGET_SET), "train",
+                                  model_ids=ids)[:, forget]
+    after = digits_store.margins(unlearned_folder("DIGITS", "gradient_ascent", FORGET_SET),
+                                 "train", model_ids=ids)[:, forget]
+    assert after.mean() < before.mean() - 0.5
+    assert (after.mean(1) < before.mean(1)).all()  # for every model
+
+
+def test_oracle_matching_records_the_held_out_oracles(digits_store, digits_data):
+    run = U.unlearn_store(digits_store, digits_data, FORGET_SET, "oracle_matching", [0],
+                          progress=False)
+    record = digits_store.read_json(f"{run['folder']}/{U.CONFIG_FILE}")
+    assert record["oracle_ids"] == HELD_OUT
+    assert U.held_out_oracle_ids(digits_store, "DIGITS", FORGET_SET) == HELD_OUT
+
+
+def test_hub_style_resnet9_checkpoints(tmp_path):
+    """Hub-like CIFAR10 store: ResNet-9 state dicts with the ``model.`` prefix."""
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(
+        name="CIFAR10", train_x=torch.randint(0, 256, (12, 3, 16, 16), generator=g,
+                                              dtype=torch.uint8),
+        train_y=torch.randint(0, 10, (12,), generator=g), val_x=torch.randint(
+            0, 256, (4, 3, 16, 16), generator=g, dtype=torch.uint8),
+        val_y=torch.randint(0, 10, (4,), generator=g), classes=tuple("abcdefghij"),
+        mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    store = open_store(tmp_path / "hub", create=True)
+    store.write_forget_set("CIFAR10", 1, [0, 5, 7])
+    full = store.path(full_models_folder("CIFAR10"))
+    full.mkdir(parents=True)
+    for i in range(2):
+        torch.manual_seed(i)
+        sd = {f"model.{k}": v for k, v in ResNet9().state_dict().items()}
+        torch.save(sd, full / f"sd_{i}____epoch_23.pt")
+    run = U.unlearn_store(store, data, 1, "gradient_ascent", [0, 1], config={"lr": 1e-3},
+                          progress=False, save_checkpoints=True)
+    folder = run["folder"]
+    assert run["written"] == [0, 1]
+    assert store.logits(folder, "train", 1).shape == (12, 10)
+    reloaded = load_model(store.state_dict(folder, 1), arch="auto")
+    assert isinstance(reloaded, ResNet9)
+
+
+# ------------------------------------------------------------------------- your own method
+
+def test_user_defined_method_end_to_end(digits_store, digits_data):
+    from klom_utils.evaluate import score
+
+    @U.register_method("shrink_test", {"factor": 0.9}, replace=True)
+    def shrink(model, data, config, *, generator):
+        """Scale the last layer (a toy method)."""
+        import copy
+
+        model = copy.deepcopy(model)
+        with torch.no_grad():
+            list(model.parameters())[-2].mul_(config["factor"])
+        return model.eval()
+
+    try:
+        assert U.default_config("shrink_test", "digits") == {"factor": 0.9}
+        U.unlearn_store(digits_store, digits_data, FORGET_SET, "shrink_test", range(N_MODELS),
+                        config=["factor=0.5"], progress=False)
+        record = score(digits_store, digits_data, FORGET_SET, "shrink_test", n_boot=5)
+        assert record["n_unlearned"] == N_MODELS and record["forget"]["count"] == 50
+
+        def plain(model, data, config, *, generator):  # passed directly, not registered
+            return U.do_nothing(model, data, config, generator=generator)
+
+        run = U.unlearn_store(digits_store, digits_data, FORGET_SET, plain, [0, 1],
+                              progress=False)
+        assert run["folder"].endswith("/plain/forget_set_3")
+        assert score(digits_store, digits_data, FORGET_SET, "plain", n_boot=5)["n_unlearned"] == 2
+    finally:
+        U.METHODS.pop("shrink_test", None)
