@@ -34,7 +34,7 @@ def test_unlearn_then_score_with_json(digits_store, tmp_path, capsys):
 
 def test_unlearn_resumes_and_reports_bad_input(digits_store, capsys):
     args = _common(digits_store)
-    base = ["unlearn", *args, "--method", "do_nothing", "--quiet"]
+    base = ["unlearn", *args, "--method", "do_nothing", "--name", "nothing_cli", "--quiet"]
     assert main(base + ["--models", "0-1"]) == 0
     capsys.readouterr()
     assert main(base + ["--models", "0-2"]) == 0
