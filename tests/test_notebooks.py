@@ -79,3 +79,153 @@ def test_02_klom_explained(tmp_path):
     same = r["variants"]["same law"]
     assert all(0.1 < v["median"] < 0.6 for v in same.values())
     assert r["variants"]["both constant"]["canonical"]["median"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline, 03 to 07, on a tiny DIGITS store: 04 trains it once for the module (into a
+# temporary folder), 05 unlearns into it, and 03, 06 and 07 read it.
+
+TINY_N = 20  # models per group: enough for KLOM to separate "forgot" from "did not"
+TINY_SET = 3  # the DIGITS sub-population forget set (50 images)
+TINY_HELD_OUT = 5
+TINY_METHODS = ["do_nothing", "gradient_ascent", "oracle_matching"]
+TINY_BOOT = 10
+GROUPS = ("forget", "retain", "validation")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """Folder and store of the tiny pipeline, with the results of 04 (training)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    root = tmp_path_factory.mktemp("pipeline")
+    store = root / "store"
+    r04 = run_notebook("04_training", root, store_dir=str(store), dataset="digits",
+                       n_models=TINY_N, forget_sets=[TINY_SET],
+                       n_held_out_oracles=TINY_HELD_OUT, stack_sizes=[1, TINY_N])
+    return {"root": root, "store": str(store), "04": r04}
+
+
+@pytest.fixture(scope="module")
+def unlearned(pipeline):
+    """The pipeline after 05 (unlearning) with TINY_METHODS; its results."""
+    return run_notebook("05_unlearning", pipeline["root"], store_dir=pipeline["store"],
+                        dataset="digits", forget_sets=[TINY_SET], methods=TINY_METHODS,
+                        n_models=TINY_N)
+
+
+@pytest.mark.slow
+def test_04_training(pipeline):
+    r = pipeline["04"]
+    assert r["parameters"]["n_models"] == TINY_N
+    t = r["timings"]
+    assert t["full"]["trained"] == TINY_N
+    assert t[f"forget_set_{TINY_SET}"]["trained"] == TINY_N
+    assert t[f"forget_set_{TINY_SET}_held_out"]["trained"] == TINY_HELD_OUT
+    assert set(r["throughput_models_per_s"]) == {"1", str(TINY_N)}
+    assert all(v > 0 for v in r["throughput_models_per_s"].values())
+    assert r["forget_set_sizes"] == {str(TINY_SET): 50}
+    folders = r["store_folders"]
+    assert folders["full_models/DIGITS"] == TINY_N
+    assert folders[f"oracles/DIGITS/forget_set_{TINY_SET}"] == TINY_N + TINY_HELD_OUT
+    for name, acc in r["accuracy"].items():
+        assert acc["n_models"] == TINY_N
+        for key in ("test_mean", "test_min", "test_max", "forget_mean", "retain_mean"):
+            assert 0.0 <= acc[key] <= 1.0, (name, key)
+        assert acc["test_min"] <= acc["test_mean"] <= acc["test_max"]
+        assert acc["test_mean"] > 0.9 and acc["retain_mean"] > 0.98, name
+    # full models were trained on the forget set and fit it
+    assert r["accuracy"]["full models"]["forget_mean"] > 0.99
+
+
+@pytest.mark.slow
+def test_03_download_local_store(pipeline):
+    r = run_notebook("03_download", pipeline["root"], store_dir=pipeline["store"],
+                     source="local", dataset="digits", forget_sets=[TINY_SET], n_models=TINY_N)
+    assert r["parameters"]["source"] == "local"
+    # label order: the full models fit their training set; shuffled labels agree by chance
+    assert r["label_order_agreement"]["min"] > 0.98
+    assert r["label_order_agreement"]["shuffled_max"] < 0.3
+    assert r["forget_set_checks"] and all(r["forget_set_checks"].values())
+    assert r["forget_set_sizes"] == {str(TINY_SET): 50}
+    assert r["n_full_models"] == TINY_N
+    assert r["n_oracles"] == {str(TINY_SET): TINY_N}  # held-out oracles left out
+    assert r["augmentation"] is None  # needs the Hub
+    dn = r["do_nothing"][str(TINY_SET)]
+    assert dn["forget"]["count"] == 50
+    assert dn["retain"]["count"] == 1442 - 50 and dn["validation"]["count"] == 355
+    # doing nothing: far from the oracles on the forget set, not elsewhere
+    assert dn["forget"]["p95"] > dn["retain"]["p95"] + 1.0
+    assert dn["forget"]["p95"] > dn["validation"]["p95"] + 1.0
+    assert 0.0 <= dn["retain"]["p95"] <= math.log(1e5)
+
+
+@pytest.mark.slow
+def test_03_download_hub_needs_cifar10(tmp_path):
+    with pytest.raises(papermill.PapermillExecutionError, match="dataset='cifar10'"):
+        run_notebook("03_download", tmp_path, source="hub", dataset="digits")
+
+
+@pytest.mark.slow
+def test_05_unlearning(unlearned):
+    r = unlearned
+    assert r["parameters"]["methods"] == TINY_METHODS
+    assert set(r["configs"]) == set(TINY_METHODS)
+    assert r["configs"]["do_nothing"] == {}
+    assert set(r["runs"]) == {f"{TINY_SET}/{m}" for m in TINY_METHODS}
+    for run in r["runs"].values():
+        assert run["written"] + run["skipped"] == TINY_N
+    acc = r["accuracy"][str(TINY_SET)]
+    assert set(acc) == {"originals", "oracles", *TINY_METHODS}
+    for name, a in acc.items():
+        assert set(a) == {"forget", "retain", "test"}
+        assert all(0.0 <= v <= 1.0 for v in a.values()), name
+    assert acc["do_nothing"] == acc["originals"]  # doing nothing changes nothing
+    assert acc["oracle_matching"]["test"] > 0.9
+
+
+@pytest.mark.slow
+def test_06_computing_klom(pipeline, unlearned):
+    r = run_notebook("06_computing_klom", pipeline["root"], store_dir=pipeline["store"],
+                     dataset="digits", forget_sets=[TINY_SET], methods=TINY_METHODS,
+                     n_boot=TINY_BOOT)
+    recs = {rec["method"]: rec for rec in r["records"]}
+    assert set(recs) == set(TINY_METHODS)
+    for name, rec in recs.items():
+        assert rec["n_unlearned"] == TINY_N and rec["n_oracles"] == TINY_N, name
+        assert rec["forget_size"] == 50
+        for g in GROUPS:
+            assert 0.0 <= rec[g]["p95"] <= math.log(1e5)
+            assert rec[g]["p95_low"] <= rec[g]["p95_high"]
+        assert all(0.0 <= v <= 1.0 for v in rec["accuracy"].values())
+    dn, om = recs["do_nothing"], recs["oracle_matching"]
+    assert dn["forget"]["p95"] > dn["retain"]["p95"] + 1.0
+    assert om["forget"]["p95"] < dn["forget"]["p95"] - 1.0  # the pipeline check
+    # the step-by-step part is "do nothing" on the same forget set
+    step = r["step_by_step"]
+    assert step["forget_set"] == TINY_SET
+    assert step["summary"]["forget"]["p95"] == pytest.approx(dn["forget"]["p95"])
+    assert set(r["noise_floor"]) == set(GROUPS)
+    assert sorted(r["ranking"][str(TINY_SET)]) == sorted(TINY_METHODS)
+
+
+@pytest.mark.slow
+def test_07_your_method(pipeline, unlearned):
+    r = run_notebook("07_your_method", pipeline["root"], store_dir=pipeline["store"],
+                     dataset="digits", forget_sets=[TINY_SET], n_models=TINY_N,
+                     n_boot=TINY_BOOT)
+    check = r["one_model_check"]
+    assert check["original_untouched"] is True
+    assert not check["tensors_changed"].startswith("0 ")
+    assert 0.9 < check["test_accuracy"] <= 1.0
+    assert r["runs"][str(TINY_SET)]["written"] == TINY_N  # recomputed on every run
+    methods = [rec["method"] for rec in r["records"]]
+    assert methods == ["shrink_perturb", "do_nothing", "oracle_matching"]
+    v = r["verdict"][str(TINY_SET)]
+    assert isinstance(v["forget_gap_closed"], float)
+    dn = v["forget_p95"]["do_nothing"]
+    assert v["forget_p95"]["oracle_matching"] < dn
+    # closed share of the gap, recomputed from the recorded 95th percentiles
+    mine, best = v["forget_p95"]["shrink_perturb"], v["forget_p95"]["oracle_matching"]
+    expected = (dn - mine) / (dn - best)
+    assert v["forget_gap_closed"] == pytest.approx(expected)
