@@ -104,17 +104,17 @@ def klom_distributions(scores_by_method, forget, n_train: int, *, log_scale: boo
     return fig
 
 
-def p95_bars(records, *, groups=GROUPS, show_floor: bool = True):
-    """One panel per forget set: bars of each method's 95th percentile per group with the
-    bootstrap interval, and the noise floor as a dashed line. ``records`` from
+def p95_bars(records, *, groups=GROUPS, show_floor: bool = True, ncols: int = 1):
+    """One panel per forget set (``ncols`` per row): bars of each method's 95th percentile per
+    group with the bootstrap interval, and the noise floor as a dashed line. ``records`` from
     :func:`klom_utils.evaluate.score`."""
     records = list(records)
     if not records:
         raise ValueError("p95_bars needs at least one record")
     sets = list(dict.fromkeys((r["dataset"], r["forget_set"]) for r in records))
     methods = list(dict.fromkeys(r["method"] for r in records))
-    fig, axes = _figure(len(sets), panel_width=max(3.6, 0.5 * len(methods) * len(groups) + 1.5),
-                        height=3.4)
+    fig, axes = _figure(len(sets), panel_width=max(4.0, 0.3 * len(methods) * len(groups) + 2.5),
+                        height=2.8, ncols=ncols)
     width = 0.8 / len(methods)
     x = np.arange(len(groups))
     for ax, key in zip(axes, sets):
@@ -138,5 +138,5 @@ def p95_bars(records, *, groups=GROUPS, show_floor: bool = True):
                      fontsize=10)
         ax.set_xticks(x, list(groups))
         ax.set_ylabel("95th percentile of KLOM")
-    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
