@@ -4,6 +4,7 @@ The session fixture ``digits_store`` (16 full models, 16 oracles of forget set 3
 oracles with ids 1000..1003) is shared with test_evaluate, test_plots and test_cli_eval.
 """
 
+import shutil
 import numpy as np
 import pytest
 import torch
@@ -151,6 +152,9 @@ def test_oracle_matching_needs_oracle_logits():
 # ------------------------------------------------------------------------------ unlearn_store
 
 def test_unlearn_store_writes_the_layout_and_resumes(digits_store, digits_data):
+    # the store is shared by the session: start from no do_nothing models, whatever ran before
+    shutil.rmtree(digits_store.path(unlearned_folder("DIGITS", "do_nothing", FORGET_SET)),
+                  ignore_errors=True)
     run = U.unlearn_store(digits_store, digits_data, FORGET_SET, "do_nothing", range(4),
                           progress=False)
     folder = unlearned_folder("DIGITS", "do_nothing", FORGET_SET)
