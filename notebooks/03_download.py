@@ -50,18 +50,19 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 source = "local"  # "local": the store of notebook 04; "hub": royrin/KLOM-models
 dataset = "digits"  # "digits" (local), or "cifar10" (local or hub)
-forget_sets = [1, 3]  # forget sets whose oracles are read (Hub: 1 to 10)
+forget_sets = [1, 2, 3]  # forget sets whose oracles are read (Hub: 1 to 10)
 n_models = 100  # models per group to read (at most)
 hub_kinds = ["margins", "logits"]  # files to download; "checkpoints": large
 hub_cache_dir = None  # Hugging Face cache (None: ~/.cache/huggingface)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
 seed = 0
-store_dir = "klom_run/store"  # the local store (source = "local")
+store_dir = "klom_run/store"  # the local store (read when source is local)
 results_dir = "klom_run/results"  # writes <results_dir>/03_download.json
 
 # %%
 import json
 import re
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -73,6 +74,8 @@ from klom_utils.evaluate import folder_margins, scoring_oracle_ids
 from klom_utils.hub import CARD_FOLDERS
 from klom_utils.plots import klom_distributions, margin_histograms
 from klom_utils.store import full_models_folder, oracle_folder
+
+warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 
 D = dataset_name(dataset)  # store name: "DIGITS" or "CIFAR10"
 if source == "hub":

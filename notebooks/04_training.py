@@ -44,7 +44,7 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
 n_models = 100  # models per group: full models, and oracles per forget set
-forget_sets = [1, 3]  # train oracles without each of these forget sets
+forget_sets = [1, 2, 3]  # train oracles without each of these forget sets
 n_held_out_oracles = 10  # extra oracles per forget set, for oracle matching
 stack_sizes = [1, 10, 100]  # models trained at once, for the throughput test
 device = "auto"  # "auto": CUDA when present, else CPU
@@ -59,6 +59,7 @@ import dataclasses
 import json
 import re
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -71,6 +72,8 @@ from klom_utils.store import full_models_folder, oracle_folder
 from klom_utils.train import (default_config, fit, init_state_dict, lr_at,
                               resolve_device, train_models)
 from klom_utils.unlearn import HELD_OUT_ORACLE_START
+
+warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 
 dev = resolve_device(device)
 data = load_dataset(dataset, root=data_root)

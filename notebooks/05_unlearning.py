@@ -43,7 +43,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
-forget_sets = [1, 3]  # forget sets to unlearn (their oracles are in the store)
+forget_sets = [1, 2, 3]  # forget sets to unlearn (oracles in the store)
 methods = ["do_nothing", "gradient_ascent", "gradient_descent",
            "neggrad_plus", "scrub", "oracle_matching"]
 method_configs = {}  # overrides, e.g. {"scrub": {"lr": 0.01, "epochs": 5}}
@@ -57,6 +57,7 @@ results_dir = "klom_run/results"  # writes <results_dir>/05_unlearning.json
 # %%
 # %matplotlib inline
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,8 @@ from klom_utils.plots import margin_histograms
 from klom_utils.store import full_models_folder, oracle_folder, unlearned_folder
 from klom_utils.unlearn import (METHODS, get_method, held_out_oracle_ids,
                                 resolve_config, unlearn_store)
+
+warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 
 store = open_store(store_dir)
 data = load_dataset(dataset, root=data_root)

@@ -40,7 +40,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10"
-forget_sets = [1, 3]  # forget sets to score
+forget_sets = [1, 2, 3]  # forget sets to score
 methods = ["do_nothing", "gradient_ascent", "gradient_descent",
            "neggrad_plus", "scrub", "oracle_matching"]
 n_boot = 200  # bootstrap resamples for the intervals of the 95th percentiles
@@ -53,6 +53,7 @@ results_dir = "klom_run/results"  # writes <results_dir>/06_computing_klom.json
 # %matplotlib inline
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,8 @@ from klom_utils.data import load_dataset
 from klom_utils.evaluate import (klom_scores, load_margins, results_table,
                                  score_many)
 from klom_utils.plots import klom_distributions, p95_bars
+
+warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 
 store = open_store(store_dir)
 data = load_dataset(dataset, root=data_root)

@@ -42,7 +42,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
-forget_sets = [1, 3]  # forget sets to evaluate on (oracles in the store)
+forget_sets = [1, 2, 3]  # forget sets to evaluate (oracles in the store)
 n_models = 100  # unlearn the full models 0 .. n_models - 1
 n_boot = 200  # bootstrap resamples for the intervals of the 95th percentiles
 device = "auto"  # "auto": CUDA when present, else CPU
@@ -57,6 +57,7 @@ import copy
 import json
 import math
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -70,6 +71,8 @@ from klom_utils.plots import p95_bars
 from klom_utils.store import full_models_folder, unlearned_folder
 from klom_utils.train import resolve_device
 from klom_utils.unlearn import UnlearnData, predict_logits, unlearn_store
+
+warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 
 store = open_store(store_dir)
 data = load_dataset(dataset, root=data_root)
