@@ -5,6 +5,8 @@ oracles with ids 1000..1003) is shared with test_evaluate, test_plots and test_c
 """
 
 import shutil
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -28,13 +30,17 @@ def digits_data():
 
 
 @pytest.fixture(scope="session")
-def digits_store(tmp_path_factory, digits_data):
-    """A DIGITS store: full models 0..15, oracles 0..15 and held-out 1000..1003 of set 3."""
-    root = tmp_path_factory.getbasetemp() / "klom_eval_store"
-    train_models(digits_data, root, range(N_MODELS), progress=False)
-    train_models(digits_data, root, list(range(N_MODELS)) + HELD_OUT, forget_set=FORGET_SET,
-                 progress=False)
-    return open_store(root)
+def digits_store(digits_data):
+    """A DIGITS store: full models 0..15, oracles 0..15 and held-out 1000..1003 of set 3.
+
+    It lives in its own temporary folder rather than pytest's numbered ones, which concurrent
+    pytest sessions of the same user prune while a long session still uses them.
+    """
+    with tempfile.TemporaryDirectory(prefix="klom-eval-store-") as root:
+        train_models(digits_data, root, range(N_MODELS), progress=False)
+        train_models(digits_data, root, list(range(N_MODELS)) + HELD_OUT, forget_set=FORGET_SET,
+                     progress=False)
+        yield open_store(root)
 
 
 def _params(model):
