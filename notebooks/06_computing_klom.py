@@ -152,9 +152,10 @@ for g, s in floor.items():
 results["noise_floor"] = floor
 
 # %% [markdown]
-# Doing nothing is the right thing on the retain and test examples (the originals and the
-# oracles were trained on the same images there), and it scores at or below this floor there.
-# On the forget set it is far above: that gap is what an unlearning method has to close.
+# Doing nothing is the right thing on the retain and test examples (there, originals and
+# oracles differ only by the forget set), and it scores about as low as this floor there,
+# often lower, since the floor compares only half as many models. On the forget set it is far
+# above: that gap is what an unlearning method has to close.
 #
 # ## 3. Every method on every forget set
 #
