@@ -48,7 +48,8 @@ def margin_histograms(oracle, unlearned, original=None, examples=(0,), *, bins: 
     examples = [int(e) for e in np.atleast_1d(examples)]
     bad = [e for e in examples if not 0 <= e < o.shape[1]]
     if not examples or bad:
-        raise ValueError(f"examples must be column indices in [0, {o.shape[1]}), got {bad or examples}")
+        raise ValueError(f"examples must be column indices in [0, {o.shape[1]}), "
+                         f"got {bad or examples}")
     if titles is not None and len(titles) != len(examples):
         raise ValueError(f"{len(titles)} titles for {len(examples)} examples")
     fig, axes = _figure(len(examples), ncols=ncols)

@@ -43,7 +43,9 @@ directly; it is scored like the built-in ones::
         last = list(model.parameters())[-2:]  # fine-tune only the last layer
         opt = torch.optim.SGD(last, lr=config["lr"])
         for _ in range(config["steps"]):
-            opt.zero_grad(); (-F.cross_entropy(model(data.forget_x), data.forget_y)).backward(); opt.step()
+            opt.zero_grad()
+            (-F.cross_entropy(model(data.forget_x), data.forget_y)).backward()
+            opt.step()
         return model.eval()
 
     unlearn_store("runs/store", "digits", 3, "last_layer_ascent", range(100))
@@ -497,7 +499,8 @@ def scrub(model, data, config, *, generator):
             with torch.no_grad():
                 target = teacher(x)
             out = student(x)
-            _step(opt, _distill_kl(out, target, t) + alpha * F.cross_entropy(out, data.retain_y[idx]))
+            ce = F.cross_entropy(out, data.retain_y[idx])
+            _step(opt, _distill_kl(out, target, t) + alpha * ce)
         for group in opt.param_groups:
             group["lr"] *= config["gamma"]
     return student.eval()

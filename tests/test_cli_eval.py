@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from klom_utils.cli import main
 from klom_utils.store import unlearned_folder
 from test_unlearn import FORGET_SET, N_MODELS, digits_data, digits_store  # noqa: F401

@@ -9,7 +9,7 @@ from klom_utils import evaluate as E
 from klom_utils import metric
 from klom_utils.store import oracle_folder, unlearned_folder
 from klom_utils.unlearn import unlearn_store
-from test_unlearn import FORGET_SET, HELD_OUT, N_MODELS, digits_data, digits_store  # noqa: F401
+from test_unlearn import FORGET_SET, N_MODELS, digits_data, digits_store  # noqa: F401
 
 BINS = 5  # few bins: with 16 models on each side, 20 bins saturate every score
 

@@ -109,7 +109,8 @@ def test_methods_change_the_weights_and_never_the_original(name):
     model = DigitsMLP(hidden=32).eval()
     before = _params(model)
     config = U.resolve_config(name, "digits", {"epochs": 2} if name != "do_nothing" else None)
-    out = U.get_method(name)(model, _synthetic(), config, generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    out = U.get_method(name)(model, _synthetic(), config, generator=gen)
     assert out is not model and not out.training
     for k, v in _params(model).items():  # the original is untouched
         assert torch.equal(v, before[k])
