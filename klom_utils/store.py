@@ -428,10 +428,13 @@ class Store:
         path = self.root / folder
         model_id = int(model_id)
         if state_dict is not None:
+            state_dict = {k: v.detach().cpu().clone() if hasattr(v, "detach") else v
+                          for k, v in state_dict.items()}
             _save_torch(path / state_dict_name(model_id, epoch), state_dict)
         outputs = {"train": (train_logits, train_labels), "val": (val_logits, val_labels)}
         for split, (logits, labels) in outputs.items():
-            logits = torch.as_tensor(logits).detach().float().cpu().contiguous()
+            # clone: a view into a stacked batch would otherwise save the whole batch in every file
+            logits = torch.as_tensor(logits).detach().float().cpu().clone()
             labels = np.asarray(labels)
             if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
                 raise ValueError(
