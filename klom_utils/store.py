@@ -454,3 +454,25 @@ class Store:
 
     def read_json(self, relpath: str):
         return json.loads((self.root / relpath).read_text())
+
+    def record_or_compare(self, relpath: str, record: dict) -> list[str]:
+        """Write ``record`` if ``relpath`` is new; else list how the stored record differs.
+
+        Used to refuse resuming a folder with other settings; nested keys read ``a.b``.
+        """
+        if not (self.root / relpath).exists():
+            self.write_json(relpath, record)
+            return []
+        old, new = _flatten(self.read_json(relpath)), _flatten(json.loads(json.dumps(record)))
+        return [f"{k}: store has {old.get(k)!r}, asked {new.get(k)!r}"
+                for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def _flatten(record: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in record.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -14,7 +14,6 @@ gets the same initialisation and data order, but float rounding differs from run
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -480,18 +479,10 @@ def _check_writable(path: Path) -> None:
 
 def _record_config(store, folder: str, record: dict) -> None:
     """Write the folder's config file, or check that it matches the one already there."""
-    relpath = f"{folder}/{CONFIG_FILE}"
-    path = store.path(relpath)
-    if path.exists():
-        old = json.loads(path.read_text())
-        diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
-        if diff:
-            details = ", ".join(f"{k}: store has {old.get(k)!r}, asked {record.get(k)!r}"
-                                for k in diff)
-            raise ValueError(f"{folder} was trained with another config ({details}); "
-                             "use another store or the same config")
-        return
-    store.write_json(relpath, record)
+    diff = store.record_or_compare(f"{folder}/{CONFIG_FILE}", record)
+    if diff:
+        raise ValueError(f"{folder} was trained with another config ({', '.join(diff)}); "
+                         "use another store or the same config")
 
 
 def _resolve_dataset(dataset, root):

@@ -62,7 +62,6 @@ beside the unlearned models and scoring then leaves those oracles out as well.
 from __future__ import annotations
 
 import copy
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -593,30 +592,12 @@ def _mean_oracle_logits(store, dataset: str, forget_set: int, oracle_ids):
     return (total / len(oracle_ids)).float() if total is not None else torch.empty(0)
 
 
-def _flatten(record: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in record.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _check_record(store, folder: str, record: dict) -> None:
     """Write the folder's record, or check that the one already there matches."""
-    relpath = f"{folder}/{CONFIG_FILE}"
-    if store.path(relpath).exists():
-        old = _flatten(store.read_json(relpath))
-        new = _flatten(json.loads(json.dumps(record)))
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if diff:
-            details = ", ".join(f"{k}: store has {old.get(k)!r}, asked {new.get(k)!r}"
-                                for k in diff)
-            raise ValueError(f"{folder} holds models unlearned differently ({details}); "
-                             "choose another name (name=, --name) or delete the folder")
-        return
-    store.write_json(relpath, record)
+    diff = store.record_or_compare(f"{folder}/{CONFIG_FILE}", record)
+    if diff:
+        raise ValueError(f"{folder} holds models unlearned differently ({', '.join(diff)}); "
+                         "choose another name (name=, --name) or delete the folder")
 
 
 def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=None,
