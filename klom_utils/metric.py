@@ -55,7 +55,7 @@ VARIANTS = {
     "easydub": _Spec(1, 0, False, True, False, False, False, True, None),
 }
 
-_CHUNK_ELEMENTS = 1 << 17  # values per chunk (both groups together)
+_CHUNK_ELEMENTS = 1 << 19  # values per chunk (both groups together): large, so threads overlap
 _MAX_THREADS = 8
 
 
@@ -214,7 +214,7 @@ def _klom_chunks(named, spec, bins, eps, cmin, cmax):
     out = np.empty(n_ex)
 
     def work(first):
-        buffers = [np.empty(n * width, t) for t in (np.float32,) * 3 + (bool, np.int32)]
+        buffers = [np.empty(n * width, t) for t in (np.float32,) * 3 + (bool, np.intp)]
         for start in starts[first::n_threads]:
             cols = slice(start, min(start + width, n_ex))
             out[cols] = _score_chunk(named, cols, spec, bins, eps, cmin, cmax, buffers)
@@ -313,23 +313,23 @@ def _slot_index(x, values, lo, hi, spec, bins, f, t, flagged, index):
         threshold = np.where(flat, 0.0, np.where(redo, 2.0, 2 * tol))
     np.multiply(x, scale.astype(np.float32), out=f)
     f += offset.astype(np.float32)
+    # Nothing lies below the first edge, and with numpy.histogram the last bin is closed, so
+    # estimates within half a bin of either end need no check: keep them off those edges.
+    np.clip(f, 0.5, n_seg - 0.5 if spec.histogram else np.inf, out=f)
     np.trunc(f, out=t)
     f -= t  # fractional part: small means close to an edge
     np.less(f, threshold.astype(np.float32), out=flagged)
-    t += (np.arange(c) * n_slots + spec.shift).astype(np.float32)
-    np.copyto(index, t, casting="unsafe")
+    np.add(t, (np.arange(c) * n_slots + spec.shift).astype(np.float32), out=index,
+           casting="unsafe")
     # A flagged value lies within the tolerance of the edge its estimate points at, so its bin
     # is that one or the one before: the one before exactly when value < edge. The edges are
-    # np.linspace's, bit for bit; the first is the minimum (nothing lies below it); at the
-    # last, the maximum, numpy.digitize drops the value (the spare slot) while numpy.histogram
-    # counts it in the last bin (an edge of +inf always says "the one before").
-    table = np.empty((c, n_slots))
-    edges = _edges(lo, hi, n_edges, out=table[:, spec.shift: spec.shift + n_edges])
-    if spec.histogram:
-        edges[:, -1] = np.inf
+    # np.linspace's, bit for bit. (With numpy.digitize, a value at the last edge, the maximum,
+    # stays in the spare slot: dropped.)
     pos = np.flatnonzero(flagged)
     slot = index.ravel()[pos]
-    index.ravel()[pos] = slot - (values(pos) < table.ravel()[slot])
+    col = pos % c
+    edge = _linspace_at(lo[col], hi[col], n_edges, slot - col * n_slots - spec.shift)
+    index.ravel()[pos] = slot - (values(pos) < edge)
     if redo.any():  # range too narrow for the float32 estimate: every value, literally
         pos = pos[redo[pos % c]]
         col = pos % c
@@ -337,51 +337,43 @@ def _slot_index(x, values, lo, hi, spec, bins, f, t, flagged, index):
     return index
 
 
-def _edges(lo, hi, num, out=None):
-    """``np.linspace(lo[e], hi[e], num)`` for every example e, bit for bit: (c, num)."""
+def _linspace_at(lo, hi, num, k):
+    """``np.linspace(lo, hi, num)[k]``, bit for bit, elementwise (broadcasting)."""
     div = num - 1
     delta = hi - lo
     step = delta / div
-    k = np.arange(num, dtype=np.float64)
-    if (step == 0).any():  # a subnormal range: np.linspace then scales k / div instead
-        y = np.where((step == 0)[:, None], (k / div) * delta[:, None], k * step[:, None])
-        if out is None:
-            out = y
-        else:
-            out[...] = y
-    else:
-        out = np.multiply(step[:, None], k, out=out)
-    out += lo[:, None]
-    out[:, -1] = hi
-    return out
+    # np.linspace scales k / div instead where the step underflows to 0 (a subnormal range)
+    y = np.where(step == 0, (k / div) * delta, k * step) + lo
+    return np.where(k == div, hi, y)
 
 
 def _exact_slots(v, col, lo, hi, spec, bins):
     """Slots of values v in examples col, exactly as the reference computes them."""
     n_edges = bins + spec.n_edges_extra
-    edges = _edges(lo, hi, n_edges)
+    lo, hi = lo[col], hi[col]
     if spec.histogram:  # numpy.histogram's uniform-bin algorithm, literally
-        lo, delta = lo[col], hi[col] - lo[col]
-        j = ((v - lo) / delta * bins).astype(np.intp)
+        j = ((v - lo) / (hi - lo) * bins).astype(np.intp)
         j[j == bins] -= 1
-        j -= v < edges[col, j]
-        j += (v >= edges[col, j + 1]) & (j != bins - 1)
+        j -= v < _linspace_at(lo, hi, n_edges, j)
+        j += (v >= _linspace_at(lo, hi, n_edges, j + 1)) & (j != bins - 1)
         return j
     # numpy.digitize(right=False): k = number of edges <= v; a value equal to the maximum
     # (past the last edge) is dropped into the spare slot
-    k = (edges[col] <= v[:, None]).sum(1) - 1
+    edges = _linspace_at(lo[:, None], hi[:, None], n_edges, np.arange(n_edges))
+    k = (edges <= v[:, None]).sum(1) - 1
     return np.where(k < n_edges - 1, k + spec.shift, bins)
 
 
 def _values(groups, pos, c, cmin, cmax):
-    """The exact float64 (clipped) values at flat positions of the (n, c) chunk."""
+    """The exact float64 (clipped) values at sorted flat positions of the stacked (n, c) chunk."""
     (p, _), (q, q_clipped) = groups
     r, col = np.divmod(pos, c)
-    in_p = r < len(p)
-    v = np.empty(pos.size)
-    v[in_p] = np.clip(p[r[in_p], col[in_p]].astype(np.float64), cmin, cmax)
-    vq = q[r[~in_p] - len(p), col[~in_p]].astype(np.float64)
-    v[~in_p] = np.clip(vq, cmin, cmax) if q_clipped else vq
+    split = np.searchsorted(r, len(p))
+    v = np.concatenate([p[r[:split], col[:split]].astype(np.float64),
+                        q[r[split:] - len(p), col[split:]].astype(np.float64)])
+    np.clip(v[:split], cmin, cmax, out=v[:split])
+    if q_clipped:
+        np.clip(v[split:], cmin, cmax, out=v[split:])
     return v
 
 
