@@ -331,8 +331,7 @@ def _slot_index(x, values, lo, hi, spec, bins, f, t, flagged, index):
     edge = _linspace_at(lo[col], hi[col], n_edges, slot - col * n_slots - spec.shift)
     index.ravel()[pos] = slot - (values(pos) < edge)
     if redo.any():  # range too narrow for the float32 estimate: every value, literally
-        pos = pos[redo[pos % c]]
-        col = pos % c
+        pos, col = pos[redo[col]], col[redo[col]]
         index.ravel()[pos] = col * n_slots + _exact_slots(values(pos), col, lo, hi, spec, bins)
     return index
 
@@ -365,15 +364,14 @@ def _exact_slots(v, col, lo, hi, spec, bins):
 
 
 def _values(groups, pos, c, cmin, cmax):
-    """The exact float64 (clipped) values at sorted flat positions of the stacked (n, c) chunk."""
+    """The exact float64 (clipped) values at flat positions of the (n, c) chunk."""
     (p, _), (q, q_clipped) = groups
     r, col = np.divmod(pos, c)
-    split = np.searchsorted(r, len(p))
-    v = np.concatenate([p[r[:split], col[:split]].astype(np.float64),
-                        q[r[split:] - len(p), col[split:]].astype(np.float64)])
-    np.clip(v[:split], cmin, cmax, out=v[:split])
-    if q_clipped:
-        np.clip(v[split:], cmin, cmax, out=v[split:])
+    in_p = r < len(p)
+    v = np.empty(pos.size)
+    v[in_p] = np.clip(p[r[in_p], col[in_p]].astype(np.float64), cmin, cmax)
+    vq = q[r[~in_p] - len(p), col[~in_p]].astype(np.float64)
+    v[~in_p] = np.clip(vq, cmin, cmax) if q_clipped else vq
     return v
 
 

@@ -74,6 +74,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=3,
                         help="best of this many rounds (each round runs both, in turn)")
     args = parser.parse_args()
+    for name in ("examples", "models", "loop_examples", "repeats"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
 
     unlearned, oracle = synthetic_margins(args.models, args.examples)
     n_loop = min(args.loop_examples or args.examples, args.examples)
