@@ -22,10 +22,10 @@ implementations described in the documentation (same binning, dropping of sample
 maximum, smoothing and renormalisation, nan where they give nan); the direction swaps the two
 arguments of the reference function, so ``"paper2024"`` clips whichever sample plays ``p``.
 
-Everything is vectorised over examples and processed in chunks of examples (in a few threads),
-so memory stays bounded however many examples there are. Bins are found with a float32
-estimate that is exact away from bin edges; values within rounding distance of an edge are
-decided in float64 against the reference's own edges, so bin counts equal the reference's.
+Examples are processed in chunks (in a few threads), so memory stays bounded however many
+examples there are. Each value's bin comes from a float64 estimate settled against the
+reference's own bin edges, bit for bit, in a compiled loop (``klom_utils.binning``), so bin
+counts equal the reference's.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from .binning import count_slots
 
 __all__ = ["margins", "klom", "summarize", "headline", "bootstrap_p95", "noise_floor"]
 
@@ -55,7 +57,7 @@ VARIANTS = {
     "easydub": _Spec(1, 0, False, True, False, False, False, True, None),
 }
 
-_CHUNK_ELEMENTS = 1 << 19  # values per chunk (both groups together): large, so threads overlap
+_CHUNK_ELEMENTS = 1 << 19  # values per chunk (both groups together)
 _MAX_THREADS = 8
 
 
@@ -82,12 +84,13 @@ def _as_numpy(x, name):
 
 
 def _as_real(x, name):
+    """A float32 or float64 numpy array (exact: narrower floats widen to float32)."""
     x = _as_numpy(x, name)
-    if x.dtype.kind in "biu":
-        return x.astype(np.float64)
-    if x.dtype.kind != "f":
+    if x.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
-    return x
+    if x.dtype in (np.float32, np.float64):
+        return x
+    return x.astype(np.float32 if x.dtype.kind == "f" and x.dtype.itemsize < 4 else np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,20 +207,18 @@ def klom(*, unlearned, oracle, bins=20, eps=1e-5, clip=(-100.0, 100.0),
 
 
 def _klom_chunks(named, spec, bins, eps, cmin, cmax):
-    """Score every example, chunk by chunk of examples, in a few threads (numpy releases the
-    GIL in its loops)."""
+    """Score every example, chunk by chunk of examples, in a few threads (the counting kernel
+    and numpy's loops release the GIL)."""
     (_, p_in), (_, q_in) = named
     n, n_ex = p_in.shape[0] + q_in.shape[0], p_in.shape[1]
-    # flat slot indices are built in float32, so they must stay below 2**24
-    width = max(1, min(n_ex, _CHUNK_ELEMENTS // n, 2**23 // (bins + 1)))
+    width = max(1, min(n_ex, _CHUNK_ELEMENTS // n))
     starts = range(0, n_ex, width)
     out = np.empty(n_ex)
 
     def work(first):
-        buffers = [np.empty(n * width, t) for t in (np.float32,) * 3 + (bool, np.intp)]
         for start in starts[first::n_threads]:
             cols = slice(start, min(start + width, n_ex))
-            out[cols] = _score_chunk(named, cols, spec, bins, eps, cmin, cmax, buffers)
+            out[cols] = _score_chunk(named, cols, spec, bins, eps, cmin, cmax)
 
     n_threads = max(1, min(len(starts), _MAX_THREADS, os.cpu_count() or 1))
     if n_threads == 1:
@@ -228,36 +229,21 @@ def _klom_chunks(named, spec, bins, eps, cmin, cmax):
     return out
 
 
-def _score_chunk(named, cols, spec, bins, eps, cmin, cmax, buffers):
+def _score_chunk(named, cols, spec, bins, eps, cmin, cmax):
     (_, p_all), (_, q_all) = named
     p, q = p_all[:, cols], q_all[:, cols]
-    n_p, n_q = len(p), len(q)
-    c = p.shape[1]
-    x, *work = [buf[: (n_p + n_q) * c].reshape(n_p + n_q, c) for buf in buffers]
-    # the values in float32, clipped (bounds rounded to float32); the unclipped q of
-    # paper2024 only to the float32 range
-    big = float(np.finfo(np.float32).max)
-    low, high = np.float32(max(cmin, -big)), np.float32(min(cmax, big))
-    np.clip(p, low, high, out=x[:n_p])
-    np.clip(q, *((low, high) if spec.clip_q else (-np.float32(big), np.float32(big))),
-            out=x[n_p:])
     groups = [(p, True), (q, spec.clip_q)]
-    # float32 (or narrower) margins clipped to float32 bounds are exact in the float32 copy
-    if (spec.clip_q and float(low) == cmin and float(high) == cmax
-            and max(p.dtype.itemsize, q.dtype.itemsize) <= 4):
-        lo, hi = x.min(0).astype(np.float64), x.max(0).astype(np.float64)
-        values = lambda pos: x.ravel()[pos].astype(np.float64)  # noqa: E731
-    else:
-        lo, hi = _joint_range(groups, cmin, cmax)
-        values = lambda pos: _values(groups, pos, c, cmin, cmax)  # noqa: E731
+    lo, hi = _joint_range(groups, cmin, cmax)
     if np.isnan(lo).any() or np.isnan(hi).any():
         raise _nan_error(named)
     unusable = ~(np.isfinite(lo) & np.isfinite(hi))  # paper2024: ±inf in the unclipped q
     lo[unusable] = hi[unusable] = 0.0
     if spec.widen:
         hi = np.where(hi == lo, lo + 1.0, hi)
-    index = _slot_index(x, values, lo, hi, spec, bins, *work)
-    score = _divergence(*_split_counts(index, n_p, bins), n_p, n_q, spec, eps)
+    binning = _Binning(lo, hi, spec, bins)
+    cp, cq = (binning.counts(a, cols.start, *((cmin, cmax) if clipped else (-np.inf, np.inf)))
+              for a, clipped in ((p_all, True), (q_all, spec.clip_q)))
+    score = _divergence(cp, cq, len(p), len(q), spec, eps)
     if spec.on_equal is not None:
         score[hi == lo] = spec.on_equal
     score[unusable] = np.nan
@@ -276,64 +262,51 @@ def _joint_range(groups, cmin, cmax):
     return np.minimum(*lows), np.maximum(*highs)
 
 
-def _split_counts(index, n_p, bins):
-    """Counts per example and slot, (c, bins + 1) for each group, from flat slot indices; the
-    last slot holds the samples a reference implementation drops."""
-    size = index.shape[1] * (bins + 1)
-    cp = np.bincount(index[:n_p].ravel(), minlength=size).reshape(-1, bins + 1)
-    cq = np.bincount(index[n_p:].ravel(), minlength=size).reshape(-1, bins + 1)
-    return cp, cq
+class _Binning:
+    """The bins of a chunk of examples (joint ranges ``lo``, ``hi``), and counting into them.
 
-
-def _slot_index(x, values, lo, hi, spec, bins, f, t, flagged, index):
-    """Flat slot index ``example * (bins + 1) + slot`` of every value of x (n, c).
-
-    ``x`` holds the (clipped) values in float32; ``values(flat_positions)`` gives them
-    exactly, in float64.
-
-    A float32 estimate ``trunc((x - lo) * scale)`` is exact except within a rounding
-    tolerance of a bin edge (the tolerance bounds every rounding error, 8 times over); the few
-    values that close to an edge, and every value of an example whose range is too small for
-    the estimate, are redone in float64 with the reference's own algorithm.
+    A float64 estimate of each value's edge index, biased up by a tolerance that bounds every
+    rounding error (of the estimate and of the edges) 16 times over, is the true index or one
+    above; the compiled kernel settles which against the reference's own edge, bit for bit.
+    Examples whose range is too narrow for the estimate are redone with the reference's
+    algorithm, literally.
     """
-    c = x.shape[1]
-    n_edges = bins + spec.n_edges_extra
-    n_seg, n_slots = n_edges - 1, bins + 1
-    delta = hi - lo
-    magnitude = np.maximum(abs(lo), abs(hi))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        flat = ~(delta > 0)  # every value equal: the caller decides the score
-        scale = np.where(flat, 0.0, n_seg / delta)
-        # float32 rounding of x (relative, or absolute below the normal range), of scale, the
-        # product, the offset and the sum, each at most 2**-24 relative: 8 times their sum
-        tol = 2.0**-21 * (4 * magnitude * scale + n_seg + 2) + 2.0**-146 * scale
-        redo = ~flat & ~((tol < 0.125) & (magnitude < 1e38) & (scale < 1e38))
-        scale[redo] = 0.0
-        offset = np.where(flat, 0.5, np.where(redo, 0.0, tol - lo * scale))
-        threshold = np.where(flat, 0.0, np.where(redo, 2.0, 2 * tol))
-    np.multiply(x, scale.astype(np.float32), out=f)
-    f += offset.astype(np.float32)
-    # Nothing lies below the first edge, and with numpy.histogram the last bin is closed, so
-    # estimates within half a bin of either end need no check: keep them off those edges.
-    np.clip(f, 0.5, n_seg - 0.5 if spec.histogram else np.inf, out=f)
-    np.trunc(f, out=t)
-    f -= t  # fractional part: small means close to an edge
-    np.less(f, threshold.astype(np.float32), out=flagged)
-    np.add(t, (np.arange(c) * n_slots + spec.shift).astype(np.float32), out=index,
-           casting="unsafe")
-    # A flagged value lies within the tolerance of the edge its estimate points at, so its bin
-    # is that one or the one before: the one before exactly when value < edge. The edges are
-    # np.linspace's, bit for bit. (With numpy.digitize, a value at the last edge, the maximum,
-    # stays in the spare slot: dropped.)
-    pos = np.flatnonzero(flagged)
-    slot = index.ravel()[pos]
-    col = pos % c
-    edge = _linspace_at(lo[col], hi[col], n_edges, slot - col * n_slots - spec.shift)
-    index.ravel()[pos] = slot - (values(pos) < edge)
-    if redo.any():  # range too narrow for the float32 estimate: every value, literally
-        pos, col = pos[redo[col]], col[redo[col]]
-        index.ravel()[pos] = col * n_slots + _exact_slots(values(pos), col, lo, hi, spec, bins)
-    return index
+
+    def __init__(self, lo, hi, spec, bins):
+        self.lo, self.hi, self.spec, self.bins = lo, hi, spec, bins
+        self.n_seg = bins + spec.n_edges_extra - 1
+        delta = hi - lo
+        magnitude = np.maximum(abs(lo), abs(hi))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            flat = ~(delta > 0)  # every value equal: the caller decides the score
+            self.step = delta / self.n_seg
+            scale = np.where(flat, 0.0, self.n_seg / delta)
+            # rounding of scale, of the products and of the sums, each at most 2**-53
+            # relative (or 2**-1074 absolute), and of the edges
+            tol = 2.0**-49 * (4 * magnitude * scale + self.n_seg + 2) + 2.0**-1070 * scale
+            self.redo = ~flat & ~((tol < 0.125) & (magnitude < 1e300) & (scale < 1e300)
+                                  & (self.step > 0))
+        estimate = ~(flat | self.redo)
+        self.scale = np.where(estimate, scale, 0.0)
+        self.offset = np.where(estimate, tol - lo * self.scale, 0.5)
+
+    def counts(self, a, start, cmin, cmax):
+        """Counts per example and slot, (c, bins + 1), of the values of ``a[:, start: start +
+        c]``, clipped to ``[cmin, cmax]``; the last slot holds the samples a reference
+        implementation drops."""
+        spec, bins, lo, hi = self.spec, self.bins, self.lo, self.hi
+        out = np.zeros((lo.size, bins + 1), np.int64)
+        k_max = bins - 1 if spec.histogram else self.n_seg
+        low, high = np.clip(lo, cmin, cmax), np.clip(hi, cmin, cmax)
+        count_slots(a, start, low, high, lo, self.step, hi, self.scale, self.offset, self.n_seg,
+                    k_max, spec.shift, out)
+        if self.redo.any():  # range too narrow for the estimate: every value, literally
+            cols = np.flatnonzero(self.redo)
+            v = np.clip(a[:, start + cols].astype(np.float64), low[cols], high[cols]).ravel()
+            slots = _exact_slots(v, np.tile(cols, len(a)), lo, hi, spec, bins)
+            flat = np.tile(np.arange(cols.size), len(a)) * (bins + 1) + slots
+            out[cols] = np.bincount(flat, minlength=cols.size * (bins + 1)).reshape(-1, bins + 1)
+        return out
 
 
 def _linspace_at(lo, hi, num, k):
@@ -361,18 +334,6 @@ def _exact_slots(v, col, lo, hi, spec, bins):
     edges = _linspace_at(lo[:, None], hi[:, None], n_edges, np.arange(n_edges))
     k = (edges <= v[:, None]).sum(1) - 1
     return np.where(k < n_edges - 1, k + spec.shift, bins)
-
-
-def _values(groups, pos, c, cmin, cmax):
-    """The exact float64 (clipped) values at flat positions of the (n, c) chunk."""
-    (p, _), (q, q_clipped) = groups
-    r, col = np.divmod(pos, c)
-    in_p = r < len(p)
-    v = np.empty(pos.size)
-    v[in_p] = np.clip(p[r[in_p], col[in_p]].astype(np.float64), cmin, cmax)
-    vq = q[r[~in_p] - len(p), col[~in_p]].astype(np.float64)
-    v[~in_p] = np.clip(vq, cmin, cmax) if q_clipped else vq
-    return v
 
 
 def _divergence(cp, cq, n_p, n_q, spec, eps):

@@ -1,0 +1,39 @@
+"""The compiled inner loop of KLOM: per-example bin counts of a sample of margins.
+
+``count_slots`` is compiled by numba on first use (a few seconds, then cached on disk next to
+this file) and releases the GIL, so chunks of examples can be counted in several threads.
+"""
+
+import numba
+import numpy as np
+
+
+@numba.njit(nogil=True, cache=True)
+def count_slots(x, start, low, high, lo, step, hi, scale, offset, n_seg, k_max, shift,
+                counts):
+    """Add every value of ``x[:, start: start + c]`` to ``counts[example, slot]`` (c, n_slots).
+
+    Per example (the other arguments are arrays of length c, or scalars): each value is
+    clamped to ``[low, high]``; its edge index is estimated as ``k = min(int(v * scale +
+    offset), k_max)``, where ``offset`` holds an upward bias large enough that the estimate is
+    the true index or one above it; then ``k`` is lowered by one exactly when ``v`` lies below
+    edge ``k``, the edges (indices 0 to ``n_seg``) being ``np.linspace``'s: ``k * step + lo``,
+    and ``hi`` for the last one. The slot is ``k + shift``, and never lies outside ``[shift,
+    k_max + shift]``, whatever the arguments. The caller chooses them, and redoes by the
+    reference algorithm any example whose range is too narrow for the estimate.
+    """
+    n, c = x.shape[0], counts.shape[0]
+    slots = np.empty(c, np.intp)
+    for r in range(n):
+        row = x[r, start: start + c]
+        for j in range(c):  # plain comparisons (not min/max) and loads: vector instructions
+            v = np.float64(row[j])
+            v = low[j] if v < low[j] else v
+            v = high[j] if v > high[j] else v
+            k = np.intp(v * scale[j] + offset[j])
+            k = k_max if k > k_max else k
+            last, inner = hi[j], k * step[j] + lo[j]
+            k -= 1 if v < (last if k == n_seg else inner) else 0
+            slots[j] = (0 if k < 0 else k) + shift
+        for j in range(c):
+            counts[j, slots[j]] += 1
