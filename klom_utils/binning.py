@@ -19,8 +19,9 @@ def count_slots(x, start, low, high, lo, step, hi, scale, offset, n_seg, k_max, 
     the true index or one above it; then ``k`` is lowered by one exactly when ``v`` lies below
     edge ``k``, the edges (indices 0 to ``n_seg``) being ``np.linspace``'s: ``k * step + lo``,
     and ``hi`` for the last one. The slot is ``k + shift``, and never lies outside ``[shift,
-    k_max + shift]``, whatever the arguments. The caller chooses them, and redoes by the
-    reference algorithm any example whose range is too narrow for the estimate.
+    k_max + shift]`` while the estimate is finite, whatever the arguments. The caller chooses
+    them, and redoes by the reference algorithm any example whose range is too narrow for the
+    estimate.
     """
     n, c = x.shape[0], counts.shape[0]
     slots = np.empty(c, np.intp)

@@ -38,8 +38,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .binning import count_slots
-
 __all__ = ["margins", "klom", "summarize", "headline", "bootstrap_p95", "noise_floor"]
 
 GROUPS = ("forget", "retain", "validation")
@@ -294,6 +292,8 @@ class _Binning:
         """Counts per example and slot, (c, bins + 1), of the values of ``a[:, start: start +
         c]``, clipped to ``[cmin, cmax]``; the last slot holds the samples a reference
         implementation drops."""
+        from .binning import count_slots  # numba, imported on first use
+
         spec, bins, lo, hi = self.spec, self.bins, self.lo, self.hi
         out = np.zeros((lo.size, bins + 1), np.int64)
         k_max = bins - 1 if spec.histogram else self.n_seg

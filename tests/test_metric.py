@@ -236,6 +236,40 @@ def test_chunking_and_torch_input(monkeypatch):
     assert half.dtype == np.float64 and half.shape == (500,)
 
 
+def test_memory_layouts_and_byte_order():
+    """Fortran order, strided views and big-endian input give the same scores as C order."""
+    u, o = hard_margins(7, 5, 300, seed=9)
+    whole = klom(unlearned=u, oracle=o)
+    for f in (np.asfortranarray, lambda a: a.astype(">f8"),
+              lambda a: np.repeat(a, 2, axis=1)[:, ::2], lambda a: np.ascontiguousarray(a.T).T):
+        np.testing.assert_array_equal(klom(unlearned=f(u), oracle=f(o)), whole)
+    u32, o32 = u.astype(np.float32), o.astype(np.float32)
+    np.testing.assert_array_equal(klom(unlearned=u32.astype(">f4"), oracle=np.asfortranarray(o32)),
+                                  klom(unlearned=u32, oracle=o32))
+
+
+def test_count_slots_kernel():
+    """The compiled kernel bins like np.histogram, and keeps slots in range for any input."""
+    from klom_utils.binning import count_slots
+
+    rng = np.random.default_rng(10)
+    x = np.round(rng.normal(0, 1, (50, 30)), 1)  # many values on edges, and at both ends
+    lo, hi = x.min(0), x.max(0)
+    bins = 10
+    step, scale = (hi - lo) / bins, bins / (hi - lo)
+    offset = 2.0**-40 - lo * scale
+    counts = np.zeros((30, bins + 1), np.int64)
+    count_slots(x, 0, lo, hi, lo, step, hi, scale, offset, bins, bins - 1, 0, counts)
+    expected = [np.histogram(x[:, j], bins, range=(lo[j], hi[j]))[0] for j in range(30)]
+    np.testing.assert_array_equal(counts[:, :bins], expected)
+    assert not counts[:, bins].any()
+    # nonsense parameters: slots stay within [shift, k_max + shift]
+    counts[:] = 0
+    wild = rng.normal(0, 1e6, (5, 30))
+    count_slots(x, 0, lo, hi, wild[0], wild[1], wild[2], wild[3], wild[4], 7, 9, 1, counts)
+    assert counts.sum(1).tolist() == [50] * 30 and not counts[:, 0].any()
+
+
 def test_empty_examples():
     assert klom(unlearned=np.zeros((3, 0)), oracle=np.zeros((4, 0))).shape == (0,)
 
@@ -480,6 +514,6 @@ def test_import_is_cheap():
     import subprocess
     import sys
 
-    code = "import sys, klom_utils.metric; print('torch' in sys.modules)"
+    code = "import sys, klom_utils.metric; print('torch' in sys.modules, 'numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
