@@ -1,6 +1,6 @@
 """The compiled inner loop of KLOM: per-example bin counts of a sample of margins.
 
-``count_slots`` is compiled by numba on first use (a few seconds, then cached on disk next to
+``count_slots`` is compiled by numba on first use (about half a second; cached on disk next to
 this file) and releases the GIL, so chunks of examples can be counted in several threads.
 """
 
