@@ -229,9 +229,9 @@ def _klom_chunks(named, spec, bins, eps, cmin, cmax):
 
 def _score_chunk(named, cols, spec, bins, eps, cmin, cmax):
     (_, p_all), (_, q_all) = named
-    p, q = p_all[:, cols], q_all[:, cols]
-    groups = [(p, True), (q, spec.clip_q)]
-    lo, hi = _joint_range(groups, cmin, cmax)
+    # each group with its clip bounds (paper2024 does not clip q)
+    groups = [(p_all, (cmin, cmax)), (q_all, (cmin, cmax) if spec.clip_q else (-np.inf, np.inf))]
+    lo, hi = _joint_range([(a[:, cols], bounds) for a, bounds in groups])
     if np.isnan(lo).any() or np.isnan(hi).any():
         raise _nan_error(named)
     unusable = ~(np.isfinite(lo) & np.isfinite(hi))  # paper2024: ±inf in the unclipped q
@@ -239,24 +239,20 @@ def _score_chunk(named, cols, spec, bins, eps, cmin, cmax):
     if spec.widen:
         hi = np.where(hi == lo, lo + 1.0, hi)
     binning = _Binning(lo, hi, spec, bins)
-    cp, cq = (binning.counts(a, cols.start, *((cmin, cmax) if clipped else (-np.inf, np.inf)))
-              for a, clipped in ((p_all, True), (q_all, spec.clip_q)))
-    score = _divergence(cp, cq, len(p), len(q), spec, eps)
+    cp, cq = (binning.counts(a, cols.start, *bounds) for a, bounds in groups)
+    score = _divergence(cp, cq, len(p_all), len(q_all), spec, eps)
     if spec.on_equal is not None:
         score[hi == lo] = spec.on_equal
     score[unusable] = np.nan
     return score
 
 
-def _joint_range(groups, cmin, cmax):
-    """Per-example min and max (float64) over both groups after clipping."""
+def _joint_range(groups):
+    """Per-example min and max (float64) over groups of (values, clip bounds), clipped."""
     lows, highs = [], []
-    for a, clipped in groups:
-        lo, hi = a.min(0).astype(np.float64), a.max(0).astype(np.float64)
-        if clipped:  # clipping is monotone: min(clip(x)) == clip(min(x))
-            lo, hi = np.clip(lo, cmin, cmax), np.clip(hi, cmin, cmax)
-        lows.append(lo)
-        highs.append(hi)
+    for a, bounds in groups:  # clipping is monotone: min(clip(x)) == clip(min(x))
+        lows.append(np.clip(a.min(0).astype(np.float64), *bounds))
+        highs.append(np.clip(a.max(0).astype(np.float64), *bounds))
     return np.minimum(*lows), np.maximum(*highs)
 
 
@@ -304,8 +300,8 @@ class _Binning:
             cols = np.flatnonzero(self.redo)
             v = np.clip(a[:, start + cols].astype(np.float64), low[cols], high[cols]).ravel()
             slots = _exact_slots(v, np.tile(cols, len(a)), lo, hi, spec, bins)
-            flat = np.tile(np.arange(cols.size), len(a)) * (bins + 1) + slots
-            out[cols] = np.bincount(flat, minlength=cols.size * (bins + 1)).reshape(-1, bins + 1)
+            index = np.tile(np.arange(cols.size), len(a)) * (bins + 1) + slots
+            out[cols] = np.bincount(index, minlength=cols.size * (bins + 1)).reshape(-1, bins + 1)
         return out
 
 

@@ -2,8 +2,9 @@
 
 Both compute the canonical KLOM (clip, np.histogram on the joint range, q floored at eps where
 p > 0, no renormalisation). The one-off cost of the first call in a process (numba compiling
-the counting kernel, or loading it from its cache) is measured and printed apart. By default the loop runs over every example; ``--loop-examples``
-times it on fewer and extrapolates linearly. The results are checked to agree.
+the counting kernel, or loading it from its cache) is measured and printed apart. By default
+the loop runs over every example; ``--loop-examples`` times it on fewer and extrapolates
+linearly. The results are checked to agree.
 
     python scripts/bench_klom.py                 # 60,000 examples, 100 vs 100 models
     python scripts/bench_klom.py --examples 10000 --models 200 --loop-examples 1000
