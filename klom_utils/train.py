@@ -7,8 +7,13 @@ Finished models are skipped, so runs resume; processes given disjoint id ranges 
 a job array) fill one store without clashing (every file is written atomically).
 
 On the CPU, training is bit-for-bit reproducible and independent of how many models train at
-once. On CUDA (bf16 autocast, cuDNN autotuning, grouped convolutions when stacking) the same id
-gets the same initialisation and data order, but float rounding differs from run to run.
+once. On CUDA (bf16 autocast for the ResNet-9's training steps, cuDNN autotuning, grouped
+convolutions when stacking) the same id gets the same initialisation and data order, but float
+rounding differs from run to run.
+
+The logits (hence margins) written to the store are always computed in float32 without
+autocast, on every device: the same precision as :func:`klom_utils.unlearn.predict_logits`
+uses for unlearned models, so originals, oracles and unlearned models are measured alike.
 """
 
 from __future__ import annotations
@@ -189,6 +194,7 @@ class _Stack:
             self.module.to(memory_format=torch.channels_last)
 
     def autocast(self):
+        """The context of training steps: bf16 autocast for the ResNet-9 on CUDA, else none."""
         import contextlib
 
         import torch
@@ -197,12 +203,21 @@ class _Stack:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def forward(self, x):
-        """x: (M, B, ...) one batch per model -> logits (M, B, C) float32."""
+    def no_autocast(self):
+        """The context of evaluation: autocast off (even inside a caller's autocast block)."""
+        import torch
+
+        return torch.autocast(device_type=torch.device(self.device).type, enabled=False)
+
+    def forward(self, x, autocast: bool = True):
+        """x: (M, B, ...) one batch per model -> logits (M, B, C) float32.
+
+        ``autocast=False``: plain float32 (what evaluation uses); else under :meth:`autocast`.
+        """
         import torch
 
         m, b = x.shape[:2]
-        with self.autocast():
+        with self.autocast() if autocast else self.no_autocast():
             if self.arch == "digits_mlp":
                 out = self.module(x.reshape(m, b, -1))
             else:
@@ -213,12 +228,14 @@ class _Stack:
                 out = out.unsqueeze(0) if m == 1 else out.transpose(0, 1)
         return out.float()
 
-    def forward_shared(self, x):
-        """x: (B, ...) the same batch for every model -> logits (M, B, C) float32."""
+    def forward_shared(self, x, autocast: bool = True):
+        """x: (B, ...) the same batch for every model -> logits (M, B, C) float32.
+
+        ``autocast`` as in :meth:`forward`."""
         if self.arch == "digits_mlp":
-            with self.autocast():
+            with self.autocast() if autocast else self.no_autocast():
                 return self.module(x.reshape(x.shape[0], -1)).float()
-        return self.forward(x.unsqueeze(0).expand(self.m, *x.shape))
+        return self.forward(x.unsqueeze(0).expand(self.m, *x.shape), autocast=autocast)
 
     def state_dicts(self, prefix: str = "") -> list:
         from . import models
@@ -308,7 +325,8 @@ def fit(dataset, train_indices, init_state_dicts, order_seeds, config: TrainConf
     """Train M models at once from ``init_state_dicts`` on ``train_indices``.
 
     Model m draws its data order from ``order_seeds[m]``. Returns ``(state_dicts, train_logits,
-    val_logits)``: M single-model state dicts (CPU) and logits (M, n, C) on CPU in eval mode.
+    val_logits)``: M single-model state dicts (CPU) and logits (M, n, C) on CPU in eval mode,
+    float32 without autocast (see :func:`predict`).
     """
     import torch
 
@@ -373,12 +391,17 @@ def _stacked_loss(out, y, config: TrainConfig):
 
 
 def predict(stack: _Stack, x, batch_size: int):
-    """Logits (M, n, C) of the stacked models on normalised inputs, eval mode, on CPU."""
+    """Logits (M, n, C) of the stacked models on normalised inputs, eval mode, on CPU.
+
+    Evaluated in float32 without autocast on every device (training steps may use bf16
+    autocast, evaluation never does), as :func:`klom_utils.unlearn.predict_logits` evaluates
+    unlearned models: every model's margins are computed the same way.
+    """
     import torch
 
     stack.module.eval()
     with torch.no_grad():
-        out = [stack.forward_shared(x[i:i + batch_size]).cpu()
+        out = [stack.forward_shared(x[i:i + batch_size], autocast=False).cpu()
                for i in range(0, x.shape[0], batch_size)]
     return torch.cat(out, dim=1)
 

@@ -79,6 +79,49 @@ def test_default_digits_model_reaches_95_percent(digits):
     assert accuracy.min() >= 0.95, accuracy
 
 
+@pytest.mark.parametrize("arch", ["digits_mlp", "resnet9"])
+def test_predictions_are_float32_without_autocast(monkeypatch, digits, arch):
+    """Logits written to stores are computed without autocast, even where training steps use
+    it (bf16 on CUDA, simulated here on the CPU), in float32 like unlearn.predict_logits."""
+    entered = []
+
+    def bf16_autocast(self):  # what training steps get on CUDA, here on the CPU
+        entered.append(self.module.training)
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+
+    monkeypatch.setattr(train._Stack, "autocast", bf16_autocast)
+    seen = []  # autocast state inside each forward in eval mode
+
+    def hook(module, inputs, output):
+        if not module.training:
+            seen.append(torch.is_autocast_enabled("cpu"))
+
+    real_init = train._Stack.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.module.register_forward_hook(hook)
+
+    monkeypatch.setattr(train._Stack, "__init__", init)
+    if arch == "digits_mlp":
+        d, cfg = digits, FAST
+    else:
+        d = tiny_cifar()
+        cfg = train.default_config("cifar10", epochs=1, peak_epoch=0.5, batch_size=4, stack=1,
+                                   eval_batch_size=8)
+    inits = [train.init_state_dict(arch, s) for s in (1, 2)][: 2 if arch == "digits_mlp" else 1]
+    sds, train_logits, val_logits = train.fit(d, np.arange(d.n_train), inits,
+                                              list(range(len(inits))), cfg, progress=False)
+    assert entered and all(entered)  # training steps ran under (simulated) autocast ...
+    assert seen and not any(seen)  # ... evaluation never did
+    assert train_logits.dtype == val_logits.dtype == torch.float32
+    for j, sd in enumerate(sds):  # the same numbers as a plain float32 forward
+        model = models.load_model(sd, arch=arch).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(val_logits[j], model(d.normalize(d.val_x)),
+                                       atol=1e-5, rtol=1e-5)
+
+
 # ----------------------------------------------------------------------------- store layout
 
 def test_store_layout_and_reading_back(tmp_path, digits):
