@@ -1,7 +1,9 @@
-"""The compiled inner loop of KLOM: per-example bin counts of a sample of margins.
+"""The compiled inner loops of KLOM: per-example bin counts of a sample of margins.
 
-``count_slots`` is compiled by numba on first use (about half a second; cached on disk next to
-this file) and releases the GIL, so chunks of examples can be counted in several threads.
+``count_slots`` (bins given by a range) and ``count_slots_edges`` (bins given by explicit edges:
+the float32 edges of the NumPy 2 references) are compiled by numba on first use (about half a
+second each; cached on disk next to this file) and release the GIL, so chunks of examples can be
+counted in several threads.
 """
 
 import numba
@@ -38,3 +40,37 @@ def count_slots(x, start, low, high, lo, step, hi, scale, offset, n_seg, k_max, 
             slots[j] = (0 if k < 0 else k) + shift
         for j in range(c):
             counts[j, slots[j]] += 1
+
+
+@numba.njit(nogil=True, cache=True)
+def count_slots_edges(x, start, low, high, edges, scale, counts):
+    """Add every value of ``x[:, start: start + c]`` to ``counts[example, slot]`` (c, n_edges),
+    against explicit bin edges, as ``numpy.digitize(v, edges) - 1`` does.
+
+    Per example: each value is clamped to ``[low, high]``; its slot is the largest ``k`` with
+    ``edges[example, k] <= v`` (0 if there is none), so the last slot (``k = n_edges - 1``)
+    holds the values at or past the last edge. The search starts from the estimate ``(v -
+    edges[example, 0]) * scale[example]`` and walks down, then up, edge by edge, so it is exact
+    for any estimate, any finite edges that never decrease (as ``numpy.digitize`` requires)
+    and any range, however narrow; a good estimate only makes it fast. Comparisons are done in
+    float64, which is exact for float32 values and edges.
+    """
+    n, c = x.shape[0], counts.shape[0]
+    last = edges.shape[1] - 1
+    for r in range(n):
+        row = x[r, start: start + c]
+        for j in range(c):
+            v = np.float64(row[j])
+            v = low[j] if v < low[j] else v
+            v = high[j] if v > high[j] else v
+            t = (v - edges[j, 0]) * scale[j]
+            k = 0
+            if t >= last:
+                k = last
+            elif t > 0:
+                k = np.intp(t)
+            while k > 0 and v < edges[j, k]:
+                k -= 1
+            while k < last and edges[j, k + 1] <= v:
+                k += 1
+            counts[j, k] += 1

@@ -45,14 +45,17 @@ DIRECTIONS = ("unlearned||oracle", "oracle||unlearned")
 
 # How each variant bins and smooths. n_edges_extra: edges = bins + n_edges_extra.
 # shift: digitize index minus bin slot (2024 counts digitize indices 0..bins-1; 2025 1..bins).
+# numpy: the NumPy major version the reference pins (1: value-based casting, float64 edges;
+# 2: NEP 50, float32 edges from float32 margins); None for the canonical estimator.
 _Spec = namedtuple(
-    "_Spec", "n_edges_extra shift histogram clip_q per_model floor_all renorm widen on_equal"
+    "_Spec",
+    "n_edges_extra shift histogram clip_q per_model floor_all renorm widen on_equal numpy",
 )
 VARIANTS = {
-    "canonical": _Spec(1, 0, True, True, True, False, False, False, 0.0),
-    "paper2024": _Spec(0, 1, False, False, False, True, True, False, np.nan),
-    "bench2025": _Spec(1, 0, False, True, False, False, True, True, None),
-    "easydub": _Spec(1, 0, False, True, False, False, False, True, None),
+    "canonical": _Spec(1, 0, True, True, True, False, False, False, 0.0, None),
+    "paper2024": _Spec(0, 1, False, False, False, True, True, False, np.nan, 1),
+    "bench2025": _Spec(1, 0, False, True, False, False, True, True, None, 2),
+    "easydub": _Spec(1, 0, False, True, False, False, False, True, None, 2),
 }
 
 _CHUNK_ELEMENTS = 1 << 19  # values per chunk (both groups together)
@@ -201,10 +204,13 @@ def klom(*, unlearned, oracle, bins=20, eps=1e-5, clip=(-100.0, 100.0),
     named = [("unlearned", u), ("oracle", o)]
     if direction == "oracle||unlearned":
         named.reverse()
-    return _klom_chunks(named, spec, int(bins), float(eps), cmin, cmax)
+    # the references run on float32 margins in float32 where their NumPy does so (see the
+    # module docstring); mixed float32 and float64 input is computed as float64
+    float32 = spec.numpy is not None and u.dtype == o.dtype == np.float32
+    return _klom_chunks(named, spec, int(bins), float(eps), cmin, cmax, float32)
 
 
-def _klom_chunks(named, spec, bins, eps, cmin, cmax):
+def _klom_chunks(named, spec, bins, eps, cmin, cmax, float32=False):
     """Score every example, chunk by chunk of examples, in a few threads (the counting kernel
     and numpy's loops release the GIL)."""
     (_, p_in), (_, q_in) = named
@@ -216,7 +222,7 @@ def _klom_chunks(named, spec, bins, eps, cmin, cmax):
     def work(first):
         for start in starts[first::n_threads]:
             cols = slice(start, min(start + width, n_ex))
-            out[cols] = _score_chunk(named, cols, spec, bins, eps, cmin, cmax)
+            out[cols] = _score_chunk(named, cols, spec, bins, eps, cmin, cmax, float32)
 
     n_threads = max(1, min(len(starts), _MAX_THREADS, os.cpu_count() or 1))
     if n_threads == 1:
@@ -227,8 +233,13 @@ def _klom_chunks(named, spec, bins, eps, cmin, cmax):
     return out
 
 
-def _score_chunk(named, cols, spec, bins, eps, cmin, cmax):
+def _score_chunk(named, cols, spec, bins, eps, cmin, cmax, float32=False):
+    if float32 and spec.numpy == 2:
+        return _score_chunk_float32(named, cols, spec, bins, eps, cmin, cmax)
     (_, p_all), (_, q_all) = named
+    if float32:  # NumPy 1.x value-based casting: float32 margins are clipped in float32, at the
+        # bounds rounded to float32 (unless a bound lies beyond float32's range: then float64)
+        cmin, cmax = _float32_bounds(cmin, cmax)
     # each group with its clip bounds (paper2024 does not clip q)
     groups = [(p_all, (cmin, cmax)), (q_all, (cmin, cmax) if spec.clip_q else (-np.inf, np.inf))]
     lo, hi = _joint_range([(a[:, cols], bounds) for a, bounds in groups])
@@ -243,6 +254,53 @@ def _score_chunk(named, cols, spec, bins, eps, cmin, cmax):
     score = _divergence(cp, cq, len(p_all), len(q_all), spec, eps)
     if spec.on_equal is not None:
         score[hi == lo] = spec.on_equal
+    score[unusable] = np.nan
+    return score
+
+
+def _float32_bounds(cmin, cmax):
+    """Clip bounds as NumPy 1.x applies them to float32 margins: both rounded to float32 if both
+    fit in its range, else both kept (``np.clip`` then promotes to float64)."""
+    with np.errstate(over="ignore"):
+        b = np.float32(cmin), np.float32(cmax)
+    return (float(b[0]), float(b[1])) if np.isfinite(b).all() else (cmin, cmax)
+
+
+def _score_chunk_float32(named, cols, spec, bins, eps, cmin, cmax):
+    """bench2025 and easydub on float32 margins, as their code runs under NumPy 2 (NEP 50).
+
+    Everything stays float32: both samples are clipped at the bounds rounded to float32 (±inf
+    where they overflow), the joint min and max are float32 scalars, the widened maximum of an
+    all-equal example is ``min + 1`` in float32, and ``np.linspace`` builds float32 edges from
+    them. Each value is slotted against those edges themselves (``numpy.digitize`` semantics),
+    in a compiled loop.
+    """
+    from .binning import count_slots_edges  # numba, imported on first use
+
+    (_, p_all), (_, q_all) = named
+    with np.errstate(over="ignore"):
+        bounds = np.float32(cmin), np.float32(cmax)
+    p, q = p_all[:, cols], q_all[:, cols]
+    lo = np.clip(np.minimum(p.min(0), q.min(0)), *bounds)
+    hi = np.clip(np.maximum(p.max(0), q.max(0)), *bounds)
+    if np.isnan(lo).any() or np.isnan(hi).any():
+        raise _nan_error(named)
+    unusable = ~(np.isfinite(lo) & np.isfinite(hi))  # ±inf margins, bounds beyond float32
+    lo[unusable] = hi[unusable] = 0
+    top = np.where(lo >= hi, lo + np.float32(1), hi)  # float32, as in the reference
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        edges = _linspace_at(lo[:, None], top[:, None], bins + 1,
+                             np.arange(bins + 1, dtype=np.float32))
+        width = top.astype(np.float64) - lo
+        scale = np.where(width > 0, bins / width, 0.0)
+    edges = edges.astype(np.float64)
+    low, high = lo.astype(np.float64), hi.astype(np.float64)  # clamping to the joint range
+    counts = []  # is clipping to the bounds
+    for a in (p_all, q_all):
+        c = np.zeros((lo.size, bins + 1), np.int64)  # the last slot: values past the last edge
+        count_slots_edges(a, cols.start, low, high, edges, scale, c)
+        counts.append(c)
+    score = _divergence(*counts, len(p_all), len(q_all), spec, eps)
     score[unusable] = np.nan
     return score
 
@@ -280,6 +338,8 @@ class _Binning:
             tol = 2.0**-49 * (4 * magnitude * scale + self.n_seg + 2) + 2.0**-1070 * scale
             self.redo = ~flat & ~((tol < 0.125) & (magnitude < 1e300) & (scale < 1e300)
                                   & (self.step > 0))
+        if spec.widen:  # still flat after widening (|min| >= 2**53): every edge is the minimum,
+            self.redo |= flat  # so the reference drops every value
         estimate = ~(flat | self.redo)
         self.scale = np.where(estimate, scale, 0.0)
         self.offset = np.where(estimate, tol - lo * self.scale, 0.5)
@@ -342,8 +402,10 @@ def _divergence(cp, cq, n_p, n_q, spec, eps):
         return np.take(_term_table(n_p, n_q, spec, eps).ravel(), index).sum(1)
     cp, cq = cp[:, :-1], cq[:, :-1]
     score = _terms(cp, cq, n_p, n_q, spec, eps).sum(1)
-    if spec.renorm:  # scipy.stats.entropy: nan when nothing of p was counted
+    if spec.renorm:  # scipy.stats.entropy: nan when nothing of p was counted (0 / 0)
         score[~(cp > 0).any(1)] = np.nan
+    if spec.floor_all:  # the 2024 code divides q's counts by their sum unguarded: 0 / 0 when
+        score[~(cq > 0).any(1)] = np.nan  # nothing of q was counted, and nan survives the floor
     return score
 
 

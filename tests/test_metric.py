@@ -44,24 +44,55 @@ def _normalise(counts):
     return counts / counts.sum() if counts.sum() > 0 else np.zeros(len(counts))
 
 
+# Each reference is reproduced as its code runs in its own pinned environment. The plain loops
+# below run under this NumPy (2.x, NEP 50), so they spell out NumPy 1.x where it differs.
+# Float32 semantics apply when both samples are float32; anything else is cast to float64.
+
+
+def _both_float32(p_arr, q_arr):
+    return np.asarray(p_arr).dtype == np.asarray(q_arr).dtype == np.float32
+
+
 def ref_2024(p_arr, q_arr, bins=20, eps=1e-5, clip=(-100.0, 100.0)):
-    """Attribute-to-Delete: only p clipped, linspace(min, max, bins) edges, digitize 0..bins-1."""
-    p_arr = np.clip(np.asarray(p_arr, np.float64), *clip)
-    q_arr = np.asarray(q_arr, np.float64)
-    edges = np.linspace(min(p_arr.min(), q_arr.min()), max(p_arr.max(), q_arr.max()), bins)
-    p = _normalise(np.array([np.sum(np.digitize(p_arr, edges) == i) for i in range(bins)]))
-    q = _normalise(np.array([np.sum(np.digitize(q_arr, edges) == i) for i in range(bins)]))
+    """Attribute-to-Delete (NumPy 1.26): only p clipped, linspace(min, max, bins) edges,
+    digitize indices 0..bins-1, each count vector divided by its sum unguarded (nan when
+    nothing of p or of q is counted, nan survives the eps floor).
+
+    NumPy 1.x value-based casting: float32 p is clipped in float32 at the bounds rounded to
+    float32 (when both fit float32's range), and np.linspace turns the float32 min and max
+    into float64 edges."""
+    p_arr, q_arr = np.asarray(p_arr), np.asarray(q_arr)
+    with np.errstate(over="ignore"):
+        bounds32 = np.float32(clip[0]), np.float32(clip[1])
+    if _both_float32(p_arr, q_arr) and np.isfinite(bounds32).all():
+        p_arr = np.clip(p_arr, *bounds32)
+    else:
+        p_arr, q_arr = np.clip(p_arr.astype(np.float64), *clip), q_arr.astype(np.float64)
+    lo, hi = float(min(p_arr.min(), q_arr.min())), float(max(p_arr.max(), q_arr.max()))
+    edges = np.linspace(lo, hi, bins)
+    assert edges.dtype == np.float64
+    pc = np.array([np.sum(np.digitize(p_arr, edges) == i) for i in range(bins)])
+    qc = np.array([np.sum(np.digitize(q_arr, edges) == i) for i in range(bins)])
+    with np.errstate(invalid="ignore"):
+        p, q = pc / pc.sum(), qc / qc.sum()
     return _entropy(p, np.maximum(q, eps))
 
 
 def ref_2025(p_arr, q_arr, bins=20, eps=1e-5, clip=(-100.0, 100.0), renormalise=True):
-    """data-unlearning-bench (renormalise=True) and EasyDUB (renormalise=False)."""
-    p_arr = np.clip(np.asarray(p_arr, np.float64), *clip)
-    q_arr = np.clip(np.asarray(q_arr, np.float64), *clip)
+    """data-unlearning-bench (renormalise=True) and EasyDUB (renormalise=False), NumPy 2.
+
+    NEP 50: float32 margins stay float32 throughout (clip at the bounds rounded to float32,
+    float32 min and max, the widened max ``min + 1`` and np.linspace's edges all float32)."""
+    p_arr, q_arr = np.asarray(p_arr), np.asarray(q_arr)
+    if not _both_float32(p_arr, q_arr):
+        p_arr, q_arr = p_arr.astype(np.float64), q_arr.astype(np.float64)
+    with np.errstate(over="ignore"):
+        p_arr, q_arr = np.clip(p_arr, *clip), np.clip(q_arr, *clip)
     lo, hi = min(p_arr.min(), q_arr.min()), max(p_arr.max(), q_arr.max())
     if lo >= hi:
         hi = lo + 1
     edges = np.linspace(lo, hi, bins + 1)
+    assert edges.dtype == p_arr.dtype
     p = _normalise(np.array([np.sum(np.digitize(p_arr, edges) == i) for i in range(1, bins + 1)]))
     q = _normalise(np.array([np.sum(np.digitize(q_arr, edges) == i) for i in range(1, bins + 1)]))
     q = np.where(p > 0, np.maximum(q, eps), q)
@@ -124,14 +155,21 @@ CASES = [
 @pytest.mark.parametrize("n", [10, 100])
 @pytest.mark.parametrize("variant,key,direction", CASES)
 def test_reference_vectors(n, variant, key, direction):
+    """The vectors were computed in float64 from the float32 margins (klom.md): the float64
+    path, so the margins are passed as float64."""
     data = np.load(VECTORS)
     ref = data[f"{key}_N{n}"]
-    ours = klom(unlearned=data[f"unlearned_N{n}"], oracle=data[f"oracle_N{n}"],
-                variant=variant, direction=direction)
+    u, o = (data[f"{k}_N{n}"].astype(np.float64) for k in ("unlearned", "oracle"))
+    ours = klom(unlearned=u, oracle=o, variant=variant, direction=direction)
     assert_same(ours, ref, tol=1e-9)
     # and our plain re-implementations of the references agree with the vectors too
-    loop = ref_loop(variant, data[f"unlearned_N{n}"], data[f"oracle_N{n}"], direction)
-    assert_same(loop, ref, tol=1e-9)
+    assert_same(ref_loop(variant, u, o, direction), ref, tol=1e-9)
+    # as float32 (NumPy 2 float32 edges for bench2025 and easydub) they happen to give the same
+    # scores: no margin of these vectors lies between a float32 edge and its float64 value
+    u32, o32 = data[f"unlearned_N{n}"], data[f"oracle_N{n}"]
+    assert u32.dtype == o32.dtype == np.float32
+    assert_same(klom(unlearned=u32, oracle=o32, variant=variant, direction=direction), ref,
+                tol=1e-9)
 
 
 @pytest.mark.parametrize("n", [10, 100])
@@ -170,11 +208,14 @@ def test_canonical_options_match_loop(bins, eps, clip):
         assert_same(ours, klom_loop(u.astype(dtype), o.astype(dtype), bins, eps, clip))
 
 
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float64), (np.float32, np.float32),
+                                    (np.float64, np.float64)])
 @pytest.mark.parametrize("variant", ["paper2024", "bench2025", "easydub"])
 @pytest.mark.parametrize("direction", metric.DIRECTIONS)
-def test_reference_variants_match_loops(variant, direction):
+def test_reference_variants_match_loops(variant, direction, dtypes):
+    """Mixed, float32 and float64 input, each against the reference as it runs in its env."""
     u, o = hard_margins(7, 13, 400, seed=3)
-    u = u.astype(np.float32)
+    u, o = u.astype(dtypes[0]), o.astype(dtypes[1])
     ours = klom(unlearned=u, oracle=o, variant=variant, direction=direction)
     with np.errstate(all="ignore"):
         ref = ref_loop(variant, u, o, direction)
@@ -216,6 +257,138 @@ def test_paper2024_only_clips_p_and_handles_huge_q():
     o[0, 10:20] = 1e300  # beyond float32: still exact
     ours = klom(unlearned=u, oracle=o, variant="paper2024")
     assert_same(ours, ref_loop("paper2024", u, o))
+
+
+def test_paper2024_nan_when_nothing_of_q_is_counted():
+    """Every q value at the joint maximum (dropped past the last edge): the 2024 code divides a
+    zero count vector by its zero sum, nan, in either direction; the 2025 code guards it."""
+    rng = np.random.default_rng(11)
+    spread = rng.normal(0, 1, (50, 40))
+    top = np.full((60, 40), 4.0)  # above every spread value: every one at the joint maximum
+    top[:, :10] = 150.0  # beyond the clip range (2024 does not clip q)
+    for dtype in (np.float32, np.float64):
+        s_, t_ = spread.astype(dtype), top.astype(dtype)
+        for direction, (u, o) in [("unlearned||oracle", (s_, t_)), ("oracle||unlearned", (t_, s_))]:
+            ours = klom(unlearned=u, oracle=o, variant="paper2024", direction=direction)
+            assert np.isnan(ours).all()
+            with np.errstate(invalid="ignore"):
+                assert_same(ours, ref_loop("paper2024", u, o, direction))
+            for variant in ("bench2025", "easydub"):  # q floored at eps where p > 0: a number
+                ours = klom(unlearned=u, oracle=o, variant=variant, direction=direction)
+                assert np.isfinite(ours).all()
+                assert_same(ours, ref_loop(variant, u, o, direction))
+
+
+def test_nothing_of_p_counted():
+    """Every p value at the joint maximum: nan in the 2024 and 2025 code (0 / 0), 0 in EasyDUB
+    (it keeps only bins where p > 0)."""
+    rng = np.random.default_rng(12)
+    spread, top = rng.normal(0, 1, (50, 40)), np.full((60, 40), 4.0)
+    expected = {"paper2024": np.nan, "bench2025": np.nan, "easydub": 0.0}
+    for dtype in (np.float32, np.float64):
+        s_, t_ = spread.astype(dtype), top.astype(dtype)
+        for direction, (u, o) in [("unlearned||oracle", (t_, s_)), ("oracle||unlearned", (s_, t_))]:
+            for variant, value in expected.items():
+                ours = klom(unlearned=u, oracle=o, variant=variant, direction=direction)
+                np.testing.assert_array_equal(ours, np.full(40, value))
+                with np.errstate(invalid="ignore"):
+                    assert_same(ours, ref_loop(variant, u, o, direction))
+
+
+def float32_edge_cases(n_ex, seed, n_models=100):
+    """Float32 margins (n_models vs n_models) where float32 bin edges (np.linspace of float32
+    min and max, NumPy 2) and float64 edges put a value in different bins.
+
+    Each example draws a random float32 range [lo, hi] (both samples contain lo and hi, so it
+    is the joint range) and finds an edge k whose float32 value differs from the float64 one,
+    and a float32 value v lying between the two: a third of the unlearned sample is v."""
+    rng = np.random.default_rng(seed)
+    u = np.empty((n_models, n_ex), np.float32)
+    o = np.empty((n_models, n_ex), np.float32)
+    e = 0
+    while e < n_ex:
+        lo, hi = np.sort(rng.uniform(-90, 90, 2) / 10.0 ** rng.integers(0, 4)).astype(np.float32)
+        e32 = np.linspace(lo, hi, 21)
+        e64 = np.linspace(np.float64(lo), np.float64(hi), 21)
+        assert e32.dtype == np.float32 and e64.dtype == np.float64
+        for k in rng.permutation(np.arange(1, 20)):
+            v = np.nextafter(e32[k], np.float32(-np.inf)) if e32[k] > e64[k] else e32[k]
+            if (v >= e32[k]) != (v >= e64[k]):
+                break
+        else:
+            continue
+        u[:, e] = rng.uniform(lo, hi, n_models)
+        o[:, e] = rng.uniform(lo, hi, n_models)
+        u[:2, e] = o[:2, e] = lo, hi
+        u[2: 2 + n_models // 3, e] = v
+        e += 1
+    return u, o
+
+
+def test_float32_edges_of_the_numpy2_references():
+    """bench2025 and easydub on float32 margins bin with float32 edges (NumPy 2, NEP 50); on
+    float64 margins with float64 edges. paper2024 (NumPy 1.26) has float64 edges either way."""
+    u32, o32 = float32_edge_cases(40, seed=13)
+    u64, o64 = u32.astype(np.float64), o32.astype(np.float64)
+    for variant in ("bench2025", "easydub"):
+        for direction in metric.DIRECTIONS:
+            ours32 = klom(unlearned=u32, oracle=o32, variant=variant, direction=direction)
+            ours64 = klom(unlearned=u64, oracle=o64, variant=variant, direction=direction)
+            ref32 = ref_loop(variant, u32, o32, direction)
+            ref64 = ref_loop(variant, u64, o64, direction)
+            assert_same(ours32, ref32)
+            assert_same(ours64, ref64)
+            # every example was built so that the two dtypes bin differently
+            assert np.all(ref32 != ref64) and np.all(ours32 != ours64)
+    for direction in metric.DIRECTIONS:
+        ours32 = klom(unlearned=u32, oracle=o32, variant="paper2024", direction=direction)
+        ours64 = klom(unlearned=u64, oracle=o64, variant="paper2024", direction=direction)
+        np.testing.assert_array_equal(ours32, ours64)
+        assert_same(ours32, ref_loop("paper2024", u32, o32, direction))
+
+
+@pytest.mark.parametrize("clip", [(-0.7, 0.9), (-3.3, 1e39)])
+@pytest.mark.parametrize("variant", ["paper2024", "bench2025", "easydub"])
+def test_reference_variants_float32_clip_bounds(variant, clip):
+    """Float32 margins are clipped at the bounds rounded to float32 (NumPy 2: a bound beyond
+    float32's range becomes inf; NumPy 1.26: such a bound makes np.clip work in float64)."""
+    u, o = hard_margins(9, 11, 400, seed=14)
+    finite = np.isfinite(u).all(0) & np.isfinite(o).all(0)
+    u, o = u[:, finite].astype(np.float32), o[:, finite].astype(np.float32)
+    for direction in metric.DIRECTIONS:
+        ours = klom(unlearned=u, oracle=o, variant=variant, direction=direction, clip=clip)
+        with np.errstate(invalid="ignore"):
+            assert_same(ours, ref_loop(variant, u, o, direction, clip=clip))
+
+
+def test_float64_input_is_float64_throughout():
+    """Float64 margins: every variant as before, float64 edges, bounds and widening."""
+    u, o = hard_margins(8, 9, 500, seed=15)
+    finite = np.isfinite(u).all(0) & np.isfinite(o).all(0)
+    u, o = u[:, finite], o[:, finite]
+    u[:, :20] = o[:, :20] = 0.1  # all equal: the range widened by 1 in float64
+    for variant in ("paper2024", "bench2025", "easydub"):
+        ours = klom(unlearned=u, oracle=o, variant=variant)
+        with np.errstate(invalid="ignore"):
+            assert_same(ours, ref_loop(variant, u, o))
+        # the same as float32 margins cast to float64 (the float32 path is only for float32)
+        u32, o32 = u.astype(np.float32), o.astype(np.float32)
+        np.testing.assert_array_equal(
+            klom(unlearned=u32.astype(np.float64), oracle=o32.astype(np.float64), variant=variant),
+            klom(unlearned=u32.astype(np.float64), oracle=o32, variant=variant))
+
+
+def test_widened_range_still_flat():
+    """|min| >= 2**53 (float64) or 2**24 (float32): min + 1 == min, every edge is the minimum and
+    the 2025 code drops every value: nan (bench2025) and 0 (easydub)."""
+    for dtype, value in ((np.float64, 2.0**60), (np.float32, 2.0**30)):
+        u = o = np.full((5, 3), value, dtype)
+        clip = (-2.0**61, 2.0**61)
+        for variant in ("bench2025", "easydub"):
+            ours = klom(unlearned=u, oracle=o, variant=variant, clip=clip)
+            with np.errstate(invalid="ignore"):
+                assert_same(ours, ref_loop(variant, u, o, clip=clip))
+        assert np.isnan(klom(unlearned=u, oracle=o, variant="bench2025", clip=clip)).all()
 
 
 def test_direction_swaps_arguments():
@@ -268,6 +441,27 @@ def test_count_slots_kernel():
     wild = rng.normal(0, 1e6, (5, 30))
     count_slots(x, 0, lo, hi, wild[0], wild[1], wild[2], wild[3], wild[4], 7, 9, 1, counts)
     assert counts.sum(1).tolist() == [50] * 30 and not counts[:, 0].any()
+
+
+def test_count_slots_edges_kernel():
+    """The explicit-edge kernel slots like numpy.digitize - 1, whatever the estimate (even a
+    useless one) and with repeated edges."""
+    from klom_utils.binning import count_slots_edges
+
+    rng = np.random.default_rng(16)
+    n_ex, n_edges = 40, 8
+    edges = np.sort(np.round(rng.normal(0, 1, (n_ex, n_edges)), 1), axis=1)  # some repeated
+    x = np.round(rng.normal(0, 1.2, (60, n_ex)), 1)  # many values on edges
+    low, high = edges[:, 0], edges[:, -1] + 0.5  # values past the last edge land in its slot
+    expected = np.zeros((n_ex, n_edges), np.int64)
+    for j in range(n_ex):
+        v = np.clip(x[:, j], low[j], high[j])
+        expected[j] = np.bincount(np.digitize(v, edges[j]) - 1, minlength=n_edges)
+    for scale in (np.full(n_ex, (n_edges - 1) / 3.0), np.zeros(n_ex), np.full(n_ex, 1e6),
+                  np.full(n_ex, -5.0), np.full(n_ex, np.nan)):
+        counts = np.zeros((n_ex, n_edges), np.int64)
+        count_slots_edges(x, 0, low, high, edges, scale, counts)
+        np.testing.assert_array_equal(counts, expected)
 
 
 def test_empty_examples():
