@@ -18,14 +18,46 @@ the range is a few float64 ulps wide and ``numpy.histogram`` refuses to build th
 same rule is applied to the colliding edges).
 
 The variants ``"paper2024"``, ``"bench2025"`` and ``"easydub"`` reproduce the three reference
-implementations described in the documentation (same binning, dropping of samples equal to the
-maximum, smoothing and renormalisation, nan where they give nan); the direction swaps the two
-arguments of the reference function, so ``"paper2024"`` clips whichever sample plays ``p``.
+implementations described in the documentation, each as its code runs in the environment it
+pins: ``compute_binned_KL_div`` of the Attribute-to-Delete code (RoyRin/data-unlearning-bench,
+``unlearning/auditors/direct.py``, NumPy ^1.26.4), ``compute_binned_KL_div`` of
+data-unlearning-bench (``unlearning_bench/eval.py``, NumPy ^2.2.6) and ``binned_kl_divergence``
+of EasyDUB (easydub/EasyDUB-code, ``easydub/eval.py``, NumPy 2.4.2 in its lock file): same
+binning, dropping of samples equal to the maximum, smoothing and renormalisation, nan where they
+give nan. The direction swaps the two arguments of the reference function, so ``"paper2024"``
+clips whichever sample plays ``p``.
+
+The dtype matters to the references, and is reproduced. Float32 semantics apply when both
+samples are float32 (float16 and bfloat16 are widened to float32 first); a float32 sample with
+a float64 one is computed as float64.
+
+- ``"paper2024"`` (NumPy 1.x value-based casting): float32 ``p`` is clipped in float32 at the
+  clip bounds rounded to float32 (``np.clip`` works in float64 instead, at the exact bounds, if
+  either bound lies beyond float32's range); the edges are float64 (``np.linspace`` of the
+  float32 minimum and maximum gives float64). Float64 margins: float64 throughout.
+- ``"bench2025"`` and ``"easydub"`` (NumPy 2, NEP 50): float32 margins stay float32: clipped at
+  the bounds rounded to float32 (±inf where they overflow), float32 minimum and maximum, an
+  all-equal range widened to ``min + 1`` in float32, and float32 edges from ``np.linspace``; a
+  value lying between a float32 edge and the float64 value of that edge falls in another bin
+  than with float64 margins. Float64 margins: float64 throughout.
+
+nan appears exactly where the reference gives nan:
+
+- ``"paper2024"``: when nothing of ``p`` or nothing of ``q`` is counted (every value of that
+  sample at the joint maximum, which falls past the last edge; or every value of both samples
+  equal): the code divides a zero count vector by its zero sum, and the eps floor keeps nan;
+  also when the unclipped ``q`` holds ±inf;
+- ``"bench2025"``: when nothing of ``p`` is counted (``scipy.stats.entropy`` normalises a zero
+  vector); nothing of ``q`` counted gives a number, ``q`` being floored at eps where ``p > 0``;
+- ``"easydub"``: never (nothing of ``p`` counted gives 0);
+- float32 margins holding ±inf with clip bounds beyond float32's range (NumPy 2 clips at ±inf,
+  and the reference's edges would be nan): nan, in ``"bench2025"`` and ``"easydub"``.
 
 Examples are processed in chunks (in a few threads), so memory stays bounded however many
 examples there are. Each value's bin comes from a float64 estimate settled against the
 reference's own bin edges, bit for bit, in a compiled loop (``klom_utils.binning``), so bin
-counts equal the reference's.
+counts equal the reference's; for float32 margins in ``"bench2025"`` and ``"easydub"`` the
+estimate is settled by a search among the float32 edges themselves.
 """
 
 from __future__ import annotations
@@ -38,7 +70,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["margins", "klom", "summarize", "headline", "bootstrap_p95", "noise_floor"]
+__all__ = ["margins", "klom", "summarize", "headline"]
 
 GROUPS = ("forget", "retain", "validation")
 DIRECTIONS = ("unlearned||oracle", "oracle||unlearned")
@@ -171,7 +203,19 @@ def klom(*, unlearned, oracle, bins=20, eps=1e-5, clip=(-100.0, 100.0),
 
     ``unlearned`` is ``(n_unlearned, n_examples)`` and ``oracle`` ``(n_oracles, n_examples)``
     (numpy or torch). Returns a float64 numpy array of ``n_examples`` scores. See the module
-    docstring for the canonical estimator; ``variant`` selects a reference implementation.
+    docstring for the canonical estimator, which bins float32 and float64 margins alike (exact
+    float64 comparisons) and is never nan for finite margins.
+
+    ``variant`` selects a reference implementation, reproduced as it runs in the environment it
+    pins. ``"paper2024"``: NumPy 1.26, float64 edges; float32 margins are clipped at the clip
+    bounds rounded to float32. ``"bench2025"`` and ``"easydub"``: NumPy 2 (NEP 50); float32
+    margins are binned entirely in float32 (bounds, range, widening by 1, ``np.linspace``
+    edges), float64 margins in float64. Float32 semantics apply when both inputs are float32;
+    mixed float32 and float64 input is computed as float64. nan where the reference gives nan:
+    ``"paper2024"`` when nothing of ``p`` or nothing of ``q`` is counted (a whole sample at the
+    joint maximum, or all values equal) or the unclipped ``q`` holds ±inf; ``"bench2025"`` when
+    nothing of ``p`` is counted; ``"easydub"`` never (0 there). ``p`` is the unlearned sample
+    and ``q`` the oracles for ``direction="unlearned||oracle"``, and the other way round.
     """
     spec = VARIANTS.get(variant) if isinstance(variant, str) else None
     if spec is None:
@@ -519,53 +563,3 @@ def summarize(scores, *, forget, n_train, groups=None):
 def headline(summary):
     """Mean of the 95th percentiles of the groups present in a summary."""
     return float(np.mean([v["p95"] for v in summary.values()]))
-
-
-def bootstrap_p95(*, unlearned, oracle, forget, n_train, n_boot=200, seed=0, level=0.95,
-                  groups=None, **klom_kwargs):
-    """Percentile bootstrap interval of each group's 95th percentile.
-
-    Each of ``n_boot`` resamples draws the unlearned models and the oracles with replacement
-    (independently) and recomputes KLOM. Returns {group: {"p95", "low", "high"}}, where "p95"
-    is the point estimate on all models. Caution: duplicated models make the histograms
-    spikier, so resampled KLOM is biased upwards (most near the noise floor: with 100 vs 100
-    models a retain p95 of 0.68 resamples to about 1.2 to 1.5) and the interval can lie
-    entirely above the point estimate. Read it as the spread of the estimate, not a
-    confidence interval for the true value.
-    """
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    u = _as_real(unlearned, "unlearned")
-    o = _as_real(oracle, "oracle")
-    scores = klom(unlearned=u, oracle=o, **klom_kwargs)
-    index = _group_index(scores.size, forget, n_train, groups)
-    rng = np.random.default_rng(seed)
-    boot = np.empty((n_boot, len(index)))
-    for b in range(n_boot):
-        s = klom(unlearned=u[rng.integers(0, len(u), len(u))],
-                 oracle=o[rng.integers(0, len(o), len(o))], **klom_kwargs)
-        boot[b] = [np.percentile(s[i], 95) if i.size else np.nan for i in index.values()]
-    tails = 100 * (1 - level) / 2, 100 * (1 + level) / 2
-    out = {}
-    for g, i, col in zip(index, index.values(), boot.T):
-        low, high = np.percentile(col, tails)
-        p95 = np.percentile(scores[i], 95) if i.size else np.nan
-        out[g] = {"p95": float(p95), "low": float(low), "high": float(high)}
-    return out
-
-
-def noise_floor(oracle, *, seed=0, **klom_kwargs):
-    """KLOM of one random half of the oracles against the other half, per example.
-
-    With an odd number of oracles one is left out so the halves have equal size. This is the
-    score a perfect unlearning method would get with ``n_oracles // 2`` models on each side.
-    """
-    o = _as_real(oracle, "oracle")
-    if o.ndim != 2 or o.shape[0] < 2:
-        raise ValueError(f"oracle must have shape (n_models, n_examples) with n_models >= 2, "
-                         f"got shape {o.shape}")
-    perm = np.random.default_rng(seed).permutation(o.shape[0])
-    half = o.shape[0] // 2
-    return klom(unlearned=o[perm[:half]], oracle=o[perm[half: 2 * half]], **klom_kwargs)
