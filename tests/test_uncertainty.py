@@ -1,0 +1,128 @@
+"""Intervals for the 95th percentiles and the noise floor at a matched N."""
+
+import numpy as np
+import pytest
+
+from klom_utils.metric import klom, summarize
+from klom_utils.uncertainty import _resampled_p95_var, noise_floor, p95_interval
+
+
+def _toy_run(n_models=40, n_train=300, n_val=100, seed=0, shared=0.0):
+    """Margins of unlearned models and oracles: the same law except a shifted forget set."""
+    rng = np.random.default_rng(seed)
+    n = n_train + n_val
+    mu = rng.normal(2, 1, n)
+
+    def draw():
+        e = rng.normal(size=(n_models, n))
+        e = np.sqrt(shared) * rng.normal(size=(n_models, 1)) + np.sqrt(1 - shared) * e
+        return (mu + e).astype(np.float32)
+
+    unlearned, oracle = draw(), draw()
+    forget = rng.choice(n_train, 30, replace=False)
+    unlearned[:, forget] += 3  # badly unlearned forget set
+    return unlearned, oracle, forget, n_train
+
+
+def test_p95_interval_layout_determinism_and_point_estimate():
+    u, o, forget, n_train = _toy_run()
+    kwargs = dict(unlearned=u, oracle=o, forget=forget, n_train=n_train, n_splits=5)
+    a = p95_interval(seed=1, **kwargs)
+    assert a == p95_interval(seed=1, **kwargs)
+    assert a != p95_interval(seed=2, **kwargs)
+    point = summarize(klom(unlearned=u, oracle=o), forget=forget, n_train=n_train)
+    assert list(a) == ["forget", "retain", "validation"]
+    for g, v in a.items():
+        assert set(v) == {"p95", "low", "high", "sd"}
+        assert all(isinstance(x, float) for x in v.values())
+        assert v["p95"] == point[g]["p95"]
+        assert 0 <= v["low"] <= v["p95"] <= v["high"]  # always holds its point estimate
+        assert v["sd"] > 0
+    assert a["forget"]["low"] > a["retain"]["high"]
+    wider = p95_interval(seed=1, level=0.99, **kwargs)
+    assert wider["retain"]["high"] - wider["retain"]["low"] > a["retain"]["high"] - a["retain"]["low"]
+
+
+def test_p95_interval_groups_and_klom_settings():
+    u, o, forget, n_train = _toy_run()
+    only_val = p95_interval(unlearned=u[:, n_train:], oracle=o[:, n_train:], forget=forget,
+                            n_train=n_train, groups=("validation",), n_splits=5, seed=1)
+    full = p95_interval(unlearned=u, oracle=o, forget=forget, n_train=n_train, n_splits=5,
+                        seed=1)
+    assert list(only_val) == ["validation"]
+    assert only_val["validation"]["p95"] == full["validation"]["p95"]
+    swapped = p95_interval(unlearned=u, oracle=o, forget=forget, n_train=n_train, n_splits=5,
+                           direction="oracle||unlearned", bins=10)
+    expected = summarize(klom(unlearned=u, oracle=o, direction="oracle||unlearned", bins=10),
+                         forget=forget, n_train=n_train)
+    assert swapped["forget"]["p95"] == expected["forget"]["p95"]
+
+
+def test_p95_interval_covers_the_expected_p95_in_a_small_simulation():
+    """Coverage of E[p95 at N] over independent draws, with a shared per-model effect (the
+    full measurement is scripts/bench_intervals.py)."""
+    rng = np.random.default_rng(5)
+    n_train, n_val, n_f, n_models = 300, 100, 30, 40
+    n = n_train + n_val
+    mu, forget = rng.normal(2, 1, n), rng.choice(n_train, n_f, replace=False)
+
+    def draw(shift):
+        e = np.sqrt(0.3) * rng.normal(size=(n_models, 1)) + np.sqrt(0.7) * rng.normal(
+            size=(n_models, n))
+        x = mu + e
+        x[:, forget] += shift
+        return x.astype(np.float32)
+
+    draws = [(draw(1.0), draw(0.0)) for _ in range(60)]
+    p95s = np.array([[summarize(klom(unlearned=u, oracle=o), forget=forget,
+                                n_train=n_train)[g]["p95"] for g in ("forget", "retain")]
+                     for u, o in draws])
+    truth = p95s.mean(0)
+    covered = []
+    for u, o in draws[:30]:
+        ci = p95_interval(unlearned=u, oracle=o, forget=forget, n_train=n_train, n_splits=10,
+                          groups=None)
+        covered.append([ci[g]["low"] <= t <= ci[g]["high"]
+                        for g, t in zip(("forget", "retain"), truth)])
+    assert np.mean(covered, axis=0).min() >= 0.8
+
+
+def test_resampled_p95_variance_is_exact_in_law():
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 20, 400):
+        x = rng.gamma(2.0, size=n)
+        brute = np.var([np.percentile(x[rng.integers(0, n, n)], 95) for _ in range(4000)])
+        ours = np.mean([_resampled_p95_var(x, rng) for _ in range(40)])
+        assert ours == pytest.approx(brute, rel=0.1, abs=1e-12)
+    assert np.isnan(_resampled_p95_var(np.array([]), rng))
+
+
+def test_p95_interval_errors():
+    u, o, forget, n_train = _toy_run()
+    kwargs = dict(unlearned=u, oracle=o, forget=forget, n_train=n_train)
+    with pytest.raises(ValueError, match="level must be in"):
+        p95_interval(level=1.5, **kwargs)
+    with pytest.raises(ValueError, match="n_splits must be an integer >= 2, got 1"):
+        p95_interval(n_splits=1, **kwargs)
+    with pytest.raises(ValueError, match=r"unlearned must have shape .* n_models >= 2"):
+        p95_interval(**{**kwargs, "unlearned": u[:1]})
+    with pytest.raises(ValueError, match="variant="):
+        p95_interval(variant="nope", **kwargs)
+
+
+def test_noise_floor_at_a_chosen_n():
+    rng = np.random.default_rng(0)
+    oracle = rng.normal(0, 1, (201, 3000))  # odd: 100 vs 100, one left out
+    floor = noise_floor(oracle, seed=0)
+    assert floor.shape == (3000,) and floor.dtype == np.float64
+    np.testing.assert_array_equal(floor, noise_floor(oracle, seed=0))
+    assert floor.mean() == pytest.approx(0.35, abs=0.03)
+    assert np.percentile(floor, 95) == pytest.approx(0.68, abs=0.08)
+    at_50 = noise_floor(oracle, n_per_side=50, seed=0)
+    assert np.percentile(at_50, 95) == pytest.approx(1.7, abs=0.2)  # same law, smaller N
+    assert noise_floor(oracle[:40], bins=10).mean() < noise_floor(oracle[:40]).mean()
+    with pytest.raises(ValueError, match="n_models >= 2"):
+        noise_floor(oracle[:1])
+    with pytest.raises(ValueError, match=r"n_per_side must be an integer in \[1, 100\] for 201 "
+                                         r"oracles .*got 101"):
+        noise_floor(oracle, n_per_side=101)
