@@ -152,8 +152,11 @@ def add_score_parser(subparsers) -> argparse.ArgumentParser:
         description="Score the models of unlearned/<D>/<M>/forget_set_<K> against the oracles of "
                     "forget set K (ids < 1000, without any the method used): per group "
                     "(forget, retain, validation) the 95th and 99th percentiles and mean of "
-                    "per-example KLOM with a bootstrap interval, the noise floor, and the "
-                    "accuracies. Prints a table; --json writes the full record.")
+                    "per-example KLOM with an interval for the expected 95th percentile at the "
+                    "scored N per side, the noise floor at the same N, diagnostics (outlier "
+                    "models, small or unequal N, small forget sets; also printed as warnings) "
+                    "and the accuracies. The method is scored against as many oracles as it has "
+                    "unlearned models. Prints a table; --json writes the full record.")
     p.add_argument("--dataset", required=True, choices=["digits", "cifar10"])
     p.add_argument("--store", required=True, metavar="DIR", help="store folder")
     p.add_argument("--forget-set", type=int, required=True, metavar="K")
@@ -163,9 +166,14 @@ def add_score_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, metavar="IDS",
                    help="unlearned model ids (default: all in the folder)")
     p.add_argument("--oracle-ids", default=None, metavar="IDS",
-                   help="oracles to score against (default: all with id < 1000)")
-    p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (default 200)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+                   help="oracles to score against (default: the N lowest ids below 1000, N = "
+                        "the number of unlearned models)")
+    p.add_argument("--level", type=float, default=0.95,
+                   help="confidence level of the intervals (default 0.95)")
+    p.add_argument("--n-splits", type=int, default=25,
+                   help="random half-splits of the models for the intervals (default 25)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the interval's splits and the noise floor's draw (default 0)")
     p.add_argument("--bins", type=int, default=20, help="histogram bins (default 20)")
     p.add_argument("--direction", default="unlearned||oracle",
                    choices=["unlearned||oracle", "oracle||unlearned"])
@@ -185,9 +193,12 @@ def cmd_score(args) -> int:
     record = score(args.store, args.dataset, args.forget_set, args.method,
                    model_ids=None if args.models is None else _ids(args.models),
                    oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
-                   n_boot=args.n_boot, seed=args.seed, root=args.data_root, bins=args.bins,
-                   direction=args.direction, variant=args.variant)
+                   level=args.level, n_splits=args.n_splits, seed=args.seed,
+                   root=args.data_root, bins=args.bins, direction=args.direction,
+                   variant=args.variant)
     print(results_table([record]))
+    for warning in record["diagnostics"]["warnings"]:
+        print(f"klom score: warning: {warning['message']}", file=sys.stderr)
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)

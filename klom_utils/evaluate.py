@@ -3,9 +3,11 @@
 :func:`score` reads from a store the margins of the models a method unlearned for forget set
 ``k`` (``unlearned/<D>/<method>/forget_set_<k>``) and of the oracles of that forget set, and
 returns a JSON-ready record: per group (forget, retain, validation) the 95th and 99th
-percentiles, mean and standard deviation of per-example KLOM with a bootstrap interval of the
-95th percentile, the noise floor (one half of the oracles against the other half), and the
-accuracies of the unlearned models.
+percentiles, mean and standard deviation of per-example KLOM with an interval for the expected
+95th percentile at the scored number of models per side (``N``), the noise floor at the same
+``N`` (oracles against disjoint oracles), diagnostics (outlier models, small or unequal ``N``,
+small forget sets) and the accuracies of the unlearned models. By default a method is scored
+against as many oracles as it has unlearned models: KLOM at different ``N`` is not comparable.
 
 Oracles with ids ``>= 1000`` are held out for methods that train on oracles (see
 :mod:`klom_utils.unlearn`) and are never used for scoring; neither are oracles that the scored
@@ -18,6 +20,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from .diagnostics import SMALL_FORGET, diagnose
+from .metric import klom, summarize
+from .uncertainty import noise_floor, p95_interval
 
 GROUPS = ("forget", "retain", "validation")
 
@@ -79,10 +85,14 @@ def scoring_oracle_ids(store, dataset: str, forget_set: int, method: str | None 
 
 def load_margins(store, dataset, forget_set: int, method: str, *, model_ids=None,
                  oracle_ids=None, root=None) -> Margins:
-    """The :class:`Margins` of ``method`` for forget set ``k`` and of the scoring oracles.
+    """The :class:`Margins` of ``method`` for forget set ``k`` and of the oracles it is scored
+    against, at equal numbers of models per side by default.
 
     ``model_ids``: default every complete model of the unlearned folder; ``oracle_ids``:
-    default :func:`scoring_oracle_ids`. Giving an oracle that the method used is an error.
+    default the ``N`` lowest of :func:`scoring_oracle_ids`, ``N`` = the number of unlearned
+    models (where fewer oracles exist, ``N`` is their number and the ``N`` lowest unlearned
+    ids are used, unless ``model_ids`` was given). Giving an oracle that the method used is an
+    error.
     """
     from .store import oracle_folder, unlearned_folder
     from .train import forget_indices
@@ -93,6 +103,7 @@ def load_margins(store, dataset, forget_set: int, method: str, *, model_ids=None
         raise FileNotFoundError(f"store {str(store.root)!r} has no models of method {method!r} "
                                 f"for forget set {forget_set} ({folder!r}); run `klom unlearn` "
                                 "first")
+    given_models = model_ids is not None
     if model_ids is None:
         model_ids = [i for i in store.model_ids(folder) if store.has_model(folder, i)]
     model_ids = sorted({int(i) for i in model_ids})
@@ -103,7 +114,9 @@ def load_margins(store, dataset, forget_set: int, method: str, *, model_ids=None
         raise FileNotFoundError(f"store {str(store.root)!r} has no oracles for forget set "
                                 f"{forget_set} ({ofolder!r})")
     if oracle_ids is None:
-        oracle_ids = scoring_oracle_ids(store, data.name, forget_set, method)
+        eligible = scoring_oracle_ids(store, data.name, forget_set, method)
+        n = len(model_ids) if given_models else min(len(model_ids), len(eligible))
+        model_ids, oracle_ids = model_ids[:n], eligible[:n]
     else:
         oracle_ids = sorted({int(i) for i in oracle_ids})
         used = sorted(set(oracle_ids) & set(used_oracle_ids(store, data.name, forget_set, method)))
@@ -121,8 +134,6 @@ def load_margins(store, dataset, forget_set: int, method: str, *, model_ids=None
 
 def klom_scores(margins: Margins, **klom_kwargs) -> np.ndarray:
     """Per-example KLOM (train then val) of a :class:`Margins`."""
-    from .metric import klom
-
     return klom(unlearned=margins.unlearned, oracle=margins.oracle, **klom_kwargs)
 
 
@@ -157,45 +168,91 @@ def klom_settings(**klom_kwargs) -> dict:
 
 
 def score(store, dataset, forget_set: int, method: str, *, model_ids=None, oracle_ids=None,
-          n_boot: int = 200, level: float = 0.95, seed: int = 0, root=None,
+          level: float = 0.95, n_splits: int = 25, seed: int = 0, root=None,
           **klom_kwargs) -> dict:
     """Score ``method`` on forget set ``k`` of ``store``: a JSON-ready record.
 
-    Keys: ``forget``/``retain``/``validation`` (each ``p95``, ``p99``, ``mean``, ``std``,
-    ``count``, and the bootstrap interval ``p95_low``/``p95_high`` at ``level``),
-    ``noise_floor`` (per group ``p95`` and ``mean`` of one half of the oracles against the
-    other), ``accuracy`` (``forget``, ``retain``, ``test``: mean over the unlearned models),
-    ``n_unlearned``, ``n_oracles``, ``method``, ``dataset``, ``forget_set``, ``forget_size``,
-    ``klom`` (the estimator's settings), ``seconds``. ``klom_kwargs`` go to
-    :func:`klom_utils.metric.klom` (``bins``, ``eps``, ``clip``, ``direction``, ``variant``).
+    The method's ``N`` unlearned models are scored against ``N`` oracles (see
+    :func:`load_margins`). Keys: ``forget``/``retain``/``validation`` (each ``p95``, ``p99``,
+    ``mean``, ``std``, ``count`` of per-example KLOM, and ``p95_low``/``p95_high``/``p95_sd``:
+    the interval at ``level`` for the expected 95th percentile at this ``N``, see
+    :func:`klom_utils.uncertainty.p95_interval`; ``forget`` also ``above_retain_p99``);
+    ``n_unlearned``, ``n_oracles`` and ``n_per_side`` (``None`` when they differ);
+    ``noise_floor`` (per group ``p95`` and ``mean`` of oracles against disjoint oracles, with
+    its ``n_per_side`` and ``oracle_ids``: ``N`` when ``2N`` scoring oracles exist, else the
+    largest size they allow); ``matched`` (only when the floor's ``n_per_side`` is below
+    ``N``: the method rescored at the floor's size, per group ``p95``, ``p95_low``,
+    ``p95_high``, with ``n_per_side``); ``diagnostics`` (:func:`klom_utils.diagnostics.
+    diagnose`: outlier models, small or unequal ``N``, small forget sets, and their
+    ``warnings``); ``accuracy`` (``forget``, ``retain``, ``test``: mean over the unlearned
+    models); ``klom`` (the estimator's settings); ``interval`` (what the interval covers);
+    ``method``, ``dataset``, ``forget_set``, ``forget_size``, ``model_ids``, ``oracle_ids``,
+    ``seed``, ``seconds``. ``klom_kwargs`` go to :func:`klom_utils.metric.klom` (``bins``,
+    ``eps``, ``clip``, ``direction``, ``variant``).
     """
-    from .metric import bootstrap_p95, noise_floor, summarize
+    from .store import oracle_folder
 
     start = time.perf_counter()
     settings = klom_settings(**klom_kwargs)
     store, data = _open(store), _dataset(dataset, root)
     m = load_margins(store, data, forget_set, method, model_ids=model_ids, oracle_ids=oracle_ids)
+    n_u, n_o = len(m.model_ids), len(m.oracle_ids)
+    groups = dict(forget=m.forget, n_train=m.n_train)
+    interval = dict(level=level, n_splits=n_splits, seed=seed, **klom_kwargs)
     scores = klom_scores(m, **klom_kwargs)
-    summary = summarize(scores, forget=m.forget, n_train=m.n_train)
-    boot = bootstrap_p95(unlearned=m.unlearned, oracle=m.oracle, forget=m.forget,
-                         n_train=m.n_train, n_boot=n_boot, seed=seed, level=level, **klom_kwargs)
+    summary = summarize(scores, **groups)
+    ci = _p95_interval(m.unlearned, m.oracle, groups, interval)
     record = {"method": method, "dataset": data.name, "forget_set": int(forget_set),
-              "forget_size": int(len(m.forget)), "n_unlearned": len(m.model_ids),
-              "n_oracles": len(m.oracle_ids)}
+              "forget_size": int(len(m.forget)), "n_unlearned": n_u, "n_oracles": n_o,
+              "n_per_side": n_u if n_u == n_o else None}
     for g in GROUPS:
-        record[g] = {**summary[g], "p95_low": boot[g]["low"], "p95_high": boot[g]["high"]}
-    if len(m.oracle_ids) >= 2:
-        floor = summarize(noise_floor(m.oracle, seed=seed, **klom_kwargs), forget=m.forget,
-                          n_train=m.n_train)
-        record["noise_floor"] = {g: {"p95": floor[g]["p95"], "mean": floor[g]["mean"]}
-                                 for g in GROUPS}
-        record["noise_floor"]["n_per_side"] = len(m.oracle_ids) // 2
+        record[g] = {**summary[g], "p95_low": ci[g]["low"], "p95_high": ci[g]["high"],
+                     "p95_sd": ci[g]["sd"]}
+    diagnostics = diagnose(unlearned=m.unlearned, oracle=m.oracle, scores=scores, **groups,
+                           unlearned_ids=m.model_ids, oracle_ids=m.oracle_ids)
+    record["forget"]["above_retain_p99"] = diagnostics["forget_above_retain_p99"]
+
+    eligible = scoring_oracle_ids(store, data.name, forget_set, method)
+    n_floor = min(n_u, n_o, len(eligible) // 2)
+    if n_floor >= 1:
+        floor_ids = eligible[:2 * n_floor]
+        have = {i: row for row, i in enumerate(m.oracle_ids)}
+        floor_m = (m.oracle[[have[i] for i in floor_ids]] if all(i in have for i in floor_ids)
+                   else folder_margins(store, oracle_folder(data.name, forget_set), data,
+                                       floor_ids))
+        floor = summarize(noise_floor(floor_m, n_per_side=n_floor, seed=seed, **klom_kwargs),
+                          **groups)
+        record["noise_floor"] = {"n_per_side": n_floor, "oracle_ids": floor_ids,
+                                 **{g: {"p95": floor[g]["p95"], "mean": floor[g]["mean"]}
+                                    for g in GROUPS}}
+        if n_floor < min(n_u, n_o):  # rescore the method at the floor's N
+            u, o = m.unlearned[:n_floor], m.oracle[:n_floor]
+            at = summarize(klom(unlearned=u, oracle=o, **klom_kwargs), **groups)
+            at_ci = _p95_interval(u, o, groups, interval) if n_floor >= 2 else None
+            record["matched"] = {"n_per_side": n_floor, **{g: {
+                "p95": at[g]["p95"],
+                "p95_low": at_ci[g]["low"] if at_ci else float("nan"),
+                "p95_high": at_ci[g]["high"] if at_ci else float("nan")} for g in GROUPS}}
+    record["diagnostics"] = diagnostics
     record["accuracy"] = accuracies(store, m.folder, data, m.model_ids, m.forget)
     record["klom"] = settings
-    record.update(n_boot=int(n_boot), level=float(level), seed=int(seed),
-                  model_ids=m.model_ids, oracle_ids=m.oracle_ids,
+    record["interval"] = {"level": float(level), "n_splits": int(n_splits),
+                          "covers": INTERVAL_COVERS}
+    record.update(seed=int(seed), model_ids=m.model_ids, oracle_ids=m.oracle_ids,
                   seconds=time.perf_counter() - start)
     return record
+
+
+#: What the intervals of a record cover, in words (also in the record and under tables).
+INTERVAL_COVERS = ("the expected 95th percentile at this N per side, over the randomness of "
+                   "training the models (the examples are fixed)")
+
+
+def _p95_interval(unlearned, oracle, groups, settings) -> dict:
+    if min(len(unlearned), len(oracle)) < 2:  # one model per side: no spread to measure
+        return {g: {"low": float("nan"), "high": float("nan"), "sd": float("nan")}
+                for g in GROUPS}
+    return p95_interval(unlearned=unlearned, oracle=oracle, **groups, **settings)
 
 
 def score_many(store, dataset, forget_sets, methods, *, progress: bool = True, **kwargs) -> list:
@@ -208,36 +265,81 @@ def score_many(store, dataset, forget_sets, methods, *, progress: bool = True, *
             for k, m in tqdm(pairs, desc="scoring", disable=not progress)]
 
 
-def _interval(group: dict) -> str:
+def _with_ci(group: dict) -> str:
+    if not np.isfinite(group.get("p95_low", np.nan)):
+        return f"{group['p95']:.2f}"
     return f"{group['p95']:.2f} [{group['p95_low']:.2f}, {group['p95_high']:.2f}]"
 
 
+def _settings_line(records) -> str:
+    settings = {(r["klom"]["direction"], r["klom"]["variant"], r["klom"]["bins"]) for r in records}
+    text = "; ".join(f"KL({d.replace('||', ' || ')}), variant {v}, {b} bins"
+                     for d, v, b in sorted(settings))
+    levels = sorted({r.get("interval", {}).get("level", 0.95) for r in records})
+    level = "/".join(f"{100 * x:g}%" for x in levels)
+    return (f"KLOM per example, 95th percentile per group [{level} interval]; {text}"
+            + ("  (!) records with different settings" if len(settings) > 1 else ""))
+
+
 def results_table(records) -> str:
-    """A plain-text table of records from :func:`score`: per method and forget set, the 95th
-    percentile of each group with its interval, N, and accuracies; plus a noise-floor row per
-    forget set."""
+    """A plain-text table of records from :func:`score`.
+
+    Per forget set: one row per method (the 95th percentile of each group with its interval,
+    ``N`` per side, accuracies; for forget sets under 100 examples also the forget mean and
+    the count of forget examples above the retain 99th percentile), a row per method rescored
+    at the noise floor's ``N`` where that is smaller, and the noise floor labelled with its
+    ``N``. Below: what the intervals cover and every diagnostic warning.
+    """
     records = list(records)
     if not records:
         raise ValueError("results_table needs at least one record")
-    header = ["forget set", "method", "N (unl/orc)", "forget p95 [CI]", "retain p95 [CI]",
-              "validation p95 [CI]", "acc forget/retain/test"]
-    groups = {}
+    small = any(r["forget_size"] < SMALL_FORGET for r in records)
+    header = (["forget set", "method", "N/side", "forget p95 [CI]"]
+              + (["forget mean", "forget > retain p99"] if small else [])
+              + ["retain p95 [CI]", "validation p95 [CI]", "acc forget/retain/test"])
+    blank = [""] * (2 if small else 0)
+    by_set = {}
     for r in records:  # rows grouped by forget set, in order of first appearance
-        groups.setdefault((r["dataset"], r["forget_set"]), []).append(r)
+        by_set.setdefault((r["dataset"], r["forget_set"]), []).append(r)
     rows = []
-    for group in groups.values():
+    for group in by_set.values():
         name = f"{group[0]['forget_set']} (n={group[0]['forget_size']})"
         for r in group:
             acc = r["accuracy"]
-            rows.append([name, r["method"], f"{r['n_unlearned']}/{r['n_oracles']}"]
-                        + [_interval(r[g]) for g in GROUPS]
+            n = (str(r["n_unlearned"]) if r["n_unlearned"] == r["n_oracles"]
+                 else f"{r['n_unlearned']}/{r['n_oracles']} (!)")
+            extra = ([f"{r['forget']['mean']:.2f}",
+                      f"{r['forget'].get('above_retain_p99', 0)} of {r['forget_size']}"]
+                     if small else [])
+            rows.append([name, r["method"], n, _with_ci(r["forget"])] + extra
+                        + [_with_ci(r["retain"]), _with_ci(r["validation"])]
                         + [f"{acc['forget']:.3f}/{acc['retain']:.3f}/{acc['test']:.3f}"])
-        floor = next((r["noise_floor"] for r in group if r.get("noise_floor")), None)
-        if floor:
-            n = floor["n_per_side"]
-            rows.append([name, "noise floor", f"{n}/{n}"]
-                        + [f"{floor[g]['p95']:.2f}" for g in GROUPS] + [""])
+        for r in group:
+            if r.get("matched"):
+                at = r["matched"]
+                rows.append([name, f"{r['method']} (rescored)", str(at["n_per_side"]),
+                             _with_ci(at["forget"])] + blank
+                            + [_with_ci(at["retain"]), _with_ci(at["validation"]), ""])
+        floors = {r["noise_floor"]["n_per_side"]: r["noise_floor"]
+                  for r in group if r.get("noise_floor")}
+        for n, floor in sorted(floors.items(), reverse=True):
+            rows.append([name, "noise floor", str(n), f"{floor['forget']['p95']:.2f}"] + blank
+                        + [f"{floor[g]['p95']:.2f}" for g in ("retain", "validation")] + [""])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-    out = [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    out = [_settings_line(records), "", line(header), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    out += ["", f"[CI]: interval for {INTERVAL_COVERS}. Compare methods only at equal N.",
+            "noise floor: oracles scored against disjoint oracles at the N shown (a perfect "
+            "method's score at that N); (rescored): the method at the floor's N."]
+    if small:
+        out.append(f"forget sets under {SMALL_FORGET} examples: the p95 rests on the few largest "
+                   "scores; read it with the forget mean and the count above the retain p99.")
+    seen = {}
+    for r in records:
+        for w in r.get("diagnostics", {}).get("warnings", []):
+            if w["kind"] != "small_forget":
+                seen.setdefault(w["message"], []).append(f"{r['forget_set']}/{r['method']}")
+    for message, where in seen.items():
+        out.append(f"(!) [{', '.join(where)}] {message}")
     return "\n".join(out)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from klom_utils import evaluate as E
-from klom_utils import metric
+from klom_utils import metric, uncertainty
 from klom_utils.store import oracle_folder, unlearned_folder
 from klom_utils.unlearn import unlearn_store
 from test_unlearn import FORGET_SET, N_MODELS, digits_data, digits_store  # noqa: F401
@@ -19,7 +19,7 @@ def scored(digits_store, digits_data):
     for name in ("do_nothing", "oracle_matching"):
         unlearn_store(digits_store, digits_data, FORGET_SET, name, range(N_MODELS),
                       progress=False)
-    return {name: E.score(digits_store, digits_data, FORGET_SET, name, n_boot=20, bins=BINS)
+    return {name: E.score(digits_store, digits_data, FORGET_SET, name, n_splits=4, bins=BINS)
             for name in ("do_nothing", "oracle_matching")}
 
 
@@ -37,14 +37,20 @@ def test_score_matches_klom_called_directly(digits_store, digits_data, scored):
     for group in ("forget", "retain", "validation"):
         for key in ("p95", "p99", "mean", "std", "count"):
             assert record[group][key] == pytest.approx(expected[group][key], rel=1e-12)
-    boot = metric.bootstrap_p95(unlearned=u, oracle=o, forget=forget, n_train=digits_data.n_train,
-                                n_boot=20, seed=0, bins=BINS)
-    assert record["forget"]["p95_low"] == pytest.approx(boot["forget"]["low"])
-    assert record["validation"]["p95_high"] == pytest.approx(boot["validation"]["high"])
-    floor = metric.summarize(metric.noise_floor(o, seed=0, bins=BINS), forget=forget,
-                             n_train=digits_data.n_train)
+    ci = uncertainty.p95_interval(unlearned=u, oracle=o, forget=forget,
+                                  n_train=digits_data.n_train, n_splits=4, seed=0, bins=BINS)
+    assert record["forget"]["p95_low"] == pytest.approx(ci["forget"]["low"])
+    assert record["validation"]["p95_high"] == pytest.approx(ci["validation"]["high"])
+    # 16 oracles: the floor is at 8 per side, and the method is rescored at 8 too
+    half = N_MODELS // 2
+    floor = metric.summarize(uncertainty.noise_floor(o, n_per_side=half, seed=0, bins=BINS),
+                             forget=forget, n_train=digits_data.n_train)
     assert record["noise_floor"]["retain"]["p95"] == pytest.approx(floor["retain"]["p95"])
-    assert record["noise_floor"]["n_per_side"] == N_MODELS // 2
+    assert record["noise_floor"]["n_per_side"] == half
+    at = metric.summarize(metric.klom(unlearned=u[:half], oracle=o[:half], bins=BINS),
+                          forget=forget, n_train=digits_data.n_train)
+    assert record["matched"]["n_per_side"] == half
+    assert record["matched"]["forget"]["p95"] == pytest.approx(at["forget"]["p95"])
     np.testing.assert_array_equal(
         E.klom_scores(E.load_margins(digits_store, digits_data, FORGET_SET, "do_nothing"),
                       bins=BINS), scores)
@@ -53,9 +59,17 @@ def test_score_matches_klom_called_directly(digits_store, digits_data, scored):
 def test_record_layout_is_json_ready(scored):
     record = json.loads(json.dumps(scored["do_nothing"]))
     for group in ("forget", "retain", "validation"):
-        assert {"p95", "p99", "mean", "std", "count", "p95_low", "p95_high"} <= set(record[group])
+        assert {"p95", "p99", "mean", "std", "count", "p95_low", "p95_high", "p95_sd"} <= set(
+            record[group])
+        assert record[group]["p95_low"] <= record[group]["p95"] <= record[group]["p95_high"]
     assert record["forget"]["count"] == 50
     assert record["n_unlearned"] == N_MODELS and record["n_oracles"] == N_MODELS
+    assert record["n_per_side"] == N_MODELS
+    assert record["interval"]["level"] == 0.95 and "expected" in record["interval"]["covers"]
+    kinds = [w["kind"] for w in record["diagnostics"]["warnings"]]
+    assert kinds == ["small_n", "small_forget"]  # 16 models per side, 50 forget examples
+    assert record["forget"]["above_retain_p99"] == record["diagnostics"][
+        "forget_above_retain_p99"]
     assert record["klom"]["bins"] == BINS and record["klom"]["variant"] == "canonical"
     acc = record["accuracy"]
     assert acc["forget"] == 1.0 and acc["retain"] > 0.99 and 0.9 < acc["test"] < 1.0
@@ -72,7 +86,7 @@ def test_held_out_oracles_are_never_scored_against(digits_store, digits_data, sc
     assert E.scoring_oracle_ids(digits_store, "DIGITS", FORGET_SET) == list(range(N_MODELS))
     with pytest.raises(ValueError, match=r"oracles \[1000\] were used by 'oracle_matching'"):
         E.score(digits_store, digits_data, FORGET_SET, "oracle_matching",
-                oracle_ids=[0, 1, 1000], n_boot=2)
+                oracle_ids=[0, 1, 1000], n_splits=2)
     # oracles listed explicitly as used are left out of the default too
     unlearn_store(digits_store, digits_data, FORGET_SET, "oracle_matching", [0, 1],
                   oracle_ids=[14, 15], name="om_explicit", progress=False)
@@ -87,19 +101,43 @@ def test_score_errors(digits_store, digits_data):
         E.score(digits_store, digits_data, FORGET_SET, "do_nothing", bin=3)
 
 
+def test_default_scoring_is_at_equal_n_with_a_matched_floor(digits_store, digits_data):
+    """8 unlearned models: scored against the 8 lowest oracles, floor from 16 disjoint ones at
+    8 per side, nothing rescored."""
+    record = E.score(digits_store, digits_data, FORGET_SET, "do_nothing", model_ids=range(8),
+                     n_splits=3, bins=BINS)
+    assert record["oracle_ids"] == list(range(8)) and record["n_per_side"] == 8
+    assert record["noise_floor"]["n_per_side"] == 8
+    assert record["noise_floor"]["oracle_ids"] == list(range(16))
+    assert "matched" not in record
+    # explicit unequal N is scored as asked, and flagged
+    uneven = E.score(digits_store, digits_data, FORGET_SET, "do_nothing", model_ids=range(8),
+                     oracle_ids=range(16), n_splits=3, bins=BINS)
+    assert uneven["n_per_side"] is None
+    assert "unequal_n" in [w["kind"] for w in uneven["diagnostics"]["warnings"]]
+    table = E.results_table([uneven])
+    assert "8/16 (!)" in table and "unequal N: 8 unlearned models vs 16 oracles" in table
+
+
 def test_results_table(scored):
     table = E.results_table(list(scored.values()))
     lines = table.splitlines()
-    assert lines[0].split()[:2] == ["forget", "set"]
-    assert any("do_nothing" in line and f"{N_MODELS}/{N_MODELS}" in line for line in lines)
-    assert any(line.split()[2] == "noise" for line in lines[2:])
+    assert "95th percentile" in lines[0] and "KL(unlearned || oracle)" in lines[0]
+    assert lines[2].split()[:2] == ["forget", "set"]
+    assert "forget mean" in lines[2]  # the forget set has 50 examples
+    assert any("do_nothing" in line and f" {N_MODELS} " in line for line in lines)
+    half = N_MODELS // 2
+    assert any("noise floor" in line and f" {half} " in line for line in lines)
+    assert any("do_nothing (rescored)" in line and f" {half} " in line for line in lines)
     om = scored["oracle_matching"]["forget"]
     assert f"{om['p95']:.2f} [{om['p95_low']:.2f}, {om['p95_high']:.2f}]" in table
+    assert "expected 95th percentile at this N per side" in table
+    assert sum("small N: 16 unlearned models" in line for line in lines) == 1
     with pytest.raises(ValueError, match="at least one record"):
         E.results_table([])
 
 
 def test_score_many(digits_store, digits_data, scored):
-    records = E.score_many(digits_store, digits_data, [FORGET_SET], ["do_nothing"], n_boot=20,
+    records = E.score_many(digits_store, digits_data, [FORGET_SET], ["do_nothing"], n_splits=4,
                            bins=BINS, progress=False)
     assert records[0]["forget"] == scored["do_nothing"]["forget"]
