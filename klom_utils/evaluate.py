@@ -211,6 +211,11 @@ def score(store, dataset, forget_set: int, method: str, *, model_ids=None, oracl
     diagnostics = diagnose(unlearned=m.unlearned, oracle=m.oracle, scores=scores, **groups,
                            unlearned_ids=m.model_ids, oracle_ids=m.oracle_ids)
     record["forget"]["above_retain_p99"] = diagnostics["forget_above_retain_p99"]
+    available = sum(store.has_model(m.folder, i) for i in store.model_ids(m.folder))
+    if model_ids is None and available > n_u:
+        diagnostics["warnings"].append({"kind": "fewer_oracles", "message": (
+            f"only {n_o} oracles to score against: scored the {n_u} lowest ids of the "
+            f"{available} unlearned models (train more oracles to use them all)")})
 
     eligible = scoring_oracle_ids(store, data.name, forget_set, method)
     n_floor = min(n_u, n_o, len(eligible) // 2)

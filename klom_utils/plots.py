@@ -107,7 +107,8 @@ def klom_distributions(scores_by_method, forget, n_train: int, *, log_scale: boo
 
 def p95_bars(records, *, groups=GROUPS, show_floor: bool = True, ncols: int = 1):
     """One panel per forget set (``ncols`` per row): bars of each method's 95th percentile per
-    group with the bootstrap interval, and the noise floor as a dashed line. ``records`` from
+    group with its interval (for the expected 95th percentile at the record's ``N``), and the
+    noise floor as a dashed line labelled with its ``N`` per side. ``records`` from
     :func:`klom_utils.evaluate.score`."""
     records = list(records)
     if not records:
@@ -133,10 +134,11 @@ def p95_bars(records, *, groups=GROUPS, show_floor: bool = True, ncols: int = 1)
         if show_floor and floor:
             for i, g in enumerate(groups):
                 ax.hlines(floor[g]["p95"], i - 0.45, i + 0.45, colors="k", linestyles="dashed",
-                          label="noise floor" if i == 0 else None)
-        n = next(iter(recs.values()))
-        ax.set_title(f"{key[0]} forget set {key[1]} (N={n['n_unlearned']}/{n['n_oracles']})",
-                     fontsize=10)
+                          label=f"noise floor (N={floor.get('n_per_side', '?')})"
+                          if i == 0 else None)
+        ns = sorted({(r["n_unlearned"], r["n_oracles"]) for r in recs.values()})
+        n = ", ".join(f"{u}" if u == o else f"{u}/{o}" for u, o in ns)
+        ax.set_title(f"{key[0]} forget set {key[1]} (N={n} per side)", fontsize=10)
         ax.set_xticks(x, list(groups))
         ax.set_ylabel("95th percentile of KLOM")
     axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))

@@ -43,7 +43,8 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
-n_models = 100  # models per group: full models, and oracles per forget set
+n_models = 100  # models per group: full models (and the N that methods are scored at)
+n_oracles = None  # oracles per forget set (None: 2 * n_models, for a noise floor at N)
 forget_sets = [1, 2, 3]  # train oracles without each of these forget sets
 n_held_out_oracles = 10  # extra oracles per forget set, for oracle matching
 stack_sizes = [1, 10, 100]  # models trained at once, for the throughput test
@@ -84,7 +85,8 @@ print(f"{D}: {data.n_train} train and {data.n_val} test images of shape "
       f"{tuple(data.train_x.shape[1:])}, {data.num_classes} classes")
 print(f"device: {dev}   store: {store.root}")
 results = {"parameters": {
-    "dataset": dataset, "n_models": n_models, "forget_sets": forget_sets,
+    "dataset": dataset, "n_models": n_models, "n_oracles": n_oracles,
+    "forget_sets": forget_sets,
     "n_held_out_oracles": n_held_out_oracles, "stack_sizes": stack_sizes,
     "device": str(dev), "seed": seed}}
 
@@ -211,6 +213,12 @@ train_group(full_ids)
 # sub-population of 50 similar images of one digit); for CIFAR-10 they are the paper's ten
 # sets, copied from the Hub.
 #
+# We train **twice as many oracles as full models** ($2N$, ids 0 to $2N-1$). A method's $N$
+# unlearned models are scored against $N$ oracles; the noise floor (what a perfect method
+# would score) compares $N$ oracles with $N$ *other* oracles, so it needs $2N$ of them to be
+# measured at the same $N$. KLOM depends strongly on $N$ (chapter 2), so a floor at another $N$
+# would be no reference at all.
+#
 # Oracle matching, one of the unlearning methods of the next chapters, fine-tunes towards the
 # outputs of oracles. Scoring it against the same oracles would be circular, so it uses extra
 # **held-out** oracles: by the package's convention, oracle ids from
@@ -225,8 +233,9 @@ if D == "CIFAR10":  # copy the paper's forget sets from the Hub into the store
         store.write_forget_set(D, k, hub.forget_set(D, k))
 held_out_ids = list(range(HELD_OUT_ORACLE_START,
                           HELD_OUT_ORACLE_START + n_held_out_oracles))
+oracle_ids = list(range(2 * n_models if n_oracles is None else n_oracles))
 for k in forget_sets:
-    train_group(full_ids, forget_set=k)
+    train_group(oracle_ids, forget_set=k)
     if held_out_ids:
         train_group(held_out_ids, forget_set=k)
 for k in store.forget_set_ids(D):
@@ -326,8 +335,9 @@ results["store_mib"] = size / 2**20
 #   authors' (ResNet-9, 24 epochs, triangular learning rate peaking at 0.4).
 # - Training many small models at once is much faster than one at a time: the table of
 #   section 2 gives the measured models per second on this machine.
-# - The store now holds `n_models` full models, `n_models` oracles for each forget set, and
-#   held-out oracles (ids from 1000) for oracle matching, in the Hub's layout.
+# - The store now holds `n_models` full models, `2 * n_models` oracles for each forget set
+#   (half to score methods against, half for a noise floor at the same N), and held-out
+#   oracles (ids from 1000) for oracle matching, in the Hub's layout.
 # - Full models fit the forget set; oracles treat it as unseen data. The next chapters measure
 #   how unlearning methods move the full models towards the oracles.
 #

@@ -21,7 +21,7 @@
 # writing a single function. This page is a template: replace the example method below with
 # yours (same signature as the built-in methods), run the notebook, and get the whole
 # evaluation: a quick check on one model, the method applied to all $N$ original models for
-# every forget set, KLOM per group with bootstrap ranges and the noise floor, and a
+# every forget set, KLOM per group with intervals and the noise floor at the same N, and a
 # comparison with two reference points, doing nothing (the baseline to beat) and oracle
 # matching (close to the best achievable). The example takes about ten lines: "shrink and
 # perturb" the weights, then fine-tune on the retain set. The default run uses the DIGITS store of the
@@ -44,7 +44,7 @@ if "google.colab" in sys.modules:
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
 forget_sets = [1, 2, 3]  # forget sets to evaluate (oracles in the store)
 n_models = 100  # unlearn the full models 0 .. n_models - 1
-n_boot = 200  # bootstrap resamples for the intervals of the 95th percentiles
+n_splits = 25  # random half-splits of the models behind each interval
 device = "auto"  # "auto": CUDA when present, else CPU
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
 seed = 0
@@ -80,7 +80,7 @@ D = data.name
 dev = resolve_device(device)
 model_ids = list(range(n_models))
 results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
-                          "n_models": n_models, "n_boot": n_boot,
+                          "n_models": n_models, "n_splits": n_splits,
                           "device": str(dev), "seed": seed}}
 
 # %% [markdown]
@@ -197,11 +197,12 @@ results["runs"] = runs
 # ## 4. Scores
 #
 # The same scoring as in "Computing KLOM": per group the 95th percentile of per-example
-# KLOM with its bootstrap range, the noise floor of the oracles, and accuracies.
+# KLOM with its interval (for the expected 95th percentile at this $N$), the noise floor at
+# the same $N$, diagnostics, and accuracies.
 
 # %%
 compared = [my_name, "do_nothing", "oracle_matching"]
-records = [score(store, data, k, name, model_ids=model_ids, n_boot=n_boot,
+records = [score(store, data, k, name, model_ids=model_ids, n_splits=n_splits,
                  seed=seed)
            for k in forget_sets for name in compared]
 print(results_table(records))
@@ -237,10 +238,14 @@ for k in forget_sets:
         print(f"  forget: closes {closed:.0%} of the gap between doing nothing "
               f"({nothing['forget']['p95']:.2f}) and oracle matching "
               f"({best['forget']['p95']:.2f}) with {mine['forget']['p95']:.2f}")
+    floor = nothing["noise_floor"]
+    at = (f"N={mine['n_unlearned']}" if floor["n_per_side"] == mine["n_unlearned"]
+          else f"measured at N={floor['n_per_side']}, not at the methods' "
+               f"N={mine['n_unlearned']}")
     for g in ("retain", "validation"):
         print(f"  {g}: {mine[g]['p95']:.2f} against "
               f"{nothing[g]['p95']:.2f} for doing nothing "
-              f"(noise floor {nothing['noise_floor'][g]['p95']:.2f})")
+              f"(noise floor {floor[g]['p95']:.2f}, {at})")
 results["verdict"] = verdict
 
 # %% [markdown]
@@ -272,7 +277,7 @@ results["verdict"] = verdict
 #   methods.
 # - Check one model first: the original untouched, the weights changed, the accuracies sane.
 # - Judge a method on all three groups, against doing nothing and oracle matching, with the
-#   noise floor and the bootstrap ranges in view; the numbers of this run are above and in
+#   noise floor at the same N and the intervals in view; the numbers of this run are above and in
 #   `07_your_method.json`.
 
 # %%

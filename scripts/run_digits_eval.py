@@ -5,12 +5,15 @@
 
 Steps (each resumable: what the store already holds is skipped):
 1. train N full models (ids 0..N-1);
-2. per forget set k, train N oracles (ids 0..N-1) and ``--held-out`` oracles (ids 1000..) that
-   only oracle matching uses (scoring never does);
+2. per forget set k, train 2N oracles (ids 0..2N-1: N to score against, N more for a noise
+   floor at the same N) and ``--held-out`` oracles (ids 1000..) that only oracle matching uses
+   (scoring never does);
 3. per forget set and method, unlearn the N full models (``unlearn_store``);
-4. score each (forget set, method) against the N oracles (``score``).
+4. score each (forget set, method) against N oracles (``score``), in both KL directions with
+   ``--both-directions``.
 
-Prints the table of 95th percentiles (forget / retain / validation, with bootstrap intervals),
+Prints the table of 95th percentiles (forget / retain / validation, with intervals for their
+expected values at N, the noise floor at the same N),
 N, accuracies, and the time each step took; writes the records and timings to ``--out``
 (JSON) and, with ``--figures DIR``, the book's three figures as PNG files.
 """
@@ -43,7 +46,10 @@ def parse_args(argv=None):
                    help="held-out oracles per forget set for oracle matching (ids 1000..)")
     p.add_argument("--forget-sets", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--methods", nargs="+", default=METHODS)
-    p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples")
+    p.add_argument("--n-splits", type=int, default=25,
+                   help="random half-splits of the models behind each interval")
+    p.add_argument("--both-directions", action="store_true",
+                   help="also score KL(oracle || unlearned) (data-unlearning-bench's direction)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="runs/digits_eval/records.json", help="records (JSON)")
     p.add_argument("--figures", default=None, metavar="DIR", help="also save figures here")
@@ -86,6 +92,7 @@ def main(argv=None) -> int:
     progress = not args.quiet
     data = load_dataset("digits")
     ids = list(range(args.n_models))
+    oracle_ids = list(range(2 * args.n_models))
     held_out = list(range(HELD_OUT_ORACLE_START, HELD_OUT_ORACLE_START + args.held_out))
     timings = []
     total = time.perf_counter()
@@ -94,22 +101,28 @@ def main(argv=None) -> int:
     timed(timings, f"train {len(ids)} full models", train_models, data, args.store, ids,
           device=args.device, progress=progress)
     for k in args.forget_sets:
-        timed(timings, f"train {len(ids)} + {len(held_out)} held-out oracles, forget set {k}",
-              train_models, data, args.store, ids + held_out, forget_set=k, device=args.device,
-              progress=progress)
+        timed(timings, f"train {len(oracle_ids)} + {len(held_out)} held-out oracles, forget set "
+              f"{k}", train_models, data, args.store, oracle_ids + held_out, forget_set=k,
+              device=args.device, progress=progress)
     for k in args.forget_sets:
         for m in args.methods:
             timed(timings, f"unlearn {m}, forget set {k}", unlearn_store, args.store, data, k,
                   m, ids, device=args.device, progress=progress)
-    records = []
+    records, reverse = [], []
     for k in args.forget_sets:
         for m in args.methods:
             records.append(timed(timings, f"score {m}, forget set {k}", score, args.store,
-                                 data, k, m, n_boot=args.n_boot))
+                                 data, k, m, n_splits=args.n_splits))
+            if args.both_directions:
+                reverse.append(score(args.store, data, k, m, n_splits=args.n_splits,
+                                     direction="oracle||unlearned"))
     total = time.perf_counter() - total
 
     print()
     print(results_table(records))
+    if reverse:
+        print()
+        print(results_table(reverse))
     print()
     print(f"{'step':<55s} seconds")
     for t in timings:
@@ -121,7 +134,8 @@ def main(argv=None) -> int:
     configs = {m: resolve_config(m, "digits") for m in args.methods}
     out.write_text(json.dumps({"n_models": args.n_models, "held_out": held_out,
                                "forget_sets": args.forget_sets, "configs": configs,
-                               "records": records, "timings": timings,
+                               "records": records, "records_oracle_unlearned": reverse,
+                               "timings": timings,
                                "total_seconds": round(total, 2)}, indent=2) + "\n")
     print(f"wrote {out}")
     if args.figures:

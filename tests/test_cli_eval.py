@@ -20,14 +20,21 @@ def test_unlearn_then_score_with_json(digits_store, tmp_path, capsys):
     record = digits_store.read_json(f"{folder}/klom_unlearn.json")
     assert record["config"]["epochs"] == 1 and record["config"]["lr"] == 0.02
     out = tmp_path / "out" / "gd.json"
-    assert main(["score", *args, "--method", "gd_cli", "--json", str(out), "--n-boot", "10",
-                 "--bins", "5"]) == 0
-    text = capsys.readouterr().out
-    assert "gd_cli" in text and "noise floor" in text
+    assert main(["score", *args, "--method", "gd_cli", "--json", str(out), "--n-splits", "3",
+                 "--bins", "5", "--level", "0.9"]) == 0
+    captured = capsys.readouterr()
+    text = captured.out
+    assert "gd_cli" in text and "noise floor" in text and "[90% interval]" in text
     result = json.loads(out.read_text())
     for group in ("forget", "retain", "validation"):
         assert {"p95", "p99", "mean", "p95_low", "p95_high"} <= set(result[group])
     assert result["n_unlearned"] == N_MODELS and result["klom"]["bins"] == 5
+    assert result["interval"] == {"level": 0.9, "n_splits": 3,
+                                  "covers": result["interval"]["covers"]}
+    # diagnostics as one-line warnings on stderr: 16 models per side is a small N
+    warnings = captured.err.splitlines()
+    assert any(w.startswith("klom score: warning: small N: 16 unlearned models") for w in warnings)
+    assert len(warnings) == len(result["diagnostics"]["warnings"])
 
 
 def test_unlearn_resumes_and_reports_bad_input(digits_store, capsys):
@@ -59,8 +66,8 @@ def test_plugin_methods_from_the_command_line(digits_store, tmp_path, monkeypatc
     try:
         assert main(["unlearn", *_common(digits_store), "--method", "cli_plugin", "--models",
                      "0-3", "--plugin", "my_methods", "--config", "strength=0.5", "--quiet"]) == 0
-        assert main(["score", *_common(digits_store), "--method", "cli_plugin", "--n-boot",
-                     "5"]) == 0
+        assert main(["score", *_common(digits_store), "--method", "cli_plugin", "--n-splits",
+                     "2"]) == 0
         assert "cli_plugin" in capsys.readouterr().out
     finally:
         METHODS.pop("cli_plugin", None)

@@ -141,3 +141,16 @@ def test_score_many(digits_store, digits_data, scored):
     records = E.score_many(digits_store, digits_data, [FORGET_SET], ["do_nothing"], n_splits=4,
                            bins=BINS, progress=False)
     assert records[0]["forget"] == scored["do_nothing"]["forget"]
+
+
+def test_fewer_oracles_than_unlearned_models_scores_at_equal_n(digits_store, digits_data):
+    """Oracle matching that used oracles 12..15 leaves 12 to score 16 unlearned models: the 12
+    lowest unlearned ids are scored against them, the floor is at 6, and it is said."""
+    unlearn_store(digits_store, digits_data, FORGET_SET, "oracle_matching", range(N_MODELS),
+                  oracle_ids=[12, 13, 14, 15], name="om_four", progress=False)
+    record = E.score(digits_store, digits_data, FORGET_SET, "om_four", n_splits=3, bins=BINS)
+    assert record["model_ids"] == list(range(12)) and record["oracle_ids"] == list(range(12))
+    assert record["n_per_side"] == 12
+    assert record["noise_floor"]["n_per_side"] == 6 and record["matched"]["n_per_side"] == 6
+    messages = {w["kind"]: w["message"] for w in record["diagnostics"]["warnings"]}
+    assert "scored the 12 lowest ids of the 16 unlearned models" in messages["fewer_oracles"]

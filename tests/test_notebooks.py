@@ -89,7 +89,7 @@ TINY_N = 20  # models per group: enough for KLOM to separate "forgot" from "did 
 TINY_SET = 3  # the DIGITS sub-population forget set (50 images)
 TINY_HELD_OUT = 5
 TINY_METHODS = ["do_nothing", "gradient_ascent", "oracle_matching"]
-TINY_BOOT = 10
+TINY_SPLITS = 4
 GROUPS = ("forget", "retain", "validation")
 
 
@@ -120,14 +120,15 @@ def test_04_training(pipeline):
     assert r["parameters"]["n_models"] == TINY_N
     t = r["timings"]
     assert t["full"]["trained"] == TINY_N
-    assert t[f"forget_set_{TINY_SET}"]["trained"] == TINY_N
+    assert t[f"forget_set_{TINY_SET}"]["trained"] == 2 * TINY_N
     assert t[f"forget_set_{TINY_SET}_held_out"]["trained"] == TINY_HELD_OUT
     assert set(r["throughput_models_per_s"]) == {"1", str(TINY_N)}
     assert all(v > 0 for v in r["throughput_models_per_s"].values())
     assert r["forget_set_sizes"] == {str(TINY_SET): 50}
     folders = r["store_folders"]
     assert folders["full_models/DIGITS"] == TINY_N
-    assert folders[f"oracles/DIGITS/forget_set_{TINY_SET}"] == TINY_N + TINY_HELD_OUT
+    # 2N oracles (N to score against, N more for a noise floor at N) and the held-out ones
+    assert folders[f"oracles/DIGITS/forget_set_{TINY_SET}"] == 2 * TINY_N + TINY_HELD_OUT
     for name, acc in r["accuracy"].items():
         assert acc["n_models"] == TINY_N
         for key in ("test_mean", "test_min", "test_max", "forget_mean", "retain_mean"):
@@ -158,6 +159,10 @@ def test_03_download_local_store(pipeline):
     assert dn["forget"]["p95"] > dn["retain"]["p95"] + 1.0
     assert dn["forget"]["p95"] > dn["validation"]["p95"] + 1.0
     assert 0.0 <= dn["retain"]["p95"] <= math.log(1e5)
+    # the store has 2N scoring oracles: the floor is at the same N as doing nothing
+    floor = r["noise_floor"][str(TINY_SET)]
+    assert floor["n_per_side"] == TINY_N
+    assert dn["retain"]["p95"] > floor["retain"]["p95"]
 
 
 @pytest.mark.slow
@@ -188,7 +193,7 @@ def test_05_unlearning(unlearned):
 def test_06_computing_klom(pipeline, unlearned):
     r = run_notebook("06_computing_klom", pipeline["root"], store_dir=pipeline["store"],
                      dataset="digits", forget_sets=[TINY_SET], methods=TINY_METHODS,
-                     n_boot=TINY_BOOT)
+                     n_splits=TINY_SPLITS)
     recs = {rec["method"]: rec for rec in r["records"]}
     assert set(recs) == set(TINY_METHODS)
     for name, rec in recs.items():
@@ -205,7 +210,20 @@ def test_06_computing_klom(pipeline, unlearned):
     step = r["step_by_step"]
     assert step["forget_set"] == TINY_SET
     assert step["summary"]["forget"]["p95"] == pytest.approx(dn["forget"]["p95"])
-    assert set(r["noise_floor"]) == set(GROUPS)
+    assert set(r["noise_floor"]) == {"n_per_side", *GROUPS}
+    assert r["noise_floor"]["n_per_side"] == TINY_N  # matched: 2N oracles were trained
+    assert r["noise_floor_half"]["n_per_side"] == TINY_N // 2
+    for rec in recs.values():
+        assert rec["noise_floor"]["n_per_side"] == TINY_N and "matched" not in rec
+        assert rec["n_per_side"] == TINY_N
+        for g in GROUPS:
+            assert rec[g]["p95_low"] <= rec[g]["p95"] <= rec[g]["p95_high"]
+    # the floor at N is below the floor at N/2, and doing nothing is above the floor at N
+    for g in ("retain", "validation"):
+        assert r["noise_floor"][g]["p95"] < r["noise_floor_half"][g]["p95"]
+        assert dn[g]["p95"] > r["noise_floor"][g]["p95"]
+    # both directions are reported for every method
+    assert set(r["directions"]) == {f"{TINY_SET}/{m}" for m in TINY_METHODS}
     assert sorted(r["ranking"][str(TINY_SET)]) == sorted(TINY_METHODS)
 
 
@@ -213,7 +231,7 @@ def test_06_computing_klom(pipeline, unlearned):
 def test_07_your_method(pipeline, unlearned):
     r = run_notebook("07_your_method", pipeline["root"], store_dir=pipeline["store"],
                      dataset="digits", forget_sets=[TINY_SET], n_models=TINY_N,
-                     n_boot=TINY_BOOT)
+                     n_splits=TINY_SPLITS)
     check = r["one_model_check"]
     assert check["original_untouched"] is True
     assert not check["tensors_changed"].startswith("0 ")
