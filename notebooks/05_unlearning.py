@@ -171,7 +171,7 @@ results["runs"] = {f"{k}/{name}": {"written": len(r["written"]),
 k0 = forget_sets[0]
 forget0 = store.forget_set(D, k0)
 full = full_models_folder(D)
-oracle_ids = scoring_oracle_ids(store, D, k0)
+oracle_ids = scoring_oracle_ids(store, D, k0)[:len(model_ids)]  # N per side
 originals = folder_margins(store, full, data, model_ids)[:, forget0]
 oracles = folder_margins(store, oracle_folder(D, k0), data,
                          oracle_ids)[:, forget0]
@@ -229,7 +229,8 @@ for k in forget_sets:
     forget = store.forget_set(D, k)
     rows = {"originals": accuracies(store, full, data, model_ids, forget),
             "oracles": accuracies(store, oracle_folder(D, k), data,
-                                  scoring_oracle_ids(store, D, k), forget)}
+                                  scoring_oracle_ids(store, D, k)[:len(model_ids)],
+                                  forget)}
     for name in methods:
         rows[name] = accuracies(store, unlearned_folder(D, name, k), data,
                                 model_ids, forget)
