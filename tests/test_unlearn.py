@@ -74,6 +74,14 @@ def test_config_overrides_take_the_default_types():
     assert cfg["lr"] == 0.2 and cfg["epochs"] == 4 and isinstance(cfg["epochs"], int)
     assert cfg["temperature"] == 2.0 and isinstance(cfg["temperature"], float)
     assert U.resolve_config("scrub", "digits", {"epochs": 3.0})["epochs"] == 3
+    assert U.resolve_config("scrub", "digits", ["lr_milestones=2,4"])["lr_milestones"] == [2, 4]
+    assert U.resolve_config("scrub", "digits", ["lr_milestones=[1]"])["lr_milestones"] == [1]
+    assert U.resolve_config("scrub", "cifar10", ["lr_milestones="])["lr_milestones"] == []
+    assert U.resolve_config("scrub", "digits", {"lr_milestones": (3,)})["lr_milestones"] == [3]
+    with pytest.raises(ValueError, match="lr_milestones='2,x' is not a valid list"):
+        U.resolve_config("scrub", "digits", ["lr_milestones=2,x"])
+    U.default_config("scrub", "cifar10")["lr_milestones"].append(99)  # a deep copy
+    assert U.default_config("scrub", "cifar10")["lr_milestones"] == [3, 5, 9]
     defaults = U.default_config("scrub", "digits")
     defaults["lr"] = 99.0  # a copy: the registry is unchanged
     assert U.default_config("scrub", "digits")["lr"] != 99.0
@@ -135,6 +143,85 @@ def test_methods_move_resnet9_weights_not_only_batchnorm_statistics(name):
     conv = "0.0.weight"  # first convolution (a weight, not a BatchNorm buffer)
     assert not torch.equal(_params(out)[conv], before[conv])
     assert torch.equal(_params(model)[conv], before[conv])
+
+
+def test_scrub_cifar10_defaults_are_the_bench_settings():
+    cfg = U.default_config("scrub", "cifar10")
+    assert (cfg["epochs"], cfg["max_epochs"], cfg["temperature"]) == (10, 3, 4.0)
+    assert (cfg["gamma"], cfg["alpha"]) == (0.99, 0.1)
+    assert (cfg["lr_milestones"], cfg["lr_decay"]) == ([3, 5, 9], 0.1)
+    assert (cfg["forget_batch_size"], cfg["retain_batch_size"]) == (32, 64)
+    assert 5e-5 <= cfg["lr"] <= 5e-3 and (cfg["momentum"], cfg["weight_decay"]) == (0.9, 5e-4)
+
+
+def test_scrub_min_loss_is_gamma_ce_plus_alpha_kl_at_temperature():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(6, 10, generator=g), torch.randn(6, 10, generator=g)
+    y = torch.randint(0, 10, (6,), generator=g)
+    cfg = {"gamma": 0.7, "alpha": 0.3, "temperature": 2.0}
+    p_t, log_p_s = torch.softmax(t / 2, 1), torch.log_softmax(s / 2, 1)
+    kl = (p_t * (p_t.log() - log_p_s)).sum(1).mean() * 4  # KL(teacher || student) * T^2
+    ce = torch.nn.functional.cross_entropy(s, y)
+    torch.testing.assert_close(U._scrub_min_loss(s, t, y, cfg), 0.7 * ce + 0.3 * kl)
+    torch.testing.assert_close(U._scrub_min_loss(s, None, y, {**cfg, "alpha": 0.0}), 0.7 * ce)
+
+
+def _scrub_config(**overrides):
+    return U.resolve_config("scrub", "digits", {"lr_milestones": [], **overrides})
+
+
+def test_scrub_without_kl_and_max_steps_is_fine_tuning_on_the_retain_set():
+    torch.manual_seed(0)
+    model, data = DigitsMLP(hidden=32), _synthetic(n_retain=100)
+    cfg = _scrub_config(alpha=0.0, max_epochs=0, gamma=1.0, epochs=3, lr=0.05,
+                        retain_batch_size=16)
+    out = U.scrub(model, data, cfg, generator=torch.Generator().manual_seed(3))
+    gd = U.resolve_config("gradient_descent", "digits", {"epochs": 3, "lr": 0.05,
+                                                         "batch_size": 16})
+    ref = U.gradient_descent(model, data, gd, generator=torch.Generator().manual_seed(3))
+    a, b = _params(out), _params(ref)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same batches, the same steps
+    # gamma scales the cross-entropy: without weight decay, gamma * CE at lr == CE at gamma * lr
+    half = U.scrub(model, data, {**cfg, "gamma": 0.5, "weight_decay": 0.0},
+                   generator=torch.Generator().manual_seed(3))
+    ref = U.gradient_descent(model, data, {**gd, "lr": 0.025, "weight_decay": 0.0},
+                             generator=torch.Generator().manual_seed(3))
+    a, b = _params(half), _params(ref)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=1e-5)
+
+
+def test_scrub_steps_max_then_min_with_the_lr_schedule(monkeypatch):
+    """Max steps (on F, -KL) in the first max_epochs epochs, min steps (on R) in every epoch;
+    the learning rate is x lr_decay from each milestone epoch on."""
+    steps = []
+    real_step = U._step
+
+    def recording_step(opt, loss, *args):
+        steps.append((opt.param_groups[0]["lr"], float(loss.detach())))
+        return real_step(opt, loss, *args)
+
+    monkeypatch.setattr(U, "_step", recording_step)
+    torch.manual_seed(0)
+    data = _synthetic(n_forget=12, n_retain=40)  # one forget and one retain batch per epoch
+    cfg = _scrub_config(lr=0.01, epochs=6, max_epochs=2, lr_milestones=[2, 4], lr_decay=0.1,
+                        forget_batch_size=32, retain_batch_size=64)
+    U.scrub(DigitsMLP(hidden=32), data, cfg, generator=torch.Generator().manual_seed(1))
+    lrs = [lr for lr, _ in steps]
+    expected = [0.01] * 4 + [1e-3] * 2 + [1e-4] * 2  # epochs 0, 1: max + min; then min only
+    assert lrs == pytest.approx(expected)
+    assert abs(steps[0][1]) < 1e-5  # the first max step: the student is still the teacher
+    assert steps[2][1] < 0  # a later max step maximises a positive KL
+    assert all(loss > 0 for _, loss in steps[1::2][:2] + steps[4:])  # min steps: CE + KL
+
+
+def test_scrub_checks_its_config():
+    data, model = _synthetic(), DigitsMLP(hidden=8)
+    for bad, match in [({"gamma": -1.0}, "gamma must be >= 0"),
+                       ({"temperature": 0.0}, "temperature must be > 0"),
+                       ({"lr_milestones": [-1]}, "lr_milestones must be epochs")]:
+        with pytest.raises(ValueError, match=match):
+            U.scrub(model, data, _scrub_config(**bad), generator=torch.Generator())
 
 
 def test_methods_are_deterministic_given_the_generator():
@@ -262,7 +349,7 @@ def test_user_defined_method_end_to_end(digits_store, digits_data):
         assert U.default_config("shrink_test", "digits") == {"factor": 0.9}
         U.unlearn_store(digits_store, digits_data, FORGET_SET, "shrink_test", range(N_MODELS),
                         config=["factor=0.5"], progress=False)
-        record = score(digits_store, digits_data, FORGET_SET, "shrink_test", n_boot=5)
+        record = score(digits_store, digits_data, FORGET_SET, "shrink_test")
         assert record["n_unlearned"] == N_MODELS and record["forget"]["count"] == 50
 
         def plain(model, data, config, *, generator):  # passed directly, not registered
@@ -271,6 +358,6 @@ def test_user_defined_method_end_to_end(digits_store, digits_data):
         run = U.unlearn_store(digits_store, digits_data, FORGET_SET, plain, [0, 1],
                               progress=False)
         assert run["folder"].endswith("/plain/forget_set_3")
-        assert score(digits_store, digits_data, FORGET_SET, "plain", n_boot=5)["n_unlearned"] == 2
+        assert score(digits_store, digits_data, FORGET_SET, "plain")["n_unlearned"] == 2
     finally:
         U.METHODS.pop("shrink_test", None)
