@@ -235,12 +235,7 @@ def klom(*, unlearned, oracle, bins=20, eps=1e-5, clip=(-100.0, 100.0),
     if not (np.isfinite(cmin) and np.isfinite(cmax) and cmin < cmax):
         raise ValueError(f"clip must be finite bounds with min < max, got {clip!r}")
 
-    u = _as_real(unlearned, "unlearned")
-    o = _as_real(oracle, "oracle")
-    for name, a in (("unlearned", u), ("oracle", o)):
-        if a.ndim != 2 or a.shape[0] < 1:
-            raise ValueError(f"{name} must have shape (n_models, n_examples) with n_models >= 1, "
-                             f"got shape {a.shape}")
+    u, o = _model_arrays(unlearned, oracle)
     if u.shape[1] != o.shape[1]:
         raise ValueError(f"unlearned and oracle must cover the same examples: got "
                          f"{u.shape[1]} and {o.shape[1]} examples (shapes {u.shape}, {o.shape})")
@@ -252,6 +247,17 @@ def klom(*, unlearned, oracle, bins=20, eps=1e-5, clip=(-100.0, 100.0),
     # module docstring); mixed float32 and float64 input is computed as float64
     float32 = spec.numpy is not None and u.dtype == o.dtype == np.float32
     return _klom_chunks(named, spec, int(bins), float(eps), cmin, cmax, float32)
+
+
+def _model_arrays(unlearned, oracle, min_models: int = 1, why: str = ""):
+    """The two margin arrays as real numpy arrays, each ``(n_models >= min_models, n)``."""
+    u = _as_real(unlearned, "unlearned")
+    o = _as_real(oracle, "oracle")
+    for name, a in (("unlearned", u), ("oracle", o)):
+        if a.ndim != 2 or a.shape[0] < min_models:
+            raise ValueError(f"{name} must have shape (n_models, n_examples) with n_models >= "
+                             f"{min_models}{why}, got shape {a.shape}")
+    return u, o
 
 
 def _klom_chunks(named, spec, bins, eps, cmin, cmax, float32=False):

@@ -98,7 +98,7 @@ print(f"store: {store.root}   dataset: {D}   methods: {len(methods)}")
 # | `gradient_ascent` | maximises the cross-entropy on the forget set |
 # | `gradient_descent` | fine-tunes on the retain set only, hoping the forget set fades |
 # | `neggrad_plus` | each step: $\alpha$ · loss on a retain batch $-$ $(1-\alpha)$ · loss on a forget batch |
-# | `scrub` | SCRUB: a student, started from the model, moves away from the frozen original on the forget set and stays close to it on the retain set |
+# | `scrub` | SCRUB, as published: a student, started from the model, moves away from the frozen original on the forget set (first epochs) and, on the retain set, minimises $\gamma$ · cross-entropy + $\alpha$ · KL to the original |
 # | `oracle_matching` | fine-tunes towards the mean outputs of a few *held-out* oracles on the forget set and a retain sample |
 #
 # Oracle matching needs oracles, which makes it impractical in real life (if you could
