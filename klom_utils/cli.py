@@ -188,7 +188,7 @@ def cmd_score(args) -> int:
     import json
     from pathlib import Path
 
-    from .evaluate import results_table, score
+    from .evaluate import jsonable, results_table, score
 
     record = score(args.store, args.dataset, args.forget_set, args.method,
                    model_ids=None if args.models is None else _ids(args.models),
@@ -202,7 +202,7 @@ def cmd_score(args) -> int:
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record, indent=2) + "\n")
+        out.write_text(json.dumps(jsonable(record), indent=2, allow_nan=False) + "\n")
         print(f"wrote {out}")
     return 0
 

@@ -9,8 +9,10 @@
 * **Small N** (under :data:`SMALL_N` models per side): KLOM and its noise floor are inflated.
 * **Unequal N**: KLOM at unequal numbers of models is not comparable with KLOM at equal N.
 * **Small forget sets** (under :data:`SMALL_FORGET` examples): the 95th percentile rests on
-  the two or three largest scores, so the group mean and the number of forget examples above
-  the retain group's 99th percentile are reported next to it.
+  the few largest scores (the 2 largest of 10, the 4 largest of 50), so the group mean and the
+  number of forget examples above the retain group's 99th percentile are reported next to it.
+* **nan scores** (reference variants return nan on some inputs): they make the statistics of
+  their group nan; their number is reported.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ def diagnose(*, unlearned, oracle, scores, forget, n_train, unlearned_ids=None,
     ``unlearned``/``oracle`` are the margins that were scored (train then validation
     examples) and ``scores`` their per-example KLOM; ``warnings`` are one-line messages for
     each problem found, ``{"kind", "message"}`` with kind ``outlier``, ``small_n``,
-    ``unequal_n`` or ``small_forget`` (empty when there is none).
+    ``unequal_n``, ``small_forget`` or ``nan_scores`` (empty when there is none); ``nan_scores``
+    also counts the nan scores.
     """
     u, o = _as_real(unlearned, "unlearned"), _as_real(oracle, "oracle")
     s = np.asarray(scores, np.float64)
@@ -100,8 +103,9 @@ def diagnose(*, unlearned, oracle, scores, forget, n_train, unlearned_ids=None,
     n_u, n_o = out["n_unlearned"], out["n_oracles"]
     if min(n_u, n_o) < SMALL_N:
         warn("small_n", f"small N: {n_u} unlearned models and {n_o} oracles (under {SMALL_N} "
-             "per side): KLOM and its noise floor are inflated at small N (noise floor p95 "
-             "about 1.7 at N = 50, 5.0 at N = 20); compare only with numbers at the same N")
+             "per side): KLOM and its noise floor are inflated at small N (with 20 bins, for "
+             "two samples of one normal law, floor p95 about 1.7 at N = 50 and 5.0 at N = 20); "
+             "compare only with numbers at the same N")
     if n_u != n_o:
         warn("unequal_n", f"unequal N: {n_u} unlearned models vs {n_o} oracles; KLOM at "
              "unequal N is not comparable with KLOM at equal N; score against as many "
@@ -111,6 +115,11 @@ def diagnose(*, unlearned, oracle, scores, forget, n_train, unlearned_ids=None,
              f"its {_n_top(f.size)} largest scores; read it with the forget mean "
              f"({out['forget_mean']:.2f}) and the count of forget examples above the retain "
              f"99th percentile ({out['forget_above_retain_p99']} of {f.size})")
+    out["nan_scores"] = int(np.isnan(s).sum())
+    if out["nan_scores"]:
+        warn("nan_scores", f"{out['nan_scores']} of {s.size} examples scored nan (the "
+             "reference variant's own result on such input); every statistic of a group that "
+             "holds one is nan")
     out["warnings"] = warnings
     return out
 

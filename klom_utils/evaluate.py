@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .diagnostics import SMALL_FORGET, diagnose
+from .diagnostics import SMALL_FORGET, diagnose, outlier_models
 from .metric import klom, summarize
-from .uncertainty import noise_floor, p95_interval
+from .uncertainty import MIN_MODELS, check_interval_settings, noise_floor, p95_interval
 
 GROUPS = ("forget", "retain", "validation")
 
@@ -180,11 +180,12 @@ def score(store, dataset, forget_set: int, method: str, *, model_ids=None, oracl
     ``n_unlearned``, ``n_oracles`` and ``n_per_side`` (``None`` when they differ);
     ``noise_floor`` (per group ``p95`` and ``mean`` of oracles against disjoint oracles, with
     its ``n_per_side`` and ``oracle_ids``: ``N`` when ``2N`` scoring oracles exist, else the
-    largest size they allow); ``matched`` (only when the floor's ``n_per_side`` is below
-    ``N``: the method rescored at the floor's size, per group ``p95``, ``p95_low``,
-    ``p95_high``, with ``n_per_side``); ``diagnostics`` (:func:`klom_utils.diagnostics.
-    diagnose`: outlier models, small or unequal ``N``, small forget sets, and their
-    ``warnings``); ``accuracy`` (``forget``, ``retain``, ``test``: mean over the unlearned
+    largest size they allow; from the given ``oracle_ids`` when given); ``matched`` (only when
+    the floor's ``n_per_side`` is below either side's ``N``: the method rescored at the
+    floor's size on its lowest ids, per group ``p95``, ``p95_low``, ``p95_high``, with
+    ``n_per_side``, ``model_ids``, ``oracle_ids``); ``diagnostics`` (:func:`klom_utils.
+    diagnostics.diagnose`: outlier models, small or unequal ``N``, small forget sets, nan
+    scores; plus ``fewer_oracles`` and ``no_floor``; all in ``warnings``); ``accuracy`` (``forget``, ``retain``, ``test``: mean over the unlearned
     models); ``klom`` (the estimator's settings); ``interval`` (what the interval covers);
     ``method``, ``dataset``, ``forget_set``, ``forget_size``, ``model_ids``, ``oracle_ids``,
     ``seed``, ``seconds``. ``klom_kwargs`` go to :func:`klom_utils.metric.klom` (``bins``,
@@ -194,6 +195,7 @@ def score(store, dataset, forget_set: int, method: str, *, model_ids=None, oracl
 
     start = time.perf_counter()
     settings = klom_settings(**klom_kwargs)
+    check_interval_settings(level, n_splits)
     store, data = _open(store), _dataset(dataset, root)
     m = load_margins(store, data, forget_set, method, model_ids=model_ids, oracle_ids=oracle_ids)
     n_u, n_o = len(m.model_ids), len(m.oracle_ids)
@@ -217,10 +219,18 @@ def score(store, dataset, forget_set: int, method: str, *, model_ids=None, oracl
             f"only {n_o} oracles to score against: scored the {n_u} lowest ids of the "
             f"{available} unlearned models (train more oracles to use them all)")})
 
-    eligible = scoring_oracle_ids(store, data.name, forget_set, method)
-    n_floor = min(n_u, n_o, len(eligible) // 2)
-    if n_floor >= 1:
-        floor_ids = eligible[:2 * n_floor]
+    # the floor: N oracles against N others, from the oracles one may score against (the
+    # ones given, when given); where fewer than 2N exist, at the largest size they allow, and
+    # the method rescored at that size (also when the sides differ)
+    pool = (m.oracle_ids if oracle_ids is not None
+            else scoring_oracle_ids(store, data.name, forget_set, method))
+    n_floor = min(n_u, n_o, len(pool) // 2)
+    if n_floor < 1:
+        diagnostics["warnings"].append({"kind": "no_floor", "message": (
+            f"no noise floor: it needs at least 2 oracles to score against, {len(pool)} "
+            "available; without it the scores cannot be read against a perfect method's")})
+    else:
+        floor_ids = pool[:2 * n_floor]
         have = {i: row for row, i in enumerate(m.oracle_ids)}
         floor_m = (m.oracle[[have[i] for i in floor_ids]] if all(i in have for i in floor_ids)
                    else folder_margins(store, oracle_folder(data.name, forget_set), data,
@@ -230,18 +240,26 @@ def score(store, dataset, forget_set: int, method: str, *, model_ids=None, oracl
         record["noise_floor"] = {"n_per_side": n_floor, "oracle_ids": floor_ids,
                                  **{g: {"p95": floor[g]["p95"], "mean": floor[g]["mean"]}
                                     for g in GROUPS}}
-        if n_floor < min(n_u, n_o):  # rescore the method at the floor's N
+        reported = {o["id"] for o in diagnostics["outliers"]["oracle"]}
+        for far in outlier_models(floor_m, floor_ids):
+            if far["id"] not in reported:
+                diagnostics["warnings"].append({"kind": "outlier", "message": (
+                    f"oracle {far['id']} (used by the noise floor) is an outlier: its margins "
+                    f"sit a median {far['distance']:.1f} robust sd from the other oracles'; "
+                    "it can halve the floor: leave it out (oracle_ids / --oracle-ids)")})
+        if n_floor < max(n_u, n_o):
             u, o = m.unlearned[:n_floor], m.oracle[:n_floor]
             at = summarize(klom(unlearned=u, oracle=o, **klom_kwargs), **groups)
-            at_ci = _p95_interval(u, o, groups, interval) if n_floor >= 2 else None
-            record["matched"] = {"n_per_side": n_floor, **{g: {
-                "p95": at[g]["p95"],
-                "p95_low": at_ci[g]["low"] if at_ci else float("nan"),
-                "p95_high": at_ci[g]["high"] if at_ci else float("nan")} for g in GROUPS}}
+            at_ci = _p95_interval(u, o, groups, interval)
+            record["matched"] = {
+                "n_per_side": n_floor, "model_ids": m.model_ids[:n_floor],
+                "oracle_ids": m.oracle_ids[:n_floor],
+                **{g: {"p95": at[g]["p95"], "p95_low": at_ci[g]["low"],
+                       "p95_high": at_ci[g]["high"]} for g in GROUPS}}
     record["diagnostics"] = diagnostics
     record["accuracy"] = accuracies(store, m.folder, data, m.model_ids, m.forget)
     record["klom"] = settings
-    record["interval"] = {"level": float(level), "n_splits": int(n_splits),
+    record["interval"] = {"level": float(level), "n_splits": int(n_splits), "seed": int(seed),
                           "covers": INTERVAL_COVERS}
     record.update(seed=int(seed), model_ids=m.model_ids, oracle_ids=m.oracle_ids,
                   seconds=time.perf_counter() - start)
@@ -254,10 +272,24 @@ INTERVAL_COVERS = ("the expected 95th percentile at this N per side, over the ra
 
 
 def _p95_interval(unlearned, oracle, groups, settings) -> dict:
-    if min(len(unlearned), len(oracle)) < 2:  # one model per side: no spread to measure
+    if min(len(unlearned), len(oracle)) < MIN_MODELS:  # too few models to split in halves
         return {g: {"low": float("nan"), "high": float("nan"), "sd": float("nan")}
                 for g in GROUPS}
     return p95_interval(unlearned=unlearned, oracle=oracle, **groups, **settings)
+
+
+def jsonable(x):
+    """A copy of ``x`` (records, summaries) that ``json.dumps(..., allow_nan=False)`` accepts:
+    numpy scalars and arrays become Python numbers and lists, nan and infinities ``None``."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
 
 
 def score_many(store, dataset, forget_sets, methods, *, progress: bool = True, **kwargs) -> list:
@@ -270,20 +302,38 @@ def score_many(store, dataset, forget_sets, methods, *, progress: bool = True, *
             for k, m in tqdm(pairs, desc="scoring", disable=not progress)]
 
 
+def _number(x) -> str:
+    return "nan" if x is None or not np.isfinite(x) else f"{x:.2f}"
+
+
 def _with_ci(group: dict) -> str:
-    if not np.isfinite(group.get("p95_low", np.nan)):
-        return f"{group['p95']:.2f}"
+    """``p95 [low, high]``; the interval left out where there is none (nan, or None as read
+    back from JSON)."""
+    low, high = group.get("p95_low"), group.get("p95_high")
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return _number(group["p95"])
     return f"{group['p95']:.2f} [{group['p95_low']:.2f}, {group['p95_high']:.2f}]"
 
 
+def _setting(record) -> tuple:
+    """The estimator settings that make two records comparable."""
+    k = record["klom"]
+    return (k["direction"], k["variant"], k["bins"], k["eps"], tuple(k["clip"]))
+
+
+def _short(setting) -> str:
+    direction, variant, bins = setting[:3]
+    return f"KL({direction.replace('||', ' || ')}), {variant}, {bins} bins"
+
+
 def _settings_line(records) -> str:
-    settings = {(r["klom"]["direction"], r["klom"]["variant"], r["klom"]["bins"]) for r in records}
-    text = "; ".join(f"KL({d.replace('||', ' || ')}), variant {v}, {b} bins"
-                     for d, v, b in sorted(settings))
+    settings = {_setting(r) for r in records}
+    text = "; ".join(_short(x) for x in sorted(settings))
     levels = sorted({r.get("interval", {}).get("level", 0.95) for r in records})
     level = "/".join(f"{100 * x:g}%" for x in levels)
     return (f"KLOM per example, 95th percentile per group [{level} interval]; {text}"
-            + ("  (!) records with different settings" if len(settings) > 1 else ""))
+            + ("  (!) records with different settings: compare rows of one setting only"
+               if len(settings) > 1 else ""))
 
 
 def results_table(records) -> str:
@@ -299,6 +349,7 @@ def results_table(records) -> str:
     if not records:
         raise ValueError("results_table needs at least one record")
     small = any(r["forget_size"] < SMALL_FORGET for r in records)
+    mixed = len({_setting(r) for r in records}) > 1
     header = (["forget set", "method", "N/side", "forget p95 [CI]"]
               + (["forget mean", "forget > retain p99"] if small else [])
               + ["retain p95 [CI]", "validation p95 [CI]", "acc forget/retain/test"])
@@ -316,20 +367,25 @@ def results_table(records) -> str:
             extra = ([f"{r['forget']['mean']:.2f}",
                       f"{r['forget'].get('above_retain_p99', 0)} of {r['forget_size']}"]
                      if small else [])
-            rows.append([name, r["method"], n, _with_ci(r["forget"])] + extra
+            method = r["method"] + (f" ({_short(_setting(r))})" if mixed else "")
+            rows.append([name, method, n, _with_ci(r["forget"])] + extra
                         + [_with_ci(r["retain"]), _with_ci(r["validation"])]
                         + [f"{acc['forget']:.3f}/{acc['retain']:.3f}/{acc['test']:.3f}"])
         for r in group:
             if r.get("matched"):
                 at = r["matched"]
-                rows.append([name, f"{r['method']} (rescored)", str(at["n_per_side"]),
+                method = r["method"] + (f" ({_short(_setting(r))})" if mixed else "")
+                rows.append([name, f"{method} (rescored)", str(at["n_per_side"]),
                              _with_ci(at["forget"])] + blank
                             + [_with_ci(at["retain"]), _with_ci(at["validation"]), ""])
-        floors = {r["noise_floor"]["n_per_side"]: r["noise_floor"]
-                  for r in group if r.get("noise_floor")}
-        for n, floor in sorted(floors.items(), reverse=True):
-            rows.append([name, "noise floor", str(n), f"{floor['forget']['p95']:.2f}"] + blank
-                        + [f"{floor[g]['p95']:.2f}" for g in ("retain", "validation")] + [""])
+        floors = {}  # one row per N and estimator setting
+        for r in group:
+            if r.get("noise_floor"):
+                floors.setdefault((r["noise_floor"]["n_per_side"], _setting(r)), r["noise_floor"])
+        for (n, setting), floor in sorted(floors.items(), key=lambda kv: -kv[0][0]):
+            label = "noise floor" + (f" ({_short(setting)})" if mixed else "")
+            rows.append([name, label, str(n), _number(floor["forget"]["p95"])] + blank
+                        + [_number(floor[g]["p95"]) for g in ("retain", "validation")] + [""])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     out = [_settings_line(records), "", line(header), line(["-" * w for w in widths])]

@@ -9,7 +9,7 @@ of the whole experiment, each with ``N`` unlearned models and ``N`` oracles, wou
 to. KLOM depends on ``N`` (it falls as ``N`` grows), so an interval at one ``N`` says nothing
 about another.
 
-**How.** A normal interval ``p95 ± z * sd`` around the point estimate. The standard deviation
+**How.** An interval ``p95 ± t * sd`` around the point estimate. The standard deviation
 of the 95th percentile over model draws is estimated from two quantities:
 
 * ``v_half``: the variance of the group's 95th percentile over ``n_splits`` random splits of
@@ -22,9 +22,10 @@ of the 95th percentile over model draws is estimated from two quantities:
   resampling the examples' scores gives at ``N/2`` (mean over the halves), plus the same at
   ``N`` (on the scores of all models). Unbiased in simulations, but noisy.
 
-The interval uses their average, ``(v_half + max(v_split, 0)) / 2``, and the quantile of
-Student's t with ``n_splits - 1`` degrees of freedom (the variance is itself an estimate from
-``n_splits`` splits). Measured by
+The interval uses their average, ``(v_half + max(v_split, 0)) / 2``, and the quantile ``t``
+of Student's t with ``n_splits - 1`` degrees of freedom (for the Monte Carlo noise of the
+splits). With an odd number of models the halves hold ``floor(n/2)``, and ``v_half`` is scaled
+to match. It needs at least 4 models per side. Measured by
 ``scripts/bench_intervals.py`` (coverage of the expected p95 at ``N = 100`` vs ``100`` over
 independent replicates, in synthetic and DIGITS settings, and its cost per call); the
 numbers are in the README. Resampling models *with replacement* (a plain bootstrap) is
@@ -44,10 +45,14 @@ import numpy as np
 
 from .metric import _as_real, _group_index, _model_arrays, klom
 
-__all__ = ["p95_interval", "noise_floor"]
+__all__ = ["p95_interval", "noise_floor", "check_interval_settings"]
 
 #: Quantile the interval is about (the headline statistic of KLOM).
 QUANTILE = 95
+#: Fewest models per side for an interval (halves of at least 2 models).
+MIN_MODELS = 4
+#: Fewest random half-splits (the t quantile's expansion is exact enough from 9 df).
+MIN_SPLITS = 10
 #: Random draws of the resampled 95th percentile per vector of scores.
 _N_RESAMPLES = 256
 
@@ -62,13 +67,12 @@ def p95_interval(*, unlearned, oracle, forget, n_train, level: float = 0.95, see
     Returns ``{group: {"p95", "low", "high", "sd"}}``: the point estimate on all models, the
     interval at ``level`` for the expected 95th percentile with ``n_u`` unlearned models and
     ``n_o`` oracles, and the estimated standard deviation over model draws. See the module
-    docstring for the method and its measured coverage. Needs at least 2 models per side.
+    docstring for the method and its measured coverage. Needs at least 4 models per side and
+    ``n_splits >= 10``.
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
-        raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}")
-    u, o = _model_arrays(unlearned, oracle, 2, " (the interval splits the models in halves)")
+    check_interval_settings(level, n_splits)
+    u, o = _model_arrays(unlearned, oracle, MIN_MODELS,
+                         " (the interval splits each side's models in halves of 2 or more)")
     scores = klom(unlearned=u, oracle=o, **klom_kwargs)
     index = _group_index(scores.size, forget, n_train, groups)
     rng = np.random.default_rng(seed)
@@ -82,7 +86,9 @@ def p95_interval(*, unlearned, oracle, forget, n_train, level: float = 0.95, see
                      oracle=o[np.sort(po[a * ho:(a + 1) * ho])], **klom_kwargs)
             half_p95.append([_p95(s[i]) for i in index.values()])
             half_noise.append([_resampled_p95_var(s[i], rng) for i in index.values()])
-    v_half = np.var(half_p95, axis=0, ddof=1)
+    # half-sampling: over subsets of m of n models the spread is var(T_n) * (n/m - 1), which
+    # is var(T_n) for m = n/2; halves of floor(n/2) (odd n) need the factor
+    v_half = np.var(half_p95, axis=0, ddof=1) / ((len(u) + len(o)) / (hu + ho) - 1)
     v_split = v_half - np.mean(half_noise, axis=0) + [
         _resampled_p95_var(scores[i], rng) for i in index.values()]
     sd = np.sqrt((v_half + np.maximum(v_split, 0)) / 2)
@@ -95,8 +101,17 @@ def p95_interval(*, unlearned, oracle, forget, n_train, level: float = 0.95, see
     return out
 
 
+def check_interval_settings(level, n_splits) -> None:
+    """Raise ValueError unless ``0 < level < 1`` and ``n_splits`` is an integer >= 10."""
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) \
+            or n_splits < MIN_SPLITS:
+        raise ValueError(f"n_splits must be an integer >= {MIN_SPLITS}, got {n_splits!r}")
+
+
 def _t_quantile(p: float, df: int) -> float:
-    """Student's t quantile (Cornish-Fisher expansion; within 0.2% for df >= 10)."""
+    """Student's t quantile (Cornish-Fisher expansion; within 0.2% for df >= 9)."""
     z = NormalDist().inv_cdf(p)
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 

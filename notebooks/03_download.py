@@ -365,7 +365,8 @@ for k in forget_sets:
                                          for g, s in summary.items()))
 
 # %%
-fig = klom_distributions({f"do nothing (N={len(oracle_ids[k0])})": do_nothing[k0],
+n0 = min(len(full_ids), len(oracle_ids[k0]))
+fig = klom_distributions({f"do nothing (N={n0})": do_nothing[k0],
                           f"noise floor (N={results['noise_floor'][str(k0)]['n_per_side']})":
                           floor_scores[k0]},
                          forget[k0], data.n_train)

@@ -54,16 +54,16 @@ results_dir = "klom_run/results"  # writes <results_dir>/06_computing_klom.json
 # %%
 # %matplotlib inline
 import json
-import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from klom_utils import noise_floor, open_store, p95_interval, summarize
+from klom_utils import klom, noise_floor, open_store, p95_interval, summarize
 from klom_utils.data import load_dataset
-from klom_utils.evaluate import (folder_margins, klom_scores, load_margins,
-                                 results_table, score_many, scoring_oracle_ids)
+from klom_utils.evaluate import (folder_margins, jsonable, klom_scores,
+                                 load_margins, results_table, score_many,
+                                 scoring_oracle_ids)
 from klom_utils.store import oracle_folder
 from klom_utils.plots import klom_distributions, p95_bars
 
@@ -75,17 +75,6 @@ D = data.name
 results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
                           "methods": methods, "n_splits": n_splits,
                           "seed": seed}}
-
-
-def finite(x):
-    """JSON-ready copy of x: nan and infinities become None."""
-    if isinstance(x, dict):
-        return {k: finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finite(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 # %% [markdown]
@@ -152,31 +141,37 @@ results["step_by_step"] = {"forget_set": k0, "n_per_side": n_side,
 # oracles' distribution? Not 0: two finite samples of one distribution give different
 # histograms. `noise_floor` scores $N$ oracles against $N$ *other* oracles. That needs $2N$
 # oracles, which is why the training chapter trained twice as many oracles as full models.
-# The floor depends on $N$ as much as any score does; here it is at $N$ and, to show why the
-# match matters, at $N/2$ (what splitting only $N$ oracles in halves would give):
+# The floor depends on $N$ as much as any score does. Below, doing nothing and the floor side
+# by side at two sizes, each pair at one $N$ (the largest the oracles allow, and half of it):
 
 # %%
 oracle_ids = scoring_oracle_ids(store, D, k0)
 all_oracles = folder_margins(store, oracle_folder(D, k0), data, oracle_ids)
 floor_n = min(n_side, len(oracle_ids) // 2)
-floor = summarize(noise_floor(all_oracles, n_per_side=floor_n, seed=seed),
-                  forget=m.forget, n_train=m.n_train)
-floor_half = summarize(noise_floor(all_oracles, n_per_side=floor_n // 2, seed=seed),
-                       forget=m.forget, n_train=m.n_train)
-print(f"{'':11s} {'do nothing, N=' + str(n_side):>18s} {'floor, N=' + str(floor_n):>14s} "
-      f"{'floor, N=' + str(floor_n // 2):>14s}")
-for g in floor:
-    print(f"{g:<11s} {summary[g]['p95']:18.2f} {floor[g]['p95']:14.2f} "
-          f"{floor_half[g]['p95']:14.2f}")
+at_n = {}
+for n in (floor_n, floor_n // 2):
+    nothing = klom(unlearned=m.unlearned[:n], oracle=m.oracle[:n])
+    at_n[n] = {
+        "do_nothing": summarize(nothing, forget=m.forget, n_train=m.n_train),
+        "floor": summarize(noise_floor(all_oracles, n_per_side=n, seed=seed),
+                           forget=m.forget, n_train=m.n_train)}
+print("95th percentiles; N = models per side")
+print(f"{'':11s}" + "".join(f"{'do nothing, N=' + str(n):>18s}{'floor, N=' + str(n):>13s}"
+                            for n in at_n))
+for g in ("forget", "retain", "validation"):
+    print(f"{g:<11s}" + "".join(f"{v['do_nothing'][g]['p95']:18.2f}"
+                                f"{v['floor'][g]['p95']:13.2f}" for v in at_n.values()))
+floor, floor_half = at_n[floor_n]["floor"], at_n[floor_n // 2]["floor"]
 results["noise_floor"] = {"n_per_side": floor_n, **floor}
 results["noise_floor_half"] = {"n_per_side": floor_n // 2, **floor_half}
+results["do_nothing_at_n"] = {str(n): v["do_nothing"] for n, v in at_n.items()}
 
 # %% [markdown]
 # At the same $N$, doing nothing is *above* the floor on the retain and test examples too:
 # removing the forget set from training changes the models a little everywhere, and KLOM sees
-# it. Against the floor at $N/2$ it would have looked "below the floor", a comparison of
-# numbers measured at different $N$. On the forget set doing nothing is far above: that gap
-# is what an unlearning method has to close.
+# it. Doing nothing at the larger $N$ set against the floor at the smaller one would have
+# looked "below the floor": a comparison of numbers measured at different $N$. On the forget
+# set doing nothing is far above: that gap is what an unlearning method has to close.
 #
 # ## 3. Every method on every forget set
 #
@@ -212,8 +207,8 @@ print(results_table(records))
 reverse = score_many(store, data, forget_sets, methods, n_splits=n_splits, seed=seed,
                      direction="oracle||unlearned", progress=True)
 directions = {}
-print(f"95th percentiles, N = {records[0]['n_unlearned']} per side: "
-      "KL(unlearned || oracle) / KL(oracle || unlearned)")
+print("95th percentiles: KL(unlearned || oracle) / KL(oracle || unlearned), "
+      "N = models per side")
 for k in forget_sets:
     print(f"forget set {k}:")
     for fwd, rev in zip([r for r in records if r["forget_set"] == k],
@@ -221,7 +216,7 @@ for k in forget_sets:
         cells = {g: (fwd[g]["p95"], rev[g]["p95"])
                  for g in ("forget", "retain", "validation")}
         directions[f"{k}/{fwd['method']}"] = cells
-        print(f"  {fwd['method']:<17s}"
+        print(f"  {fwd['method'] + ', N=' + str(fwd['n_unlearned']):<24s}"
               + "".join(f"  {g} {a:5.2f} / {b:5.2f}" for g, (a, b) in cells.items()))
 results["directions"] = directions
 
@@ -309,5 +304,5 @@ results["records"] = [{key: r[key] for key in keep if key in r}
                       for r in records]
 out = Path(results_dir) / "06_computing_klom.json"
 out.parent.mkdir(parents=True, exist_ok=True)
-out.write_text(json.dumps(finite(results), indent=2, allow_nan=False))
+out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))
 print(f"wrote {out}")

@@ -55,7 +55,6 @@ results_dir = "klom_run/results"  # writes <results_dir>/07_your_method.json
 # %matplotlib inline
 import copy
 import json
-import math
 import shutil
 import warnings
 from pathlib import Path
@@ -65,7 +64,7 @@ import torch.nn.functional as F
 
 from klom_utils import open_store
 from klom_utils.data import load_dataset
-from klom_utils.evaluate import results_table, score
+from klom_utils.evaluate import jsonable, results_table, score
 from klom_utils.models import load_model
 from klom_utils.plots import p95_bars
 from klom_utils.store import full_models_folder, unlearned_folder
@@ -238,14 +237,19 @@ for k in forget_sets:
         print(f"  forget: closes {closed:.0%} of the gap between doing nothing "
               f"({nothing['forget']['p95']:.2f}) and oracle matching "
               f"({best['forget']['p95']:.2f}) with {mine['forget']['p95']:.2f}")
-    floor = nothing["noise_floor"]
-    at = (f"N={mine['n_unlearned']}" if floor["n_per_side"] == mine["n_unlearned"]
-          else f"measured at N={floor['n_per_side']}, not at the methods' "
-               f"N={mine['n_unlearned']}")
+    floor = nothing.get("noise_floor")
+    if floor is None:
+        at = "no noise floor: too few oracles"
+    elif floor["n_per_side"] == mine["n_unlearned"]:
+        at = f"N={mine['n_unlearned']}"
+    else:
+        at = (f"measured at N={floor['n_per_side']}, not at the methods' "
+              f"N={mine['n_unlearned']}")
     for g in ("retain", "validation"):
+        level = f"{floor[g]['p95']:.2f}, " if floor else ""
         print(f"  {g}: {mine[g]['p95']:.2f} against "
               f"{nothing[g]['p95']:.2f} for doing nothing "
-              f"(noise floor {floor[g]['p95']:.2f}, {at})")
+              f"(noise floor {level}{at})")
 results["verdict"] = verdict
 
 # %% [markdown]
@@ -281,21 +285,11 @@ results["verdict"] = verdict
 #   `07_your_method.json`.
 
 # %%
-def finite(x):
-    """JSON-ready copy of x: nan and infinities become None."""
-    if isinstance(x, dict):
-        return {k: finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finite(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 keep = ("method", "forget_set", "forget_size", "n_unlearned", "n_oracles",
-        "forget", "retain", "validation", "noise_floor", "accuracy")
-results["records"] = [{key: r[key] for key in keep} for r in records]
+        "n_per_side", "forget", "retain", "validation", "noise_floor", "matched",
+        "diagnostics", "accuracy")
+results["records"] = [{key: r[key] for key in keep if key in r} for r in records]
 out = Path(results_dir) / "07_your_method.json"
 out.parent.mkdir(parents=True, exist_ok=True)
-out.write_text(json.dumps(finite(results), indent=2, allow_nan=False))
+out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))
 print(f"wrote {out}")

@@ -70,3 +70,12 @@ def test_model_distance_errors_and_degenerate_input():
     assert outlier_models(np.zeros((2, 4))) == []
     with pytest.raises(ValueError, match="3 model ids for 5 rows"):
         outlier_models(np.zeros((5, 4)), model_ids=[1, 2, 3])
+
+
+def test_nan_scores_are_counted():
+    u, o = _margins(seed=6), _margins(seed=7)
+    scores = klom(unlearned=u, oracle=o)
+    scores[[3, 1600]] = np.nan
+    d = diagnose(unlearned=u, oracle=o, scores=scores, forget=np.arange(200), n_train=1500)
+    assert d["nan_scores"] == 2
+    assert [w["kind"] for w in d["warnings"]] == ["nan_scores"]

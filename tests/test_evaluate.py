@@ -19,7 +19,7 @@ def scored(digits_store, digits_data):
     for name in ("do_nothing", "oracle_matching"):
         unlearn_store(digits_store, digits_data, FORGET_SET, name, range(N_MODELS),
                       progress=False)
-    return {name: E.score(digits_store, digits_data, FORGET_SET, name, n_splits=4, bins=BINS)
+    return {name: E.score(digits_store, digits_data, FORGET_SET, name, n_splits=10, bins=BINS)
             for name in ("do_nothing", "oracle_matching")}
 
 
@@ -38,7 +38,7 @@ def test_score_matches_klom_called_directly(digits_store, digits_data, scored):
         for key in ("p95", "p99", "mean", "std", "count"):
             assert record[group][key] == pytest.approx(expected[group][key], rel=1e-12)
     ci = uncertainty.p95_interval(unlearned=u, oracle=o, forget=forget,
-                                  n_train=digits_data.n_train, n_splits=4, seed=0, bins=BINS)
+                                  n_train=digits_data.n_train, n_splits=10, seed=0, bins=BINS)
     assert record["forget"]["p95_low"] == pytest.approx(ci["forget"]["low"])
     assert record["validation"]["p95_high"] == pytest.approx(ci["validation"]["high"])
     # 16 oracles: the floor is at 8 per side, and the method is rescored at 8 too
@@ -86,7 +86,7 @@ def test_held_out_oracles_are_never_scored_against(digits_store, digits_data, sc
     assert E.scoring_oracle_ids(digits_store, "DIGITS", FORGET_SET) == list(range(N_MODELS))
     with pytest.raises(ValueError, match=r"oracles \[1000\] were used by 'oracle_matching'"):
         E.score(digits_store, digits_data, FORGET_SET, "oracle_matching",
-                oracle_ids=[0, 1, 1000], n_splits=2)
+                oracle_ids=[0, 1, 1000], n_splits=10)
     # oracles listed explicitly as used are left out of the default too
     unlearn_store(digits_store, digits_data, FORGET_SET, "oracle_matching", [0, 1],
                   oracle_ids=[14, 15], name="om_explicit", progress=False)
@@ -105,18 +105,54 @@ def test_default_scoring_is_at_equal_n_with_a_matched_floor(digits_store, digits
     """8 unlearned models: scored against the 8 lowest oracles, floor from 16 disjoint ones at
     8 per side, nothing rescored."""
     record = E.score(digits_store, digits_data, FORGET_SET, "do_nothing", model_ids=range(8),
-                     n_splits=3, bins=BINS)
+                     n_splits=10, bins=BINS)
     assert record["oracle_ids"] == list(range(8)) and record["n_per_side"] == 8
     assert record["noise_floor"]["n_per_side"] == 8
     assert record["noise_floor"]["oracle_ids"] == list(range(16))
     assert "matched" not in record
     # explicit unequal N is scored as asked, and flagged
     uneven = E.score(digits_store, digits_data, FORGET_SET, "do_nothing", model_ids=range(8),
-                     oracle_ids=range(16), n_splits=3, bins=BINS)
+                     oracle_ids=range(16), n_splits=10, bins=BINS)
     assert uneven["n_per_side"] is None
     assert "unequal_n" in [w["kind"] for w in uneven["diagnostics"]["warnings"]]
+    # ... and rescored at equal N, with the floor from the given oracles only
+    assert uneven["matched"]["n_per_side"] == 8
+    assert uneven["matched"]["oracle_ids"] == list(range(8))
+    assert uneven["noise_floor"]["oracle_ids"] == list(range(16))
     table = E.results_table([uneven])
     assert "8/16 (!)" in table and "unequal N: 8 unlearned models vs 16 oracles" in table
+    # given oracles are the floor's whole pool: 6 given, floor at 3 per side
+    few = E.score(digits_store, digits_data, FORGET_SET, "do_nothing", model_ids=range(6),
+                  oracle_ids=range(10, 16), n_splits=10, bins=BINS)
+    assert few["noise_floor"]["oracle_ids"] == list(range(10, 16))
+    assert few["noise_floor"]["n_per_side"] == 3 and few["matched"]["n_per_side"] == 3
+
+
+def test_records_are_strict_json_and_tables_read_them_back(scored, digits_store, digits_data):
+    tiny = E.score(digits_store, digits_data, FORGET_SET, "do_nothing", model_ids=range(3),
+                   oracle_ids=[0], n_splits=10, bins=BINS)
+    assert np.isnan(tiny["retain"]["p95_low"])  # too few models for an interval
+    assert "noise_floor" not in tiny
+    assert "no_floor" in [w["kind"] for w in tiny["diagnostics"]["warnings"]]
+    text = json.dumps(E.jsonable(tiny), allow_nan=False)
+    back = json.loads(text)
+    assert back["retain"]["p95_low"] is None
+    table = E.results_table([back, json.loads(json.dumps(E.jsonable(scored["do_nothing"])))])
+    assert "no noise floor" in table
+    with pytest.raises(ValueError, match="level must be"):
+        E.score(digits_store, digits_data, FORGET_SET, "do_nothing", level=2.0)
+    with pytest.raises(ValueError, match="n_splits must be"):
+        E.score(digits_store, digits_data, FORGET_SET, "do_nothing", n_splits=3)
+
+
+def test_results_table_labels_mixed_settings(scored, digits_store, digits_data):
+    reverse = E.score(digits_store, digits_data, FORGET_SET, "do_nothing", n_splits=10,
+                      bins=BINS, direction="oracle||unlearned")
+    table = E.results_table([scored["do_nothing"], reverse])
+    assert "records with different settings" in table.splitlines()[0]
+    floors = [line for line in table.splitlines() if "noise floor (KL(" in line]
+    assert len(floors) == 2  # one per direction, each labelled
+    assert any("do_nothing (KL(oracle || unlearned)" in line for line in table.splitlines())
 
 
 def test_results_table(scored):
@@ -138,7 +174,7 @@ def test_results_table(scored):
 
 
 def test_score_many(digits_store, digits_data, scored):
-    records = E.score_many(digits_store, digits_data, [FORGET_SET], ["do_nothing"], n_splits=4,
+    records = E.score_many(digits_store, digits_data, [FORGET_SET], ["do_nothing"], n_splits=10,
                            bins=BINS, progress=False)
     assert records[0]["forget"] == scored["do_nothing"]["forget"]
 
@@ -148,7 +184,7 @@ def test_fewer_oracles_than_unlearned_models_scores_at_equal_n(digits_store, dig
     lowest unlearned ids are scored against them, the floor is at 6, and it is said."""
     unlearn_store(digits_store, digits_data, FORGET_SET, "oracle_matching", range(N_MODELS),
                   oracle_ids=[12, 13, 14, 15], name="om_four", progress=False)
-    record = E.score(digits_store, digits_data, FORGET_SET, "om_four", n_splits=3, bins=BINS)
+    record = E.score(digits_store, digits_data, FORGET_SET, "om_four", n_splits=10, bins=BINS)
     assert record["model_ids"] == list(range(12)) and record["oracle_ids"] == list(range(12))
     assert record["n_per_side"] == 12
     assert record["noise_floor"]["n_per_side"] == 6 and record["matched"]["n_per_side"] == 6

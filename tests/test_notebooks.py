@@ -89,7 +89,7 @@ TINY_N = 20  # models per group: enough for KLOM to separate "forgot" from "did 
 TINY_SET = 3  # the DIGITS sub-population forget set (50 images)
 TINY_HELD_OUT = 5
 TINY_METHODS = ["do_nothing", "gradient_ascent", "oracle_matching"]
-TINY_SPLITS = 4
+TINY_SPLITS = 10
 GROUPS = ("forget", "retain", "validation")
 
 

@@ -26,7 +26,7 @@ def _toy_run(n_models=40, n_train=300, n_val=100, seed=0, shared=0.0):
 
 def test_p95_interval_layout_determinism_and_point_estimate():
     u, o, forget, n_train = _toy_run()
-    kwargs = dict(unlearned=u, oracle=o, forget=forget, n_train=n_train, n_splits=5)
+    kwargs = dict(unlearned=u, oracle=o, forget=forget, n_train=n_train, n_splits=10)
     a = p95_interval(seed=1, **kwargs)
     assert a == p95_interval(seed=1, **kwargs)
     assert a != p95_interval(seed=2, **kwargs)
@@ -46,12 +46,12 @@ def test_p95_interval_layout_determinism_and_point_estimate():
 def test_p95_interval_groups_and_klom_settings():
     u, o, forget, n_train = _toy_run()
     only_val = p95_interval(unlearned=u[:, n_train:], oracle=o[:, n_train:], forget=forget,
-                            n_train=n_train, groups=("validation",), n_splits=5, seed=1)
-    full = p95_interval(unlearned=u, oracle=o, forget=forget, n_train=n_train, n_splits=5,
+                            n_train=n_train, groups=("validation",), n_splits=10, seed=1)
+    full = p95_interval(unlearned=u, oracle=o, forget=forget, n_train=n_train, n_splits=10,
                         seed=1)
     assert list(only_val) == ["validation"]
     assert only_val["validation"]["p95"] == full["validation"]["p95"]
-    swapped = p95_interval(unlearned=u, oracle=o, forget=forget, n_train=n_train, n_splits=5,
+    swapped = p95_interval(unlearned=u, oracle=o, forget=forget, n_train=n_train, n_splits=10,
                            direction="oracle||unlearned", bins=10)
     expected = summarize(klom(unlearned=u, oracle=o, direction="oracle||unlearned", bins=10),
                          forget=forget, n_train=n_train)
@@ -87,6 +87,23 @@ def test_p95_interval_covers_the_expected_p95_in_a_small_simulation():
     assert np.mean(covered, axis=0).min() >= 0.8
 
 
+def test_odd_numbers_of_models_get_the_half_sampling_factor():
+    """Halves of floor(n/2) models: the spread is scaled so that odd n is not overstated."""
+    u, o, forget, n_train = _toy_run(n_models=41)
+    even = p95_interval(unlearned=u[:40], oracle=o[:40], forget=forget, n_train=n_train,
+                        n_splits=40)
+    odd = p95_interval(unlearned=u, oracle=o, forget=forget, n_train=n_train, n_splits=40)
+    for g in ("retain", "validation"):
+        assert odd[g]["sd"] == pytest.approx(even[g]["sd"], rel=0.35)
+
+
+def test_t_quantile():
+    from klom_utils.uncertainty import _t_quantile
+
+    for df, exact in ((9, 2.262157), (24, 2.063899), (99, 1.984217)):  # t tables, 0.975
+        assert _t_quantile(0.975, df) == pytest.approx(exact, rel=2e-3)
+
+
 def test_resampled_p95_variance_is_exact_in_law():
     rng = np.random.default_rng(0)
     for n in (1, 3, 20, 400):
@@ -100,12 +117,12 @@ def test_resampled_p95_variance_is_exact_in_law():
 def test_p95_interval_errors():
     u, o, forget, n_train = _toy_run()
     kwargs = dict(unlearned=u, oracle=o, forget=forget, n_train=n_train)
-    with pytest.raises(ValueError, match="level must be in"):
+    with pytest.raises(ValueError, match=r"level must be a number in \(0, 1\), got 1.5"):
         p95_interval(level=1.5, **kwargs)
-    with pytest.raises(ValueError, match="n_splits must be an integer >= 2, got 1"):
-        p95_interval(n_splits=1, **kwargs)
-    with pytest.raises(ValueError, match=r"unlearned must have shape .* n_models >= 2"):
-        p95_interval(**{**kwargs, "unlearned": u[:1]})
+    with pytest.raises(ValueError, match="n_splits must be an integer >= 10, got 9"):
+        p95_interval(n_splits=9, **kwargs)
+    with pytest.raises(ValueError, match=r"unlearned must have shape .* n_models >= 4"):
+        p95_interval(**{**kwargs, "unlearned": u[:3]})
     with pytest.raises(ValueError, match="variant="):
         p95_interval(variant="nope", **kwargs)
 
