@@ -3,6 +3,7 @@
 ``klom train --dataset digits --store runs/store --models 0-99 [--forget-set K]``
 ``klom unlearn --dataset digits --store runs/store --forget-set K --method M --models 0-99``
 ``klom score --dataset digits --store runs/store --forget-set K --method M [--json OUT]``
+``klom datamodels --dataset digits --store runs/store [--models 0-1999] [--fraction 0.5]``
 
 To add a subcommand: write ``add_<name>_parser(subparsers)`` that registers its arguments and
 ``set_defaults(func=cmd_<name>)``, and list it in :data:`SUBCOMMANDS`.
@@ -207,10 +208,59 @@ def cmd_score(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------- datamodels
+
+def add_datamodels_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "datamodels", help="estimate a datamodel from subset models (for datamodel matching)",
+        description="Train subset models [I, J] (each on its own random fraction of the train "
+                    "split; ids already in the store are skipped) into datamodels/<D>/, "
+                    "estimate the datamodel (how each training example moves each output) and "
+                    "save it as datamodels/<D>/datamodel.npy, then print how well it predicts "
+                    "the oracles of each forget set that has some.")
+    p.add_argument("--dataset", required=True, choices=["digits", "cifar10"])
+    p.add_argument("--store", required=True, metavar="DIR", help="store folder")
+    p.add_argument("--models", default="0-1999", metavar="I-J",
+                   help="subset model ids (default 0-1999)")
+    p.add_argument("--fraction", type=float, default=0.5,
+                   help="share of the train split each subset model sees (default 0.5)")
+    p.add_argument("--estimator", default="regression", choices=["regression", "difference"],
+                   help="ridge regression on the inclusion masks (default) or the difference "
+                        "of mean logits")
+    p.add_argument("--ridge", type=float, default=None,
+                   help="ridge penalty per model of the regression (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="base seed of the subsets (default 0)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_datamodels)
+    return p
+
+
+def cmd_datamodels(args) -> int:
+    from .datamodels import DEFAULT_RIDGE, build_datamodel, datamodel_quality
+    from .train import parse_model_range
+
+    run = build_datamodel(args.dataset, args.store, parse_model_range(args.models),
+                          fraction=args.fraction, seed=args.seed, estimator=args.estimator,
+                          ridge=DEFAULT_RIDGE if args.ridge is None else args.ridge,
+                          device=args.device, progress=not args.quiet, root=args.data_root)
+    print(f"{args.dataset} datamodel from {run['n_models']} subset models (trained "
+          f"{len(run['trained'])} now; fraction {run['fraction']}, {run['estimator']}"
+          + (f", ridge {run['ridge']}" if run["ridge"] is not None else "")
+          + f") in {run['seconds']:.1f} s: {run['path']}")
+    for k, q in datamodel_quality(args.store, args.dataset, root=args.data_root).items():
+        print(f"  forget set {k}, predicted vs actual change of the oracles' mean logits "
+              f"({q['n_models']} full models, {q['n_oracles']} oracles): "
+              + "; ".join(f"{g} corr {v['corr']:.2f}, RMSE {v['rmse']:.3f} (no shift "
+                          f"{v['rmse_no_shift']:.3f})" for g, v in q["groups"].items()))
+    return 0
+
+
 # ----------------------------------------------------------------------------------- the parser
 
 #: Functions that register one subcommand each.
-SUBCOMMANDS = [add_train_parser, add_unlearn_parser, add_score_parser]
+SUBCOMMANDS = [add_train_parser, add_unlearn_parser, add_score_parser, add_datamodels_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -237,6 +237,25 @@ class Store:
             (path / logits_name(s, model_id)).exists() for s in SPLITS
         )
 
+    def complete_model_ids(self, folder: str) -> list[int]:
+        """Ids of the models whose every file :meth:`write_model` writes is present (one
+        listing of the folder, however many models; :meth:`has_model` for a single id)."""
+        if not self.path(folder).is_dir():
+            return []
+        names = {m.group(0) for m in self._files(folder, _LOGITS_RE)}
+        ids = set.intersection(*(set(self._margin_files(folder, s)) for s in SPLITS))
+        return sorted(i for i in ids if all(logits_name(s, i) in names for s in SPLITS))
+
+    def logits_of(self, folder: str, split: str, model_ids) -> np.ndarray:
+        """Logits of several models, float32 ``(len(model_ids), n_examples, n_classes)``
+        (the folder is listed once)."""
+        files = self._logit_files(folder, _check_split(split))
+        missing = [i for i in model_ids if int(i) not in files]
+        if missing:
+            raise FileNotFoundError(f"no {split} logits of models {missing[:10]} in {folder!r}")
+        return np.stack([_load_torch(self.root / folder / files[int(i)]).float().numpy()
+                         for i in model_ids])
+
     # ---- reading
 
     def _stacked(self, folder: str, split: str) -> np.ndarray:

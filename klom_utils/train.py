@@ -322,7 +322,8 @@ class _cpu_threads:
 
 def fit(dataset, train_indices, init_state_dicts, order_seeds, config: TrainConfig, device="cpu",
         progress: bool = True, desc: str = "training"):
-    """Train M models at once from ``init_state_dicts`` on ``train_indices``.
+    """Train M models at once from ``init_state_dicts`` on ``train_indices``: one 1-D array
+    shared by every model, or ``(M, k)``, each model its own ``k`` examples.
 
     Model m draws its data order from ``order_seeds[m]``. Returns ``(state_dicts, train_logits,
     val_logits)``: M single-model state dicts (CPU) and logits (M, n, C) on CPU in eval mode,
@@ -347,7 +348,10 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
     x_all = dataset.normalize(dataset.train_x, device=device)
     y_all = dataset.train_y.to(device)
     idx = torch.as_tensor(np.asarray(train_indices), dtype=torch.long)
-    n = int(idx.numel())
+    if idx.ndim == 2 and idx.shape[0] != m:
+        raise ValueError(f"{idx.shape[0]} rows of train indices for {m} models")
+    per_model = idx.ndim == 2  # each model its own examples (datamodels), else shared
+    n = int(idx.shape[-1])
     bounds = batch_bounds(n, dataset.n_train, config)
     per_epoch = len(bounds)
     total = per_epoch * config.epochs
@@ -358,7 +362,8 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     step = 0
     for _ in range(config.epochs):
-        order = torch.stack([idx[torch.randperm(n, generator=g)] for g in gens]).to(device)
+        order = torch.stack([(idx[j] if per_model else idx)[torch.randperm(n, generator=g)]
+                             for j, g in enumerate(gens)]).to(device)
         for s, (lo, hi) in enumerate(bounds):
             batch = order[:, lo:hi]
             xb, yb = x_all[batch], y_all[batch]

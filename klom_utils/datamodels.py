@@ -1,0 +1,315 @@
+"""Datamodels: how each training example's presence moves each output.
+
+A datamodel is a matrix ``theta`` of shape ``(n_train, n_train + n_val, n_classes)``:
+``theta[i, x]`` is the change in the logits of example ``x`` (train then validation order)
+caused by training on example ``i``. Removing a forget set ``F`` from training then moves the
+logits of ``x`` by about ``-sum(theta[i, x] for i in F)``: that prediction is what
+datamodel matching (:mod:`klom_utils.unlearn`) trains towards, with no oracle.
+
+Estimated here from **subset models**: ``M`` models, each trained (the dataset's usual recipe)
+on its own random subset of ``fraction`` of the train split, written to
+``datamodels/<DATASET>/`` in the store's usual file names plus ``<id>__subset.npy`` (the
+sorted train indices the model saw) and ``klom_datamodels.json`` (fraction, seed, recipe).
+Training is deterministic per model id and resumable, like :func:`klom_utils.train.train_models`.
+Two estimators: ``"difference"``, the mean logits of the models that saw ``i`` minus those
+that did not (subsampled influence, Feldman & Zhang 2020), and ``"regression"``, ridge
+regression of the logits on the inclusion masks (linear datamodels, Ilyas et al. 2022).
+
+The estimate is saved as ``datamodels/<DATASET>/datamodel.npy`` (float16, the layout of the
+authors' files). For CIFAR-10 a precomputed matrix (TRAK scores or released datamodels) is
+read with :func:`load_datamodel_rows`, which memory-maps the file and reads only the rows of
+the forget set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import numpy as np
+
+__all__ = ["datamodel_folder", "subset_indices", "train_subset_models", "load_subset_runs",
+           "estimate_datamodel", "save_datamodel", "datamodel_about", "load_datamodel_rows",
+           "forget_shift", "datamodel_quality",
+           "prediction_quality", "build_datamodel"]
+
+#: The store file of an estimated datamodel, inside :func:`datamodel_folder`.
+DATAMODEL_FILE = "datamodel.npy"
+#: The record of how the subset models were trained.
+RECORD_FILE = "klom_datamodels.json"
+ESTIMATORS = ("difference", "regression")
+_SUBSET_RE = re.compile(r"^(\d+)__subset\.npy$")
+
+
+def datamodel_folder(dataset: str) -> str:
+    """``datamodels/<DATASET>``: subset models, their subsets, and the estimated datamodel."""
+    return f"datamodels/{dataset}"
+
+
+def _check_fraction(fraction) -> float:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+            or not 0 < fraction < 1:
+        raise ValueError(f"fraction must be a number in (0, 1), got {fraction!r}")
+    return float(fraction)
+
+
+def subset_indices(dataset: str, n_train: int, model_id: int, fraction: float,
+                   seed: int = 0) -> np.ndarray:
+    """The sorted train indices that subset model ``model_id`` trains on: ``round(fraction *
+    n_train)`` of them, drawn from the model's own seed (the same on every machine)."""
+    from .train import model_seed
+
+    k = int(round(_check_fraction(fraction) * n_train))
+    if not 1 <= k < n_train:
+        raise ValueError(f"fraction {fraction} of {n_train} training examples gives {k}; "
+                         "expected at least 1 and fewer than all")
+    rng = np.random.default_rng(model_seed(dataset, "datamodels", model_id, "subset", seed))
+    return np.sort(rng.choice(n_train, k, replace=False))
+
+
+def train_subset_models(dataset, store, model_ids, *, fraction: float = 0.5, seed: int = 0,
+                        device="auto", config=None, progress: bool = True, root=None) -> list:
+    """Train the subset models ``model_ids`` into ``datamodels/<D>/`` of ``store`` (ids already
+    there are skipped); returns the ids trained. ``config``: a
+    :class:`~klom_utils.train.TrainConfig` (default: the dataset's recipe)."""
+    from tqdm.auto import tqdm
+
+    from .models import SAVE_PREFIX
+    from .store import Store, _save_npy, open_store
+    from .train import (_ids_text, _resolve_dataset, choose_stack, default_config, fit,
+                        init_state_dict, model_seed, resolve_device)
+
+    fraction = _check_fraction(fraction)
+    ids = sorted({int(i) for i in model_ids})
+    if not ids or ids[0] < 0:
+        raise ValueError(f"model ids must be non-negative and at least one, got {ids[:3]}")
+    dev = resolve_device(device)
+    data = _resolve_dataset(dataset, root)
+    config = (config or default_config(data.name)).checked()
+    subsets = {i: subset_indices(data.name, data.n_train, i, fraction, seed) for i in ids}
+    if not isinstance(store, Store):
+        store = open_store(store, create=True)
+    folder = datamodel_folder(data.name)
+    record = {"dataset": data.name, "fraction": fraction, "seed": int(seed),
+              "n_train_examples": int(len(next(iter(subsets.values())))), **config.recorded()}
+    diff = store.record_or_compare(f"{folder}/{RECORD_FILE}", record)
+    if diff:
+        raise ValueError(f"{folder} holds subset models trained differently ({', '.join(diff)});"
+                         " use another store or delete the folder")
+    done = set(store.complete_model_ids(folder))
+    todo = [i for i in ids if i not in done]
+    stack_size = choose_stack(config, data, dev, len(todo)) if todo else 1
+    data_dev = data.to(dev)
+    train_y, val_y = data.train_y.numpy(), data.val_y.numpy()
+    bar = tqdm(total=len(todo), desc=f"{folder} models", unit="model", disable=not progress)
+    for start in range(0, len(todo), stack_size):
+        chunk = todo[start:start + stack_size]
+        inits = [init_state_dict(config.arch, model_seed(data.name, "datamodels", i, "init",
+                                                         config.seed + seed),
+                                 data.num_classes, config.hidden) for i in chunk]
+        orders = [model_seed(data.name, "datamodels", i, "order", config.seed + seed)
+                  for i in chunk]
+        sds, train_logits, val_logits = fit(data_dev, np.stack([subsets[i] for i in chunk]),
+                                            inits, orders, config, dev, progress=False,
+                                            desc=f"{folder} {_ids_text(chunk)}")
+        for j, i in enumerate(chunk):
+            _save_npy(store.path(f"{folder}/{i}__subset.npy"), subsets[i])
+            store.write_model(folder, i, train_logits=train_logits[j],
+                              val_logits=val_logits[j], train_labels=train_y,
+                              val_labels=val_y, state_dict={SAVE_PREFIX + k: v for k, v in
+                                                            sds[j].items()},
+                              epoch=config.epochs - 1)
+        bar.update(len(chunk))
+    bar.close()
+    return todo
+
+
+def load_subset_runs(store, dataset: str, n_train: int, model_ids=None):
+    """``(masks, logits)`` of the complete subset models: ``masks`` bool ``(M, n_train)``
+    (which train examples each model saw) and ``logits`` float32 ``(M, n_train + n_val, C)``."""
+    folder = datamodel_folder(dataset)
+    have = set(store.complete_model_ids(folder))
+    if have:
+        have &= {int(m.group(1)) for m in store._files(folder, _SUBSET_RE)}
+    ids = sorted(have if model_ids is None else have & {int(i) for i in model_ids})
+    if not ids:
+        raise FileNotFoundError(f"{folder!r} of store {str(store.root)!r} holds no complete "
+                                "subset model; train them (`klom datamodels`)")
+    masks = np.zeros((len(ids), n_train), bool)
+    for row, i in enumerate(ids):
+        masks[row, np.load(store.path(f"{folder}/{i}__subset.npy"))] = True
+    logits = np.concatenate([store.logits_of(folder, s, ids) for s in ("train", "val")], axis=1)
+    return masks, logits
+
+
+#: Ridge penalty of the regression estimator, per model (chosen by measurement on DIGITS).
+DEFAULT_RIDGE = 0.1
+
+
+def estimate_datamodel(masks, logits, *, estimator: str = "regression",
+                       ridge: float = DEFAULT_RIDGE) -> np.ndarray:
+    """``theta`` ``(n_train, n_examples, C)`` float32 from inclusion ``masks`` ``(M,
+    n_train)`` and ``logits`` ``(M, n_examples, C)``.
+
+    ``"difference"``: mean logits of the models that saw ``i`` minus the mean of those that
+    did not. ``"regression"``: ridge regression of the logits on the centred masks, penalty
+    ``ridge * M`` (the effect of ``i`` with the other examples held fixed)."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator={estimator!r}: expected one of {ESTIMATORS}")
+    x = np.asarray(masks, bool)
+    y = np.asarray(logits, np.float32)
+    if x.ndim != 2 or y.ndim != 3 or x.shape[0] != y.shape[0] or x.shape[0] < 2:
+        raise ValueError(f"masks (M, n_train) and logits (M, n_examples, C) must share M >= 2, "
+                         f"got shapes {x.shape} and {y.shape}")
+    m, (_, n_ex, c) = x.shape[0], y.shape
+    y2 = y.reshape(m, -1).astype(np.float64)
+    if estimator == "difference":
+        n_in = x.sum(0).astype(np.float64)
+        if (n_in == 0).any() or (n_in == m).any():
+            bad = int(np.flatnonzero((n_in == 0) | (n_in == m))[0])
+            raise ValueError(f"train example {bad} is in every subset or in none: its effect "
+                             "cannot be estimated (train more subset models)")
+        total = y2.sum(0)
+        inside = x.T.astype(np.float64) @ y2
+        theta = inside / n_in[:, None] - (total - inside) / (m - n_in)[:, None]
+    else:
+        if not ridge > 0:
+            raise ValueError(f"ridge must be > 0, got {ridge!r}")
+        xc = x - x.mean(0)
+        gram = xc.T @ xc + ridge * m * np.eye(x.shape[1])
+        theta = np.linalg.solve(gram, xc.T @ (y2 - y2.mean(0)))
+    return theta.reshape(x.shape[1], n_ex, c).astype(np.float32)
+
+
+def save_datamodel(store, dataset: str, theta, about: dict) -> str:
+    """Write ``theta`` (float16, as the authors' files) to the store, and ``about`` (how it
+    was made) beside it as JSON; returns its relpath."""
+    from .store import _save_npy
+
+    relpath = f"{datamodel_folder(dataset)}/{DATAMODEL_FILE}"
+    _save_npy(store.path(relpath), np.asarray(theta, np.float16))
+    store.write_json(relpath[:-len(".npy")] + ".json", about)
+    return relpath
+
+
+def datamodel_about(path) -> dict:
+    """How the datamodel at ``path`` was made (its JSON sidecar), or ``{}`` for a file made
+    elsewhere."""
+    import json
+    from pathlib import Path
+
+    sidecar = Path(path).with_suffix(".json")
+    return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+
+
+def load_datamodel_rows(path, rows, *, shape=None, dtype="float16") -> np.ndarray:
+    """Rows ``rows`` of a datamodel file, float32 ``(len(rows), n_examples, C)``, reading only
+    those rows (memory-mapped).
+
+    ``path``: a ``.npy`` file (any float dtype), or a raw array file as the authors' code
+    writes it, with its ``shape`` ``(n_train, n_examples, C)`` and ``dtype`` given."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no datamodel file at {path!r}")
+    if shape is None:
+        try:
+            array = np.load(path, mmap_mode="r")
+        except ValueError as exc:
+            raise ValueError(f"{path!r} is not a .npy file; for a raw array give its shape "
+                             "(n_train, n_examples, n_classes) and dtype") from exc
+    else:
+        shape = tuple(int(v) for v in shape)
+        expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if len(shape) != 3 or os.path.getsize(path) != expected:
+            raise ValueError(f"{path!r} has {os.path.getsize(path)} bytes; shape {shape} of "
+                             f"{dtype} needs {expected}")
+        array = np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    if array.ndim != 3:
+        raise ValueError(f"{path!r} holds shape {array.shape}, expected (n_train, n_examples, "
+                         "n_classes)")
+    rows = np.asarray(rows, np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= array.shape[0]):
+        raise ValueError(f"rows must lie in [0, {array.shape[0]}), got {rows.min()}..{rows.max()}")
+    return np.asarray(array[np.sort(rows)], np.float32)[np.argsort(np.argsort(rows))]
+
+
+def forget_shift(theta_rows) -> np.ndarray:
+    """The predicted change of every example's logits when the forget set (the rows of theta
+    given) leaves training: ``-sum`` over the rows, ``(n_examples, C)`` float32."""
+    return -np.asarray(theta_rows, np.float64).sum(0).astype(np.float32)
+
+
+def prediction_quality(shift, full_logits, oracle_logits, forget, n_train) -> dict:
+    """How well ``shift`` predicts the change from full models to oracles (mean logits
+    ``(n_examples, C)`` of each): per group (forget, retain, validation) the correlation of
+    predicted and actual changes over examples x classes, and the RMSE of the predicted oracle
+    logits with and without the shift (``rmse``, ``rmse_no_shift``)."""
+    from .metric import _group_index
+
+    actual = np.asarray(oracle_logits, np.float64) - np.asarray(full_logits, np.float64)
+    shift = np.asarray(shift, np.float64)
+    out = {}
+    for g, i in _group_index(actual.shape[0], forget, n_train, None).items():
+        a, p = actual[i].ravel(), shift[i].ravel()
+        corr = float(np.corrcoef(a, p)[0, 1]) if a.size > 1 and a.std() and p.std() else np.nan
+        out[g] = {"corr": corr, "rmse": float(np.sqrt(np.mean((a - p) ** 2))),
+                  "rmse_no_shift": float(np.sqrt(np.mean(a ** 2)))}
+    return out
+
+
+def build_datamodel(dataset, store, model_ids, *, fraction: float = 0.5, seed: int = 0,
+                    estimator: str = "regression", ridge: float = DEFAULT_RIDGE, device="auto",
+                    progress: bool = True, root=None) -> dict:
+    """Train the subset models (resumable), estimate theta and save it: ``{"trained",
+    "n_models", "fraction", "estimator", "ridge", "path", "seconds"}`` (also written beside
+    the datamodel)."""
+    from .store import Store, open_store
+    from .train import _resolve_dataset
+
+    start = time.perf_counter()
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator={estimator!r}: expected one of {ESTIMATORS}")
+    data = _resolve_dataset(dataset, root)
+    if not isinstance(store, Store):
+        store = open_store(store, create=True)
+    trained = train_subset_models(data, store, model_ids, fraction=fraction, seed=seed,
+                                  device=device, progress=progress)
+    masks, logits = load_subset_runs(store, data.name, data.n_train, model_ids)
+    theta = estimate_datamodel(masks, logits, estimator=estimator, ridge=ridge)
+    about = {"n_models": int(len(masks)), "fraction": float(fraction), "seed": int(seed),
+             "estimator": estimator, "ridge": float(ridge) if estimator == "regression" else None}
+    path = save_datamodel(store, data.name, theta, about)
+    return {"trained": trained, **about, "path": path, "seconds": time.perf_counter() - start}
+
+
+def datamodel_quality(store, dataset, *, max_models: int = 100, root=None) -> dict:
+    """For each forget set of the store with oracles: how well the store's datamodel predicts
+    the change from the mean logits of (up to ``max_models``) full models to those of the
+    scoring oracles (:func:`prediction_quality` per group, with ``n_models``, ``n_oracles``)."""
+    from .evaluate import scoring_oracle_ids
+    from .store import Store, full_models_folder, open_store, oracle_folder
+    from .train import _resolve_dataset, forget_indices
+
+    data = _resolve_dataset(dataset, root)
+    if not isinstance(store, Store):
+        store = open_store(store)
+    path = store.path(f"{datamodel_folder(data.name)}/{DATAMODEL_FILE}")
+    full = full_models_folder(data.name)
+    full_ids = store.complete_model_ids(full)[:max_models]
+    out = {}
+    for k in store.forget_set_ids(data.name):
+        oracle_ids = scoring_oracle_ids(store, data.name, k)[:max_models] \
+            if store.path(oracle_folder(data.name, k)).is_dir() else []
+        if not full_ids or not oracle_ids:
+            continue
+        forget = forget_indices(store, data, k)
+        mean = {name: np.concatenate([store.logits_of(folder, s, ids).mean(0)
+                                      for s in ("train", "val")])
+                for name, folder, ids in (("full", full, full_ids),
+                                          ("oracle", oracle_folder(data.name, k), oracle_ids))}
+        shift = forget_shift(load_datamodel_rows(path, forget))
+        out[k] = {"n_models": len(full_ids), "n_oracles": len(oracle_ids),
+                  "groups": prediction_quality(shift, mean["full"], mean["oracle"], forget,
+                                               data.n_train)}
+    return out

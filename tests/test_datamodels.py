@@ -1,0 +1,198 @@
+"""Datamodels: estimators, subsets, the memory-mapped loader, and both methods end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from klom_utils import datamodels as DM
+from klom_utils.cli import main
+from klom_utils.evaluate import score
+from klom_utils.store import full_models_folder, unlearned_folder
+from klom_utils.unlearn import Outputs, UnlearnData, datamodel_direct, unlearn_store
+from test_unlearn import FORGET_SET, digits_data, digits_store  # noqa: F401
+
+N_SUBSET = 24
+
+
+def _planted(m=600, n_train=30, n_ex=12, c=3, noise=0.05, seed=0):
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0, 0.5, (n_train, n_ex, c))
+    masks = rng.random((m, n_train)) < 0.5
+    logits = (rng.normal(0, 1, (n_ex, c)) + np.einsum("mi,ixc->mxc", masks, theta)
+              + rng.normal(0, noise, (m, n_ex, c)))
+    return masks, logits.astype(np.float32), theta
+
+
+def test_estimators_recover_a_planted_linear_datamodel():
+    masks, logits, theta = _planted()
+    for estimator, tol in (("regression", 0.05), ("difference", 0.15)):
+        est = DM.estimate_datamodel(masks, logits, estimator=estimator, ridge=0.001)
+        assert est.shape == theta.shape and est.dtype == np.float32
+        assert np.corrcoef(est.ravel(), theta.ravel())[0, 1] > 0.97, estimator
+        assert np.sqrt(np.mean((est - theta) ** 2)) < tol, estimator
+    # the shift of removing a set is minus the sum of its rows
+    np.testing.assert_allclose(DM.forget_shift(theta[[1, 4]]), -(theta[1] + theta[4]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_estimator_errors():
+    masks, logits, _ = _planted(m=20)
+    with pytest.raises(ValueError, match="estimator='ols'"):
+        DM.estimate_datamodel(masks, logits, estimator="ols")
+    with pytest.raises(ValueError, match="ridge must be > 0"):
+        DM.estimate_datamodel(masks, logits, ridge=0)
+    with pytest.raises(ValueError, match="share M >= 2"):
+        DM.estimate_datamodel(masks[:5], logits)
+    masks[:, 3] = True
+    with pytest.raises(ValueError, match="train example 3 is in every subset or in none"):
+        DM.estimate_datamodel(masks, logits, estimator="difference")
+
+
+def test_subset_indices_are_deterministic_and_sized():
+    a = DM.subset_indices("DIGITS", 1442, 7, 0.5)
+    np.testing.assert_array_equal(a, DM.subset_indices("DIGITS", 1442, 7, 0.5))
+    assert len(a) == 721 and np.all(np.diff(a) > 0)
+    assert not np.array_equal(a, DM.subset_indices("DIGITS", 1442, 8, 0.5))
+    assert not np.array_equal(a, DM.subset_indices("DIGITS", 1442, 7, 0.5, seed=1))
+    with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\), got 1.5"):
+        DM.subset_indices("DIGITS", 1442, 7, 1.5)
+
+
+def test_loader_reads_only_the_rows_asked_for(tmp_path):
+    """A raw float16 file of 4 GiB (sparse: nothing but two rows was ever written) is read
+    row by row; a .npy file the same way."""
+    shape = (20_000, 10_000, 10)  # 2 bytes each: 4 GiB
+    raw = tmp_path / "theta.f16"
+    with open(raw, "wb") as f:
+        f.truncate(int(np.prod(shape)) * 2)
+    mm = np.memmap(raw, dtype=np.float16, mode="r+", shape=shape)
+    mm[17] = 1.5
+    mm[19_999, 3] = -2.0
+    mm.flush()
+    del mm
+    rows = DM.load_datamodel_rows(raw, [19_999, 17], shape=shape)
+    assert rows.shape == (2, 10_000, 10) and rows.dtype == np.float32
+    assert (rows[1] == 1.5).all() and (rows[0, 3] == -2.0).all() and (rows[0, 4] == 0).all()
+    small = np.arange(4 * 3 * 2, dtype=np.float16).reshape(4, 3, 2)
+    np.save(tmp_path / "theta.npy", small)
+    np.testing.assert_array_equal(DM.load_datamodel_rows(tmp_path / "theta.npy", [2, 0]),
+                                  small[[2, 0]].astype(np.float32))
+    with pytest.raises(ValueError, match=r"rows must lie in \[0, 4\)"):
+        DM.load_datamodel_rows(tmp_path / "theta.npy", [4])
+    with pytest.raises(ValueError, match="needs 96"):
+        DM.load_datamodel_rows(raw, [0], shape=(4, 3, 4))
+    with pytest.raises(FileNotFoundError, match="no datamodel file"):
+        DM.load_datamodel_rows(tmp_path / "nope.npy", [0])
+
+
+def test_fit_with_one_subset_per_model_equals_training_each_alone(digits_data):
+    from klom_utils.train import default_config, fit, init_state_dict
+
+    config = default_config("digits", epochs=2, peak_epoch=1)
+    subsets = np.stack([DM.subset_indices("DIGITS", digits_data.n_train, i, 0.5)
+                        for i in range(3)])
+    inits = [init_state_dict("digits_mlp", 10 + i) for i in range(3)]
+    _, together, _ = fit(digits_data, subsets, inits, [1, 2, 3], config, progress=False)
+    for j in range(3):
+        _, alone, _ = fit(digits_data, subsets[j], inits[j:j + 1], [j + 1], config,
+                          progress=False)
+        torch.testing.assert_close(together[j], alone[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="2 rows of train indices for 3 models"):
+        fit(digits_data, subsets[:2], inits, [1, 2, 3], config, progress=False)
+
+
+@pytest.fixture(scope="module")
+def datamodel(digits_store, digits_data):
+    return DM.build_datamodel(digits_data, digits_store, range(N_SUBSET), progress=False)
+
+
+def test_build_datamodel_is_resumable_and_recorded(digits_store, digits_data, datamodel):
+    assert datamodel["trained"] == list(range(N_SUBSET)) and datamodel["n_models"] == N_SUBSET
+    theta = np.load(digits_store.path(datamodel["path"]))
+    n_ex = digits_data.n_train + digits_data.n_val
+    assert theta.shape == (digits_data.n_train, n_ex, 10) and theta.dtype == np.float16
+    about = DM.datamodel_about(digits_store.path(datamodel["path"]))
+    assert about["estimator"] == "regression" and about["n_models"] == N_SUBSET
+    again = DM.build_datamodel(digits_data, digits_store, range(N_SUBSET), progress=False)
+    assert again["trained"] == []
+    with pytest.raises(ValueError, match="trained differently"):
+        DM.train_subset_models(digits_data, digits_store, [0], fraction=0.3, progress=False)
+    masks, logits = DM.load_subset_runs(digits_store, "DIGITS", digits_data.n_train)
+    assert masks.shape == (N_SUBSET, digits_data.n_train) and masks.sum(1).tolist() == [
+        721] * N_SUBSET
+    assert logits.shape == (N_SUBSET, n_ex, 10)
+
+
+def test_both_methods_end_to_end(digits_store, digits_data, datamodel):
+    ids = range(4)
+    for name in ("datamodel_matching", "datamodel_direct"):
+        run = unlearn_store(digits_store, digits_data, FORGET_SET, name, ids, progress=False)
+        assert run["written"] == list(ids)
+        record = digits_store.read_json(
+            f"{unlearned_folder('DIGITS', name, FORGET_SET)}/klom_unlearn.json")
+        assert record["oracle_ids"] is None  # no oracle used: none is excluded from scoring
+        assert record["datamodel"]["n_models"] == N_SUBSET
+        result = score(digits_store, digits_data, FORGET_SET, name, n_splits=10, bins=5)
+        assert result["n_unlearned"] == 4 and result["accuracy"]["test"] > 0.9
+    # direct: the originals' logits plus the predicted shift, exactly
+    forget = digits_store.forget_set("DIGITS", FORGET_SET)
+    shift = DM.forget_shift(DM.load_datamodel_rows(digits_store.path(datamodel["path"]),
+                                                   forget))
+    original = digits_store.logits(full_models_folder("DIGITS"), "train", 2).numpy()
+    direct = digits_store.logits(unlearned_folder("DIGITS", "datamodel_direct", FORGET_SET),
+                                 "train", 2).numpy()
+    np.testing.assert_allclose(direct, original + shift[:digits_data.n_train], atol=1e-4)
+
+
+def test_methods_need_a_datamodel(tmp_path, digits_data):
+    data = UnlearnData.from_dataset(digits_data, np.arange(5))
+    with pytest.raises(ValueError, match="datamodel_direct needs a datamodel"):
+        datamodel_direct(torch.nn.Linear(64, 10), data, {}, generator=None)
+    from klom_utils.train import train_models
+
+    train_models(digits_data, tmp_path, [0], progress=False)
+    with pytest.raises(FileNotFoundError, match="needs a datamodel: none at"):
+        unlearn_store(tmp_path, digits_data, 1, "datamodel_matching", [0], progress=False)
+    shift = np.zeros((digits_data.n_train + digits_data.n_val, 10), np.float32)
+    full = UnlearnData.from_dataset(digits_data, np.arange(5), datamodel_shift=shift)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    out = datamodel_direct(model, full, {}, generator=None)
+    assert isinstance(out, Outputs) and out.val_logits.shape == (digits_data.n_val, 10)
+
+
+def test_cli_datamodels(digits_store, datamodel, capsys):
+    assert main(["datamodels", "--dataset", "digits", "--store", str(digits_store.root),
+                 "--models", f"0-{N_SUBSET - 1}", "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"digits datamodel from {N_SUBSET} subset models (trained 0 now")
+    assert any(line.strip().startswith(f"forget set {FORGET_SET}, predicted vs actual")
+               and "forget corr" in line for line in out)
+    assert main(["datamodels", "--dataset", "digits", "--store", str(digits_store.root),
+                 "--fraction", "2"]) == 1
+    assert "fraction must be a number in (0, 1), got 2.0" in capsys.readouterr().err
+    json.dumps(datamodel)  # the summary is JSON-ready
+
+
+def test_datamodel_matching_moves_the_weights_deterministically(digits_data):
+    from klom_utils.models import DigitsMLP
+    from klom_utils.unlearn import default_config, get_method, model_generator
+
+    rng = np.random.default_rng(0)
+    shift = rng.normal(0, 1, (digits_data.n_train + digits_data.n_val, 10)).astype(np.float32)
+    data = UnlearnData.from_dataset(digits_data, np.arange(20), datamodel_shift=shift)
+    torch.manual_seed(0)
+    model = DigitsMLP()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    spec = get_method("datamodel_matching")
+    assert spec.needs_datamodel and not spec.needs_oracles
+    config = {**default_config("datamodel_matching", "digits"), "epochs": 2}
+    runs = [spec(model, data, dict(config), generator=model_generator(
+        3, dataset="DIGITS", forget_set=1, method=spec.name)) for _ in range(2)]
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)  # the original is untouched
+    changed = [k for k, v in runs[0].state_dict().items() if not torch.equal(v, before[k])]
+    assert changed == list(before)  # every tensor moved
+    for k, v in runs[0].state_dict().items():
+        torch.testing.assert_close(v, runs[1].state_dict()[k], rtol=0, atol=0)
