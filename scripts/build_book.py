@@ -51,6 +51,7 @@ RUN_ORDER = [
     "04_training",
     "03_download",
     "05_unlearning",
+    "08_datamodel_matching",
     "06_computing_klom",
     "07_your_method",
 ]

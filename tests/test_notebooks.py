@@ -247,3 +247,19 @@ def test_07_your_method(pipeline, unlearned):
     mine, best = v["forget_p95"]["shrink_perturb"], v["forget_p95"]["oracle_matching"]
     expected = (dn - mine) / (dn - best)
     assert v["forget_gap_closed"] == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_08_datamodel_matching(pipeline, unlearned):
+    r = run_notebook("08_datamodel_matching", pipeline["root"], store_dir=pipeline["store"],
+                     dataset="digits", forget_sets=[TINY_SET], n_models=TINY_N,
+                     methods=TINY_METHODS, n_subset_models=60, n_splits=TINY_SPLITS)
+    assert r["datamodel"]["n_models"] == 60 and r["datamodel"]["estimator"] == "regression"
+    q = r["quality"][str(TINY_SET)]["groups"]
+    assert set(q) == set(GROUPS) and q["forget"]["corr"] > 0  # it predicts something
+    assert set(r["runs"]) == {f"{TINY_SET}/datamodel_matching", f"{TINY_SET}/datamodel_direct"}
+    v = r["verdict"][str(TINY_SET)]["forget_p95"]
+    assert set(v) == {"do_nothing", "oracle_matching", "datamodel_matching", "datamodel_direct"}
+    assert all(0.0 <= x <= math.log(1e5) for x in v.values())
+    acc = r["verdict"][str(TINY_SET)]["accuracy"]["datamodel_matching"]
+    assert acc["test"] > 0.9
