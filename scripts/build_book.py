@@ -44,16 +44,17 @@ HTML = BUILD / "html"
 # The order in which notebooks are EXECUTED. It may differ from the reading order in _toc.yml:
 # a notebook that reads the model store must run after the one that writes it. 04 trains the
 # small default models and writes the store; 03 (download) falls back to / inspects that store
-# offline; 05 unlearns from it; 06 scores; 07 plugs in a new method.
+# offline; 05 unlearns from it; 06 scores; 07 plugs in a new method; 08 estimates a datamodel
+# and unlearns with it.
 # A stem listed here whose files do not exist yet is skipped (and left out of the staged toc).
 RUN_ORDER = [
     "02_klom_explained",
     "04_training",
     "03_download",
     "05_unlearning",
-    "08_datamodel_matching",
     "06_computing_klom",
     "07_your_method",
+    "08_datamodel_matching",
 ]
 
 # Parameters the build always sets (to folders under --run-dir) when a notebook declares them.
