@@ -113,6 +113,9 @@ def add_unlearn_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--oracle-ids", default=None, metavar="IDS",
                    help="held-out oracles for oracle matching, e.g. '1000-1009' "
                         "(default: every oracle with id >= 1000)")
+    p.add_argument("--datamodel", default=None, metavar="FILE",
+                   help="datamodel (.npy) for datamodel_matching / datamodel_direct (default: "
+                        "the store's datamodels/<D>/datamodel.npy, from `klom datamodels`)")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (it may register methods with register_method)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
@@ -140,7 +143,7 @@ def cmd_unlearn(args) -> int:
                         oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
                         seed=args.seed, device=args.device, threads=args.threads,
                         save_checkpoints=args.save_checkpoints, progress=not args.quiet,
-                        root=args.data_root)
+                        root=args.data_root, datamodel=args.datamodel)
     print(f"{args.dataset} {args.method} forget set {args.forget_set}: unlearned "
           f"{len(run['written'])}, {len(run['skipped'])} already in {run['folder']} "
           f"({run['seconds']:.1f} s)")

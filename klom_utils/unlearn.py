@@ -623,11 +623,16 @@ def _check_scrub(config) -> None:
                          f"{config['lr_milestones']}")
 
 
+def _matching_defaults(lr: float, epochs: int, batch_size: int) -> dict:
+    """Settings of a matching method (oracle or datamodel): per epoch the forget set 5 times
+    and a retain sample 20 times its size; learning rate x0.95 per epoch."""
+    return {"lr": lr, "epochs": epochs, "batch_size": batch_size, "lr_decay": 0.95,
+            "forget_repeat": 5, "retain_multiple": 20}
+
+
 @register_method("oracle_matching", {
-    "DIGITS": {"lr": 1e-3, "epochs": 10, "batch_size": 64, "lr_decay": 0.95,
-               "forget_repeat": 5, "retain_multiple": 20},
-    "CIFAR10": {"lr": 5e-4, "epochs": 13, "batch_size": 256, "lr_decay": 0.95,
-                "forget_repeat": 5, "retain_multiple": 20},
+    "DIGITS": _matching_defaults(1e-3, 10, 64),
+    "CIFAR10": _matching_defaults(5e-4, 13, 256),
 }, needs_oracles=True)
 def oracle_matching(model, data, config, *, generator):
     """Fine-tune towards the mean logits of held-out oracles (MSE on logits, Adam).
@@ -686,10 +691,8 @@ def _need_datamodel(data, name):
 
 
 @register_method("datamodel_matching", {
-    "DIGITS": {"lr": 1e-3, "epochs": 10, "batch_size": 64, "lr_decay": 0.95,
-               "forget_repeat": 5, "retain_multiple": 20},
-    "CIFAR10": {"lr": 1e-4, "epochs": 4, "batch_size": 512, "lr_decay": 0.95,
-                "forget_repeat": 5, "retain_multiple": 20},
+    "DIGITS": _matching_defaults(1e-3, 10, 64),
+    "CIFAR10": _matching_defaults(1e-4, 4, 512),
 }, needs_datamodel=True)
 def datamodel_matching(model, data, config, *, generator):
     """Datamodel matching (Georgiev et al. 2025): fine-tune, as oracle matching does, towards

@@ -196,3 +196,18 @@ def test_datamodel_matching_moves_the_weights_deterministically(digits_data):
     assert changed == list(before)  # every tensor moved
     for k, v in runs[0].state_dict().items():
         torch.testing.assert_close(v, runs[1].state_dict()[k], rtol=0, atol=0)
+
+
+def test_cli_unlearn_with_a_datamodel_file(digits_store, datamodel, tmp_path, capsys):
+    theta = np.load(digits_store.path(datamodel["path"]))
+    np.save(tmp_path / "theta.npy", np.zeros_like(theta))  # a datamodel that predicts nothing
+    args = ["unlearn", "--dataset", "digits", "--store", str(digits_store.root), "--forget-set",
+            str(FORGET_SET), "--method", "datamodel_direct", "--models", "0-1", "--name",
+            "direct_zero", "--datamodel", str(tmp_path / "theta.npy"), "--quiet"]
+    assert main(args) == 0
+    same = digits_store.logits(unlearned_folder("DIGITS", "direct_zero", FORGET_SET), "val", 1)
+    original = digits_store.logits(full_models_folder("DIGITS"), "val", 1)
+    torch.testing.assert_close(same, original)  # zero shift: the originals' outputs
+    capsys.readouterr()
+    assert main(args[:-3] + ["--datamodel", str(tmp_path / "missing.npy")]) == 1
+    assert "needs a datamodel: none at" in capsys.readouterr().err
