@@ -96,6 +96,7 @@ beside the unlearned models and scoring then leaves those oracles out as well.
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -797,7 +798,9 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     strings); ``oracle_ids``: held-out oracles for methods that need them (default: the
     oracles with ids ``>= 1000``); ``datamodel``: for methods that need one, a ``.npy`` file
     ``(n_train, n_train + n_val, C)`` (default: the store's ``datamodels/<D>/datamodel.npy``;
-    only the forget set's rows are read); ``threads``: torch CPU threads while unlearning on
+    only the forget set's rows are read; the record beside the models keeps its provenance
+    and a hash of the forget set's shift, so another datamodel is refused in the same
+    folder); ``threads``: torch CPU threads while unlearning on
     the CPU (default: 1 for DIGITS, whose tiny operations only lose from more threads,
     especially on shared cores; torch's own setting otherwise). Returns ``{"folder", "written", "skipped",
     "seconds"}``.
@@ -840,7 +843,7 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                 "or pass oracle_ids")
     else:
         oracle_ids = None
-    datamodel_path = None
+    datamodel_path = shift = None
     if spec.needs_datamodel:
         datamodel_path = str(datamodel) if datamodel is not None else str(store.path(
             f"{datamodel_folder(data.name)}/{DATAMODEL_FILE}"))
@@ -849,11 +852,13 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                 f"{spec.name} needs a datamodel: none at {datamodel_path!r}; estimate one "
                 f"(`klom datamodels --dataset {data.name.lower()} --store ...`) or pass "
                 "datamodel= (a .npy file)")
+        shift = forget_shift(load_datamodel_rows(datamodel_path, forget))
 
     folder = unlearned_folder(data.name, name, forget_set)
     record = {"method": spec.name, "dataset": data.name, "forget_set": int(forget_set),
               "config": config, "seed": int(seed), "oracle_ids": oracle_ids,
-              **({"datamodel": {"path": datamodel_path, **datamodel_about(datamodel_path)}}
+              **({"datamodel": {**datamodel_about(datamodel_path),
+                                "shift_sha1": hashlib.sha1(shift.tobytes()).hexdigest()}}
                  if datamodel_path else {})}
     _check_record(store, folder, record)
     todo = [i for i in ids if not store.has_model(folder, i)]
@@ -862,8 +867,6 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
         dev = resolve_device(device)
         targets = (_mean_oracle_logits(store, data.name, forget_set, oracle_ids)
                    if oracle_ids else None)
-        shift = (forget_shift(load_datamodel_rows(datamodel_path, forget))
-                 if datamodel_path else None)
         udata = UnlearnData.from_dataset(data, forget, oracle_train_logits=targets,
                                          datamodel_shift=shift, device=dev)
         train_x = data.normalize(data.train_x, device=dev)
