@@ -213,10 +213,11 @@ results["verdict"] = verdict
 # On this data, datamodel matching closes most of the gap between doing nothing and oracle
 # matching on the forget set, without any oracle, and leaves retain and test examples about
 # where doing nothing leaves them (oracle matching, fitting the means of only ten held-out
-# oracles, moves them more). The datamodel predicts small random forget sets well; a
-# sub-population (forget set 3) is harder, since removing many similar examples at once is
-# less additive. The numbers of this run are above; the intervals say which differences this
-# $N$ can resolve.
+# oracles, moves them more). For the sub-population of forget set 3 the datamodel gets the
+# direction of the change right (the correlation above) but not its full size on every
+# example: removing many similar images at once is less additive than a sum of single
+# removals, and datamodel matching stays a few times above oracle matching there. The numbers
+# of this run are above; the intervals say which differences this $N$ can resolve.
 #
 # ## 5. At CIFAR-10 scale (not run here)
 #
