@@ -39,6 +39,8 @@ DATAMODEL_FILE = "datamodel.npy"
 #: The record of how the subset models were trained.
 RECORD_FILE = "klom_datamodels.json"
 ESTIMATORS = ("difference", "regression")
+#: Largest datamodel (float32 bytes) that :func:`build_datamodel` estimates in memory.
+MAX_ESTIMATE_BYTES = 8 * 2**30
 _SUBSET_RE = re.compile(r"^(\d+)__subset\.npy$")
 
 
@@ -271,6 +273,14 @@ def build_datamodel(dataset, store, model_ids, *, fraction: float = 0.5, seed: i
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator={estimator!r}: expected one of {ESTIMATORS}")
     data = _resolve_dataset(dataset, root)
+    n_ex = data.n_train + data.n_val
+    size = data.n_train * n_ex * data.num_classes * 4
+    if size > MAX_ESTIMATE_BYTES:
+        raise ValueError(
+            f"a {data.name} datamodel is {data.n_train} x {n_ex} x {data.num_classes} "
+            f"({size / 2**30:.0f} GiB in float32): too large to estimate here; use a "
+            "precomputed one (TRAK or released datamodels) with load_datamodel_rows / "
+            "`klom unlearn --datamodel FILE`")
     if not isinstance(store, Store):
         store = open_store(store, create=True)
     trained = train_subset_models(data, store, model_ids, fraction=fraction, seed=seed,

@@ -231,9 +231,10 @@ results["verdict"] = verdict
 # file. To make one with TRAK (the `traker` package): featurize a few trained ResNet-9s on the
 # train split, score every train and test example against the train split, and save the
 # scores per class as a `(50000, 60000, 10)` array; the released datamodels of Ilyas et al.
-# have the same layout. Training the 2,000 subset models of section 2 on a GPU instead is
-# possible (`klom datamodels --dataset cifar10 --models 0-1999`) but costs as much as
-# training 2,000 ResNet-9s; neither path was run for this book.
+# have the same layout. Estimating it here from subset models, as in section 2, is not
+# offered at that size: the matrix alone would take 112 GiB of memory in float32, so
+# `build_datamodel` refuses and asks for a precomputed file (for CIFAR-10, run this notebook
+# with `datamodel_path`). Neither path was run for this book.
 #
 # ## Summary
 #

@@ -211,3 +211,17 @@ def test_cli_unlearn_with_a_datamodel_file(digits_store, datamodel, tmp_path, ca
     capsys.readouterr()
     assert main(args[:-3] + ["--datamodel", str(tmp_path / "missing.npy")]) == 1
     assert "needs a datamodel: none at" in capsys.readouterr().err
+
+
+def test_cifar10_sized_datamodels_are_not_estimated_in_memory(tmp_path):
+    from klom_utils.data import TensorDataset
+
+    def split(n):
+        return torch.zeros(n, 1, 1, 1, dtype=torch.uint8), torch.zeros(n, dtype=torch.long)
+
+    (tx, ty), (vx, vy) = split(50_000), split(10_000)
+    data = TensorDataset(name="CIFAR10", train_x=tx, train_y=ty, val_x=vx, val_y=vy,
+                         classes=tuple("0123456789"), mean=(0.0,), std=(1.0,), scale=1.0)
+    with pytest.raises(ValueError, match=r"112 GiB in float32\): too large to estimate here"):
+        DM.build_datamodel(data, tmp_path / "store", range(3), progress=False)
+    assert not (tmp_path / "store").exists()  # nothing written
