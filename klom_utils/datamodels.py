@@ -14,6 +14,11 @@ Training is deterministic per model id and resumable, like :func:`klom_utils.tra
 Two estimators: ``"difference"``, the mean logits of the models that saw ``i`` minus those
 that did not (subsampled influence, Feldman & Zhang 2020), and ``"regression"``, ridge
 regression of the logits on the inclusion masks (linear datamodels, Ilyas et al. 2022).
+Limits: every subset has the same size, so both estimate each effect relative to the mean
+effect of all examples (the effect of a smaller training set is not in the shift); and the
+ridge penalty shrinks the effects (about 30% at the default 0.1, on a planted DIGITS-sized
+datamodel), which on DIGITS gave better KLOM than a weaker penalty (see
+``scripts/tune_datamodel.py``).
 
 The estimate is saved as ``datamodels/<DATASET>/datamodel.npy`` (float16, the layout of the
 authors' files). For CIFAR-10 a precomputed matrix (TRAK scores or released datamodels) is
@@ -99,7 +104,7 @@ def train_subset_models(dataset, store, model_ids, *, fraction: float = 0.5, see
     if diff:
         raise ValueError(f"{folder} holds subset models trained differently ({', '.join(diff)});"
                          " use another store or delete the folder")
-    done = set(store.complete_model_ids(folder))
+    done = _complete_subset_ids(store, folder)
     todo = [i for i in ids if i not in done]
     stack_size = choose_stack(config, data, dev, len(todo)) if todo else 1
     data_dev = data.to(dev)
@@ -127,14 +132,26 @@ def train_subset_models(dataset, store, model_ids, *, fraction: float = 0.5, see
     return todo
 
 
-def load_subset_runs(store, dataset: str, n_train: int, model_ids=None):
-    """``(masks, logits)`` of the complete subset models: ``masks`` bool ``(M, n_train)``
-    (which train examples each model saw) and ``logits`` float32 ``(M, n_train + n_val, C)``."""
-    folder = datamodel_folder(dataset)
+def _complete_subset_ids(store, folder: str) -> set:
+    """Ids with every model file and their subset file."""
     have = set(store.complete_model_ids(folder))
-    if have:
-        have &= {int(m.group(1)) for m in store._files(folder, _SUBSET_RE)}
-    ids = sorted(have if model_ids is None else have & {int(i) for i in model_ids})
+    return have & {int(m.group(1)) for m in store._files(folder, _SUBSET_RE)} if have else have
+
+
+def load_subset_runs(store, dataset: str, n_train: int, model_ids=None):
+    """``(masks, logits)`` of the subset models ``model_ids`` (default: every complete one):
+    ``masks`` bool ``(M, n_train)`` (which train examples each model saw) and ``logits``
+    float32 ``(M, n_train + n_val, C)``. A requested model that is not complete is an error."""
+    folder = datamodel_folder(dataset)
+    have = _complete_subset_ids(store, folder)
+    if model_ids is not None:
+        wanted = {int(i) for i in model_ids}
+        missing = sorted(wanted - have)
+        if missing:
+            raise FileNotFoundError(f"{folder!r} lacks subset models {missing[:10]} "
+                                    f"({len(missing)} in all); train them (`klom datamodels`)")
+        have = wanted
+    ids = sorted(have)
     if not ids:
         raise FileNotFoundError(f"{folder!r} of store {str(store.root)!r} holds no complete "
                                 "subset model; train them (`klom datamodels`)")
@@ -145,7 +162,8 @@ def load_subset_runs(store, dataset: str, n_train: int, model_ids=None):
     return masks, logits
 
 
-#: Ridge penalty of the regression estimator, per model (chosen by measurement on DIGITS).
+#: Ridge penalty of the regression estimator, per model (chosen by measurement on DIGITS:
+#: scripts/tune_datamodel.py).
 DEFAULT_RIDGE = 0.1
 
 
@@ -209,8 +227,10 @@ def load_datamodel_rows(path, rows, *, shape=None, dtype="float16") -> np.ndarra
     """Rows ``rows`` of a datamodel file, float32 ``(len(rows), n_examples, C)``, reading only
     those rows (memory-mapped).
 
-    ``path``: a ``.npy`` file (any float dtype), or a raw array file as the authors' code
-    writes it, with its ``shape`` ``(n_train, n_examples, C)`` and ``dtype`` given."""
+    ``path``: a ``.npy`` file (C order, any float dtype), or a raw array file as the
+    authors' code writes it, with its ``shape`` ``(n_train, n_examples, C)`` and ``dtype``
+    given. To use a raw file with :func:`klom_utils.unlearn.unlearn_store` or ``klom
+    unlearn --datamodel``, save it once as ``.npy`` (``np.lib.format.open_memmap``)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no datamodel file at {path!r}")
@@ -230,7 +250,13 @@ def load_datamodel_rows(path, rows, *, shape=None, dtype="float16") -> np.ndarra
     if array.ndim != 3:
         raise ValueError(f"{path!r} holds shape {array.shape}, expected (n_train, n_examples, "
                          "n_classes)")
-    rows = np.asarray(rows, np.int64)
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise ValueError(f"rows must be a 1-D array of integer indices, got shape {rows.shape} "
+                         f"and dtype {rows.dtype}")
+    if array.dtype.kind != "f" or (array.ndim == 3 and not array.flags.c_contiguous):
+        raise ValueError(f"{path!r} must hold a C-ordered float array, got dtype {array.dtype}")
+    rows = rows.astype(np.int64)
     if rows.size and (rows.min() < 0 or rows.max() >= array.shape[0]):
         raise ValueError(f"rows must lie in [0, {array.shape[0]}), got {rows.min()}..{rows.max()}")
     return np.asarray(array[np.sort(rows)], np.float32)[np.argsort(np.argsort(rows))]
@@ -272,15 +298,22 @@ def build_datamodel(dataset, store, model_ids, *, fraction: float = 0.5, seed: i
     start = time.perf_counter()
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator={estimator!r}: expected one of {ESTIMATORS}")
-    data = _resolve_dataset(dataset, root)
-    n_ex = data.n_train + data.n_val
-    size = data.n_train * n_ex * data.num_classes * 4
+    if estimator == "regression" and not (isinstance(ridge, (int, float)) and ridge > 0):
+        raise ValueError(f"ridge must be a number > 0, got {ridge!r}")
+    _check_fraction(fraction)
+    data = None
+    if isinstance(dataset, str) and dataset.lower() == "cifar10":
+        sizes = (50_000, 60_000, 10)  # known: refuse before any download
+    else:
+        data = _resolve_dataset(dataset, root)
+        sizes = (data.n_train, data.n_train + data.n_val, data.num_classes)
+    size = int(np.prod(sizes)) * 4
     if size > MAX_ESTIMATE_BYTES:
         raise ValueError(
-            f"a {data.name} datamodel is {data.n_train} x {n_ex} x {data.num_classes} "
-            f"({size / 2**30:.0f} GiB in float32): too large to estimate here; use a "
-            "precomputed one (TRAK or released datamodels) with load_datamodel_rows / "
-            "`klom unlearn --datamodel FILE`")
+            f"a datamodel of {sizes[0]} x {sizes[1]} x {sizes[2]} ({size / 2**30:.0f} GiB in "
+            "float32) is too large to estimate here; use a precomputed one (TRAK or released "
+            "datamodels, saved as .npy) with `klom unlearn --datamodel FILE`")
+    data = data or _resolve_dataset(dataset, root)
     if not isinstance(store, Store):
         store = open_store(store, create=True)
     trained = train_subset_models(data, store, model_ids, fraction=fraction, seed=seed,
@@ -293,10 +326,11 @@ def build_datamodel(dataset, store, model_ids, *, fraction: float = 0.5, seed: i
     return {"trained": trained, **about, "path": path, "seconds": time.perf_counter() - start}
 
 
-def datamodel_quality(store, dataset, *, max_models: int = 100, root=None) -> dict:
+def datamodel_quality(store, dataset, *, path=None, max_models: int = 100, root=None) -> dict:
     """For each forget set of the store with oracles: how well the store's datamodel predicts
     the change from the mean logits of (up to ``max_models``) full models to those of the
-    scoring oracles (:func:`prediction_quality` per group, with ``n_models``, ``n_oracles``)."""
+    scoring oracles (:func:`prediction_quality` per group, with ``n_models``, ``n_oracles``).
+    ``path``: the datamodel (default: the store's)."""
     from .evaluate import scoring_oracle_ids
     from .store import Store, full_models_folder, open_store, oracle_folder
     from .train import _resolve_dataset, forget_indices
@@ -304,13 +338,15 @@ def datamodel_quality(store, dataset, *, max_models: int = 100, root=None) -> di
     data = _resolve_dataset(dataset, root)
     if not isinstance(store, Store):
         store = open_store(store)
-    path = store.path(f"{datamodel_folder(data.name)}/{DATAMODEL_FILE}")
+    path = path or store.path(f"{datamodel_folder(data.name)}/{DATAMODEL_FILE}")
     full = full_models_folder(data.name)
     full_ids = store.complete_model_ids(full)[:max_models]
     out = {}
     for k in store.forget_set_ids(data.name):
-        oracle_ids = scoring_oracle_ids(store, data.name, k)[:max_models] \
-            if store.path(oracle_folder(data.name, k)).is_dir() else []
+        folder = oracle_folder(data.name, k)
+        complete = set(store.complete_model_ids(folder))
+        oracle_ids = [i for i in scoring_oracle_ids(store, data.name, k)
+                      if i in complete][:max_models] if complete else []
         if not full_ids or not oracle_ids:
             continue
         forget = forget_indices(store, data, k)

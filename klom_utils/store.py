@@ -238,8 +238,8 @@ class Store:
         )
 
     def complete_model_ids(self, folder: str) -> list[int]:
-        """Ids of the models whose every file :meth:`write_model` writes is present (one
-        listing of the folder, however many models; :meth:`has_model` for a single id)."""
+        """Ids of the models whose every file :meth:`write_model` writes is present (a few
+        listings of the folder, however many models; :meth:`has_model` for a single id)."""
         if not self.path(folder).is_dir():
             return []
         names = {m.group(0) for m in self._files(folder, _LOGITS_RE)}

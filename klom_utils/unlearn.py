@@ -686,7 +686,8 @@ class Outputs:
 
 
 def _need_datamodel(data, name):
-    if not data.has_datamodel or data.train_x is None:
+    if not data.has_datamodel or any(getattr(data, f) is None for f in (
+            "train_x", "val_x", "datamodel_train_shift", "datamodel_val_shift")):
         raise ValueError(f"{name} needs a datamodel's predicted shift (UnlearnData built with "
                          "datamodel_shift=...; `klom datamodels` estimates one)")
 
@@ -853,6 +854,11 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                 f"(`klom datamodels --dataset {data.name.lower()} --store ...`) or pass "
                 "datamodel= (a .npy file)")
         shift = forget_shift(load_datamodel_rows(datamodel_path, forget))
+        expected = (data.n_train + data.n_val, data.num_classes)
+        if shift.shape != expected:
+            raise ValueError(f"datamodel {datamodel_path!r} covers {shift.shape[0]} examples "
+                             f"x {shift.shape[1]} classes; {data.name} needs {expected[0]} "
+                             f"(train then validation) x {expected[1]}")
 
     folder = unlearned_folder(data.name, name, forget_set)
     record = {"method": spec.name, "dataset": data.name, "forget_set": int(forget_set),

@@ -104,7 +104,7 @@ results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
 # ## 2. Estimating it
 #
 # We train `n_subset_models` models, each on its own random half of the training set (same
-# recipe as the full models, many at once), and regress their logits on which examples each
+# recipe as the full models), and regress their logits on which examples each
 # saw (ridge regression; the simpler difference of means, models with $i$ minus models
 # without, is noisier: `klom datamodels --estimator difference`). Models and subsets go to
 # `datamodels/<DATASET>/` in the store, so a second run reuses them.
@@ -128,13 +128,13 @@ results["datamodel"]["seconds"] = time.perf_counter() - start
 # %% [markdown]
 # **Does it predict the oracles?** For each forget set, the datamodel's predicted change
 # against the actual change from the mean logits of the full models to those of the oracles
-# (both 100 models): correlation over examples and classes, and the error of the predicted
+# (up to 100 of each): correlation over examples and classes, and the error of the predicted
 # oracle logits with the shift and without it (predicting "no change"). On retain and test
 # examples the actual change is small and mostly the noise of two means of 100 models, so
 # the forget set is where a datamodel shows what it knows.
 
 # %%
-quality = datamodel_quality(store, D, root=data_root)
+quality = datamodel_quality(store, D, path=path, root=data_root)
 for k, q in quality.items():
     print(f"forget set {k}:")
     for g, v in q["groups"].items():
@@ -215,9 +215,12 @@ results["verdict"] = verdict
 # where doing nothing leaves them (oracle matching, fitting the means of only ten held-out
 # oracles, moves them more). For the sub-population of forget set 3 the datamodel gets the
 # direction of the change right (the correlation above) but not its full size on every
-# example: removing many similar images at once is less additive than a sum of single
-# removals, and datamodel matching stays a few times above oracle matching there. The numbers
-# of this run are above; the intervals say which differences this $N$ can resolve.
+# example, and datamodel matching stays a few times above oracle matching there. Two causes
+# are likely and were not separated here: the ridge penalty shrinks every effect (about 30%
+# on a planted datamodel of this size; a weaker penalty scored worse overall, see
+# `scripts/tune_datamodel.py`), and removing many similar images at once need not add up to
+# the sum of single removals. The numbers of this run are above; the intervals say which
+# differences this $N$ can resolve.
 #
 # ## 5. At CIFAR-10 scale (not run here)
 #
@@ -227,11 +230,13 @@ results["verdict"] = verdict
 # (50,000 training examples × 60,000 examples × 10 classes: 60 GB in float16), so
 # `klom_utils` never loads it whole: `load_datamodel_rows(path, rows)` memory-maps a `.npy`
 # file (or the authors' raw float16 files, with `shape=`) and reads only the forget set's
-# rows; `unlearn_store(..., datamodel=path)` and this notebook's `datamodel_path` take such a
-# file. To make one with TRAK (the `traker` package): featurize a few trained ResNet-9s on the
-# train split, score every train and test example against the train split, and save the
-# scores per class as a `(50000, 60000, 10)` array; the released datamodels of Ilyas et al.
-# have the same layout. Estimating it here from subset models, as in section 2, is not
+# rows; `unlearn_store(..., datamodel=path)` and this notebook's `datamodel_path` take a
+# `.npy` file. TRAK (the `traker` package) scores one output function at a time, by default the
+# margin; for the per-class layout used here, score each class's logit as its own output (10
+# runs over a few trained ResNet-9s) and stack the scores as a `(50000, 60000, 10)` array.
+# The released datamodels of Ilyas et al. are per margin, without a class axis: check the
+# layout of whatever file you use, and save raw arrays once as `.npy` (only `.npy` files go
+# to `unlearn_store` and `klom unlearn --datamodel`). Estimating it here from subset models, as in section 2, is not
 # offered at that size: the matrix alone would take 112 GiB of memory in float32, so
 # `build_datamodel` refuses and asks for a precomputed file (for CIFAR-10, run this notebook
 # with `datamodel_path`). Neither path was run for this book.

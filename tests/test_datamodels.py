@@ -222,6 +222,24 @@ def test_cifar10_sized_datamodels_are_not_estimated_in_memory(tmp_path):
     (tx, ty), (vx, vy) = split(50_000), split(10_000)
     data = TensorDataset(name="CIFAR10", train_x=tx, train_y=ty, val_x=vx, val_y=vy,
                          classes=tuple("0123456789"), mean=(0.0,), std=(1.0,), scale=1.0)
-    with pytest.raises(ValueError, match=r"112 GiB in float32\): too large to estimate here"):
-        DM.build_datamodel(data, tmp_path / "store", range(3), progress=False)
+    for dataset in (data, "cifar10"):  # by name: refused before any download
+        with pytest.raises(ValueError, match=r"112 GiB in float32\) is too large to estimate"):
+            DM.build_datamodel(dataset, tmp_path / "store", range(3), progress=False)
     assert not (tmp_path / "store").exists()  # nothing written
+
+
+def test_inputs_are_checked_before_anything_is_written(digits_store, digits_data, datamodel,
+                                                         tmp_path):
+    with pytest.raises(ValueError, match="ridge must be a number > 0, got 0"):
+        DM.build_datamodel(digits_data, tmp_path / "s", range(2), ridge=0, progress=False)
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(FileNotFoundError, match=r"lacks subset models \[9999\]"):
+        DM.load_subset_runs(digits_store, "DIGITS", digits_data.n_train, [0, 9999])
+    with pytest.raises(ValueError, match="rows must be a 1-D array of integer indices"):
+        DM.load_datamodel_rows(digits_store.path(datamodel["path"]), np.array([True, False]))
+    # a datamodel of the wrong size is refused before the unlearned folder gets a record
+    np.save(tmp_path / "small.npy", np.zeros((digits_data.n_train, 10, 10), np.float16))
+    with pytest.raises(ValueError, match=r"covers 10 examples x 10 classes; DIGITS needs 1797"):
+        unlearn_store(digits_store, digits_data, FORGET_SET, "datamodel_direct", [0],
+                      name="direct_small", datamodel=tmp_path / "small.npy", progress=False)
+    assert not digits_store.path(unlearned_folder("DIGITS", "direct_small", FORGET_SET)).exists()
