@@ -105,7 +105,7 @@ def load_margins(store, dataset, forget_set: int, method: str, *, model_ids=None
                                 "first")
     given_models = model_ids is not None
     if model_ids is None:
-        model_ids = [i for i in store.model_ids(folder) if store.has_model(folder, i)]
+        model_ids = store.complete_model_ids(folder)
     model_ids = sorted({int(i) for i in model_ids})
     if not model_ids:
         raise FileNotFoundError(f"{folder!r} holds no complete unlearned model")
@@ -143,13 +143,10 @@ def accuracies(store, folder: str, data, model_ids, forget) -> dict:
 
     keep = retain_mask(data.n_train, forget)
     y_train, y_val = data.train_y.numpy(), data.val_y.numpy()
-    rows = []
-    for i in model_ids:
-        train = store.logits(folder, "train", i).numpy().argmax(1) == y_train
-        val = store.logits(folder, "val", i).numpy().argmax(1) == y_val
-        rows.append((train[forget].mean(), train[keep].mean(), val.mean()))
-    mean = np.mean(rows, axis=0)
-    return {"forget": float(mean[0]), "retain": float(mean[1]), "test": float(mean[2])}
+    train = store.logits_of(folder, "train", model_ids).argmax(-1) == y_train
+    val = store.logits_of(folder, "val", model_ids).argmax(-1) == y_val
+    return {"forget": float(train[:, forget].mean()), "retain": float(train[:, keep].mean()),
+            "test": float(val.mean())}
 
 
 def klom_settings(**klom_kwargs) -> dict:
@@ -213,7 +210,7 @@ def score(store, dataset, forget_set: int, method: str, *, model_ids=None, oracl
     diagnostics = diagnose(unlearned=m.unlearned, oracle=m.oracle, scores=scores, **groups,
                            unlearned_ids=m.model_ids, oracle_ids=m.oracle_ids)
     record["forget"]["above_retain_p99"] = diagnostics["forget_above_retain_p99"]
-    available = sum(store.has_model(m.folder, i) for i in store.model_ids(m.folder))
+    available = len(store.complete_model_ids(m.folder))
     if model_ids is None and available > n_u:
         diagnostics["warnings"].append({"kind": "fewer_oracles", "message": (
             f"only {n_o} oracles to score against: scored the {n_u} lowest ids of the "
