@@ -36,7 +36,7 @@ import numpy as np
 
 __all__ = ["datamodel_folder", "subset_indices", "train_subset_models", "load_subset_runs",
            "estimate_datamodel", "save_datamodel", "datamodel_about", "load_datamodel_rows",
-           "forget_shift", "datamodel_quality",
+           "forget_shift", "mean_logits", "datamodel_quality",
            "prediction_quality", "build_datamodel"]
 
 #: The store file of an estimated datamodel, inside :func:`datamodel_folder`.
@@ -326,6 +326,12 @@ def build_datamodel(dataset, store, model_ids, *, fraction: float = 0.5, seed: i
     return {"trained": trained, **about, "path": path, "seconds": time.perf_counter() - start}
 
 
+def mean_logits(store, folder: str, model_ids) -> np.ndarray:
+    """Mean logits of ``model_ids`` of ``folder``, train then validation, ``(n_examples, C)``."""
+    return np.concatenate([store.logits_of(folder, s, model_ids).mean(0)
+                           for s in ("train", "val")])
+
+
 def datamodel_quality(store, dataset, *, path=None, max_models: int = 100, root=None) -> dict:
     """For each forget set of the store with oracles: how well the store's datamodel predicts
     the change from the mean logits of (up to ``max_models``) full models to those of the
@@ -341,21 +347,19 @@ def datamodel_quality(store, dataset, *, path=None, max_models: int = 100, root=
     path = path or store.path(f"{datamodel_folder(data.name)}/{DATAMODEL_FILE}")
     full = full_models_folder(data.name)
     full_ids = store.complete_model_ids(full)[:max_models]
+    full_mean = mean_logits(store, full, full_ids) if full_ids else None
     out = {}
     for k in store.forget_set_ids(data.name):
         folder = oracle_folder(data.name, k)
         complete = set(store.complete_model_ids(folder))
         oracle_ids = [i for i in scoring_oracle_ids(store, data.name, k)
                       if i in complete][:max_models] if complete else []
-        if not full_ids or not oracle_ids:
+        if full_mean is None or not oracle_ids:
             continue
         forget = forget_indices(store, data, k)
-        mean = {name: np.concatenate([store.logits_of(folder, s, ids).mean(0)
-                                      for s in ("train", "val")])
-                for name, folder, ids in (("full", full, full_ids),
-                                          ("oracle", oracle_folder(data.name, k), oracle_ids))}
         shift = forget_shift(load_datamodel_rows(path, forget))
         out[k] = {"n_models": len(full_ids), "n_oracles": len(oracle_ids),
-                  "groups": prediction_quality(shift, mean["full"], mean["oracle"], forget,
+                  "groups": prediction_quality(shift, full_mean,
+                                               mean_logits(store, folder, oracle_ids), forget,
                                                data.n_train)}
     return out

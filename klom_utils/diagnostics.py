@@ -21,7 +21,7 @@ import numpy as np
 
 from .metric import _as_real, _group_index
 
-__all__ = ["model_distances", "outlier_models", "diagnose"]
+__all__ = ["model_distances", "outlier_models", "outlier_warnings", "diagnose"]
 
 #: Median robust distance (in MADs scaled to sd) beyond which a model is an outlier.
 OUTLIER_DISTANCE = 4.0
@@ -94,12 +94,7 @@ def diagnose(*, unlearned, oracle, scores, forget, n_train, unlearned_ids=None,
         warnings.append({"kind": kind, "message": message})
 
     for side, found in out["outliers"].items():
-        for far in found:
-            warn("outlier", f"{side} model {far['id']} is an outlier: its margins sit a median "
-                 f"{far['distance']:.1f} robust sd from the other models' (threshold "
-                 f"{OUTLIER_DISTANCE:g}); one such model stretches the bins and can halve "
-                 "KLOM: check it, or leave it out (model_ids / --models, oracle_ids / "
-                 "--oracle-ids)")
+        warnings += outlier_warnings(side, found)
     n_u, n_o = out["n_unlearned"], out["n_oracles"]
     if min(n_u, n_o) < SMALL_N:
         warn("small_n", f"small N: {n_u} unlearned models and {n_o} oracles (under {SMALL_N} "
@@ -122,6 +117,17 @@ def diagnose(*, unlearned, oracle, scores, forget, n_train, unlearned_ids=None,
              "holds one is nan")
     out["warnings"] = warnings
     return out
+
+
+def outlier_warnings(side: str, found) -> list:
+    """``{"kind": "outlier", "message"}`` for each model of :func:`outlier_models`;
+    ``side`` names the models in the message ("unlearned", "oracle", ...)."""
+    return [{"kind": "outlier", "message": (
+        f"{side} model {far['id']} is an outlier: its margins sit a median "
+        f"{far['distance']:.1f} robust sd from the other models' (threshold "
+        f"{OUTLIER_DISTANCE:g}); one such model stretches the bins and can halve KLOM: check "
+        "it, or leave it out (model_ids / --models, oracle_ids / --oracle-ids)")}
+        for far in found]
 
 
 def _n_top(n: int) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .diagnostics import SMALL_FORGET, diagnose, outlier_models
+from .diagnostics import SMALL_FORGET, diagnose, outlier_models, outlier_warnings
 from .metric import klom, summarize
 from .uncertainty import MIN_MODELS, check_interval_settings, noise_floor, p95_interval
 
@@ -39,6 +39,7 @@ class Margins:
     model_ids: list
     oracle_ids: list
     folder: str
+    oracle_pool: list  # the oracles one may score against (given ids, or scoring_oracle_ids)
 
 
 def _dataset(dataset, root=None):
@@ -114,22 +115,23 @@ def load_margins(store, dataset, forget_set: int, method: str, *, model_ids=None
         raise FileNotFoundError(f"store {str(store.root)!r} has no oracles for forget set "
                                 f"{forget_set} ({ofolder!r})")
     if oracle_ids is None:
-        eligible = scoring_oracle_ids(store, data.name, forget_set, method)
-        n = len(model_ids) if given_models else min(len(model_ids), len(eligible))
-        model_ids, oracle_ids = model_ids[:n], eligible[:n]
+        pool = scoring_oracle_ids(store, data.name, forget_set, method)
+        n = len(model_ids) if given_models else min(len(model_ids), len(pool))
+        model_ids, oracle_ids = model_ids[:n], pool[:n]
     else:
         oracle_ids = sorted({int(i) for i in oracle_ids})
         used = sorted(set(oracle_ids) & set(used_oracle_ids(store, data.name, forget_set, method)))
         if used:
             raise ValueError(f"oracles {used[:10]} were used by {method!r} to unlearn forget set "
                              f"{forget_set}; scoring against them would be circular")
+        pool = oracle_ids
     if not oracle_ids:
         raise FileNotFoundError(f"{ofolder!r} holds no oracle to score against (ids < 1000)")
     return Margins(
         unlearned=folder_margins(store, folder, data, model_ids),
         oracle=folder_margins(store, ofolder, data, oracle_ids),
         forget=forget_indices(store, data, forget_set), n_train=data.n_train,
-        model_ids=model_ids, oracle_ids=oracle_ids, folder=folder)
+        model_ids=model_ids, oracle_ids=oracle_ids, folder=folder, oracle_pool=pool)
 
 
 def klom_scores(margins: Margins, **klom_kwargs) -> np.ndarray:
@@ -219,8 +221,7 @@ def score(store, dataset, forget_set: int, method: str, *, model_ids=None, oracl
     # the floor: N oracles against N others, from the oracles one may score against (the
     # ones given, when given); where fewer than 2N exist, at the largest size they allow, and
     # the method rescored at that size (also when the sides differ)
-    pool = (m.oracle_ids if oracle_ids is not None
-            else scoring_oracle_ids(store, data.name, forget_set, method))
+    pool = m.oracle_pool
     n_floor = min(n_u, n_o, len(pool) // 2)
     if n_floor < 1:
         diagnostics["warnings"].append({"kind": "no_floor", "message": (
@@ -238,12 +239,8 @@ def score(store, dataset, forget_set: int, method: str, *, model_ids=None, oracl
                                  **{g: {"p95": floor[g]["p95"], "mean": floor[g]["mean"]}
                                     for g in GROUPS}}
         reported = {o["id"] for o in diagnostics["outliers"]["oracle"]}
-        for far in outlier_models(floor_m, floor_ids):
-            if far["id"] not in reported:
-                diagnostics["warnings"].append({"kind": "outlier", "message": (
-                    f"oracle {far['id']} (used by the noise floor) is an outlier: its margins "
-                    f"sit a median {far['distance']:.1f} robust sd from the other oracles'; "
-                    "it can halve the floor: leave it out (oracle_ids / --oracle-ids)")})
+        diagnostics["warnings"] += outlier_warnings("noise-floor oracle", [
+            far for far in outlier_models(floor_m, floor_ids) if far["id"] not in reported])
         if n_floor < max(n_u, n_o):
             u, o = m.unlearned[:n_floor], m.oracle[:n_floor]
             at = summarize(klom(unlearned=u, oracle=o, **klom_kwargs), **groups)

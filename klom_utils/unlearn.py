@@ -875,8 +875,9 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                    if oracle_ids else None)
         udata = UnlearnData.from_dataset(data, forget, oracle_train_logits=targets,
                                          datamodel_shift=shift, device=dev)
-        train_x = data.normalize(data.train_x, device=dev)
-        val_x = data.normalize(data.val_x, device=dev)
+        train_x = (udata.train_x if udata.train_x is not None
+                   else data.normalize(data.train_x, device=dev))
+        val_x = udata.val_x if udata.val_x is not None else data.normalize(data.val_x, device=dev)
         train_y, val_y = data.train_y.numpy(), data.val_y.numpy()
         if threads is None and data.name == "DIGITS":
             threads = 1

@@ -68,8 +68,8 @@ import numpy as np
 
 from klom_utils import open_store
 from klom_utils.data import load_dataset
-from klom_utils.datamodels import (DATAMODEL_FILE, build_datamodel, datamodel_folder,
-                                   datamodel_quality, forget_shift, load_datamodel_rows)
+from klom_utils.datamodels import (build_datamodel, datamodel_quality, forget_shift,
+                                   load_datamodel_rows, mean_logits)
 from klom_utils.evaluate import jsonable, results_table, score_many, scoring_oracle_ids
 from klom_utils.store import full_models_folder, oracle_folder
 from klom_utils.train import forget_indices
@@ -146,14 +146,11 @@ results["quality"] = quality
 k_fig = forget_sets[-1]
 forget = forget_indices(store, data, k_fig)
 full = full_models_folder(D)
-mean_logits = {
-    name: np.concatenate([store.logits_of(folder, s, ids).mean(0) for s in ("train", "val")])
-    for name, folder, ids in (
-        ("full", full, model_ids),
-        ("oracle", oracle_folder(D, k_fig), scoring_oracle_ids(store, D, k_fig)[:n_models]))}
+oracle_ids = scoring_oracle_ids(store, D, k_fig)[:n_models]
+actual = (mean_logits(store, oracle_folder(D, k_fig), oracle_ids)
+          - mean_logits(store, full, model_ids))
 predicted = forget_shift(load_datamodel_rows(path, forget))
 fig, ax = plt.subplots(figsize=(4.8, 4.2))
-actual = mean_logits["oracle"] - mean_logits["full"]
 ax.scatter(actual[forget].ravel(), predicted[forget].ravel(), s=6, alpha=0.5)
 lim = np.abs(np.r_[actual[forget].ravel(), predicted[forget].ravel()]).max()
 ax.plot([-lim, lim], [-lim, lim], "k:", lw=1)
