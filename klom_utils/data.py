@@ -2,11 +2,14 @@
 
 Two datasets:
 
-- ``digits`` (store name ``DIGITS``), the embedded default: scikit-learn's bundled handwritten
-  digits, 1,797 grey images of 8x8 with values 0..16, 10 classes, no download. The split is
-  fixed and uses no randomness: for each class, taken in scikit-learn's order, every fifth image
-  (positions 4, 9, 14, ... within the class) goes to the test split (355 images) and the others
-  form the train split (1,442 images); both keep scikit-learn's order.
+- ``digits`` (store name ``DIGITS``), the embedded default: the 8x8 handwritten digits shipped
+  with this package (``_data/digits.npz``: the test set of the UCI "Optical Recognition of
+  Handwritten Digits" data, E. Alpaydin and C. Kaynak, 1998, CC BY 4.0, attribution in
+  ``_data/README.md``; the same arrays, in the same order, as scikit-learn's ``load_digits``),
+  1,797 grey images of 8x8 with values 0..16, 10 classes, no download. The split is fixed and
+  uses no randomness: for each class, taken in the file's order, every fifth image (positions 4,
+  9, 14, ... within the class) goes to the test split (355 images) and the others form the train
+  split (1,442 images); both keep the file's order.
 - ``cifar10`` (store name ``CIFAR10``): the canonical python archive, downloaded once, checked
   against its md5, cached, and parsed in canonical order (``data_batch_1`` ... ``data_batch_5``
   for train, ``test_batch`` for test). No torchvision.
@@ -40,6 +43,8 @@ CIFAR10_TEST_BATCH = "test_batch"
 # Mean and std of the DIGITS train split after scaling to [0, 1].
 DIGITS_MEAN = (0.3051,)
 DIGITS_STD = (0.3762,)
+#: The shipped 8x8 digits (arrays ``images`` and ``labels``, both uint8).
+DIGITS_FILE = Path(__file__).parent / "_data" / "digits.npz"
 
 #: Known datasets: lower-case CLI name -> store name.
 DATASETS = {"digits": "DIGITS", "cifar10": "CIFAR10"}
@@ -131,35 +136,18 @@ def _digits_split(y: np.ndarray) -> np.ndarray:
     return test
 
 
-def _read_sklearn_digits():
-    """``(images (1797, 8, 8), labels)`` from scikit-learn's bundled ``digits.csv.gz``.
-
-    Read directly (as ``sklearn.datasets.load_digits`` does) because importing scikit-learn
-    takes seconds; falls back to ``load_digits`` if the file is not where it used to be.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("sklearn")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
-        if path.is_file():
-            table = np.loadtxt(path, delimiter=",")
-            return table[:, :-1].reshape(-1, 8, 8), table[:, -1]
-    from sklearn.datasets import load_digits as sk_load_digits
-
-    bunch = sk_load_digits()
-    return bunch.images, bunch.target
+def read_digits() -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` of the shipped digits: uint8 (1797, 8, 8) with values 0..16, int64."""
+    with np.load(DIGITS_FILE) as arrays:
+        return arrays["images"], arrays["labels"].astype(np.int64)
 
 
 def load_digits() -> TensorDataset:
-    """The embedded default: scikit-learn's digits with the fixed split described above."""
+    """The embedded default: the shipped digits with the fixed split described above."""
     import torch
 
-    images, labels = _read_sklearn_digits()
-    images = images.astype(np.uint8)[:, None]  # (1797, 1, 8, 8), values 0..16
-    labels = labels.astype(np.int64)
-    if images.shape != (1797, 1, 8, 8):
-        raise ValueError(f"scikit-learn's digits have shape {images.shape}, expected 1797 8x8")
+    images, labels = read_digits()
+    images = images[:, None]  # (1797, 1, 8, 8), values 0..16
     test = _digits_split(labels)
     return TensorDataset(
         name="DIGITS",

@@ -24,16 +24,27 @@ def test_digits_split_is_fixed_and_stratified():
     assert int(d.train_x.max()) == 16
     counts = np.bincount(d.val_y.numpy(), minlength=10)
     assert counts.min() >= 34 and counts.max() <= 36
-    # every fifth image of each class, in scikit-learn's order, is a test image
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()  # the bundled file read directly gives scikit-learn's data
-    images, labels = data._read_sklearn_digits()
-    np.testing.assert_array_equal(images, bunch.images)
-    np.testing.assert_array_equal(labels, bunch.target)
-    zeros = np.flatnonzero(bunch.target == 0)
+    # every fifth image of each class, in the file's order, is a test image
+    images, labels = data.read_digits()
+    zeros = np.flatnonzero(labels == 0)
     test_zeros = d.val_x[d.val_y == 0]
-    assert torch.equal(test_zeros[0, 0], torch.from_numpy(bunch.images[zeros[4]]).to(torch.uint8))
+    assert torch.equal(test_zeros[0, 0], torch.from_numpy(images[zeros[4]]))
+
+
+# sha256 of the arrays that sklearn.datasets.load_digits() returned when the file was made
+# (scikit-learn 1.9.1): images (float64) then target (int64), as bytes
+SKLEARN_DIGITS_SHA256 = "f6d9e39f37dc45d327f6db33428ee58970ccceabb2535a5c179de35886b70443"
+
+
+def test_shipped_digits_are_sklearns():
+    images, labels = data.read_digits()
+    assert images.shape == (1797, 8, 8) and images.dtype == np.uint8
+    assert labels.shape == (1797,) and labels.dtype == np.int64
+    assert int(images.max()) == 16 and np.array_equal(np.unique(labels), np.arange(10))
+    as_sklearn = images.astype("<f8").tobytes() + labels.astype("<i8").tobytes()
+    assert hashlib.sha256(as_sklearn).hexdigest() == SKLEARN_DIGITS_SHA256
+    attribution = (data.DIGITS_FILE.parent / "README.md").read_text()
+    assert "CC BY 4.0" in attribution and "10.24432/C50P49" in attribution
 
 
 def test_normalize_centres_digits():
