@@ -26,18 +26,19 @@
 # differ, including inputs where they return `nan` or 0. Everything here uses synthetic margins
 # and runs in seconds on a CPU.
 
-# %% tags=["hide-input"]
-# In Colab, install klom_utils from the repository (elsewhere: `pip install -e .` in a clone).
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the Colab install cell", "code_prompt_hide": "Hide the Colab install cell"}
+# Colab install cell: installs klom_utils at the release this book was built from, keeping
+# Colab's own torch (elsewhere it does nothing: `pip install -e .` in a clone).
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "git+https://github.com/klom-tutorial/klom-tutorial"],
-        check=True,
-    )
+    import torch
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "klom_utils @ git+https://github.com/klom-tutorial/klom-tutorial@v0.1.0",
+                    f"torch=={torch.__version__}"], check=True)
 
 # %% tags=["parameters"]
 n_synthetic_models = 100  # models per group (unlearned, oracle), as published
@@ -53,7 +54,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tqdm import tqdm
 
 from klom_utils import klom, margins, noise_floor
 
@@ -262,7 +262,7 @@ plt.show()
 
 # %%
 floor = {}
-for n in tqdm(noise_floor_ns, desc="noise floor"):
+for n in noise_floor_ns:
     same_law = rng.normal(size=(2 * n, M))  # 2N models, one law
     scores = noise_floor(same_law, n_per_side=n, seed=seed)  # N against N others
     floor[n] = {"mean": float(scores.mean()),
@@ -330,7 +330,7 @@ variants = {  # variant: direction it was published with
 
 # %%
 table = {}
-for case, (u, o) in tqdm(cases.items(), desc="variants"):
+for case, (u, o) in cases.items():
     table[case] = {}
     for variant, direction in variants.items():
         s = klom(unlearned=u, oracle=o, variant=variant, direction=direction)
@@ -398,8 +398,8 @@ plt.show()
 # The next chapters compute these scores on real models. The key numbers of this notebook are
 # saved for the tests:
 
-# %%
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
+# The key numbers of this page, for the tests: <results_dir>/02_klom_explained.json
 out = Path(results_dir) / "02_klom_explained.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text(json.dumps(results, indent=2))
-print(f"wrote {out}")

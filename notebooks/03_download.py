@@ -34,27 +34,31 @@
 # `source = "hub"` and `dataset = "cifar10"` (as `params/paper.yaml` does) to run this page on
 # the real thing; figures that need the Hub say so.
 
-# %% tags=["hide-input"]
-# In Colab, install klom_utils from the repository (elsewhere: `pip install -e .` in a clone).
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the Colab install cell", "code_prompt_hide": "Hide the Colab install cell"}
+# Colab install cell: installs klom_utils at the release this book was built from, keeping
+# Colab's own torch (elsewhere it does nothing: `pip install -e .` in a clone).
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "git+https://github.com/klom-tutorial/klom-tutorial"],
-        check=True,
-    )
+    import torch
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "klom_utils @ git+https://github.com/klom-tutorial/klom-tutorial@v0.1.0",
+                    f"torch=={torch.__version__}"], check=True)
 
 # %% tags=["parameters"]
 source = "local"  # "local": the store of notebook 04; "hub": royrin/KLOM-models
 dataset = "digits"  # "digits" (local), or "cifar10" (local or hub)
 forget_sets = [1, 2, 3]  # forget sets whose oracles are read (Hub: 1 to 10)
 n_models = 100  # models per group to read (at most)
+n_oracles = None  # oracles per forget set in a local store (None: 2 * n_models)
 hub_kinds = ["margins", "logits"]  # files to download; "checkpoints": large
 hub_cache_dir = None  # Hugging Face cache (None: ~/.cache/huggingface)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
+device = "auto"  # where a missing local DIGITS store is trained ("auto": CUDA if present)
+progress = True  # progress bars (the book's build turns them off)
 seed = 0
 store_dir = "klom_run/store"  # the local store (read when source is local)
 results_dir = "klom_run/results"  # writes <results_dir>/03_download.json
@@ -68,11 +72,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from klom_utils import download, klom, noise_floor, open_store, summarize
+from klom_utils import download, klom, noise_floor, summarize
 from klom_utils.data import dataset_name, load_dataset
 from klom_utils.evaluate import folder_margins, scoring_oracle_ids
 from klom_utils.hub import CARD_FOLDERS
 from klom_utils.plots import klom_distributions, margin_histograms
+from klom_utils.prepare import StoreNeeds, prepare_store
 from klom_utils.store import full_models_folder, oracle_folder
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
@@ -86,11 +91,12 @@ if source == "hub":
                *(oracle_folder(D, k) for k in forget_sets),
                f"forget_set_indices/{D}"]
     store = download(folders, kinds=hub_kinds, cache_dir=hub_cache_dir)
-elif source == "local":
-    store = open_store(store_dir)
+    print(f"downloaded to {store.root}")
+elif source == "local":  # chapter 4's store; run alone, the DIGITS store is built here
+    store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles),
+                          device=device, root=data_root, seed=seed, progress=progress)
 else:
     raise ValueError(f"source must be 'local' or 'hub', got {source!r}")
-print(f"source: {source}   store: {store.root}")
 results = {"parameters": {"source": source, "dataset": dataset,
                           "forget_sets": forget_sets, "n_models": n_models,
                           "hub_kinds": hub_kinds, "seed": seed}}
@@ -387,8 +393,8 @@ fig
 # - Doing nothing scores high on the forget set and a little above the noise floor (at the
 #   same $N$) elsewhere: the baseline any unlearning method must beat (see the numbers above and the next chapters).
 
-# %%
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
+# The key numbers of this page, for the tests: <results_dir>/03_download.json
 out = Path(results_dir) / "03_download.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text(json.dumps(results, indent=2))
-print(f"wrote {out}")

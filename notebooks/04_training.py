@@ -28,18 +28,19 @@
 # embedded DIGITS dataset on a CPU in about a minute; with `params/paper.yaml` the same notebook
 # trains ResNet-9s on CIFAR-10 on a GPU. Every later chapter reads the store written here.
 
-# %% tags=["hide-input"]
-# In Colab, install klom_utils from the repository (elsewhere: `pip install -e .` in a clone).
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the Colab install cell", "code_prompt_hide": "Hide the Colab install cell"}
+# Colab install cell: installs klom_utils at the release this book was built from, keeping
+# Colab's own torch (elsewhere it does nothing: `pip install -e .` in a clone).
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "git+https://github.com/klom-tutorial/klom-tutorial"],
-        check=True,
-    )
+    import torch
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "klom_utils @ git+https://github.com/klom-tutorial/klom-tutorial@v0.1.0",
+                    f"torch=={torch.__version__}"], check=True)
 
 # %% tags=["parameters"]
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
@@ -49,6 +50,7 @@ forget_sets = [1, 2, 3]  # train oracles without each of these forget sets
 n_held_out_oracles = 10  # extra oracles per forget set, for oracle matching
 stack_sizes = [1, 10, 100]  # models trained at once, for the throughput test
 device = "auto"  # "auto": CUDA when present, else CPU
+progress = True  # progress bars (the book's build turns them off)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
 hub_cache_dir = None  # Hugging Face cache for the CIFAR-10 forget sets
 seed = 0
@@ -190,7 +192,7 @@ def train_group(ids, forget_set=None):
     """Train the models `ids` of one group into the store, timed."""
     start = time.perf_counter()
     done = train_models(data, store, ids, forget_set=forget_set, device=dev,
-                        config=config, progress=True, root=data_root)
+                        config=config, progress=progress, root=data_root)
     seconds = time.perf_counter() - start
     name = "full" if forget_set is None else f"forget_set_{forget_set}"
     if min(ids) >= HELD_OUT_ORACLE_START:
@@ -345,8 +347,8 @@ results["store_mib"] = size / 2**20
 # notebook with `params/paper.yaml` (see the repository's README), or train from the command
 # line: `klom train --dataset cifar10 --store STORE --models 0-99 [--forget-set K]`.
 
-# %%
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
+# The key numbers of this page, for the tests: <results_dir>/04_training.json
 out = Path(results_dir) / "04_training.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text(json.dumps(results, indent=2))
-print(f"wrote {out}")

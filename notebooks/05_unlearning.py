@@ -28,18 +28,19 @@
 # of the store written by "Training models on a GPU" on a CPU in about a minute per forget
 # set; the next chapter scores them with KLOM.
 
-# %% tags=["hide-input"]
-# In Colab, install klom_utils from the repository (elsewhere: `pip install -e .` in a clone).
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the Colab install cell", "code_prompt_hide": "Hide the Colab install cell"}
+# Colab install cell: installs klom_utils at the release this book was built from, keeping
+# Colab's own torch (elsewhere it does nothing: `pip install -e .` in a clone).
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "git+https://github.com/klom-tutorial/klom-tutorial"],
-        check=True,
-    )
+    import torch
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "klom_utils @ git+https://github.com/klom-tutorial/klom-tutorial@v0.1.0",
+                    f"torch=={torch.__version__}"], check=True)
 
 # %% tags=["parameters"]
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
@@ -48,7 +49,10 @@ methods = ["do_nothing", "gradient_ascent", "gradient_descent",
            "neggrad_plus", "scrub", "oracle_matching"]
 method_configs = {}  # overrides, e.g. {"scrub": {"lr": 0.01, "epochs": 5}}
 n_models = 100  # unlearn the full models 0 .. n_models - 1
+n_oracles = None  # oracles per forget set (None: 2 * n_models)
+n_held_out_oracles = 10  # held-out oracles per forget set, for oracle matching
 device = "auto"  # "auto": CUDA when present, else CPU
+progress = True  # progress bars (the book's build turns them off)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
 seed = 0
 store_dir = "klom_run/store"  # the model store (KLOM-models layout)
@@ -62,17 +66,21 @@ from pathlib import Path
 
 import numpy as np
 
-from klom_utils import klom, open_store
+from klom_utils import klom
 from klom_utils.data import load_dataset
 from klom_utils.evaluate import accuracies, folder_margins, scoring_oracle_ids
 from klom_utils.plots import margin_histograms
+from klom_utils.prepare import StoreNeeds, prepare_store
 from klom_utils.store import full_models_folder, oracle_folder, unlearned_folder
 from klom_utils.unlearn import (METHODS, get_method, held_out_oracle_ids,
                                 resolve_config, unlearn_store)
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 
-store = open_store(store_dir)
+# Chapter 4's store; run alone, the embedded DIGITS store is built here.
+store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
+                                            n_held_out_oracles),
+                      device=device, root=data_root, seed=seed, progress=progress)
 data = load_dataset(dataset, root=data_root)
 D = data.name  # store name: "DIGITS" or "CIFAR10"
 model_ids = list(range(n_models))
@@ -80,7 +88,6 @@ results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
                           "methods": methods, "method_configs": method_configs,
                           "n_models": n_models, "device": device,
                           "seed": seed}}
-print(f"store: {store.root}   dataset: {D}   methods: {len(methods)}")
 
 # %% [markdown]
 # ## 1. The methods
@@ -147,11 +154,14 @@ for k in forget_sets:
     for name in methods:
         run = unlearn_store(store, data, k, name, model_ids,
                             config=method_configs.get(name), seed=seed,
-                            device=device, progress=True, root=data_root)
+                            device=device, progress=progress, root=data_root)
         runs[(k, name)] = run
-        print(f"forget set {k}, {name:<17s}: wrote {len(run['written']):3d} "
-              f"models, {len(run['skipped']):3d} already there, "
-              f"{run['seconds']:6.1f} s")
+print("models unlearned now + already in the store, and seconds, per forget set")
+print(f"{'method':<18s}" + "".join(f"{'set ' + str(k):>18s}" for k in forget_sets))
+for name in methods:
+    cells = [f"{len(runs[k, name]['written'])} + {len(runs[k, name]['skipped'])}, "
+             f"{runs[k, name]['seconds']:.1f} s" for k in forget_sets]
+    print(f"{name:<18s}" + "".join(f"{c:>18s}" for c in cells))
 results["runs"] = {f"{k}/{name}": {"written": len(r["written"]),
                                    "skipped": len(r["skipped"]),
                                    "seconds": r["seconds"]}
@@ -259,8 +269,8 @@ results["accuracy"] = accuracy
 #   damage the model.
 # - The time per method and forget set is recorded below; scoring is the next chapter.
 
-# %%
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
+# The key numbers of this page, for the tests: <results_dir>/05_unlearning.json
 out = Path(results_dir) / "05_unlearning.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text(json.dumps(results, indent=2))
-print(f"wrote {out}")

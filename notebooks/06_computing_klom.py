@@ -27,18 +27,19 @@
 # run scores the DIGITS models unlearned in the previous chapter; the same code scores
 # CIFAR-10 at paper scale.
 
-# %% tags=["hide-input"]
-# In Colab, install klom_utils from the repository (elsewhere: `pip install -e .` in a clone).
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the Colab install cell", "code_prompt_hide": "Hide the Colab install cell"}
+# Colab install cell: installs klom_utils at the release this book was built from, keeping
+# Colab's own torch (elsewhere it does nothing: `pip install -e .` in a clone).
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "git+https://github.com/klom-tutorial/klom-tutorial"],
-        check=True,
-    )
+    import torch
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "klom_utils @ git+https://github.com/klom-tutorial/klom-tutorial@v0.1.0",
+                    f"torch=={torch.__version__}"], check=True)
 
 # %% tags=["parameters"]
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10"
@@ -46,6 +47,11 @@ forget_sets = [1, 2, 3]  # forget sets to score
 methods = ["do_nothing", "gradient_ascent", "gradient_descent",
            "neggrad_plus", "scrub", "oracle_matching"]
 n_splits = 25  # random half-splits of the models behind each interval
+n_models = 100  # models per group (when this chapter builds the store itself)
+n_oracles = None  # oracles per forget set (None: 2 * n_models, for a floor at N)
+n_held_out_oracles = 10  # held-out oracles per forget set, for oracle matching
+device = "auto"  # where a missing DIGITS store is trained ("auto": CUDA if present)
+progress = True  # progress bars (the book's build turns them off)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
 seed = 0
 store_dir = "klom_run/store"  # the model store (KLOM-models layout)
@@ -59,17 +65,21 @@ from pathlib import Path
 
 import numpy as np
 
-from klom_utils import klom, noise_floor, open_store, p95_interval, summarize
+from klom_utils import klom, noise_floor, p95_interval, summarize
 from klom_utils.data import load_dataset
 from klom_utils.evaluate import (folder_margins, jsonable, klom_scores,
                                  load_margins, results_table, score_many,
                                  scoring_oracle_ids)
 from klom_utils.store import oracle_folder
 from klom_utils.plots import klom_distributions, p95_bars
+from klom_utils.prepare import StoreNeeds, prepare_store
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 
-store = open_store(store_dir)
+# The store of chapters 4 and 5; run alone, the embedded DIGITS store is built here.
+store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
+                                            n_held_out_oracles, methods),
+                      device=device, root=data_root, seed=seed, progress=progress)
 data = load_dataset(dataset, root=data_root)
 D = data.name
 results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
@@ -187,7 +197,7 @@ results["do_nothing_at_n"] = {str(n): v["do_nothing"] for n, v in at_n.items()}
 
 # %%
 records = score_many(store, data, forget_sets, methods, n_splits=n_splits,
-                     seed=seed, progress=True)
+                     seed=seed, progress=progress)
 print(results_table(records))
 
 # %% [markdown]
@@ -208,7 +218,7 @@ print(results_table(records))
 
 # %%
 reverse = score_many(store, data, forget_sets, methods, n_splits=n_splits, seed=seed,
-                     direction="oracle||unlearned", progress=True)
+                     direction="oracle||unlearned", progress=progress)
 directions = {}
 print("95th percentiles: KL(unlearned || oracle) / KL(oracle || unlearned), "
       "N = models per side")
@@ -299,7 +309,8 @@ results["ranking"] = ranking
 #   draws the figures.
 # - The numbers of this run are below (and in `06_computing_klom.json`).
 
-# %%
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
+# The key numbers of this page, for the tests: <results_dir>/06_computing_klom.json
 keep = ("method", "forget_set", "forget_size", "n_unlearned", "n_oracles",
         "n_per_side", "forget", "retain", "validation", "noise_floor", "matched",
         "diagnostics", "accuracy", "klom", "interval")
@@ -308,4 +319,3 @@ results["records"] = [{key: r[key] for key in keep if key in r}
 out = Path(results_dir) / "06_computing_klom.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))
-print(f"wrote {out}")

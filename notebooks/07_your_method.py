@@ -27,25 +27,29 @@
 # perturb" the weights, then fine-tune on the retain set. The default run uses the DIGITS store of the
 # previous chapters and takes about a minute on a CPU.
 
-# %% tags=["hide-input"]
-# In Colab, install klom_utils from the repository (elsewhere: `pip install -e .` in a clone).
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the Colab install cell", "code_prompt_hide": "Hide the Colab install cell"}
+# Colab install cell: installs klom_utils at the release this book was built from, keeping
+# Colab's own torch (elsewhere it does nothing: `pip install -e .` in a clone).
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "git+https://github.com/klom-tutorial/klom-tutorial"],
-        check=True,
-    )
+    import torch
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "klom_utils @ git+https://github.com/klom-tutorial/klom-tutorial@v0.1.0",
+                    f"torch=={torch.__version__}"], check=True)
 
 # %% tags=["parameters"]
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
 forget_sets = [1, 2, 3]  # forget sets to evaluate (oracles in the store)
 n_models = 100  # unlearn the full models 0 .. n_models - 1
+n_oracles = None  # oracles per forget set (None: 2 * n_models, for a floor at N)
+n_held_out_oracles = 10  # held-out oracles per forget set, for oracle matching
 n_splits = 25  # random half-splits of the models behind each interval
 device = "auto"  # "auto": CUDA when present, else CPU
+progress = True  # progress bars (the book's build turns them off)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
 seed = 0
 store_dir = "klom_run/store"  # the model store (KLOM-models layout)
@@ -62,18 +66,22 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from klom_utils import open_store
 from klom_utils.data import load_dataset
 from klom_utils.evaluate import jsonable, results_table, score
 from klom_utils.models import load_model
 from klom_utils.plots import p95_bars
+from klom_utils.prepare import StoreNeeds, prepare_store
 from klom_utils.store import full_models_folder, unlearned_folder
 from klom_utils.train import resolve_device
 from klom_utils.unlearn import UnlearnData, predict_logits, unlearn_store
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 
-store = open_store(store_dir)
+# The store of chapters 4 and 5; run alone, the embedded DIGITS store is built here.
+store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
+                                            n_held_out_oracles,
+                                            ["do_nothing", "oracle_matching"]),
+                      device=device, root=data_root, seed=seed, progress=progress)
 data = load_dataset(dataset, root=data_root)
 D = data.name
 dev = resolve_device(device)
@@ -173,8 +181,8 @@ results["one_model_check"] = check
 # `unlearn_store` accepts your function directly; `name` is the folder it writes to,
 # `unlearned/<DATASET>/<name>/forget_set_<k>/`. It skips models already in the folder, and it
 # cannot tell that you edited your function, so this cell first removes the folder: every run
-# of this notebook recomputes your method from scratch. The two reference methods are
-# computed only if the store does not hold them yet (the "Unlearning" chapter made them).
+# of this notebook recomputes your method from scratch. The two reference methods come from
+# the "Unlearning" chapter (the first cell made them if the store lacked them).
 
 # %%
 runs = {}
@@ -183,13 +191,10 @@ for k in forget_sets:
                   ignore_errors=True)
     run = unlearn_store(store, data, k, my_method, model_ids, name=my_name,
                         config=my_config, seed=seed, device=dev,
-                        progress=True)
+                        progress=progress)
     runs[str(k)] = {"written": len(run["written"]), "seconds": run["seconds"]}
     print(f"forget set {k}: {len(run['written'])} models in "
           f"{run['seconds']:.1f} s")
-    for name in ("do_nothing", "oracle_matching"):
-        unlearn_store(store, data, k, name, model_ids, seed=seed, device=dev,
-                      progress=True)
 results["runs"] = runs
 
 # %% [markdown]
@@ -284,7 +289,8 @@ results["verdict"] = verdict
 #   noise floor at the same N and the intervals in view; the numbers of this run are above and in
 #   `07_your_method.json`.
 
-# %%
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
+# The key numbers of this page, for the tests: <results_dir>/07_your_method.json
 keep = ("method", "forget_set", "forget_size", "n_unlearned", "n_oracles",
         "n_per_side", "forget", "retain", "validation", "noise_floor", "matched",
         "diagnostics", "accuracy")
@@ -292,4 +298,3 @@ results["records"] = [{key: r[key] for key in keep if key in r} for r in records
 out = Path(results_dir) / "07_your_method.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))
-print(f"wrote {out}")

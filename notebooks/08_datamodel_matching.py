@@ -27,23 +27,26 @@
 # methods at the same $N$, with intervals and noise floors. The last section says what the
 # same takes at CIFAR-10 scale (not run here).
 
-# %% tags=["hide-input"]
-# In Colab, install klom_utils from the repository (elsewhere: `pip install -e .` in a clone).
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the Colab install cell", "code_prompt_hide": "Hide the Colab install cell"}
+# Colab install cell: installs klom_utils at the release this book was built from, keeping
+# Colab's own torch (elsewhere it does nothing: `pip install -e .` in a clone).
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "git+https://github.com/klom-tutorial/klom-tutorial"],
-        check=True,
-    )
+    import torch
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "klom_utils @ git+https://github.com/klom-tutorial/klom-tutorial@v0.1.0",
+                    f"torch=={torch.__version__}"], check=True)
 
 # %% tags=["parameters"]
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
 forget_sets = [1, 2, 3]  # forget sets to unlearn and score
 n_models = 100  # unlearn the full models 0 .. n_models - 1
+n_oracles = None  # oracles per forget set (None: 2 * n_models, for a floor at N)
+n_held_out_oracles = 10  # held-out oracles per forget set, for oracle matching
 methods = ["do_nothing", "gradient_ascent", "gradient_descent",
            "neggrad_plus", "scrub", "oracle_matching"]  # compared (unlearned in chapter 5)
 n_subset_models = 2000  # models trained on random subsets, for the datamodel
@@ -51,6 +54,7 @@ subset_fraction = 0.5  # share of the train split each subset model sees
 datamodel_path = None  # a precomputed datamodel (.npy); None: estimate it here
 n_splits = 25  # random half-splits of the models behind each interval
 device = "auto"  # "auto": CUDA when present, else CPU
+progress = True  # progress bars (the book's build turns them off)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
 seed = 0
 store_dir = "klom_run/store"  # the model store (KLOM-models layout)
@@ -66,18 +70,21 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from klom_utils import open_store
 from klom_utils.data import load_dataset
 from klom_utils.datamodels import (build_datamodel, datamodel_quality, forget_shift,
                                    load_datamodel_rows, mean_logits)
 from klom_utils.evaluate import jsonable, results_table, score_many, scoring_oracle_ids
+from klom_utils.prepare import StoreNeeds, prepare_store
 from klom_utils.store import full_models_folder, oracle_folder
 from klom_utils.train import forget_indices
 from klom_utils.unlearn import default_config, unlearn_store
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 
-store = open_store(store_dir)
+# The store of chapters 4 and 5; run alone, the embedded DIGITS store is built here.
+store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
+                                            n_held_out_oracles, methods),
+                      device=device, root=data_root, seed=seed, progress=progress)
 data = load_dataset(dataset, root=data_root)
 D = data.name
 model_ids = list(range(n_models))
@@ -113,7 +120,7 @@ results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
 start = time.perf_counter()
 if datamodel_path is None:
     built = build_datamodel(data, store, range(n_subset_models), fraction=subset_fraction,
-                            seed=seed, device=device, progress=False)
+                            seed=seed, device=device, progress=progress)
     path = store.path(built["path"])
     print(f"datamodel from {built['n_models']} subset models "
           f"({len(built['trained'])} trained now), ridge {built['ridge']}: "
@@ -173,7 +180,7 @@ runs = {}
 for k in forget_sets:
     for name in ("datamodel_matching", "datamodel_direct"):
         run = unlearn_store(store, data, k, name, model_ids, seed=seed, device=device,
-                            progress=False, datamodel=path)
+                            progress=progress, datamodel=path)
         runs[f"{k}/{name}"] = {"written": len(run["written"]),
                                "skipped": len(run["skipped"]),
                                "seconds": run["seconds"]}
@@ -191,7 +198,7 @@ results["runs"] = runs
 # %%
 compared = list(methods) + ["datamodel_matching", "datamodel_direct"]
 records = score_many(store, data, forget_sets, compared, n_splits=n_splits, seed=seed,
-                     progress=False)
+                     progress=progress)
 print(results_table(records))
 
 # %%
@@ -248,7 +255,8 @@ results["verdict"] = verdict
 #   them; neither needs an oracle.
 # - The numbers of this run are above and in `08_datamodel_matching.json`.
 
-# %%
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
+# The key numbers of this page, for the tests: <results_dir>/08_datamodel_matching.json
 out = Path(results_dir) / "08_datamodel_matching.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))
