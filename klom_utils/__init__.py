@@ -1,9 +1,26 @@
 """klom_utils: exact and fast KLOM (KL divergence of margins) for evaluating machine unlearning.
 
-Nothing heavy happens at import time: public names are loaded from their modules on first use.
+Nothing heavy happens at import time: public names are loaded from their modules on first use
+(the ``TYPE_CHECKING`` imports below only tell type checkers and editors where they come from).
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
+
+if TYPE_CHECKING:
+    from .data import load_dataset
+    from .diagnostics import diagnose
+    from .evaluate import results_table, score
+    from .hub import download
+    from .metric import headline, klom, margins, summarize
+    from .models import load_model
+    from .store import Store, open_store
+    from .train import train_models
+    from .uncertainty import noise_floor, p95_interval
+    from .unlearn import register_method, unlearn_store
 
 _EXPORTS = {
     "margins": "metric",
@@ -28,7 +45,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'klom_utils' has no attribute {name!r}")
@@ -39,5 +56,5 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return __all__
