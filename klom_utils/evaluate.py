@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
 from .diagnostics import SMALL_FORGET, diagnose, outlier_models, outlier_warnings
 from .metric import klom, summarize
 from .uncertainty import MIN_MODELS, check_interval_settings, noise_floor, p95_interval
+
+if TYPE_CHECKING:
+    from ._typing import ArrayLike, DatasetLike, PathLike, Record, StoreLike
+    from .data import TensorDataset
+    from .store import Store
 
 GROUPS = ("forget", "retain", "validation")
 
@@ -54,7 +60,8 @@ def _open(store):
     return store if isinstance(store, Store) else open_store(store)
 
 
-def folder_margins(store, folder: str, data, model_ids) -> np.ndarray:
+def folder_margins(store: Store, folder: str, data: TensorDataset,
+                   model_ids: Sequence[int]) -> np.ndarray:
     """Margins (n_models, n_train + n_val) of ``model_ids`` in ``folder``, train then val."""
     return np.concatenate([
         store.margins(folder, "train", labels=data.train_y.numpy(), model_ids=model_ids),
@@ -62,7 +69,7 @@ def folder_margins(store, folder: str, data, model_ids) -> np.ndarray:
     ], axis=1)
 
 
-def used_oracle_ids(store, dataset: str, forget_set: int, method: str) -> list:
+def used_oracle_ids(store: Store, dataset: str, forget_set: int, method: str) -> list[int]:
     """Oracle ids that ``method`` recorded as used to unlearn forget set ``k`` (none if none)."""
     from .store import unlearned_folder
     from .unlearn import CONFIG_FILE
@@ -73,7 +80,8 @@ def used_oracle_ids(store, dataset: str, forget_set: int, method: str) -> list:
     return [int(i) for i in store.read_json(relpath).get("oracle_ids") or []]
 
 
-def scoring_oracle_ids(store, dataset: str, forget_set: int, method: str | None = None) -> list:
+def scoring_oracle_ids(store: Store, dataset: str, forget_set: int,
+                       method: str | None = None) -> list[int]:
     """The oracles of forget set ``k`` to score against: ids below 1000, without those that
     ``method`` used."""
     from .store import oracle_folder
@@ -84,8 +92,9 @@ def scoring_oracle_ids(store, dataset: str, forget_set: int, method: str | None 
             if i < HELD_OUT_ORACLE_START and i not in used]
 
 
-def load_margins(store, dataset, forget_set: int, method: str, *, model_ids=None,
-                 oracle_ids=None, root=None) -> Margins:
+def load_margins(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, *,
+                 model_ids: Iterable[int] | None = None, oracle_ids: Iterable[int] | None = None,
+                 root: PathLike | None = None) -> Margins:
     """The :class:`Margins` of ``method`` for forget set ``k`` and of the oracles it is scored
     against, at equal numbers of models per side by default.
 
@@ -134,12 +143,13 @@ def load_margins(store, dataset, forget_set: int, method: str, *, model_ids=None
         model_ids=model_ids, oracle_ids=oracle_ids, folder=folder, oracle_pool=pool)
 
 
-def klom_scores(margins: Margins, **klom_kwargs) -> np.ndarray:
+def klom_scores(margins: Margins, **klom_kwargs: Any) -> np.ndarray:
     """Per-example KLOM (train then val) of a :class:`Margins`."""
     return klom(unlearned=margins.unlearned, oracle=margins.oracle, **klom_kwargs)
 
 
-def accuracies(store, folder: str, data, model_ids, forget) -> dict:
+def accuracies(store: Store, folder: str, data: TensorDataset, model_ids: Sequence[int],
+               forget: ArrayLike) -> dict[str, float]:
     """Mean accuracy of the models ``model_ids`` of ``folder`` on forget, retain and test."""
     from .data import retain_mask
 
@@ -151,7 +161,7 @@ def accuracies(store, folder: str, data, model_ids, forget) -> dict:
             "test": float(val.mean())}
 
 
-def klom_settings(**klom_kwargs) -> dict:
+def klom_settings(**klom_kwargs: Any) -> Record:
     """The settings of :func:`klom_utils.metric.klom` (its defaults, updated), JSON-ready."""
     import inspect
 
@@ -166,9 +176,10 @@ def klom_settings(**klom_kwargs) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
 
 
-def score(store, dataset, forget_set: int, method: str, *, model_ids=None, oracle_ids=None,
-          level: float = 0.95, n_splits: int = 25, seed: int = 0, root=None,
-          **klom_kwargs) -> dict:
+def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, *,
+          model_ids: Iterable[int] | None = None, oracle_ids: Iterable[int] | None = None,
+          level: float = 0.95, n_splits: int = 25, seed: int = 0, root: PathLike | None = None,
+          **klom_kwargs: Any) -> Record:
     """Score ``method`` on forget set ``k`` of ``store``: a JSON-ready record.
 
     The method's ``N`` unlearned models are scored against ``N`` oracles (see
@@ -272,7 +283,7 @@ def _p95_interval(unlearned, oracle, groups, settings) -> dict:
     return p95_interval(unlearned=unlearned, oracle=oracle, **groups, **settings)
 
 
-def jsonable(x):
+def jsonable(x: Any) -> Any:
     """A copy of ``x`` (records, summaries) that ``json.dumps(..., allow_nan=False)`` accepts:
     numpy scalars and arrays become Python numbers and lists, nan and infinities ``None``."""
     if isinstance(x, dict):
@@ -286,7 +297,8 @@ def jsonable(x):
     return x
 
 
-def score_many(store, dataset, forget_sets, methods, *, progress: bool = True, **kwargs) -> list:
+def score_many(store: StoreLike, dataset: DatasetLike, forget_sets: Iterable[int],
+               methods: Iterable[str], *, progress: bool = True, **kwargs: Any) -> list[Record]:
     """:func:`score` for every (forget set, method) pair; a list of records."""
     from tqdm.auto import tqdm
 
@@ -330,8 +342,8 @@ def _settings_line(records) -> str:
                if len(settings) > 1 else ""))
 
 
-def results_table(records) -> str:
-    """A plain-text table of records from :func:`score`.
+def results_table(records: Iterable[Record]) -> ResultsTable:
+    """A plain-text table of records from :func:`score` (HTML in a notebook).
 
     Per forget set: one row per method (the 95th percentile of each group with its interval,
     ``N`` per side, accuracies; for forget sets under 100 examples also the forget mean and
@@ -380,21 +392,52 @@ def results_table(records) -> str:
             label = "noise floor" + (f" ({_short(setting)})" if mixed else "")
             rows.append([name, label, str(n), _number(floor["forget"]["p95"])] + blank
                         + [_number(floor[g]["p95"]) for g in ("retain", "validation")] + [""])
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-    out = [_settings_line(records), "", line(header), line(["-" * w for w in widths])]
-    out += [line(r) for r in rows]
-    out += ["", f"[CI]: interval for {INTERVAL_COVERS}. Compare methods only at equal N.",
-            "noise floor: oracles scored against disjoint oracles at the N shown (a perfect "
-            "method's score at that N); (rescored): the method at the floor's N."]
+    notes = [f"[CI]: interval for {INTERVAL_COVERS}. Compare methods only at equal N.",
+             "noise floor: oracles scored against disjoint oracles at the N shown (a perfect "
+             "method's score at that N); (rescored): the method at the floor's N."]
     if small:
-        out.append(f"forget sets under {SMALL_FORGET} examples: the p95 rests on the few largest "
-                   "scores; read it with the forget mean and the count above the retain p99.")
+        notes.append(f"forget sets under {SMALL_FORGET} examples: the p95 rests on the few "
+                     "largest scores; read it with the forget mean and the count above the "
+                     "retain p99.")
     seen = {}
     for r in records:
         for w in r.get("diagnostics", {}).get("warnings", []):
             if w["kind"] != "small_forget":
                 seen.setdefault(w["message"], []).append(f"{r['forget_set']}/{r['method']}")
-    for message, where in seen.items():
-        out.append(f"(!) [{', '.join(where)}] {message}")
-    return "\n".join(out)
+    notes += [f"(!) [{', '.join(where)}] {message}" for message, where in seen.items()]
+    return ResultsTable.build(_settings_line(records), header, rows, notes)
+
+
+class ResultsTable(str):
+    """The plain-text table of :func:`results_table` (a ``str``: print it, write it to a file);
+    in a notebook it shows as an HTML table with the same title, cells and notes."""
+
+    title: str
+    header: list
+    rows: list
+    notes: list
+
+    @classmethod
+    def build(cls, title: str, header: list, rows: list, notes: list) -> "ResultsTable":
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+
+        def line(cells):
+            return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+        text = "\n".join([title, "", line(header), line(["-" * w for w in widths]),
+                          *(line(r) for r in rows), "", *notes])
+        table = cls(text)
+        table.title, table.header, table.rows, table.notes = title, header, rows, notes
+        return table
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        head = "".join(f"<th>{escape(str(h))}</th>" for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>"
+                       for row in self.rows)
+        notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)
+        return (f'<div class="klom-results"><p><strong>{escape(self.title)}</strong></p>'
+                f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead>'
+                f'<tbody>{body}</tbody></table></div>'
+                f'<ul style="font-size:smaller">{notes}</ul></div>')

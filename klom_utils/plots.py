@@ -11,6 +11,28 @@ import numpy as np
 
 GROUPS = ("forget", "retain", "validation")
 COLORS = {"oracle": "#4C72B0", "unlearned": "#DD8452", "original": "#8C8C8C"}
+# One colour per method in every figure of the book (colour-blind-safe "tab10"-like hues).
+METHOD_COLORS = {
+    "do_nothing": "#8C8C8C",
+    "gradient_ascent": "#C44E52",
+    "gradient_descent": "#DD8452",
+    "neggrad_plus": "#937860",
+    "scrub": "#8172B3",
+    "oracle_matching": "#55A868",
+    "datamodel_matching": "#4C72B0",
+    "datamodel_direct": "#64B5CD",
+}
+_EXTRA_COLORS = ("#DA8BC3", "#CCB974", "#17BECF", "#BCBD22", "#E377C2", "#7F7F7F")
+
+
+def method_color(method: str) -> str:
+    """The colour of ``method`` in every figure: fixed for the built-in methods, and for any
+    other name one of a few extra colours chosen from the name (the same in every figure)."""
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    import zlib
+
+    return _EXTRA_COLORS[zlib.crc32(method.encode()) % len(_EXTRA_COLORS)]
 
 
 def _figure(n_panels: int, *, panel_width: float = 3.6, height: float = 3.0, ncols=None):
@@ -36,11 +58,13 @@ def _rows(name, array, n_examples=None):
 
 def margin_histograms(oracle, unlearned, original=None, examples=(0,), *, bins: int = 20,
                       titles=None, labels=("oracles", "unlearned", "originals"), ncols: int = 4,
-                      clip=(-100.0, 100.0)):
+                      clip=(-100.0, 100.0), unlearned_colors=None):
     """One panel per example: histograms (fractions of models) of the margins of oracles,
     unlearned models and (optionally) original models, on shared equal-width bins.
 
     Margin arrays are (n_models, n_examples); ``examples`` indexes their columns.
+    ``unlearned_colors``: one colour per panel for the unlearned models (e.g. the method's,
+    :func:`method_color`); default: the same colour in every panel.
     """
     o = _rows("oracle", oracle)
     u = _rows("unlearned", unlearned, o.shape[1])
@@ -52,6 +76,8 @@ def margin_histograms(oracle, unlearned, original=None, examples=(0,), *, bins: 
                          f"got {bad or examples}")
     if titles is not None and len(titles) != len(examples):
         raise ValueError(f"{len(titles)} titles for {len(examples)} examples")
+    if unlearned_colors is not None and len(unlearned_colors) != len(examples):
+        raise ValueError(f"{len(unlearned_colors)} unlearned_colors for {len(examples)} examples")
     fig, axes = _figure(len(examples), ncols=ncols)
     samples = [(o, labels[0], COLORS["oracle"]), (u, labels[1], COLORS["unlearned"])]
     if g is not None:
@@ -62,13 +88,16 @@ def margin_histograms(oracle, unlearned, original=None, examples=(0,), *, bins: 
         if g is not None:
             lo, hi = min(lo, cols[2].min()), max(hi, cols[2].max())
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
-        for c, (_, label, color) in zip(cols, samples):
+        for i, (c, (_, label, color)) in enumerate(zip(cols, samples)):
+            if i == 1 and unlearned_colors is not None:
+                color = unlearned_colors[j]
             ax.hist(c, bins=edges, weights=np.full(c.size, 1.0 / c.size), alpha=0.55,
                     color=color, label=f"{label} ({c.size})")
         ax.set_title(titles[j] if titles is not None else f"example {e}", fontsize=10)
         ax.set_xlabel("margin")
+        if unlearned_colors is not None or j == 0:
+            ax.legend(fontsize=8)
     axes[0].set_ylabel("fraction of models")
-    axes[0].legend(fontsize=8)
     return fig
 
 
@@ -93,7 +122,10 @@ def klom_distributions(scores_by_method, forget, n_train: int, *, log_scale: boo
     positions = np.arange(1, len(names) + 1)
     for ax, group in zip(axes, GROUPS):
         data = [by_group[m][group] for m in names]
-        ax.boxplot(data, positions=positions, whis=(5, 95), showfliers=False, widths=0.6)
+        boxes = ax.boxplot(data, positions=positions, whis=(5, 95), showfliers=False,
+                           widths=0.6, patch_artist=True)
+        for box, m in zip(boxes["boxes"], names):
+            box.set(facecolor=method_color(m), alpha=0.6)
         ax.scatter(positions, [np.percentile(d, 95) if d.size else np.nan for d in data],
                    marker="D", color="C3", zorder=3, s=18, label="95th percentile")
         ax.set_xticks(positions, names, rotation=35, ha="right", fontsize=8)
@@ -129,7 +161,7 @@ def p95_bars(records, *, groups=GROUPS, show_floor: bool = True, ncols: int = 1)
             err = np.array([[mid[i] - r[g]["p95_low"], r[g]["p95_high"] - mid[i]]
                             for i, g in enumerate(groups)]).T
             ax.bar(x - 0.4 + width * (j + 0.5), mid, width, yerr=np.clip(err, 0, None),
-                   capsize=2, label=m, color=f"C{j % 10}")
+                   capsize=2, label=m, color=method_color(m))
         floor = next((r["noise_floor"] for r in recs.values() if r.get("noise_floor")), None)
         if show_floor and floor:
             for i, g in enumerate(groups):
@@ -142,4 +174,40 @@ def p95_bars(records, *, groups=GROUPS, show_floor: bool = True, ncols: int = 1)
         ax.set_xticks(x, list(groups))
         ax.set_ylabel("95th percentile of KLOM")
     axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def annotated_heatmap(values, row_labels, col_labels, *, title: str = "", vmax=None,
+                      fmt: str = "{:.2f}", cmap: str = "viridis"):
+    """A heat map of ``values`` (rows x columns) with every cell's number written in it.
+
+    nan cells are drawn hatched grey and labelled "nan", so they never look like 0 (which gets
+    the colour map's lowest colour and its number).
+    """
+    import matplotlib
+
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"values have shape {v.shape}, expected "
+                         f"({len(row_labels)}, {len(col_labels)}) from the labels")
+    fig, axes = _figure(1, panel_width=1.1 * len(col_labels) + 2.5,
+                        height=0.45 * len(row_labels) + 1.2)
+    ax = axes[0]
+    colormap = matplotlib.colormaps[cmap].with_extremes(bad="#D9D9D9")
+    im = ax.imshow(np.ma.masked_invalid(v), cmap=colormap, vmin=0.0,
+                   vmax=vmax if vmax is not None else np.nanmax(v, initial=1.0), aspect="auto")
+    for (i, j), x in np.ndenumerate(v):
+        if np.isnan(x):
+            ax.add_patch(matplotlib.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
+                                                      hatch="///", edgecolor="#A0A0A0", lw=0))
+            ax.text(j, i, "nan", ha="center", va="center", color="black", style="italic")
+        else:
+            dark = im.norm(x) < 0.6
+            ax.text(j, i, fmt.format(x), ha="center", va="center",
+                    color="white" if dark else "black")
+    ax.set_xticks(range(len(col_labels)), list(col_labels))
+    ax.set_yticks(range(len(row_labels)), list(row_labels))
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, shrink=0.8)
     return fig

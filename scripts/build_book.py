@@ -3,6 +3,8 @@
 
     .venv/bin/python scripts/build_book.py                       # default run (CPU, minutes)
     .venv/bin/python scripts/build_book.py --params params/paper.yaml --run-dir /data/klom
+    .venv/bin/python scripts/build_book.py --params params/paper.yaml --run-dir /data/klom \
+        --only 03_training                                      # one chapter, no render
 
 Steps (any failure stops the build with a non-zero exit status):
 
@@ -10,13 +12,16 @@ Steps (any failure stops the build with a non-zero exit status):
    listed in RUN_ORDER that are not written yet (they are left out of the staged toc, loudly);
    every notebook in notebooks/ is in the toc and in RUN_ORDER; every notebook is a
    py:percent ``.py`` + ``.ipynb`` pair in sync (jupytext), the ``.ipynb`` has no outputs, and it
-   has exactly one cell tagged ``parameters``.
+   has exactly one cell tagged ``parameters``; its Colab install cell pins this repository
+   (``_config.yml``) at the tag ``v<klom_utils.__version__>``.
 2. Stage the book sources under ``_build/src`` with the same relative paths as in the
    repository (``_config.yml``, ``_toc.yml``, ``book/``), then execute each notebook with papermill
    in RUN_ORDER, writing the executed copy to ``_build/src/notebooks/<stem>.ipynb``. Each notebook
    runs with ``notebooks/`` as its working directory and receives only the parameters that its
    ``parameters`` cell declares, taken from the ``--params`` file, plus ``results_dir`` and
-   ``store_dir`` under ``--run-dir``. A notebook must write ``<results_dir>/<stem>.json``.
+   ``store_dir`` under ``--run-dir`` (papermill is never passed a name a notebook does not
+   declare). A notebook must write ``<results_dir>/<stem>.json``. With ``progress: false`` in
+   the parameter file (the published build) a page that wrote anything to stderr fails it.
 3. ``jupyter-book build _build/src --path-output . --all -W`` (full rebuild, warnings are
    errors, execution off): the site lands in ``_build/html``. Because page paths stay
    ``notebooks/<stem>``, the Colab launch buttons point at ``notebooks/<stem>.ipynb`` on GitHub.
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,13 +54,13 @@ HTML = BUILD / "html"
 # and unlearns with it.
 # A stem listed here whose files do not exist yet is skipped (and left out of the staged toc).
 RUN_ORDER = [
-    "02_klom_explained",
-    "04_training",
-    "03_download",
-    "05_unlearning",
-    "06_computing_klom",
-    "07_your_method",
-    "08_datamodel_matching",
+    "01_klom_explained",
+    "03_training",
+    "02_download",
+    "04_unlearning",
+    "05_computing_klom",
+    "06_your_method",
+    "07_datamodel_matching",
 ]
 
 # Parameters the build always sets (to folders under --run-dir) when a notebook declares them.
@@ -185,6 +191,29 @@ def prune_toc(toc, drop: set[str]):
 # --------------------------------------------------------------------------------------------
 
 
+COLAB_PIN = re.compile(r"git\+(?P<url>https://github\.com/[^@\s\"']+)@(?P<ref>[^\s\"']+)")
+
+
+def colab_pin() -> str:
+    """The git ref every Colab install cell pins: the tag of this package version."""
+    sys.path.insert(0, str(ROOT))
+    from klom_utils import __version__
+
+    return f"v{__version__}"
+
+
+def check_colab_install(stem: str, repo_url: str) -> None:
+    """The Colab install cell installs this repository at the tag of the package version."""
+    source = (NOTEBOOKS / f"{stem}.py").read_text(encoding="utf-8")
+    pins = [(m["url"], m["ref"]) for m in COLAB_PIN.finditer(source)]
+    want = (repo_url, colab_pin())
+    if pins != [want]:
+        raise BuildError(
+            f"notebooks/{stem}.py: the Colab install cell must install git+{want[0]}@{want[1]} "
+            f"(repository of _config.yml, tag of klom_utils.__version__); found {pins or 'none'}"
+        )
+
+
 def check_pair(stem: str) -> None:
     """The .py and .ipynb of a notebook exist, agree (jupytext), and the .ipynb has no outputs."""
     import jupytext
@@ -283,12 +312,12 @@ def tidy_for_render(nb) -> None:
         cell.outputs = [o for o in merged if o.output_type != "stream" or o.text.strip()]
 
 
-def execute(stem: str, parameters: dict, results_dir: Path) -> float:
+def execute(stem: str, parameters: dict, results_dir: Path, out_dir: Path) -> float:
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    src, out = NOTEBOOKS / f"{stem}.ipynb", STAGE / "notebooks" / f"{stem}.ipynb"
+    src, out = NOTEBOOKS / f"{stem}.ipynb", out_dir / f"{stem}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     result_json = results_dir / f"{stem}.json"
     if result_json.exists():
@@ -309,7 +338,7 @@ def execute(stem: str, parameters: dict, results_dir: Path) -> float:
     except PapermillExecutionError as err:
         raise BuildError(
             f"notebooks/{stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
-            f"The partially executed notebook is {out.relative_to(ROOT)}."
+            f"The partially executed notebook is {out}."
         ) from None
     seconds = time.perf_counter() - start
     if not result_json.exists():
@@ -321,8 +350,23 @@ def execute(stem: str, parameters: dict, results_dir: Path) -> float:
     nb = nbformat.read(out, as_version=4)
     tidy_for_render(nb)
     nbformat.write(nb, out)
-    print(f"    done in {seconds:.1f} s; wrote {result_json.name}", flush=True)
+    if not parameters.get("progress", True):
+        check_no_stderr(stem, nb)
+    print(f"    done in {seconds:.1f} s", flush=True)
     return seconds
+
+
+def check_no_stderr(stem: str, nb) -> None:
+    """A published page shows no stderr (warnings, progress bars, log lines)."""
+    found = [(i, o.text.strip().splitlines()[0]) for i, cell in enumerate(nb.cells)
+             if cell.cell_type == "code" for o in cell.get("outputs", [])
+             if o.output_type == "stream" and o.name == "stderr"]
+    if found:
+        where = "; ".join(f"cell {i}: {line[:100]}" for i, line in found[:5])
+        raise BuildError(
+            f"notebooks/{stem} wrote to stderr with progress bars off ({where}): a published "
+            "page shows no warnings or progress bars; fix the cause or silence it in the notebook"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,6 +420,12 @@ def main(argv=None) -> int:
         help="folder for what the notebooks write: <run-dir>/store (the model store) and "
         "<run-dir>/results (one JSON per notebook); default: _build/run",
     )
+    parser.add_argument(
+        "--only", nargs="+", metavar="STEM",
+        help="execute only these notebooks (e.g. 03_training), each with the parameters it "
+        "declares, into <run-dir>/notebooks/, and render nothing: how to rerun one chapter at "
+        "another scale",
+    )
     args = parser.parse_args(argv)
 
     total_start = time.perf_counter()
@@ -394,9 +444,18 @@ def main(argv=None) -> int:
                 "NOTE: planned chapters not written yet, left out of this build: "
                 + ", ".join(f"notebooks/{s}" for s in missing)
             )
+        repo_url = load_yaml(ROOT / "_config.yml")["repository"]["url"]
         for stem in to_run:
             check_pair(stem)
-        print(f"checked {len(to_run)} notebook pair(s): in sync, no outputs, one parameters cell")
+            check_colab_install(stem, repo_url)
+        print(f"checked {len(to_run)} notebook pair(s): in sync, no outputs, one parameters "
+              f"cell, Colab installs {repo_url}@{colab_pin()}")
+        if args.only:
+            unknown = sorted(set(args.only) - set(to_run))
+            if unknown:
+                raise BuildError(f"--only {' '.join(unknown)}: not a notebook of this book "
+                                 f"(expected some of {', '.join(to_run)})")
+            to_run = [stem for stem in to_run if stem in args.only]
 
         per_notebook = {stem: parameters_for(stem, params, run_dir) for stem in to_run}
         used = {k for p in per_notebook.values() for k in p}
@@ -404,22 +463,26 @@ def main(argv=None) -> int:
         if unused:
             print(f"NOTE: keys of {args.params} that no current notebook declares: {unused}")
 
-        stage_sources(toc, missing)
         results_dir = run_dir / RUN_DIR_PARAMETERS["results_dir"]
         results_dir.mkdir(parents=True, exist_ok=True)
-        timings = {stem: execute(stem, per_notebook[stem], results_dir) for stem in to_run}
-        render_seconds = render()
+        out_dir = run_dir / "notebooks" if args.only else STAGE / "notebooks"
+        if not args.only:
+            stage_sources(toc, missing)
+        timings = {stem: execute(stem, per_notebook[stem], results_dir, out_dir)
+                   for stem in to_run}
+        if not args.only:
+            timings["jupyter-book build"] = render()
     except BuildError as err:
         print(f"\nBUILD FAILED: {err}", file=sys.stderr)
         return 1
 
     total = time.perf_counter() - total_start
     print("\ntime per step")
-    for stem, seconds in timings.items():
-        print(f"  {stem:<28s} {seconds:7.1f} s")
-    print(f"  {'jupyter-book build':<28s} {render_seconds:7.1f} s")
+    for step, seconds in timings.items():
+        print(f"  {step:<28s} {seconds:7.1f} s")
     print(f"  {'total':<28s} {total:7.1f} s")
-    print(f"\nsite: {HTML.relative_to(ROOT)}/index.html   results: {results_dir}")
+    site = f"site: {HTML.relative_to(ROOT)}/index.html   " if not args.only else f"notebooks: {out_dir}   "
+    print(f"\n{site}results: {results_dir}")
     return 0
 
 

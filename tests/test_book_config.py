@@ -119,7 +119,7 @@ def test_progress_bars_render_as_final_state():
 
 
 def test_there_are_notebooks():
-    assert "02_klom_explained" in STEMS
+    assert "01_klom_explained" in STEMS
 
 
 @pytest.mark.parametrize("stem", STEMS)

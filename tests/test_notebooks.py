@@ -33,9 +33,9 @@ def run_notebook(stem: str, tmp_path: Path, **parameters) -> dict:
 
 
 @pytest.mark.slow
-def test_02_klom_explained(tmp_path):
+def test_01_klom_explained(tmp_path):
     pytest.importorskip("klom_utils.metric")
-    r = run_notebook("02_klom_explained", tmp_path, n_synthetic_examples=1000, seed=1)
+    r = run_notebook("01_klom_explained", tmp_path, n_synthetic_examples=1000, seed=1)
 
     assert r["parameters"]["n_synthetic_examples"] == 1000
     # margins of the three logit vectors: confident right, unsure, confident wrong
@@ -100,7 +100,7 @@ def pipeline(tmp_path_factory):
     pytest.importorskip("sklearn")
     root = tmp_path_factory.mktemp("pipeline")
     store = root / "store"
-    r04 = run_notebook("04_training", root, store_dir=str(store), dataset="digits",
+    r04 = run_notebook("03_training", root, store_dir=str(store), dataset="digits",
                        n_models=TINY_N, forget_sets=[TINY_SET],
                        n_held_out_oracles=TINY_HELD_OUT, stack_sizes=[1, TINY_N])
     return {"root": root, "store": str(store), "04": r04}
@@ -109,13 +109,13 @@ def pipeline(tmp_path_factory):
 @pytest.fixture(scope="module")
 def unlearned(pipeline):
     """The pipeline after 05 (unlearning) with TINY_METHODS; its results."""
-    return run_notebook("05_unlearning", pipeline["root"], store_dir=pipeline["store"],
+    return run_notebook("04_unlearning", pipeline["root"], store_dir=pipeline["store"],
                         dataset="digits", forget_sets=[TINY_SET], methods=TINY_METHODS,
                         n_models=TINY_N)
 
 
 @pytest.mark.slow
-def test_04_training(pipeline):
+def test_03_training(pipeline):
     r = pipeline["04"]
     assert r["parameters"]["n_models"] == TINY_N
     t = r["timings"]
@@ -140,8 +140,8 @@ def test_04_training(pipeline):
 
 
 @pytest.mark.slow
-def test_03_download_local_store(pipeline):
-    r = run_notebook("03_download", pipeline["root"], store_dir=pipeline["store"],
+def test_02_download_local_store(pipeline):
+    r = run_notebook("02_download", pipeline["root"], store_dir=pipeline["store"],
                      source="local", dataset="digits", forget_sets=[TINY_SET], n_models=TINY_N)
     assert r["parameters"]["source"] == "local"
     # label order: the full models fit their training set; shuffled labels agree by chance
@@ -166,13 +166,13 @@ def test_03_download_local_store(pipeline):
 
 
 @pytest.mark.slow
-def test_03_download_hub_needs_cifar10(tmp_path):
+def test_02_download_hub_needs_cifar10(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match="dataset='cifar10'"):
-        run_notebook("03_download", tmp_path, source="hub", dataset="digits")
+        run_notebook("02_download", tmp_path, source="hub", dataset="digits")
 
 
 @pytest.mark.slow
-def test_05_unlearning(unlearned):
+def test_04_unlearning(unlearned):
     r = unlearned
     assert r["parameters"]["methods"] == TINY_METHODS
     assert set(r["configs"]) == set(TINY_METHODS)
@@ -190,8 +190,8 @@ def test_05_unlearning(unlearned):
 
 
 @pytest.mark.slow
-def test_06_computing_klom(pipeline, unlearned):
-    r = run_notebook("06_computing_klom", pipeline["root"], store_dir=pipeline["store"],
+def test_05_computing_klom(pipeline, unlearned):
+    r = run_notebook("05_computing_klom", pipeline["root"], store_dir=pipeline["store"],
                      dataset="digits", forget_sets=[TINY_SET], methods=TINY_METHODS,
                      n_splits=TINY_SPLITS)
     recs = {rec["method"]: rec for rec in r["records"]}
@@ -228,8 +228,8 @@ def test_06_computing_klom(pipeline, unlearned):
 
 
 @pytest.mark.slow
-def test_07_your_method(pipeline, unlearned):
-    r = run_notebook("07_your_method", pipeline["root"], store_dir=pipeline["store"],
+def test_06_your_method(pipeline, unlearned):
+    r = run_notebook("06_your_method", pipeline["root"], store_dir=pipeline["store"],
                      dataset="digits", forget_sets=[TINY_SET], n_models=TINY_N,
                      n_splits=TINY_SPLITS)
     check = r["one_model_check"]
@@ -250,8 +250,8 @@ def test_07_your_method(pipeline, unlearned):
 
 
 @pytest.mark.slow
-def test_08_datamodel_matching(pipeline, unlearned):
-    r = run_notebook("08_datamodel_matching", pipeline["root"], store_dir=pipeline["store"],
+def test_07_datamodel_matching(pipeline, unlearned):
+    r = run_notebook("07_datamodel_matching", pipeline["root"], store_dir=pipeline["store"],
                      dataset="digits", forget_sets=[TINY_SET], n_models=TINY_N,
                      methods=TINY_METHODS, n_subset_models=60, n_splits=TINY_SPLITS)
     assert r["datamodel"]["n_models"] == 60 and r["datamodel"]["estimator"] == "regression"

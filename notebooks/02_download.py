@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Downloading precomputed models
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/klom-tutorial/klom-tutorial/blob/main/notebooks/03_download.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/klom-tutorial/klom-tutorial/blob/main/notebooks/02_download.ipynb)
 #
 # **What you will learn.** What the Hugging Face dataset `royrin/KLOM-models` holds (the
 # precomputed CIFAR-10 models of the KLOM paper: original models, oracles retrained without
@@ -26,13 +26,16 @@
 # set; what data augmentation does to margins; and how to compute the KLOM of "doing nothing"
 # from precomputed margins alone, with no training at all.
 #
-# **Where the numbers on this page come from.** The Hub is not reachable from the machines
-# that build this book, so the published page runs the *same code* on a local store: the
-# DIGITS models that the next chapter ("Training models on a GPU") trained earlier in the
-# same build. A store is a store, whether downloaded or trained (both have the Hub's layout),
-# and every line after the first code cell is identical in the two cases. Set
-# `source = "hub"` and `dataset = "cifar10"` (as `params/paper.yaml` does) to run this page on
-# the real thing; figures that need the Hub say so.
+# > **Embedded run: these are not the Hub's models.** The Hub is not reachable from the
+# > machine that builds this book, so the published page runs the *same code* on a local
+# > store: DIGITS models trained on a CPU by the next chapter ("Training models on a GPU") in
+# > the same build (run alone, this page trains them itself). A store is a store, whether
+# > downloaded or trained (both have the Hub's layout), and every line after the first code
+# > cell is identical in the two cases. Set `source = "hub"` and `dataset = "cifar10"` (as
+# > `params/paper.yaml` does) to run this page on the real thing; figures that need the Hub
+# > say so. Status: the download code is tested offline, through the real `huggingface_hub`
+# > calls, against a local stand-in of the Hub in its layout; this project has not yet run it
+# > against the Hub itself. [Paper scale](../book/paper_scale.md) keeps the measured status.
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the Colab install cell", "code_prompt_hide": "Hide the Colab install cell"}
 # Colab install cell: installs klom_utils at the release this book was built from, keeping
@@ -61,7 +64,7 @@ device = "auto"  # where a missing local DIGITS store is trained ("auto": CUDA i
 progress = True  # progress bars (the book's build turns them off)
 seed = 0
 store_dir = "klom_run/store"  # the local store (read when source is local)
-results_dir = "klom_run/results"  # writes <results_dir>/03_download.json
+results_dir = "klom_run/results"  # writes <results_dir>/02_download.json
 
 # %%
 import json
@@ -76,7 +79,7 @@ from klom_utils import download, klom, noise_floor, summarize
 from klom_utils.data import dataset_name, load_dataset
 from klom_utils.evaluate import folder_margins, scoring_oracle_ids
 from klom_utils.hub import CARD_FOLDERS
-from klom_utils.plots import klom_distributions, margin_histograms
+from klom_utils.plots import COLORS, klom_distributions, margin_histograms
 from klom_utils.prepare import StoreNeeds, prepare_store
 from klom_utils.store import full_models_folder, oracle_folder
 
@@ -92,7 +95,7 @@ if source == "hub":
                f"forget_set_indices/{D}"]
     store = download(folders, kinds=hub_kinds, cache_dir=hub_cache_dir)
     print(f"downloaded to {store.root}")
-elif source == "local":  # chapter 4's store; run alone, the DIGITS store is built here
+elif source == "local":  # chapter 3's store; run alone, the DIGITS store is built here
     store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles),
                           device=device, root=data_root, seed=seed, progress=progress)
 else:
@@ -269,8 +272,10 @@ for ax, (name, cols) in zip(axes, [(f"forget set {k0}", forget[k0]),
                                    ("test examples", val)]):
     a, b = full_m[:, cols].ravel(), oracle_m[k0][:, cols].ravel()
     edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=40)
-    ax.hist(b, edges, alpha=0.55, density=True, label="oracles")
-    ax.hist(a, edges, alpha=0.55, density=True, label="full models")
+    ax.hist(b, edges, alpha=0.55, density=True, label="oracles",
+            color=COLORS["oracle"])
+    ax.hist(a, edges, alpha=0.55, density=True, label="full models",
+            color=COLORS["original"])
     ax.set(title=name, xlabel="margin", ylabel="density")
 axes[0].legend()
 plt.tight_layout()
@@ -325,7 +330,7 @@ if source == "hub" and store.path(augmented).is_dir():
                "test_median": float(np.median(m[:, val]))}
         for name, m in [("plain", full_m), ("augmented", aug_m)]}
 else:
-    print("Skipped: the augmented models are on the Hub only "
+    print("Skipped: the augmented models are on the Hub only\n"
           "(run with source='hub', dataset='cifar10').")
     results["augmentation"] = None
 
@@ -394,7 +399,7 @@ fig
 #   same $N$) elsewhere: the baseline any unlearning method must beat (see the numbers above and the next chapters).
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
-# The key numbers of this page, for the tests: <results_dir>/03_download.json
-out = Path(results_dir) / "03_download.json"
+# The key numbers of this page, for the tests: <results_dir>/02_download.json
+out = Path(results_dir) / "02_download.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text(json.dumps(results, indent=2))

@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Datamodel matching
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/klom-tutorial/klom-tutorial/blob/main/notebooks/08_datamodel_matching.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/klom-tutorial/klom-tutorial/blob/main/notebooks/07_datamodel_matching.ipynb)
 #
 # **What you will learn.** The method of the paper that introduced KLOM, *Attribute-to-Delete*:
 # datamodel matching (DMM). Oracle matching unlearns well but needs oracles, models retrained
@@ -26,6 +26,12 @@
 # fine-tuning, and directly), and compare it with doing nothing, oracle matching and the other
 # methods at the same $N$, with intervals and noise floors. The last section says what the
 # same takes at CIFAR-10 scale (not run here).
+#
+# > **Embedded run.** The numbers on this page come from the default run: a datamodel
+# > estimated from small DIGITS models on a CPU. At CIFAR-10 scale the datamodel is precomputed
+# > (TRAK or the released datamodels) and unlearning runs on a GPU; status: not yet run on a
+# > GPU by this project (no GPU measurement exists; the code paths are tested on CPU with
+# > tiny inputs). [Paper scale](../book/paper_scale.md) keeps the measured status.
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the Colab install cell", "code_prompt_hide": "Hide the Colab install cell"}
 # Colab install cell: installs klom_utils at the release this book was built from, keeping
@@ -48,7 +54,7 @@ n_models = 100  # unlearn the full models 0 .. n_models - 1
 n_oracles = None  # oracles per forget set (None: 2 * n_models, for a floor at N)
 n_held_out_oracles = 10  # held-out oracles per forget set, for oracle matching
 methods = ["do_nothing", "gradient_ascent", "gradient_descent",
-           "neggrad_plus", "scrub", "oracle_matching"]  # compared (unlearned in chapter 5)
+           "neggrad_plus", "scrub", "oracle_matching"]  # compared (unlearned in chapter 4)
 n_subset_models = 2000  # models trained on random subsets, for the datamodel
 subset_fraction = 0.5  # share of the train split each subset model sees
 datamodel_path = None  # a precomputed datamodel (.npy); None: estimate it here
@@ -58,7 +64,7 @@ progress = True  # progress bars (the book's build turns them off)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
 seed = 0
 store_dir = "klom_run/store"  # the model store (KLOM-models layout)
-results_dir = "klom_run/results"  # writes <results_dir>/08_datamodel_matching.json
+results_dir = "klom_run/results"  # writes <results_dir>/07_datamodel_matching.json
 
 # %%
 # %matplotlib inline
@@ -81,7 +87,7 @@ from klom_utils.unlearn import default_config, unlearn_store
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 
-# The store of chapters 4 and 5; run alone, the embedded DIGITS store is built here.
+# The store of chapters 3 and 4; run alone, the embedded DIGITS store is built here.
 store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
                                             n_held_out_oracles, methods),
                       device=device, root=data_root, seed=seed, progress=progress)
@@ -192,14 +198,14 @@ results["runs"] = runs
 # ## 4. Against the other methods
 #
 # Every method of the unlearning chapter and the two datamodel methods, scored as in chapter
-# 6: the 95th percentile per group with its interval for the expected value at this $N$, the
+# 5: the 95th percentile per group with its interval for the expected value at this $N$, the
 # noise floor at the same $N$, and accuracies.
 
 # %%
 compared = list(methods) + ["datamodel_matching", "datamodel_direct"]
 records = score_many(store, data, forget_sets, compared, n_splits=n_splits, seed=seed,
                      progress=progress)
-print(results_table(records))
+results_table(records)  # a text table (print it); shown here as HTML
 
 # %%
 verdict = {}
@@ -238,7 +244,7 @@ results["verdict"] = verdict
 # `.npy` file. TRAK (the `traker` package) scores one output function at a time, by default the
 # margin; for the per-class layout used here, score each class's logit as its own output (10
 # runs over a few trained ResNet-9s) and stack the scores as a `(50000, 60000, 10)` array.
-# The released datamodels of Ilyas et al. are per margin, without a class axis: check the
+# The released datamodels of {cite:t}`ilyas2022datamodels` are per margin, without a class axis: check the
 # layout of whatever file you use, and save raw arrays once as `.npy` (only `.npy` files go
 # to `unlearn_store` and `klom unlearn --datamodel`). Estimating it here from subset models, as in section 2, is not
 # offered at that size: the matrix alone would take 112 GiB of memory in float32, so
@@ -253,10 +259,10 @@ results["verdict"] = verdict
 #   and prints how well it predicts the oracles.
 # - `datamodel_matching` fine-tunes towards the predicted logits, `datamodel_direct` reports
 #   them; neither needs an oracle.
-# - The numbers of this run are above and in `08_datamodel_matching.json`.
+# - The numbers of this run are above and in `07_datamodel_matching.json`.
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
-# The key numbers of this page, for the tests: <results_dir>/08_datamodel_matching.json
-out = Path(results_dir) / "08_datamodel_matching.json"
+# The key numbers of this page, for the tests: <results_dir>/07_datamodel_matching.json
+out = Path(results_dir) / "07_datamodel_matching.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))
