@@ -6,13 +6,22 @@ second each; cached on disk next to this file) and release the GIL, so chunks of
 counted in several threads.
 """
 
+from __future__ import annotations
+
+from typing import Union
+
 import numba
 import numpy as np
 
+# per-example parameters: arrays of length c (one per example) or scalars
+_PerExample = Union[np.ndarray, float]
+
 
 @numba.njit(nogil=True, cache=True)
-def count_slots(x, start, low, high, lo, step, hi, scale, offset, n_seg, k_max, shift,
-                counts):
+def count_slots(x: np.ndarray, start: int, low: _PerExample, high: _PerExample,
+                lo: _PerExample, step: _PerExample, hi: _PerExample, scale: _PerExample,
+                offset: _PerExample, n_seg: int, k_max: int, shift: int,
+                counts: np.ndarray) -> None:
     """Add every value of ``x[:, start: start + c]`` to ``counts[example, slot]`` (c, n_slots).
 
     Per example (the other arguments are arrays of length c, or scalars): each value is
@@ -43,7 +52,8 @@ def count_slots(x, start, low, high, lo, step, hi, scale, offset, n_seg, k_max, 
 
 
 @numba.njit(nogil=True, cache=True)
-def count_slots_edges(x, start, low, high, edges, scale, counts):
+def count_slots_edges(x: np.ndarray, start: int, low: np.ndarray, high: np.ndarray,
+                      edges: np.ndarray, scale: np.ndarray, counts: np.ndarray) -> None:
     """Add every value of ``x[:, start: start + c]`` to ``counts[example, slot]`` (c, n_edges),
     against explicit bin edges, as ``numpy.digitize(v, edges) - 1`` does.
 

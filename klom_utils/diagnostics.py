@@ -17,9 +17,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Sequence
+
 import numpy as np
 
 from .metric import _as_real, _group_index
+
+if TYPE_CHECKING:
+    from ._typing import ArrayLike, Record
 
 __all__ = ["model_distances", "outlier_models", "outlier_warnings", "diagnose"]
 
@@ -33,7 +38,7 @@ SMALL_FORGET = 100
 _MAX_EXAMPLES = 10_000
 
 
-def model_distances(margins) -> np.ndarray:
+def model_distances(margins: ArrayLike) -> np.ndarray:
     """Per model (row of ``margins``, ``(n_models, n_examples)``), the median over examples of
     its robust distance from the other models: ``|m - median| / (1.4826 * MAD)``, medians
     across models. Examples where the MAD is 0 are left out; nan if none is left."""
@@ -52,7 +57,8 @@ def model_distances(margins) -> np.ndarray:
     return np.median(dev[:, keep] / mad[keep], axis=1)
 
 
-def outlier_models(margins, model_ids=None, *, threshold: float = OUTLIER_DISTANCE) -> list:
+def outlier_models(margins: ArrayLike, model_ids: Sequence[int] | None = None, *,
+                   threshold: float = OUTLIER_DISTANCE) -> list[dict[str, Any]]:
     """``[{"id", "distance"}]`` of the models further than ``threshold`` from the others,
     furthest first (see :func:`model_distances`); ``model_ids`` name the rows (default
     0, 1, ...). Fewer than 3 models: nothing can be called an outlier, so ``[]``."""
@@ -67,8 +73,9 @@ def outlier_models(margins, model_ids=None, *, threshold: float = OUTLIER_DISTAN
     return [{"id": i, "distance": round(dist, 2)} for dist, i in sorted(far, reverse=True)]
 
 
-def diagnose(*, unlearned, oracle, scores, forget, n_train, unlearned_ids=None,
-             oracle_ids=None) -> dict:
+def diagnose(*, unlearned: ArrayLike, oracle: ArrayLike, scores: ArrayLike, forget: ArrayLike,
+             n_train: int, unlearned_ids: Sequence[int] | None = None,
+             oracle_ids: Sequence[int] | None = None) -> Record:
     """Diagnostics of one comparison: ``{"outliers": {"unlearned": [...], "oracle": [...]},
     "n_unlearned", "n_oracles", "forget_mean", "forget_above_retain_p99", "warnings"}``.
 
@@ -119,7 +126,7 @@ def diagnose(*, unlearned, oracle, scores, forget, n_train, unlearned_ids=None,
     return out
 
 
-def outlier_warnings(side: str, found) -> list:
+def outlier_warnings(side: str, found: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     """``{"kind": "outlier", "message"}`` for each model of :func:`outlier_models`;
     ``side`` names the models in the message ("unlearned", "oracle", ...)."""
     return [{"kind": "outlier", "message": (

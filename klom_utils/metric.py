@@ -67,8 +67,14 @@ import os
 import sys
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from ._typing import ArrayLike
 
 __all__ = ["margins", "klom", "summarize", "headline"]
 
@@ -130,7 +136,8 @@ def _as_real(x, name):
 # margins
 
 
-def margins(logits, labels):
+def margins(logits: ArrayLike | torch.Tensor,
+            labels: ArrayLike | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Margin of the correct class: ``z[y] - logsumexp(z[k] for k != y)``.
 
     ``logits`` has shape ``(..., n_classes)`` and ``labels`` (integers in ``[0, n_classes)``)
@@ -197,8 +204,9 @@ def _check_labels(zshape, yshape, ymin, ymax):
 # KLOM
 
 
-def klom(*, unlearned, oracle, bins=20, eps=1e-5, clip=(-100.0, 100.0),
-         direction="unlearned||oracle", variant="canonical"):
+def klom(*, unlearned: ArrayLike, oracle: ArrayLike, bins: int = 20, eps: float = 1e-5,
+         clip: tuple[float, float] = (-100.0, 100.0), direction: str = "unlearned||oracle",
+         variant: str = "canonical") -> np.ndarray:
     """Per-example KLOM between margins of unlearned models and oracles.
 
     ``unlearned`` is ``(n_unlearned, n_examples)`` and ``oracle`` ``(n_oracles, n_examples)``
@@ -551,7 +559,8 @@ def _stats(x):
             "std": float(x.std()), "count": int(x.size)}
 
 
-def summarize(scores, *, forget, n_train, groups=None):
+def summarize(scores: ArrayLike, *, forget: ArrayLike, n_train: int,
+              groups: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     """Per-group statistics {"p95", "p99", "mean", "std", "count"} of per-example scores.
 
     ``scores`` covers the training examples (in dataset order) then the validation examples.
@@ -566,6 +575,6 @@ def summarize(scores, *, forget, n_train, groups=None):
     return {g: _stats(s[i]) for g, i in index.items()}
 
 
-def headline(summary):
+def headline(summary: Mapping[str, Mapping[str, float]]) -> float:
     """Mean of the 95th percentiles of the groups present in a summary."""
     return float(np.mean([v["p95"] for v in summary.values()]))

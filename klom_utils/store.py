@@ -23,9 +23,13 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike
 
 SPLITS = ("train", "val")
 # Split sizes of the Hub's datasets, used to say which split a wrongly sized file holds.
@@ -158,7 +162,7 @@ def open_store(path: str | os.PathLike, *, create: bool = False) -> "Store":
 class Store:
     """A model store rooted at ``root``; see the module docstring for the layout."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
 
     def __repr__(self) -> str:
@@ -246,7 +250,7 @@ class Store:
         ids = set.intersection(*(set(self._margin_files(folder, s)) for s in SPLITS))
         return sorted(i for i in ids if all(logits_name(s, i) in names for s in SPLITS))
 
-    def logits_of(self, folder: str, split: str, model_ids) -> np.ndarray:
+    def logits_of(self, folder: str, split: str, model_ids: Sequence[int]) -> np.ndarray:
         """Logits of several models, float32 ``(len(model_ids), n_examples, n_classes)``
         (the folder is listed once)."""
         files = self._logit_files(folder, _check_split(split))
@@ -268,7 +272,7 @@ class Store:
             )
         return array.astype(np.float32, copy=False)
 
-    def logits(self, folder: str, split: str, model_id: int):
+    def logits(self, folder: str, split: str, model_id: int) -> torch.Tensor:
         """Logits of one model on ``split`` as a float32 torch tensor (n_examples, n_classes)."""
         name = self._logit_files(folder, _check_split(split)).get(int(model_id))
         if name is None:
@@ -282,7 +286,7 @@ class Store:
         self,
         folder: str,
         split: str,
-        labels=None,
+        labels: ArrayLike | None = None,
         model_ids: Sequence[int] | None = None,
     ) -> np.ndarray:
         """Margins of the models in ``folder`` on ``split``: float32 (n_models, n_examples).
@@ -432,11 +436,11 @@ class Store:
         folder: str,
         model_id: int,
         *,
-        train_logits,
-        val_logits,
-        train_labels,
-        val_labels,
-        state_dict=None,
+        train_logits: ArrayLike,
+        val_logits: ArrayLike,
+        train_labels: ArrayLike,
+        val_labels: ArrayLike,
+        state_dict: Mapping[str, Any] | None = None,
         epoch: int,
     ) -> None:
         """Write one model's checkpoint, logits and margins; the val margins file goes last."""
@@ -466,12 +470,13 @@ class Store:
                 np.asarray(margins(logits.numpy(), labels), dtype=np.float32),
             )
 
-    def write_json(self, relpath: str, obj) -> Path:
+    def write_json(self, relpath: str, obj: Any) -> Path:
         """Write a small JSON metadata file atomically."""
         text = json.dumps(obj, indent=2, sort_keys=True)
         return atomic_write(self.root / relpath, lambda tmp: tmp.write_text(text))
 
-    def read_json(self, relpath: str):
+    def read_json(self, relpath: str) -> Any:
+        """The content of a JSON file of the store."""
         return json.loads((self.root / relpath).read_text())
 
     def record_or_compare(self, relpath: str, record: dict) -> list[str]:

@@ -40,10 +40,14 @@ with the floor at the same ``N`` only.
 from __future__ import annotations
 
 from statistics import NormalDist
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from .metric import _as_real, _group_index, _model_arrays, klom
+
+if TYPE_CHECKING:
+    from ._typing import ArrayLike
 
 __all__ = ["p95_interval", "noise_floor", "check_interval_settings"]
 
@@ -57,8 +61,9 @@ MIN_SPLITS = 10
 _N_RESAMPLES = 256
 
 
-def p95_interval(*, unlearned, oracle, forget, n_train, level: float = 0.95, seed: int = 0,
-                 groups=None, n_splits: int = 25, **klom_kwargs) -> dict:
+def p95_interval(*, unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, n_train: int,
+                 level: float = 0.95, seed: int = 0, groups: Sequence[str] | None = None,
+                 n_splits: int = 25, **klom_kwargs: Any) -> dict[str, dict[str, float]]:
     """Interval for each group's expected 95th percentile of KLOM at the scored ``N``.
 
     ``unlearned`` ``(n_u, n_examples)`` and ``oracle`` ``(n_o, n_examples)`` are margins (train
@@ -101,7 +106,7 @@ def p95_interval(*, unlearned, oracle, forget, n_train, level: float = 0.95, see
     return out
 
 
-def check_interval_settings(level, n_splits) -> None:
+def check_interval_settings(level: float, n_splits: int) -> None:
     """Raise ValueError unless ``0 < level < 1`` and ``n_splits`` is an integer >= 10."""
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
         raise ValueError(f"level must be a number in (0, 1), got {level!r}")
@@ -142,8 +147,8 @@ def _resampled_p95_var(x, rng) -> float:
     return float(np.var(stat, ddof=1))
 
 
-def noise_floor(oracle, *, n_per_side: int | None = None, seed: int = 0,
-                **klom_kwargs) -> np.ndarray:
+def noise_floor(oracle: ArrayLike, *, n_per_side: int | None = None, seed: int = 0,
+                **klom_kwargs: Any) -> np.ndarray:
     """Per-example KLOM of ``n_per_side`` oracles against ``n_per_side`` other oracles.
 
     The score a perfect unlearning method gets with ``N = n_per_side`` models per side
