@@ -169,29 +169,113 @@ def batch_bounds(n: int, n_full: int, config: TrainConfig) -> list:
 
 # ------------------------------------------------------------------------- stacked architectures
 
-class _Stack:
-    """M models of one architecture as one module: build, forward, split back."""
+class ModelStack:
+    """M models as one module: one forward for all, each model its own parameters.
 
-    def __init__(self, config: TrainConfig, num_classes: int, state_dicts: list, device):
+    DIGITS MLPs (:class:`~klom_utils.models.StackedMLP`) and ResNet-9s (grouped convolutions,
+    :class:`~klom_utils.models.StackedResNet9`; a stack of one is a plain ResNet-9) stack;
+    a single model of any other kind is wrapped as a stack of one (``arch`` None). Every
+    stacked tensor holds the models one after the other along dim 0, so per-model math (an
+    optimiser's update, a per-model loss) never mixes models. Training and stacked unlearning
+    (:mod:`klom_utils.unlearn`) both use it.
+
+    ``stack(x)`` with x ``(M, B, ...)`` (a batch per model) gives logits ``(M, B, C)``.
+    """
+
+    def __init__(self, module, arch, m: int, device="cpu"):
         import torch
 
+        self.module, self.arch, self.m = module, arch, int(m)
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self.module.to(self.device)
+        if self.cuda and arch == "resnet9":
+            self.module.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_state_dicts(cls, arch: str, state_dicts: list, device="cpu") -> "ModelStack":
+        """A stack of ``arch`` (``"digits_mlp"`` or ``"resnet9"``) models loaded from
+        single-model state dicts (without prefixes); sizes are read from the state dicts."""
         from . import models
 
-        self.arch, self.m, self.device = config.arch, len(state_dicts), device
+        m = len(state_dicts)
+        if m < 1:
+            raise ValueError("a stack needs at least one model, got none")
         stacked = models.stack_state_dicts(state_dicts)
-        if self.arch == "digits_mlp":
-            self.module = models.StackedMLP(self.m, hidden=config.hidden, num_classes=num_classes)
-            self.module.load_stacked_state_dict(stacked)
-        elif self.m == 1:
-            self.module = models.ResNet9(num_classes)
-            self.module.load_state_dict(stacked)
+        if arch == "digits_mlp":
+            hidden, d_in = state_dicts[0]["1.weight"].shape
+            module = models.StackedMLP(m, hidden=hidden, d_in=d_in,
+                                       num_classes=state_dicts[0]["3.weight"].shape[0])
+            module.load_stacked_state_dict(stacked)
+        elif arch == "resnet9":
+            classes = state_dicts[0]["9.weight"].shape[0]
+            module = models.ResNet9(classes) if m == 1 else models.StackedResNet9(m, classes)
+            module.load_state_dict(stacked)
         else:
-            self.module = models.StackedResNet9(self.m, num_classes)
-            self.module.load_state_dict(stacked)
-        self.module.to(device)
-        self.cuda = torch.device(device).type == "cuda"
-        if self.cuda and self.arch == "resnet9":
-            self.module.to(memory_format=torch.channels_last)
+            raise ValueError(f"cannot stack arch {arch!r}: expected one of {models.ARCHS}")
+        return cls(module, arch, m, device)
+
+    @staticmethod
+    def arch_of(models_) -> str | None:
+        """The arch shared by ``models_`` if they can be stacked (same class and shapes:
+        DigitsMLP or ResNet9), else None."""
+        from . import models
+
+        kinds = {type(m) for m in models_}
+        arch = {models.DigitsMLP: "digits_mlp", models.ResNet9: "resnet9"}.get(
+            kinds.pop() if len(kinds) == 1 else None)
+        if arch is None:
+            return None
+        shapes = {tuple((k, tuple(v.shape)) for k, v in m.state_dict().items()) for m in models_}
+        return arch if len(shapes) == 1 else None
+
+    @classmethod
+    def of(cls, models_, device=None) -> "ModelStack":
+        """A stack of nn.Modules: DigitsMLPs or ResNet-9s of one shape (copied into the
+        stack), or one module of any kind (wrapped, not copied). ``device``: default the
+        first model's."""
+        import torch
+
+        models_ = list(models_)
+        if not models_:
+            raise ValueError("a stack needs at least one model, got none")
+        if device is None:
+            first = next(models_[0].parameters(), None)
+            device = first.device if first is not None else torch.device("cpu")
+        arch = cls.arch_of(models_)
+        if arch is not None:
+            return cls.from_state_dicts(arch, [m.state_dict() for m in models_], device)
+        if len(models_) == 1:
+            return cls(models_[0], None, 1, device)
+        raise ValueError(f"cannot stack {len(models_)} models of types "
+                         f"{sorted({type(m).__name__ for m in models_})}: a stack of several "
+                         "holds DigitsMLPs or ResNet9s of one shape")
+
+    def copy(self) -> "ModelStack":
+        """A deep copy (the parameters too)."""
+        import copy
+
+        new = copy.copy(self)
+        new.module = copy.deepcopy(self.module)
+        return new
+
+    def parameters(self):
+        return self.module.parameters()
+
+    def train(self, mode: bool = True) -> "ModelStack":
+        self.module.train(mode)
+        return self
+
+    def eval(self) -> "ModelStack":
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        return self.module.training
+
+    def requires_grad_(self, flag: bool = True) -> "ModelStack":
+        self.module.requires_grad_(flag)
+        return self
 
     def autocast(self):
         """The context of training steps: bf16 autocast for the ResNet-9 on CUDA, else none."""
@@ -207,42 +291,62 @@ class _Stack:
         """The context of evaluation: autocast off (even inside a caller's autocast block)."""
         import torch
 
-        return torch.autocast(device_type=torch.device(self.device).type, enabled=False)
+        return torch.autocast(device_type=self.device.type, enabled=False)
+
+    def _layout(self, x):
+        import torch
+
+        if self.cuda and self.arch == "resnet9":
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def forward(self, x, autocast: bool = True):
         """x: (M, B, ...) one batch per model -> logits (M, B, C) float32.
 
         ``autocast=False``: plain float32 (what evaluation uses); else under :meth:`autocast`.
         """
-        import torch
-
         m, b = x.shape[:2]
+        if m != self.m:
+            raise ValueError(f"input holds batches for {m} models, the stack has {self.m}")
         with self.autocast() if autocast else self.no_autocast():
             if self.arch == "digits_mlp":
                 out = self.module(x.reshape(m, b, -1))
-            else:
-                x = x[0] if m == 1 else x.transpose(0, 1).reshape(b, m * x.shape[2], *x.shape[3:])
-                if self.cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                out = self.module(x)
-                out = out.unsqueeze(0) if m == 1 else out.transpose(0, 1)
+            elif m == 1:
+                out = self.module(self._layout(x[0])).unsqueeze(0)
+            else:  # channels of model j are 3j .. 3j+2
+                x = x.transpose(0, 1).reshape(b, m * x.shape[2], *x.shape[3:])
+                out = self.module(self._layout(x)).transpose(0, 1)
         return out.float()
+
+    __call__ = forward
 
     def forward_shared(self, x, autocast: bool = True):
         """x: (B, ...) the same batch for every model -> logits (M, B, C) float32.
 
         ``autocast`` as in :meth:`forward`."""
-        if self.arch == "digits_mlp":
+        if self.arch == "digits_mlp" or self.m == 1:
             with self.autocast() if autocast else self.no_autocast():
-                return self.module(x.reshape(x.shape[0], -1)).float()
+                if self.arch == "digits_mlp":
+                    return self.module(x.reshape(x.shape[0], -1)).float()
+                return self.module(self._layout(x)).unsqueeze(0).float()
         return self.forward(x.unsqueeze(0).expand(self.m, *x.shape), autocast=autocast)
 
     def state_dicts(self, prefix: str = "") -> list:
+        """M single-model state dicts (cloned, on CPU); keys get ``prefix``."""
         from . import models
 
         sd = (self.module.stacked_state_dict() if self.arch == "digits_mlp"
               else self.module.state_dict())
         return models.unstack_state_dict(sd, self.m, prefix=prefix)
+
+    def models(self) -> list:
+        """The M models as single nn.Modules on the stack's device, in eval mode (a wrapped
+        module is returned itself)."""
+        from .models import load_model
+
+        if self.arch is None:
+            return [self.module.eval()]
+        return [load_model(sd, arch=self.arch, device=self.device) for sd in self.state_dicts()]
 
 
 def init_state_dict(arch: str, seed: int, num_classes: int = 10, hidden: int = 64) -> dict:
@@ -261,36 +365,36 @@ def init_state_dict(arch: str, seed: int, num_classes: int = 10, hidden: int = 6
 
 # ---------------------------------------------------------------------------------- the core loop
 
-class SGD:
-    """SGD with momentum, Nesterov and weight decay, exactly as ``torch.optim.SGD`` (dampening 0),
-    with the learning rate given at each step; multi-tensor ops, no ``torch.optim`` import."""
+def optimizer(name: str, params, lr: float = 0.0, **options):
+    """torch's ``"sgd"`` or ``"adam"`` over ``params`` (those with ``requires_grad``), in the
+    fastest implementation that keeps each model of a stack independent of the others.
 
-    def __init__(self, params, config: TrainConfig):
-        self.params = [p for p in params if p.requires_grad]
-        self.momentum, self.nesterov = config.momentum, config.nesterov
-        self.weight_decay, self.buffers = config.weight_decay, None
+    On CUDA: ``fused=True``. On the CPU: fused Adam, but SGD with ``foreach=True``: the CPU's
+    fused SGD with momentum updates a tensor's last few elements (past a multiple of the
+    vector width) with other rounding than the rest, so a model's update would depend on its
+    place in the stack (measured: a stack of 3 against 1 differs in the last bits); its
+    foreach SGD and fused Adam do not (tests/test_train.py checks both). Elsewhere: foreach.
+    ``options``: the optimiser's (``momentum``, ``nesterov``, ``weight_decay``, ...).
+    """
+    import torch
 
-    def step(self, lr: float) -> None:
-        """Update with the gradients in ``.grad``, then clear them."""
-        import torch
+    classes = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+    if name not in classes:
+        raise ValueError(f"unknown optimiser {name!r}: expected one of {sorted(classes)}")
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError("no parameters with requires_grad to optimise")
+    devices = {p.device.type for p in params}
+    floats = all(p.is_floating_point() for p in params)
+    fused = floats and (devices == {"cuda"} or (devices == {"cpu"} and name == "adam"))
+    return classes[name](params, lr=lr, **options,
+                         **({"fused": True} if fused else {"foreach": True}))
 
-        with torch.no_grad():
-            grads = [p.grad for p in self.params]
-            if self.weight_decay:
-                grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)
-            if self.momentum:
-                if self.buffers is None:
-                    self.buffers = [g.clone() for g in grads]
-                else:
-                    torch._foreach_mul_(self.buffers, self.momentum)
-                    torch._foreach_add_(self.buffers, grads)
-                if self.nesterov:
-                    grads = torch._foreach_add(grads, self.buffers, alpha=self.momentum)
-                else:
-                    grads = self.buffers
-            torch._foreach_add_(self.params, grads, alpha=-lr)
-        for p in self.params:
-            p.grad = None
+
+def set_lr(opt, lr: float) -> None:
+    """Set the learning rate of every parameter group of ``opt``."""
+    for group in opt.param_groups:
+        group["lr"] = lr
 
 
 class _cpu_threads:
@@ -355,8 +459,8 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
     bounds = batch_bounds(n, dataset.n_train, config)
     per_epoch = len(bounds)
     total = per_epoch * config.epochs
-    stack = _Stack(config, dataset.num_classes, init_state_dicts, device)
-    opt = SGD(stack.module.parameters(), config)
+    stack = ModelStack.from_state_dicts(config.arch, init_state_dicts, device)
+    opt = _sgd(stack, config)
     gens = [torch.Generator().manual_seed(int(s)) for s in order_seeds]
     stack.module.train()
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
@@ -367,9 +471,11 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
         for s, (lo, hi) in enumerate(bounds):
             batch = order[:, lo:hi]
             xb, yb = x_all[batch], y_all[batch]
-            loss = _stacked_loss(stack.forward(xb), yb, config).sum()
+            loss = per_model_cross_entropy(stack(xb), yb, config.label_smoothing).sum()
             loss.backward()
-            opt.step(lr_at(step, per_epoch, config))
+            set_lr(opt, lr_at(step, per_epoch, config))
+            opt.step()
+            opt.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
             if s == per_epoch - 1:
@@ -381,21 +487,31 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
     return stack.state_dicts(), train_logits, val_logits
 
 
-def _stacked_loss(out, y, config: TrainConfig):
-    """Per-model mean cross-entropy (M,) of logits (M, B, C) and labels (M, B)."""
+def _sgd(stack: ModelStack, config: TrainConfig):
+    """The training optimiser of ``stack`` (the learning rate is set at every step)."""
+    return optimizer("sgd", stack.parameters(), momentum=config.momentum,
+                     nesterov=config.nesterov, weight_decay=config.weight_decay)
+
+
+def per_model_cross_entropy(out, y, label_smoothing: float = 0.0):
+    """Mean cross-entropy per model: logits (..., B, C) and labels (..., B) -> (...,).
+
+    Per-row math and a mean over each model's rows: a model's loss (and gradient) does not
+    depend on the other models of its stack.
+    """
     import torch.nn.functional as F
 
-    if config.arch == "digits_mlp" and not config.label_smoothing:
+    if not label_smoothing:
         # log-softmax over 10 classes is slow on CPU as one op; this is 3x faster, same value
         z = out - out.detach().amax(-1, keepdim=True)
         lse = z.exp().sum(-1).log()
-        return (lse - z.gather(-1, y.unsqueeze(-1)).squeeze(-1)).mean(1)
+        return (lse - z.gather(-1, y.unsqueeze(-1)).squeeze(-1)).mean(-1)
     loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none",
-                           label_smoothing=config.label_smoothing)
-    return loss.view(out.shape[0], -1).mean(1)
+                           label_smoothing=label_smoothing)
+    return loss.view(y.shape).mean(-1)
 
 
-def predict(stack: _Stack, x, batch_size: int):
+def predict(stack: ModelStack, x, batch_size: int = 1024):
     """Logits (M, n, C) of the stacked models on normalised inputs, eval mode, on CPU.
 
     Evaluated in float32 without autocast on every device (training steps may use bf16
@@ -443,8 +559,7 @@ def _fit_reference(dataset, train_indices, init_state_dict, order_seed, config):
             batch = order[lo:hi]
             loss = F.cross_entropy(model(x_all[batch]), dataset.train_y[batch],
                                    label_smoothing=config.label_smoothing)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, per_epoch, config)
+            set_lr(opt, lr_at(step, per_epoch, config))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -476,16 +591,18 @@ def choose_stack(config: TrainConfig, dataset, device, n_models: int, candidates
     best, best_rate = 1, 0.0
     for m in [c for c in candidates if c <= n_models]:
         sds = [init_state_dict(config.arch, i, dataset.num_classes, config.hidden) for i in range(m)]
-        stack = _Stack(config, dataset.num_classes, sds, device)
-        opt = SGD(stack.module.parameters(), config)
+        stack = ModelStack.from_state_dicts(config.arch, sds, device)
+        opt = _sgd(stack, config)
         xb, yb = x.unsqueeze(0).expand(m, *x.shape), y.unsqueeze(0).expand(m, *y.shape)
         for i in range(warmup + steps):
             if i == warmup:
                 torch.cuda.synchronize(device)
                 start = time.perf_counter()
-            out = stack.forward(xb)
+            out = stack(xb)
             F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.reshape(-1)).backward()
-            opt.step(1e-3)
+            set_lr(opt, 1e-3)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
         torch.cuda.synchronize(device)
         rate = m * steps / (time.perf_counter() - start)
         if rate > best_rate * 1.05:

@@ -89,20 +89,20 @@ def test_predictions_are_float32_without_autocast(monkeypatch, digits, arch):
         entered.append(self.module.training)
         return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
 
-    monkeypatch.setattr(train._Stack, "autocast", bf16_autocast)
+    monkeypatch.setattr(train.ModelStack, "autocast", bf16_autocast)
     seen = []  # autocast state inside each forward in eval mode
 
     def hook(module, inputs, output):
         if not module.training:
             seen.append(torch.is_autocast_enabled("cpu"))
 
-    real_init = train._Stack.__init__
+    real_init = train.ModelStack.__init__
 
     def init(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
         self.module.register_forward_hook(hook)
 
-    monkeypatch.setattr(train._Stack, "__init__", init)
+    monkeypatch.setattr(train.ModelStack, "__init__", init)
     if arch == "digits_mlp":
         d, cfg = digits, FAST
     else:
