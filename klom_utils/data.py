@@ -27,8 +27,14 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from ._typing import ArrayLike, PathLike
+    from .store import Store
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -59,13 +65,13 @@ class TensorDataset:
     """
 
     name: str
-    train_x: "object"
-    train_y: "object"
-    val_x: "object"
-    val_y: "object"
-    classes: tuple
-    mean: tuple
-    std: tuple
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     scale: float = 255.0
 
     @property
@@ -80,7 +86,7 @@ class TensorDataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def split(self, split: str):
+    def split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, y)`` of ``"train"`` or ``"val"`` (``"test"`` is accepted for ``"val"``)."""
         if split == "train":
             return self.train_x, self.train_y
@@ -88,7 +94,8 @@ class TensorDataset:
             return self.val_x, self.val_y
         raise ValueError(f"unknown split {split!r}: expected 'train' or 'val'")
 
-    def normalize(self, x, device=None, dtype=None):
+    def normalize(self, x: torch.Tensor, device: str | torch.device | None = None,
+                  dtype: torch.dtype | None = None) -> torch.Tensor:
         """Float inputs for the models: ``(x / scale - mean) / std`` per channel."""
         import torch
 
@@ -98,7 +105,7 @@ class TensorDataset:
         std = torch.tensor(self.std, dtype=dtype, device=x.device).view(1, -1, 1, 1)
         return (x.to(dtype) / self.scale - mean) / std
 
-    def to(self, device) -> "TensorDataset":
+    def to(self, device: str | torch.device) -> TensorDataset:
         """The same dataset with its tensors on ``device``."""
         from dataclasses import replace
 
@@ -114,7 +121,7 @@ def dataset_name(name: str) -> str:
     return DATASETS[key]
 
 
-def load_dataset(name: str, root=None, **kwargs) -> TensorDataset:
+def load_dataset(name: str, root: PathLike | None = None, **kwargs: Any) -> TensorDataset:
     """Load ``"digits"`` or ``"cifar10"`` (store names ``DIGITS``/``CIFAR10`` also accepted).
 
     ``root`` is the cache folder for downloads (CIFAR-10 only); ``kwargs`` go to the loader.
@@ -162,14 +169,14 @@ def load_digits() -> TensorDataset:
 
 # -------------------------------------------------------------------------------------- CIFAR-10
 
-def cache_dir(root=None) -> Path:
+def cache_dir(root: PathLike | None = None) -> Path:
     """The download cache: ``root``, else ``$KLOM_CACHE``, else ``~/.cache/klom_utils``."""
     if root is None:
         root = os.environ.get("KLOM_CACHE") or Path.home() / ".cache" / "klom_utils"
     return Path(root).expanduser()
 
 
-def md5sum(path, chunk: int = 1 << 20) -> str:
+def md5sum(path: PathLike, chunk: int = 1 << 20) -> str:
     """Hex md5 of a file."""
     digest = hashlib.md5()
     with open(path, "rb") as f:
@@ -178,8 +185,8 @@ def md5sum(path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def download_cifar10(root=None, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5,
-                     progress: bool = True) -> Path:
+def download_cifar10(root: PathLike | None = None, url: str = CIFAR10_URL,
+                     md5: str | None = CIFAR10_MD5, progress: bool = True) -> Path:
     """Path of the cached CIFAR-10 archive, downloading it first if needed.
 
     The download goes to a temporary file in the cache folder, is checked against ``md5`` and only
@@ -259,7 +266,7 @@ def _read_batch(raw: bytes):
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def parse_cifar10_archive(path):
+def parse_cifar10_archive(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(train_x, train_y, test_x, test_y)`` numpy arrays from a CIFAR-10 python archive.
 
     Train is ``data_batch_1`` ... ``data_batch_5`` concatenated in that order, test is
@@ -280,7 +287,8 @@ def parse_cifar10_archive(path):
             found[CIFAR10_TEST_BATCH][0], found[CIFAR10_TEST_BATCH][1])
 
 
-def load_cifar10(root=None, *, archive=None, md5: str = CIFAR10_MD5, url: str = CIFAR10_URL,
+def load_cifar10(root: PathLike | None = None, *, archive: PathLike | None = None,
+                 md5: str | None = CIFAR10_MD5, url: str = CIFAR10_URL,
                  download: bool = True, progress: bool = True) -> TensorDataset:
     """CIFAR-10 in canonical order, from ``archive`` or the cache (downloaded if missing).
 
@@ -312,7 +320,7 @@ def load_cifar10(root=None, *, archive=None, md5: str = CIFAR10_MD5, url: str = 
 
 # ----------------------------------------------------------------------------------- forget sets
 
-def retain_mask(n_train: int, forget) -> np.ndarray:
+def retain_mask(n_train: int, forget: ArrayLike) -> np.ndarray:
     """Boolean mask over the train split: True for examples not in ``forget``."""
     forget = check_forget_indices(forget, n_train)
     mask = np.ones(int(n_train), dtype=bool)
@@ -320,7 +328,7 @@ def retain_mask(n_train: int, forget) -> np.ndarray:
     return mask
 
 
-def check_forget_indices(forget, n_train: int) -> np.ndarray:
+def check_forget_indices(forget: ArrayLike, n_train: int) -> np.ndarray:
     """``forget`` as an int64 array, checked to be unique indices into a train split of n."""
     forget = np.asarray(forget)
     if forget.ndim != 1 or (forget.size and not np.issubdtype(forget.dtype, np.integer)):
@@ -345,7 +353,7 @@ def _hash_rank(tag: str, n: int) -> np.ndarray:
 DIGITS_SUBPOPULATION_ANCHOR = 1  # train image 1, a "1"
 
 
-def digits_forget_sets(dataset: TensorDataset | None = None) -> dict:
+def digits_forget_sets(dataset: TensorDataset | None = None) -> dict[int, tuple[np.ndarray, str]]:
     """The DIGITS forget sets: ``{k: (indices, description)}``, indices sorted int64.
 
     They mirror the kinds of the paper's CIFAR-10 sets: a small and a larger random set, and a
@@ -379,8 +387,8 @@ def digits_forget_sets(dataset: TensorDataset | None = None) -> dict:
     }
 
 
-def write_digits_forget_sets(store, dataset: TensorDataset | None = None,
-                             overwrite: bool = False) -> list:
+def write_digits_forget_sets(store: Store, dataset: TensorDataset | None = None,
+                             overwrite: bool = False) -> list[int]:
     """Write the DIGITS forget sets (with descriptions) into ``store``; returns the ks written.
 
     Sets already in the store are kept unless ``overwrite``.

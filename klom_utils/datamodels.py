@@ -31,8 +31,16 @@ from __future__ import annotations
 import os
 import re
 import time
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from ._typing import ArrayLike, DatasetLike, PathLike, Record, StoreLike
+    from .store import Store
+    from .train import TrainConfig
 
 __all__ = ["datamodel_folder", "subset_indices", "train_subset_models", "load_subset_runs",
            "estimate_datamodel", "save_datamodel", "datamodel_about", "load_datamodel_rows",
@@ -75,8 +83,10 @@ def subset_indices(dataset: str, n_train: int, model_id: int, fraction: float,
     return np.sort(rng.choice(n_train, k, replace=False))
 
 
-def train_subset_models(dataset, store, model_ids, *, fraction: float = 0.5, seed: int = 0,
-                        device="auto", config=None, progress: bool = True, root=None) -> list:
+def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[int], *,
+                        fraction: float = 0.5, seed: int = 0,
+                        device: str | torch.device = "auto", config: TrainConfig | None = None,
+                        progress: bool = True, root: PathLike | None = None) -> list[int]:
     """Train the subset models ``model_ids`` into ``datamodels/<D>/`` of ``store`` (ids already
     there are skipped); returns the ids trained. ``config``: a
     :class:`~klom_utils.train.TrainConfig` (default: the dataset's recipe)."""
@@ -138,7 +148,8 @@ def _complete_subset_ids(store, folder: str) -> set:
     return have & {int(m.group(1)) for m in store._files(folder, _SUBSET_RE)} if have else have
 
 
-def load_subset_runs(store, dataset: str, n_train: int, model_ids=None):
+def load_subset_runs(store: Store, dataset: str, n_train: int,
+                     model_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(masks, logits)`` of the subset models ``model_ids`` (default: every complete one):
     ``masks`` bool ``(M, n_train)`` (which train examples each model saw) and ``logits``
     float32 ``(M, n_train + n_val, C)``. A requested model that is not complete is an error."""
@@ -167,7 +178,7 @@ def load_subset_runs(store, dataset: str, n_train: int, model_ids=None):
 DEFAULT_RIDGE = 0.1
 
 
-def estimate_datamodel(masks, logits, *, estimator: str = "regression",
+def estimate_datamodel(masks: ArrayLike, logits: ArrayLike, *, estimator: str = "regression",
                        ridge: float = DEFAULT_RIDGE) -> np.ndarray:
     """``theta`` ``(n_train, n_examples, C)`` float32 from inclusion ``masks`` ``(M,
     n_train)`` and ``logits`` ``(M, n_examples, C)``.
@@ -202,7 +213,7 @@ def estimate_datamodel(masks, logits, *, estimator: str = "regression",
     return theta.reshape(x.shape[1], n_ex, c).astype(np.float32)
 
 
-def save_datamodel(store, dataset: str, theta, about: dict) -> str:
+def save_datamodel(store: Store, dataset: str, theta: ArrayLike, about: Mapping[str, Any]) -> str:
     """Write ``theta`` (float16, as the authors' files) to the store, and ``about`` (how it
     was made) beside it as JSON; returns its relpath."""
     from .store import _save_npy
@@ -213,7 +224,7 @@ def save_datamodel(store, dataset: str, theta, about: dict) -> str:
     return relpath
 
 
-def datamodel_about(path) -> dict:
+def datamodel_about(path: PathLike) -> Record:
     """How the datamodel at ``path`` was made (its JSON sidecar), or ``{}`` for a file made
     elsewhere."""
     import json
@@ -223,7 +234,8 @@ def datamodel_about(path) -> dict:
     return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
 
 
-def load_datamodel_rows(path, rows, *, shape=None, dtype="float16") -> np.ndarray:
+def load_datamodel_rows(path: PathLike, rows: ArrayLike, *, shape: Sequence[int] | None = None,
+                        dtype: str | np.dtype = "float16") -> np.ndarray:
     """Rows ``rows`` of a datamodel file, float32 ``(len(rows), n_examples, C)``, reading only
     those rows (memory-mapped).
 
@@ -262,13 +274,14 @@ def load_datamodel_rows(path, rows, *, shape=None, dtype="float16") -> np.ndarra
     return np.asarray(array[np.sort(rows)], np.float32)[np.argsort(np.argsort(rows))]
 
 
-def forget_shift(theta_rows) -> np.ndarray:
+def forget_shift(theta_rows: ArrayLike) -> np.ndarray:
     """The predicted change of every example's logits when the forget set (the rows of theta
     given) leaves training: ``-sum`` over the rows, ``(n_examples, C)`` float32."""
     return -np.asarray(theta_rows, np.float64).sum(0).astype(np.float32)
 
 
-def prediction_quality(shift, full_logits, oracle_logits, forget, n_train) -> dict:
+def prediction_quality(shift: ArrayLike, full_logits: ArrayLike, oracle_logits: ArrayLike,
+                       forget: ArrayLike, n_train: int) -> dict[str, dict[str, float]]:
     """How well ``shift`` predicts the change from full models to oracles (mean logits
     ``(n_examples, C)`` of each): per group (forget, retain, validation) the correlation of
     predicted and actual changes over examples x classes, and the RMSE of the predicted oracle
@@ -286,9 +299,10 @@ def prediction_quality(shift, full_logits, oracle_logits, forget, n_train) -> di
     return out
 
 
-def build_datamodel(dataset, store, model_ids, *, fraction: float = 0.5, seed: int = 0,
-                    estimator: str = "regression", ridge: float = DEFAULT_RIDGE, device="auto",
-                    progress: bool = True, root=None) -> dict:
+def build_datamodel(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[int], *,
+                    fraction: float = 0.5, seed: int = 0, estimator: str = "regression",
+                    ridge: float = DEFAULT_RIDGE, device: str | torch.device = "auto",
+                    progress: bool = True, root: PathLike | None = None) -> Record:
     """Train the subset models (resumable), estimate theta and save it: ``{"trained",
     "n_models", "fraction", "estimator", "ridge", "path", "seconds"}`` (also written beside
     the datamodel)."""
@@ -326,13 +340,14 @@ def build_datamodel(dataset, store, model_ids, *, fraction: float = 0.5, seed: i
     return {"trained": trained, **about, "path": path, "seconds": time.perf_counter() - start}
 
 
-def mean_logits(store, folder: str, model_ids) -> np.ndarray:
+def mean_logits(store: Store, folder: str, model_ids: Sequence[int]) -> np.ndarray:
     """Mean logits of ``model_ids`` of ``folder``, train then validation, ``(n_examples, C)``."""
     return np.concatenate([store.logits_of(folder, s, model_ids).mean(0)
                            for s in ("train", "val")])
 
 
-def datamodel_quality(store, dataset, *, path=None, max_models: int = 100, root=None) -> dict:
+def datamodel_quality(store: StoreLike, dataset: DatasetLike, *, path: PathLike | None = None,
+                      max_models: int = 100, root: PathLike | None = None) -> Record:
     """For each forget set of the store with oracles: how well the store's datamodel predicts
     the change from the mean logits of (up to ``max_models``) full models to those of the
     scoring oracles (:func:`prediction_quality` per group, with ``n_models``, ``n_oracles``).
