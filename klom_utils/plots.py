@@ -7,7 +7,14 @@ it as a cell's value, or save it with ``fig.savefig(path)``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ._typing import ArrayLike, Record
 
 GROUPS = ("forget", "retain", "validation")
 COLORS = {"oracle": "#4C72B0", "unlearned": "#DD8452", "original": "#8C8C8C"}
@@ -56,9 +63,12 @@ def _rows(name, array, n_examples=None):
     return a
 
 
-def margin_histograms(oracle, unlearned, original=None, examples=(0,), *, bins: int = 20,
-                      titles=None, labels=("oracles", "unlearned", "originals"), ncols: int = 4,
-                      clip=(-100.0, 100.0), unlearned_colors=None):
+def margin_histograms(oracle: ArrayLike, unlearned: ArrayLike, original: ArrayLike | None = None,
+                      examples: ArrayLike = (0,), *, bins: int = 20,
+                      titles: Sequence[str] | None = None,
+                      labels: Sequence[str] = ("oracles", "unlearned", "originals"),
+                      ncols: int = 4, clip: tuple[float, float] = (-100.0, 100.0),
+                      unlearned_colors: Sequence[str] | None = None) -> Figure:
     """One panel per example: histograms (fractions of models) of the margins of oracles,
     unlearned models and (optionally) original models, on shared equal-width bins.
 
@@ -108,7 +118,8 @@ def _group_scores(scores, forget, n_train):
     return {g: s[i] for g, i in _group_index(s.size, forget, n_train, None).items()}
 
 
-def klom_distributions(scores_by_method, forget, n_train: int, *, log_scale: bool = False):
+def klom_distributions(scores_by_method: Mapping[str, ArrayLike], forget: ArrayLike,
+                       n_train: int, *, log_scale: bool = False) -> Figure:
     """Per group (forget, retain, validation), a box per method of per-example KLOM (whiskers
     at the 5th and 95th percentiles, the 95th marked with a diamond).
 
@@ -137,7 +148,8 @@ def klom_distributions(scores_by_method, forget, n_train: int, *, log_scale: boo
     return fig
 
 
-def p95_bars(records, *, groups=GROUPS, show_floor: bool = True, ncols: int = 1):
+def p95_bars(records: Iterable[Record], *, groups: Sequence[str] = GROUPS,
+             show_floor: bool = True, ncols: int = 1) -> Figure:
     """One panel per forget set (``ncols`` per row): bars of each method's 95th percentile per
     group with its interval (for the expected 95th percentile at the record's ``N``), and the
     noise floor as a dashed line labelled with its ``N`` per side. ``records`` from
@@ -177,8 +189,9 @@ def p95_bars(records, *, groups=GROUPS, show_floor: bool = True, ncols: int = 1)
     return fig
 
 
-def annotated_heatmap(values, row_labels, col_labels, *, title: str = "", vmax=None,
-                      fmt: str = "{:.2f}", cmap: str = "viridis"):
+def annotated_heatmap(values: ArrayLike, row_labels: Sequence[str], col_labels: Sequence[str], *,
+                      title: str = "", vmax: float | None = None, fmt: str = "{:.2f}",
+                      cmap: str = "viridis") -> Figure:
     """A heat map of ``values`` (rows x columns) with every cell's number written in it.
 
     nan cells are drawn hatched grey and labelled "nan", so they never look like 0 (which gets
