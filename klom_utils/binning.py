@@ -8,24 +8,18 @@ counted in several threads.
 
 from __future__ import annotations
 
-from typing import Union
-
 import numba
 import numpy as np
 
-# per-example parameters: arrays of length c (one per example) or scalars
-_PerExample = Union[np.ndarray, float]
-
 
 @numba.njit(nogil=True, cache=True)
-def count_slots(x: np.ndarray, start: int, low: _PerExample, high: _PerExample,
-                lo: _PerExample, step: _PerExample, hi: _PerExample, scale: _PerExample,
-                offset: _PerExample, n_seg: int, k_max: int, shift: int,
-                counts: np.ndarray) -> None:
+def count_slots(x: np.ndarray, start: int, low: np.ndarray, high: np.ndarray, lo: np.ndarray,
+                step: np.ndarray, hi: np.ndarray, scale: np.ndarray, offset: np.ndarray,
+                n_seg: int, k_max: int, shift: int, counts: np.ndarray) -> None:
     """Add every value of ``x[:, start: start + c]`` to ``counts[example, slot]`` (c, n_slots).
 
-    Per example (the other arguments are arrays of length c, or scalars): each value is
-    clamped to ``[low, high]``; its edge index is estimated as ``k = min(int(v * scale +
+    Per example (``low`` ... ``offset`` are arrays of length c, one value per example): each
+    value is clamped to ``[low, high]``; its edge index is estimated as ``k = min(int(v * scale +
     offset), k_max)``, where ``offset`` holds an upward bias large enough that the estimate is
     the true index or one above it; then ``k`` is lowered by one exactly when ``v`` lies below
     edge ``k``, the edges (indices 0 to ``n_seg``) being ``np.linspace``'s: ``k * step + lo``,

@@ -36,8 +36,6 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    import torch
-
     from ._typing import ArrayLike, DatasetLike, PathLike, Record, StoreLike
     from .store import Store
     from .train import TrainConfig
@@ -85,7 +83,7 @@ def subset_indices(dataset: str, n_train: int, model_id: int, fraction: float,
 
 def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[int], *,
                         fraction: float = 0.5, seed: int = 0,
-                        device: str | torch.device = "auto", config: TrainConfig | None = None,
+                        device: str = "auto", config: TrainConfig | None = None,
                         progress: bool = True, root: PathLike | None = None) -> list[int]:
     """Train the subset models ``model_ids`` into ``datamodels/<D>/`` of ``store`` (ids already
     there are skipped); returns the ids trained. ``config``: a
@@ -301,7 +299,7 @@ def prediction_quality(shift: ArrayLike, full_logits: ArrayLike, oracle_logits: 
 
 def build_datamodel(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[int], *,
                     fraction: float = 0.5, seed: int = 0, estimator: str = "regression",
-                    ridge: float = DEFAULT_RIDGE, device: str | torch.device = "auto",
+                    ridge: float = DEFAULT_RIDGE, device: str = "auto",
                     progress: bool = True, root: PathLike | None = None) -> Record:
     """Train the subset models (resumable), estimate theta and save it: ``{"trained",
     "n_models", "fraction", "estimator", "ridge", "path", "seconds"}`` (also written beside
@@ -347,7 +345,7 @@ def mean_logits(store: Store, folder: str, model_ids: Sequence[int]) -> np.ndarr
 
 
 def datamodel_quality(store: StoreLike, dataset: DatasetLike, *, path: PathLike | None = None,
-                      max_models: int = 100, root: PathLike | None = None) -> Record:
+                      max_models: int = 100, root: PathLike | None = None) -> dict[int, Record]:
     """For each forget set of the store with oracles: how well the store's datamodel predicts
     the change from the mean logits of (up to ``max_models``) full models to those of the
     scoring oracles (:func:`prediction_quality` per group, with ``n_models``, ``n_oracles``).

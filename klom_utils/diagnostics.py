@@ -88,7 +88,7 @@ def diagnose(*, unlearned: ArrayLike, oracle: ArrayLike, scores: ArrayLike, forg
     u, o = _as_real(unlearned, "unlearned"), _as_real(oracle, "oracle")
     s = np.asarray(scores, np.float64)
     index = _group_index(s.size, forget, n_train, None)
-    out = {"outliers": {"unlearned": outlier_models(u, unlearned_ids),
+    out: Record = {"outliers": {"unlearned": outlier_models(u, unlearned_ids),
                         "oracle": outlier_models(o, oracle_ids)},
            "n_unlearned": int(u.shape[0]), "n_oracles": int(o.shape[0])}
     f, r = s[index["forget"]], s[index["retain"]]

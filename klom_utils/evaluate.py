@@ -48,13 +48,13 @@ class Margins:
     oracle_pool: list  # the oracles one may score against (given ids, or scoring_oracle_ids)
 
 
-def _dataset(dataset, root=None):
+def _dataset(dataset: DatasetLike, root: PathLike | None = None) -> TensorDataset:
     from .data import TensorDataset, load_dataset
 
     return dataset if isinstance(dataset, TensorDataset) else load_dataset(dataset, root=root)
 
 
-def _open(store):
+def _open(store: StoreLike) -> Store:
     from .store import Store, open_store
 
     return store if isinstance(store, Store) else open_store(store)
@@ -209,12 +209,12 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     store, data = _open(store), _dataset(dataset, root)
     m = load_margins(store, data, forget_set, method, model_ids=model_ids, oracle_ids=oracle_ids)
     n_u, n_o = len(m.model_ids), len(m.oracle_ids)
-    groups = dict(forget=m.forget, n_train=m.n_train)
-    interval = dict(level=level, n_splits=n_splits, seed=seed, **klom_kwargs)
+    groups: dict[str, Any] = dict(forget=m.forget, n_train=m.n_train)
+    interval: dict[str, Any] = dict(level=level, n_splits=n_splits, seed=seed, **klom_kwargs)
     scores = klom_scores(m, **klom_kwargs)
     summary = summarize(scores, **groups)
     ci = _p95_interval(m.unlearned, m.oracle, groups, interval)
-    record = {"method": method, "dataset": data.name, "forget_set": int(forget_set),
+    record: Record = {"method": method, "dataset": data.name, "forget_set": int(forget_set),
               "forget_size": int(len(m.forget)), "n_unlearned": n_u, "n_oracles": n_o,
               "n_per_side": n_u if n_u == n_o else None}
     for g in GROUPS:
@@ -360,7 +360,7 @@ def results_table(records: Iterable[Record]) -> ResultsTable:
               + (["forget mean", "forget > retain p99"] if small else [])
               + ["retain p95 [CI]", "validation p95 [CI]", "acc forget/retain/test"])
     blank = [""] * (2 if small else 0)
-    by_set = {}
+    by_set: dict[tuple, list[Record]] = {}
     for r in records:  # rows grouped by forget set, in order of first appearance
         by_set.setdefault((r["dataset"], r["forget_set"]), []).append(r)
     rows = []
@@ -384,7 +384,7 @@ def results_table(records: Iterable[Record]) -> ResultsTable:
                 rows.append([name, f"{method} (rescored)", str(at["n_per_side"]),
                              _with_ci(at["forget"])] + blank
                             + [_with_ci(at["retain"]), _with_ci(at["validation"]), ""])
-        floors = {}  # one row per N and estimator setting
+        floors: dict[tuple, Record] = {}  # one row per N and estimator setting
         for r in group:
             if r.get("noise_floor"):
                 floors.setdefault((r["noise_floor"]["n_per_side"], _setting(r)), r["noise_floor"])
@@ -399,7 +399,7 @@ def results_table(records: Iterable[Record]) -> ResultsTable:
         notes.append(f"forget sets under {SMALL_FORGET} examples: the p95 rests on the few "
                      "largest scores; read it with the forget mean and the count above the "
                      "retain p99.")
-    seen = {}
+    seen: dict[str, list[str]] = {}
     for r in records:
         for w in r.get("diagnostics", {}).get("warnings", []):
             if w["kind"] != "small_forget":

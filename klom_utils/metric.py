@@ -67,7 +67,7 @@ import os
 import sys
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -148,11 +148,12 @@ def margins(logits: ArrayLike | torch.Tensor,
     if _is_torch(logits):
         import torch
 
-        z = logits.detach()
+        z = cast("torch.Tensor", logits).detach()
         if not (z.dtype.is_floating_point or z.dtype in (torch.int32, torch.int64)):
             raise ValueError(f"logits must be real numbers, got dtype {z.dtype}")
         z = z.double() if z.dtype == torch.float64 else z.float()
-        y = labels.to(z.device) if _is_torch(labels) else torch.as_tensor(np.asarray(labels))
+        y = (cast("torch.Tensor", labels).to(z.device) if _is_torch(labels)
+             else torch.as_tensor(np.asarray(labels)))
         if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
             raise ValueError(f"labels must be integers, got dtype {y.dtype}")
         _check_labels(tuple(z.shape), tuple(y.shape), y.min().item() if y.numel() else 0,

@@ -95,7 +95,7 @@ def _check_split(split: str) -> str:
 # -- atomic writing ---------------------------------------------------------------------------
 
 
-def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], object]) -> Path:
     """Call ``write_fn(tmp_path)``, then rename the temporary file to ``path``.
 
     An interrupted run leaves at most a hidden ``.tmp`` file, never a truncated file under the
