@@ -84,20 +84,21 @@ def prepare_store(store_dir, needs: StoreNeeds, *, device="auto", root=None, see
     unlearned (``needs.methods`` with their default settings) into the store; other datasets
     raise ``FileNotFoundError`` naming the missing folders and the command that fills them.
     """
-    from .data import load_dataset
+    from .data import dataset_name, load_dataset
 
-    data = load_dataset(needs.dataset, root=root)
-    store = open_store(store_dir, create=True)
-    lacking = missing_models(store, needs, data.name)
+    name = dataset_name(needs.dataset)
+    store = open_store(store_dir, create=name in BUILDS_ITSELF)
+    lacking = missing_models(store, needs, name)
     if not lacking:
-        print(f"store {store_dir}: has the {data.name} models this chapter needs")
+        print(f"store {store_dir}: has the {name} models this chapter needs")
         return store
-    if data.name not in BUILDS_ITSELF:
+    if name not in BUILDS_ITSELF:
         folders = ", ".join(f"{folder} ({len(ids)} models)" for folder, _, _, ids in lacking[:4])
         raise FileNotFoundError(
-            f"store {str(store_dir)!r} lacks {data.name} models this chapter needs: {folders}"
+            f"store {str(store_dir)!r} lacks {name} models this chapter needs: {folders}"
             f"{' ...' if len(lacking) > 4 else ''}; run the training and unlearning chapters "
             "(or `klom train` / `klom unlearn`) with the same store_dir first")
+    data = load_dataset(needs.dataset, root=root)
     start = time.perf_counter()
     trained, unlearned = _build(store, data, lacking, needs, device, seed, progress)
     print(f"store {store_dir}: built the missing part of the embedded {data.name} store "

@@ -155,6 +155,58 @@ def test_colab_install_cell_is_hidden_and_before_parameters(stem):
     )
     assert f"git+{REPO_URL}" in cell.source, f"{stem}: install with git+{REPO_URL}"
     assert install[0] < params[0], f"{stem}: the install cell comes before the parameters cell"
+    assert cell.metadata.get("mystnb", {}).get("code_prompt_show"), (
+        f"{stem}: label the hidden install cell (mystnb.code_prompt_show)")
+    assert "torch=={torch.__version__}" in cell.source, f"{stem}: keep Colab's own torch"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_colab_install_pins_the_release_tag(stem):
+    build_book.check_colab_install(stem, REPO_URL)  # raises BuildError otherwise
+
+
+def test_colab_pin_check_rejects_an_unpinned_install(tmp_path, monkeypatch):
+    (tmp_path / "x.py").write_text('pip install "klom_utils @ git+' + REPO_URL + '"\n')
+    monkeypatch.setattr(build_book, "NOTEBOOKS", tmp_path)
+    with pytest.raises(build_book.BuildError, match="must install"):
+        build_book.check_colab_install("x", REPO_URL)
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_hidden_cells_are_labelled(stem):
+    for i, cell in enumerate(read_ipynb(stem).cells):
+        if cell.cell_type == "code" and "hide-input" in cell.metadata.get("tags", []):
+            assert cell.metadata.get("mystnb", {}).get("code_prompt_show"), (
+                f"{stem}: hidden cell {i} needs a label (mystnb.code_prompt_show)")
+
+
+@pytest.mark.parametrize("stem", [s for s in STEMS if not s.startswith("01_")])
+def test_pipeline_pages_say_where_their_numbers_come_from(stem):
+    first = read_ipynb(stem).cells[0].source
+    assert "**Embedded run" in first, f"{stem}: add the embedded-run note to the first cell"
+    assert "paper_scale.md" in first and "GPU" in first, (
+        f"{stem}: the note says what has run on a GPU and links the paper-scale page")
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_no_results_json_line_on_the_page(stem):
+    source = "\n".join(c.source for c in read_ipynb(stem).cells if c.cell_type == "code")
+    assert "wrote {out}" not in source, f"{stem}: do not print the results file's path"
+
+
+def test_toc_numbers_chapters_like_the_files_and_intro():
+    chapters = [build_book.notebook_stem(e) for e in build_book.toc_files(TOC)
+                if build_book.is_notebook_entry(e)]
+    assert [int(s[:2]) for s in chapters] == list(range(1, len(chapters) + 1))
+    assert all(part.get("numbered") for part in TOC["parts"]
+               if any(build_book.is_notebook_entry(c["file"]) for c in part["chapters"]))
+    intro = (ROOT / "book" / "intro.md").read_text()
+    for stem in chapters:
+        title = read_ipynb(stem).cells[0].source.splitlines()[0].lstrip("# ").strip()
+        number = int(stem[:2])
+        row = re.search(rf"^\| {number}\. ([^|]+)\|", intro, re.M)
+        assert row, f"the intro's table lists chapter {number} ({title})"
+        assert row.group(1).strip().lower() in title.lower() or title.lower() in row.group(1).lower()
 
 
 @pytest.mark.parametrize("stem", STEMS)
@@ -167,6 +219,35 @@ def test_parameters_and_results_json(stem):
 
 # ---------------------------------------------------------------------------------------------
 # Parameter files
+
+
+def test_build_passes_only_declared_parameters():
+    params = yaml.safe_load((ROOT / "params" / "paper.yaml").read_text())
+    for stem in STEMS:
+        declared = build_book.declared_parameters(NOTEBOOKS / f"{stem}.ipynb")
+        given = build_book.parameters_for(stem, params, ROOT / "_build" / "run")
+        assert set(given) <= set(declared), (stem, sorted(set(given) - set(declared)))
+
+
+def test_progress_bars_are_a_parameter_off_in_the_book():
+    default = yaml.safe_load((ROOT / "params" / "default.yaml").read_text())
+    assert default["progress"] is False
+    for stem in STEMS:
+        source = (NOTEBOOKS / f"{stem}.py").read_text()
+        if "progress=" in source:
+            assert "progress" in build_book.declared_parameters(NOTEBOOKS / f"{stem}.ipynb"), stem
+            assert "progress=True" not in source, f"{stem}: pass progress=progress"
+
+
+def test_build_fails_on_stderr_in_a_page():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="UserWarning: x\n")]
+    nb.cells = [cell]
+    with pytest.raises(build_book.BuildError, match="stderr"):
+        build_book.check_no_stderr("x", nb)
 
 
 def test_parameter_files_share_keys_that_notebooks_declare():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,10 @@ def test_01_klom_explained(tmp_path):
     assert bins["5"]["same_law_p95"] < bins["20"]["same_law_p95"] < bins["80"]["same_law_p95"]
     assert bins["20"]["shifted_median"] > 1.5 * bins["20"]["same_law_p95"]
     assert r["one_diverged_model_median"]["(-100.0, 100.0)"] < 0.3
+    assert r["diverged_flagged"] == [0]  # the diagnostic finds the diverged model
+    # implementations differ by more on heavy tails than on same-law examples
+    spread = r["variant_spread"]
+    assert 1.0 <= spread["same law"] < spread["heavy tails"] < 1.4
 
     # the reference implementations fail on a point mass above every oracle margin
     above = r["variants"]["point mass above"]
@@ -100,7 +105,7 @@ def pipeline(tmp_path_factory):
     pytest.importorskip("sklearn")
     root = tmp_path_factory.mktemp("pipeline")
     store = root / "store"
-    r04 = run_notebook("03_training", root, store_dir=str(store), dataset="digits",
+    r04 = run_notebook("03_training", root, store_dir=str(store), dataset="digits", progress=False,
                        n_models=TINY_N, forget_sets=[TINY_SET],
                        n_held_out_oracles=TINY_HELD_OUT, stack_sizes=[1, TINY_N])
     return {"root": root, "store": str(store), "04": r04}
@@ -110,6 +115,7 @@ def pipeline(tmp_path_factory):
 def unlearned(pipeline):
     """The pipeline after 05 (unlearning) with TINY_METHODS; its results."""
     return run_notebook("04_unlearning", pipeline["root"], store_dir=pipeline["store"],
+                     n_held_out_oracles=TINY_HELD_OUT, progress=False,
                         dataset="digits", forget_sets=[TINY_SET], methods=TINY_METHODS,
                         n_models=TINY_N)
 
@@ -141,7 +147,7 @@ def test_03_training(pipeline):
 
 @pytest.mark.slow
 def test_02_download_local_store(pipeline):
-    r = run_notebook("02_download", pipeline["root"], store_dir=pipeline["store"],
+    r = run_notebook("02_download", pipeline["root"], store_dir=pipeline["store"], progress=False,
                      source="local", dataset="digits", forget_sets=[TINY_SET], n_models=TINY_N)
     assert r["parameters"]["source"] == "local"
     # label order: the full models fit their training set; shuffled labels agree by chance
@@ -192,6 +198,7 @@ def test_04_unlearning(unlearned):
 @pytest.mark.slow
 def test_05_computing_klom(pipeline, unlearned):
     r = run_notebook("05_computing_klom", pipeline["root"], store_dir=pipeline["store"],
+                     n_held_out_oracles=TINY_HELD_OUT, progress=False, n_models=TINY_N,
                      dataset="digits", forget_sets=[TINY_SET], methods=TINY_METHODS,
                      n_splits=TINY_SPLITS)
     recs = {rec["method"]: rec for rec in r["records"]}
@@ -230,6 +237,7 @@ def test_05_computing_klom(pipeline, unlearned):
 @pytest.mark.slow
 def test_06_your_method(pipeline, unlearned):
     r = run_notebook("06_your_method", pipeline["root"], store_dir=pipeline["store"],
+                     n_held_out_oracles=TINY_HELD_OUT, progress=False,
                      dataset="digits", forget_sets=[TINY_SET], n_models=TINY_N,
                      n_splits=TINY_SPLITS)
     check = r["one_model_check"]
@@ -252,6 +260,7 @@ def test_06_your_method(pipeline, unlearned):
 @pytest.mark.slow
 def test_07_datamodel_matching(pipeline, unlearned):
     r = run_notebook("07_datamodel_matching", pipeline["root"], store_dir=pipeline["store"],
+                     n_held_out_oracles=TINY_HELD_OUT, progress=False,
                      dataset="digits", forget_sets=[TINY_SET], n_models=TINY_N,
                      methods=TINY_METHODS, n_subset_models=60, n_splits=TINY_SPLITS)
     assert r["datamodel"]["n_models"] == 60 and r["datamodel"]["estimator"] == "regression"
@@ -263,3 +272,59 @@ def test_07_datamodel_matching(pipeline, unlearned):
     assert all(0.0 <= x <= math.log(1e5) for x in v.values())
     acc = r["verdict"][str(TINY_SET)]["accuracy"]["datamodel_matching"]
     assert acc["test"] > 0.9
+
+
+# ---------------------------------------------------------------------------------------------
+# Every chapter runs alone: in an empty folder, with its own defaults for the store and results
+# (klom_run/ under the working directory) and tiny sizes, it builds the store it needs.
+
+ALONE = {"n_models": 6, "forget_sets": [TINY_SET], "n_held_out_oracles": 2, "progress": False}
+ALONE_METHODS = {"methods": ["do_nothing", "oracle_matching"], "n_splits": TINY_SPLITS}
+
+
+def run_alone(stem: str, folder: Path, **parameters) -> dict:
+    """Execute notebooks/<stem>.ipynb with `folder` (empty) as its working directory, given
+    only the parameters it declares (as the book's build does)."""
+    declared = papermill.inspect_notebook(str(NOTEBOOKS / f"{stem}.ipynb"))
+    parameters = {k: v for k, v in parameters.items() if k in declared}
+    papermill.execute_notebook(str(NOTEBOOKS / f"{stem}.ipynb"), str(folder / "out.ipynb"),
+                               parameters=parameters, cwd=str(folder),
+                               kernel_name="python3", progress_bar=False)
+    return json.loads((folder / "klom_run" / "results" / f"{stem}.json").read_text())
+
+
+def stream_text(notebook: Path) -> str:
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.get("outputs", []) if o.output_type == "stream")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem, extra", [
+    ("02_download", {}),
+    ("04_unlearning", ALONE_METHODS),
+    ("05_computing_klom", ALONE_METHODS),
+    ("06_your_method", {"n_splits": TINY_SPLITS}),
+    ("07_datamodel_matching", {**ALONE_METHODS, "n_subset_models": 40}),
+])
+def test_chapter_runs_alone_in_an_empty_folder(tmp_path, stem, extra):
+    pytest.importorskip("torch")
+    r = run_alone(stem, tmp_path, **ALONE, **extra)
+    assert r["parameters"]["forget_sets"] == [TINY_SET]
+    text = stream_text(tmp_path / "out.ipynb")
+    built = re.search(r"built the missing part of the embedded DIGITS store "
+                      r"\(trained (\d+) models, unlearned (\d+)\) in \d+ s", text)
+    assert built, f"{stem} says in one line that it built the store: {text[:300]!r}"
+    held_out = 2 if "n_held_out_oracles" in papermill.inspect_notebook(
+        str(NOTEBOOKS / f"{stem}.ipynb")) else 0
+    assert int(built.group(1)) == 6 + 2 * 6 + held_out  # full, 2N oracles, held-out oracles
+    store = tmp_path / "klom_run" / "store"
+    assert (store / "full_models" / "DIGITS").is_dir()
+    # run again: nothing is built twice
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "klom_run").symlink_to(tmp_path / "klom_run")
+    run_alone(stem, again, **ALONE, **extra)
+    assert "has the DIGITS models this chapter needs" in stream_text(again / "out.ipynb")

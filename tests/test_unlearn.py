@@ -361,3 +361,166 @@ def test_user_defined_method_end_to_end(digits_store, digits_data):
         assert score(digits_store, digits_data, FORGET_SET, "plain")["n_unlearned"] == 2
     finally:
         U.METHODS.pop("shrink_test", None)
+
+
+# ------------------------------------------------------------------------------ stacked methods
+
+ALL_BUILTIN = BUILTIN + ["datamodel_matching", "datamodel_direct"]
+#: Small settings: every method does a few steps of each kind.
+SMALL = {"gradient_ascent": {"epochs": 2, "max_grad_norm": 0.5},
+         "gradient_descent": {"epochs": 1},
+         "neggrad_plus": {"epochs": 2, "max_grad_norm": 1.0},
+         "scrub": {"epochs": 2, "max_epochs": 1},
+         "oracle_matching": {"epochs": 2},
+         "datamodel_matching": {"epochs": 2}}
+
+
+@pytest.fixture(scope="module")
+def digits_unlearn_data(digits_data):
+    g = torch.Generator().manual_seed(0)
+    n = digits_data.n_train + digits_data.n_val
+    return U.UnlearnData.from_dataset(
+        digits_data, np.arange(0, 400, 8), oracle_train_logits=torch.randn(
+            digits_data.n_train, 10, generator=g),
+        datamodel_shift=0.1 * torch.randn(n, 10, generator=g))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, U.Outputs):
+        return torch.equal(a.train_logits, b.train_logits) and torch.equal(a.val_logits,
+                                                                           b.val_logits)
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("name", ALL_BUILTIN)
+def test_a_model_unlearned_in_a_stack_equals_it_unlearned_alone(name, digits_unlearn_data):
+    """Bit for bit on the CPU: own data order and generator per model, per-model losses,
+    gradient clipping per model, an optimiser whose update is the same at any place in the
+    stack."""
+    from klom_utils.train import init_state_dict
+
+    models = [load_model(init_state_dict("digits_mlp", s), arch="digits_mlp") for s in (4, 5, 6)]
+    kwargs = dict(dataset="digits", config=SMALL.get(name), forget_set=3)
+    stacked = U.unlearn_models(name, models, digits_unlearn_data, model_ids=[7, 8, 9], **kwargs)
+    assert U.get_method(name).stacked
+    for j, (model, i) in enumerate(zip(models, [7, 8, 9])):
+        alone = U.unlearn_models(name, [model], digits_unlearn_data, model_ids=[i], **kwargs)
+        assert _same(stacked[j], alone[0]), (name, j)
+        direct = U.get_method(name)(model, digits_unlearn_data,
+                                    U.resolve_config(name, "digits", SMALL.get(name)),
+                                    generator=U.model_generator(i, dataset="DIGITS",
+                                                                forget_set=3, method=name))
+        assert _same(direct, alone[0])  # the single-model call is a stack of one
+    if name != "datamodel_direct":  # models differ from each other: no mixing up of models
+        assert not _same(stacked[0], stacked[1])
+    in_chunks = U.unlearn_models(name, models, digits_unlearn_data, model_ids=[7, 8, 9],
+                                 stack=2, **kwargs)
+    assert all(_same(a, b) for a, b in zip(in_chunks, stacked))
+
+
+@pytest.mark.parametrize("name", ["scrub", "oracle_matching"])
+def test_resnet9_stacks_match_alone_within_rounding(name):
+    """ResNet-9 stacks use grouped convolutions (a stack of one: a plain ResNet-9), so stacked
+    and alone agree to float rounding (SGD: 1e-6 in the weights; Adam's first steps can flip
+    the sign of a near-zero gradient's update, so a few weights differ by up to 2 * lr)."""
+    from klom_utils.train import init_state_dict
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(12, 3, 16, 16, generator=g), torch.randint(0, 10, (12,), generator=g)
+    t = torch.randn(12, 10, generator=g)
+    data = U.UnlearnData(forget_x=x[:4], forget_y=y[:4], retain_x=x[4:], retain_y=y[4:],
+                         oracle_forget_logits=t[:4], oracle_retain_logits=t[4:])
+    models = [load_model(init_state_dict("resnet9", s)) for s in (1, 2)]
+    cfg = {"epochs": 1, "lr": 0.01, **({"max_epochs": 1} if name == "scrub" else {})}
+    stacked = U.unlearn_models(name, models, data, dataset="cifar10", config=cfg)
+    for j, model in enumerate(models):
+        alone = U.unlearn_models(name, [model], data, dataset="cifar10", config=cfg,
+                                 model_ids=[j])[0]
+        a, b = stacked[j].state_dict(), alone.state_dict()
+        if name == "scrub":
+            for k in a:
+                torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
+        torch.testing.assert_close(U.predict_logits(stacked[j], x), U.predict_logits(alone, x),
+                                   atol=1e-2 if name == "oracle_matching" else 1e-5, rtol=0)
+
+
+def test_unlearn_store_stacks_resume_and_equal_one_at_a_time(digits_store, digits_data):
+    kwargs = dict(config={"epochs": 2, "max_epochs": 1}, progress=False)
+    folders = {}
+    for how, stack in (("s1", 1), ("s3", 3)):
+        name = f"scrub_stack_{how}"
+        shutil.rmtree(digits_store.path(unlearned_folder("DIGITS", name, FORGET_SET)),
+                      ignore_errors=True)
+        first = U.unlearn_store(digits_store, digits_data, FORGET_SET, "scrub", [0, 1],
+                                name=name, stack=stack, **kwargs)
+        run = U.unlearn_store(digits_store, digits_data, FORGET_SET, "scrub", range(5),
+                              name=name, stack=stack, **kwargs)
+        assert first["written"] == [0, 1] and run["skipped"] == [0, 1]
+        assert run["written"] == [2, 3, 4]
+        folders[how] = run["folder"]
+        record = digits_store.read_json(f"{run['folder']}/{U.CONFIG_FILE}")
+        assert set(record) == {"method", "dataset", "forget_set", "config", "seed",
+                               "oracle_ids"}  # the record is as before: no stack size in it
+    for i in range(5):
+        for split in ("train", "val"):
+            assert torch.equal(digits_store.logits(folders["s1"], split, i),
+                               digits_store.logits(folders["s3"], split, i))
+    with pytest.raises(ValueError, match="stack must be a positive integer or 'auto', got 0"):
+        U.unlearn_store(digits_store, digits_data, FORGET_SET, "scrub", [0], stack=0)
+
+
+def test_user_methods_may_opt_in_to_stacks(digits_store, digits_data):
+    from klom_utils.train import ModelStack
+
+    seen = []
+
+    @U.register_method("stacked_shrink_test", {"factor": 0.5}, stacked=True, replace=True)
+    def stacked_shrink(models, data, config, *, generators):
+        """Scale each model's weights by factor times a random number of its own."""
+        seen.append(models.m)
+        out = models.copy()
+        with torch.no_grad():
+            for p in out.parameters():
+                scale = torch.stack([config["factor"] * torch.rand((), generator=g)
+                                     for g in generators])
+                p.mul_(scale.repeat_interleave(p.shape[0] // models.m).view(
+                    -1, *[1] * (p.dim() - 1)))
+        return out.eval()
+
+    try:
+        run = U.unlearn_store(digits_store, digits_data, FORGET_SET, "stacked_shrink_test",
+                              range(4), progress=False)
+        assert seen == [4] and run["written"] == [0, 1, 2, 3]
+        model = load_model(digits_store.state_dict(full_models_folder("DIGITS"), 2),
+                           arch="auto")
+        alone = stacked_shrink(model, None, {"factor": 0.5}, generator=U.model_generator(
+            2, dataset="DIGITS", forget_set=FORGET_SET, method="stacked_shrink_test"))
+        assert seen == [4, 1] and isinstance(alone, DigitsMLP)
+        assert torch.equal(U.predict_logits(alone, digits_data.normalize(digits_data.val_x)),
+                           digits_store.logits(run["folder"], "val", 2))
+        assert U.get_method(stacked_shrink) is U.METHODS["stacked_shrink_test"]
+        stack = ModelStack.of([model, model])
+        with pytest.raises(ValueError, match="needs generators"):
+            stacked_shrink(stack, None, {"factor": 0.5})
+        with pytest.raises(ValueError, match="1 generators for a stack of 2"):
+            U.METHODS["stacked_shrink_test"].on_stack(stack, None, {}, generators=[None])
+    finally:
+        U.METHODS.pop("stacked_shrink_test", None)
+    with pytest.raises(ValueError, match="works one model at a time"):
+        U.get_method(lambda model, data, config, *, generator: model).on_stack(
+            stack, None, {}, generators=[None, None])
+
+
+def test_model_stacks_check_what_they_hold():
+    from klom_utils.train import ModelStack
+
+    with pytest.raises(ValueError, match=r"cannot stack 2 models of types \['Linear'\]"):
+        ModelStack.of([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)])
+    with pytest.raises(ValueError, match="at least one model"):
+        ModelStack.of([])
+    assert ModelStack.arch_of([DigitsMLP(hidden=8), DigitsMLP(hidden=16)]) is None
+    one = ModelStack.of([torch.nn.Linear(3, 2)])  # any single module: wrapped
+    assert one.arch is None and one(torch.zeros(1, 5, 3)).shape == (1, 5, 2)
+    with pytest.raises(ValueError, match="batches for 2 models, the stack has 1"):
+        one(torch.zeros(2, 5, 3))
