@@ -369,12 +369,12 @@ def optimizer(name: str, params, lr: float = 0.0, **options):
     """torch's ``"sgd"`` or ``"adam"`` over ``params`` (those with ``requires_grad``), in the
     fastest implementation that keeps each model of a stack independent of the others.
 
-    On CUDA: ``fused=True``. On the CPU: fused Adam, but SGD with ``foreach=True``: the CPU's
-    fused SGD with momentum updates a tensor's last few elements (past a multiple of the
-    vector width) with other rounding than the rest, so a model's update would depend on its
-    place in the stack (measured: a stack of 3 against 1 differs in the last bits); its
-    foreach SGD and fused Adam do not (tests/test_train.py checks both). Elsewhere: foreach.
-    ``options``: the optimiser's (``momentum``, ``nesterov``, ``weight_decay``, ...).
+    On CUDA: ``fused=True``. Elsewhere ``foreach=True``: the CPU's fused kernels update a
+    tensor's last few elements (past a multiple of the vector width) with other rounding than
+    the rest, so a model's update would depend on its place in the stack (measured with torch
+    2.13: stacks of 3 against 1 differ in the last bits for SGD with momentum and for Adam);
+    foreach does not (tests/test_train.py checks it). ``options``: the optimiser's
+    (``momentum``, ``nesterov``, ``weight_decay``, ...).
     """
     import torch
 
@@ -384,9 +384,7 @@ def optimizer(name: str, params, lr: float = 0.0, **options):
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("no parameters with requires_grad to optimise")
-    devices = {p.device.type for p in params}
-    floats = all(p.is_floating_point() for p in params)
-    fused = floats and (devices == {"cuda"} or (devices == {"cpu"} and name == "adam"))
+    fused = all(p.device.type == "cuda" and p.is_floating_point() for p in params)
     return classes[name](params, lr=lr, **options,
                          **({"fused": True} if fused else {"foreach": True}))
 

@@ -212,17 +212,61 @@ class UnlearnData:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method: its function, its default config per dataset, and whether it
-    needs held-out oracles."""
+    """A registered method: its function, its default config per dataset, whether it needs
+    held-out oracles or a datamodel, and whether ``fn`` takes a stack of models
+    (``stacked``, see :func:`register_method`)."""
 
     name: str
     fn: Callable
     defaults: Mapping = field(default_factory=dict)
     needs_oracles: bool = False
     needs_datamodel: bool = False
+    stacked: bool = False
 
     def __call__(self, model, data, config, *, generator):
+        """The method on one model (a stacked method gets it as a stack of one)."""
+        if self.stacked:
+            return _on_one(self.fn, model, data, config, generator)
         return self.fn(model, data, config, generator=generator)
+
+    def on_stack(self, models, data, config, *, generators):
+        """The method on a :class:`~klom_utils.train.ModelStack` (``stacked`` methods only):
+        a stack of the unlearned models, or an :class:`Outputs` of logits ``(M, n, C)``."""
+        if not self.stacked:
+            raise ValueError(f"method {self.name!r} works one model at a time (registered "
+                             "without stacked=True)")
+        if len(generators) != models.m:
+            raise ValueError(f"{len(generators)} generators for a stack of {models.m} models")
+        return self.fn(models, data, config, generators=list(generators))
+
+
+def _on_one(fn, model, data, config, generator):
+    """A stacked method's ``fn`` applied to one nn.Module: as a stack of one."""
+    from .train import ModelStack
+
+    out = fn(ModelStack.of([model]), data, config, generators=[generator])
+    if isinstance(out, Outputs):
+        return Outputs(train_logits=out.train_logits[0], val_logits=out.val_logits[0])
+    return out.models()[0]
+
+
+def _stacked_entry(fn):
+    """What ``register_method(..., stacked=True)`` returns: ``fn`` callable both ways, on a
+    stack (``generators=``) as written, or on one model (``generator=``) as a stack of one."""
+    import functools
+
+    @functools.wraps(fn)
+    def method(models, data, config, *, generator=None, generators=None):
+        from .train import ModelStack
+
+        if isinstance(models, ModelStack):
+            if generators is None:
+                raise ValueError(f"{fn.__name__}: a stack of models needs generators=[...], "
+                                 "one per model")
+            return fn(models, data, config, generators=list(generators))
+        return _on_one(fn, models, data, config, generator)
+
+    return method
 
 
 #: name -> :class:`MethodSpec` of every registered method.
@@ -248,7 +292,8 @@ def _per_dataset(defaults) -> dict:
 
 
 def register_method(name: str, defaults=None, *, needs_oracles: bool = False,
-                    needs_datamodel: bool = False, replace: bool = False):
+                    needs_datamodel: bool = False, stacked: bool = False,
+                    replace: bool = False):
     """Decorator registering ``fn(model, data, config, *, generator) -> model`` as ``name``.
 
     ``defaults``: ``{dataset: {key: value}}`` (dataset store names such as ``"DIGITS"``, and
@@ -257,6 +302,16 @@ def register_method(name: str, defaults=None, *, needs_oracles: bool = False,
     method gets the mean logits of held-out oracles; ``needs_datamodel``: it gets the
     datamodel's predicted shift (:class:`UnlearnData`). A method may return an
     :class:`Outputs` (logits) instead of a model.
+
+    ``stacked=True`` opts in to stacks: ``fn(models, data, config, *, generators)`` then gets
+    a :class:`~klom_utils.train.ModelStack` of M models (``models(x)`` maps inputs
+    ``(M, B, ...)``, one batch per model, to logits ``(M, B, C)``) and M generators, one per
+    model, and returns a stack of the unlearned models (leaving ``models`` unchanged) or an
+    :class:`Outputs` with logits ``(M, n, C)``. Keep every model's math its own (a loss per
+    model, summed before ``backward``; random draws from its own generator) and a model
+    unlearned in a stack equals the same model unlearned alone. :func:`unlearn_store` then
+    unlearns many models at once; the decorated function stays callable on one model
+    (``generator=``), as a stack of one. Without ``stacked``, a method gets one model at a time.
     """
     _check_name(name)
     per_dataset = _per_dataset(defaults)
@@ -268,8 +323,8 @@ def register_method(name: str, defaults=None, *, needs_oracles: bool = False,
             raise ValueError(f"a method named {name!r} is already registered "
                              "(pass replace=True to replace it)")
         METHODS[name] = MethodSpec(name, fn, per_dataset, bool(needs_oracles),
-                                   bool(needs_datamodel))
-        return fn
+                                   bool(needs_datamodel), bool(stacked))
+        return _stacked_entry(fn) if stacked else fn
 
     return decorator
 
@@ -285,8 +340,9 @@ def get_method(method) -> MethodSpec:
                              "or a function registered with register_method")
         return METHODS[method]
     if callable(method):
+        fn = getattr(method, "__wrapped__", method)  # a stacked method's entry (_stacked_entry)
         for spec in METHODS.values():
-            if spec.fn is method:
+            if spec.fn is method or spec.fn is fn:
                 return spec
         return MethodSpec(_check_name(getattr(method, "__name__", "")), method, {ANY_DATASET: {}})
     raise ValueError(f"method must be a name or a function, got {type(method).__name__}")
@@ -410,59 +466,79 @@ def model_generator(model_id: int, *, dataset: str = "", forget_set=None, method
     return torch.Generator().manual_seed(model_seed(dataset, "unlearn", model_id, purpose, seed))
 
 
-def _copy_for_training(model):
-    """A deep copy in train mode with gradients on (the original is left as it is)."""
-    model = copy.deepcopy(model)
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model.train()
+def _for_training(models):
+    """A copy of the stack in train mode with gradients on (the original is left as it is)."""
+    return models.copy().requires_grad_(True).train()
 
 
-def _batches(n: int, batch_size: int, generator, device):
-    """Index tensors of one shuffled pass over ``n`` rows."""
+def _orders(n: int, batch_size: int, generators, device) -> list:
+    """Index tensors (M, b) of one shuffled pass over ``n`` rows, each model its own order
+    (model j draws one permutation from ``generators[j]``)."""
     import torch
 
-    perm = torch.randperm(n, generator=generator).to(device)
-    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+    perm = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
+    return list(perm.split(batch_size, dim=1))
 
 
 class _Cycle:
-    """Batches of ``batch_size`` indices forever, reshuffled after each pass."""
+    """Batches (M, b) of ``batch_size`` indices forever, reshuffled after each pass."""
 
-    def __init__(self, n, batch_size, generator, device):
-        self.args, self.queue = (n, batch_size, generator, device), []
+    def __init__(self, n, batch_size, generators, device):
+        self.args, self.queue = (n, batch_size, generators, device), []
 
     def __next__(self):
         if not self.queue:
-            self.queue = _batches(*self.args)
+            self.queue = _orders(*self.args)
         return self.queue.pop(0)
 
 
-def _sgd(model, config):
-    import torch
+def _sgd(models, config):
+    from .train import optimizer
 
-    return torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
-                           weight_decay=config["weight_decay"])
+    return optimizer("sgd", models.parameters(), lr=config["lr"], momentum=config["momentum"],
+                     weight_decay=config["weight_decay"])
 
 
-def _step(optimizer, loss, max_grad_norm: float = 0.0):
+def _per_model(t, m: int):
+    """View of a stacked tensor as (m, ...): models one after the other along dim 0."""
+    return t.unsqueeze(0) if t.dim() == 0 else t.unflatten(0, (m, -1))
+
+
+def _step(optimizer, losses, max_grad_norm: float = 0.0):
+    """One step on the sum of the per-model ``losses`` (M,); with ``max_grad_norm`` each
+    model's gradient is clipped to that norm on its own (as ``clip_grad_norm_`` would)."""
     import torch
 
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    losses.sum().backward()
     if max_grad_norm and max_grad_norm > 0:
-        params = [p for g in optimizer.param_groups for p in g["params"]]
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        m = losses.shape[0]
+        grads = [_per_model(p.grad, m) for g in optimizer.param_groups for p in g["params"]
+                 if p.grad is not None]
+        norms = torch.stack([torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim())))
+                             for g in grads]).norm(dim=0)
+        coef = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(m, *[1] * (g.dim() - 1)))
     optimizer.step()
 
 
+def _cross_entropy(logits, y):
+    """Mean cross-entropy per model: (..., B, C), (..., B) -> (...,)."""
+    from .train import per_model_cross_entropy
+
+    return per_model_cross_entropy(logits, y)
+
+
 def _distill_kl(student_logits, teacher_logits, temperature: float):
-    """KL(teacher ‖ student) of the softened outputs, times T² (Hinton's distillation loss)."""
+    """KL(teacher ‖ student) of the softened outputs, times T² (Hinton's distillation loss),
+    the mean over each model's rows: (..., B, C) -> (...,)."""
     import torch.nn.functional as F
 
     t = temperature
-    return F.kl_div(F.log_softmax(student_logits / t, dim=1), F.softmax(teacher_logits / t, dim=1),
-                    reduction="batchmean") * t * t
+    kl = F.kl_div(F.log_softmax(student_logits / t, dim=-1),
+                  F.softmax(teacher_logits / t, dim=-1), reduction="none")
+    return kl.sum(-1).mean(-1) * t * t
 
 
 def _sgd_defaults(**values) -> dict:
@@ -470,46 +546,46 @@ def _sgd_defaults(**values) -> dict:
 
 
 # ------------------------------------------------------------------------------------- methods
+#
+# The built-in methods are written for a stack of M models (``stacked=True``), every model with
+# its own data order (its own generator) and its own loss; called on one model they run on a
+# stack of one. Their inputs are (M, B, ...) batches gathered with (M, B) index tensors.
 
-@register_method("do_nothing", {ANY_DATASET: {}})
-def do_nothing(model, data, config, *, generator):
+@register_method("do_nothing", {ANY_DATASET: {}}, stacked=True)
+def do_nothing(models, data, config, *, generators):
     """The original model, unchanged (the baseline every table needs)."""
-    return copy.deepcopy(model).eval()
+    return models.copy().eval()
 
 
 @register_method("gradient_ascent", {
     "DIGITS": _sgd_defaults(lr=0.01, epochs=3, batch_size=16, max_grad_norm=0.0),
     "CIFAR10": _sgd_defaults(lr=5e-8, epochs=3, batch_size=64, max_grad_norm=0.0),
-})
-def gradient_ascent(model, data, config, *, generator):
+}, stacked=True)
+def gradient_ascent(models, data, config, *, generators):
     """Maximise cross-entropy on the forget set (SGD)."""
-    import torch.nn.functional as F
-
-    model = _copy_for_training(model)
-    opt = _sgd(model, config)
+    student = _for_training(models)
+    opt = _sgd(student, config)
     n = data.forget_y.shape[0]
     for _ in range(config["epochs"]):
-        for idx in _batches(n, config["batch_size"], generator, data.device):
-            loss = -F.cross_entropy(model(data.forget_x[idx]), data.forget_y[idx])
+        for idx in _orders(n, config["batch_size"], generators, data.device):
+            loss = -_cross_entropy(student(data.forget_x[idx]), data.forget_y[idx])
             _step(opt, loss, config["max_grad_norm"])
-    return model.eval()
+    return student.eval()
 
 
 @register_method("gradient_descent", {
     "DIGITS": _sgd_defaults(lr=0.01, epochs=3, batch_size=64),
     "CIFAR10": _sgd_defaults(lr=1e-4, epochs=3, batch_size=64),
-})
-def gradient_descent(model, data, config, *, generator):
+}, stacked=True)
+def gradient_descent(models, data, config, *, generators):
     """Fine-tune on the retain set only (minimise cross-entropy on R; SGD)."""
-    import torch.nn.functional as F
-
-    model = _copy_for_training(model)
-    opt = _sgd(model, config)
+    student = _for_training(models)
+    opt = _sgd(student, config)
     n = data.retain_y.shape[0]
     for _ in range(config["epochs"]):
-        for idx in _batches(n, config["batch_size"], generator, data.device):
-            _step(opt, F.cross_entropy(model(data.retain_x[idx]), data.retain_y[idx]))
-    return model.eval()
+        for idx in _orders(n, config["batch_size"], generators, data.device):
+            _step(opt, _cross_entropy(student(data.retain_x[idx]), data.retain_y[idx]))
+    return student.eval()
 
 
 @register_method("neggrad_plus", {
@@ -517,28 +593,26 @@ def gradient_descent(model, data, config, *, generator):
                             alpha=0.8, max_grad_norm=0.0),
     "CIFAR10": _sgd_defaults(lr=1e-3, epochs=5, forget_batch_size=64, retain_batch_size=64,
                              alpha=0.5, max_grad_norm=0.0),
-})
-def neggrad_plus(model, data, config, *, generator):
+}, stacked=True)
+def neggrad_plus(models, data, config, *, generators):
     """Each step: ``alpha * CE(retain batch) - (1 - alpha) * CE(forget batch)`` (SGD).
 
     An epoch is one pass over the forget set; retain batches are drawn cyclically.
     """
-    import torch.nn.functional as F
-
     alpha = config["alpha"]
     if not 0 <= alpha <= 1:
         raise ValueError(f"neggrad_plus: alpha must lie in [0, 1], got {alpha}")
-    model = _copy_for_training(model)
-    opt = _sgd(model, config)
-    retain = _Cycle(data.retain_y.shape[0], config["retain_batch_size"], generator, data.device)
+    student = _for_training(models)
+    opt = _sgd(student, config)
+    retain = _Cycle(data.retain_y.shape[0], config["retain_batch_size"], generators, data.device)
     for _ in range(config["epochs"]):
-        for f in _batches(data.forget_y.shape[0], config["forget_batch_size"], generator,
-                          data.device):
+        for f in _orders(data.forget_y.shape[0], config["forget_batch_size"], generators,
+                         data.device):
             r = next(retain)
-            loss = (alpha * F.cross_entropy(model(data.retain_x[r]), data.retain_y[r])
-                    - (1 - alpha) * F.cross_entropy(model(data.forget_x[f]), data.forget_y[f]))
+            loss = (alpha * _cross_entropy(student(data.retain_x[r]), data.retain_y[r])
+                    - (1 - alpha) * _cross_entropy(student(data.forget_x[f]), data.forget_y[f]))
             _step(opt, loss, config["max_grad_norm"])
-    return model.eval()
+    return student.eval()
 
 
 def _scrub_defaults(**values) -> dict:
@@ -551,8 +625,8 @@ def _scrub_defaults(**values) -> dict:
     "DIGITS": _scrub_defaults(lr=0.05, epochs=10, max_epochs=5, lr_milestones=[]),
     # data-unlearning-bench's SCRUB; lr: the middle of its grid 5e-5 ... 5e-3 (Kurmanji's value)
     "CIFAR10": _scrub_defaults(lr=5e-4, epochs=10, max_epochs=3, lr_milestones=[3, 5, 9]),
-})
-def scrub(model, data, config, *, generator):
+}, stacked=True)
+def scrub(models, data, config, *, generators):
     """SCRUB (Kurmanji et al. 2023) as published: the student (a copy of the model) is
     trained, the teacher (the original, frozen, in eval mode) is not.
 
@@ -568,24 +642,22 @@ def scrub(model, data, config, *, generator):
     import torch
 
     _check_scrub(config)
-    teacher = copy.deepcopy(model).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    student = _copy_for_training(model)
+    teacher = models.copy().requires_grad_(False).eval()
+    student = _for_training(models)
     opt = _sgd(student, config)  # over the student's parameters: the student is what moves
     schedule = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=config["lr_milestones"],
                                                     gamma=config["lr_decay"])
     t = config["temperature"]
     for epoch in range(config["epochs"]):
         if epoch < config["max_epochs"]:
-            for idx in _batches(data.forget_y.shape[0], config["forget_batch_size"], generator,
-                                data.device):
+            for idx in _orders(data.forget_y.shape[0], config["forget_batch_size"], generators,
+                               data.device):
                 x = data.forget_x[idx]
                 with torch.no_grad():
                     target = teacher(x)
                 _step(opt, -_distill_kl(student(x), target, t))
-        for idx in _batches(data.retain_y.shape[0], config["retain_batch_size"], generator,
-                            data.device):
+        for idx in _orders(data.retain_y.shape[0], config["retain_batch_size"], generators,
+                           data.device):
             x = data.retain_x[idx]
             target = None
             if config["alpha"]:
@@ -597,13 +669,12 @@ def scrub(model, data, config, *, generator):
 
 
 def _scrub_min_loss(student_logits, teacher_logits, y, config):
-    """SCRUB's retain ("min") loss: ``gamma * CE + alpha * KL_T(teacher ‖ student)``.
+    """SCRUB's retain ("min") loss per model: ``gamma * CE + alpha * KL_T(teacher ‖ student)``
+    of logits (..., B, C) and labels (..., B) -> (...,).
 
     ``teacher_logits`` may be None when ``alpha`` is 0 (the KL term is then left out).
     """
-    import torch.nn.functional as F
-
-    loss = config["gamma"] * F.cross_entropy(student_logits, y)
+    loss = config["gamma"] * _cross_entropy(student_logits, y)
     if config["alpha"]:
         loss = loss + config["alpha"] * _distill_kl(student_logits, teacher_logits,
                                                     config["temperature"])
@@ -634,46 +705,52 @@ def _matching_defaults(lr: float, epochs: int, batch_size: int) -> dict:
 @register_method("oracle_matching", {
     "DIGITS": _matching_defaults(1e-3, 10, 64),
     "CIFAR10": _matching_defaults(5e-4, 13, 256),
-}, needs_oracles=True)
-def oracle_matching(model, data, config, *, generator):
+}, needs_oracles=True, stacked=True)
+def oracle_matching(models, data, config, *, generators):
     """Fine-tune towards the mean logits of held-out oracles (MSE on logits, Adam).
 
     Each epoch trains on the forget set repeated ``forget_repeat`` times plus a fresh random
     retain sample of ``retain_multiple`` times the forget set's size; the learning rate is
     multiplied by ``lr_decay`` after every epoch.
     """
-    import torch
-    import torch.nn.functional as F
-
     if not data.has_oracles:
         raise ValueError("oracle_matching needs the mean logits of held-out oracles "
                          "(UnlearnData.oracle_forget_logits and oracle_retain_logits)")
-    return _match_logits(model, data, data.oracle_forget_logits, data.oracle_retain_logits,
-                         config, generator)
+    return _match_logits(models, data, data.oracle_forget_logits, data.oracle_retain_logits,
+                         config, generators)
 
 
-def _match_logits(model, data, forget_target, retain_target, config, generator):
-    """Fine-tune a copy of ``model`` towards target logits (MSE, Adam): each epoch the forget
+def _match_logits(models, data, forget_target, retain_target, config, generators):
+    """Fine-tune a copy of the stack towards target logits (MSE, Adam): each epoch the forget
     set repeated ``forget_repeat`` times plus a fresh retain sample of ``retain_multiple``
-    times its size; the learning rate times ``lr_decay`` after every epoch."""
+    times its size; the learning rate times ``lr_decay`` after every epoch. Targets: (n, C)
+    shared by every model, or (M, n, C)."""
     import torch
     import torch.nn.functional as F
 
-    model = _copy_for_training(model)
-    opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    from .train import optimizer
+
+    student = _for_training(models)
+    m, dev = student.m, data.device
+    opt = optimizer("adam", student.parameters(), lr=config["lr"])
     n_f, n_r = data.forget_y.shape[0], data.retain_y.shape[0]
     n_sample = min(n_r, config["retain_multiple"] * n_f)
-    fx = data.forget_x.repeat(config["forget_repeat"], *([1] * (data.forget_x.ndim - 1)))
-    ft = forget_target.repeat(config["forget_repeat"], 1)
+    pool_x = torch.cat([data.forget_x, data.retain_x])  # forget rows first, then retain rows
+    pool_t = torch.cat([t.expand(m, *t.shape[-2:]) for t in (forget_target, retain_target)],
+                       dim=1)
+    rows = torch.arange(m, device=dev).unsqueeze(1)
+    forget_rows = torch.arange(n_f, device=dev).repeat(config["forget_repeat"]).expand(m, -1)
     for _ in range(config["epochs"]):
-        pick = torch.randperm(n_r, generator=generator)[:n_sample].to(data.device)
-        x = torch.cat([fx, data.retain_x[pick]])
-        target = torch.cat([ft, retain_target[pick]])
-        for idx in _batches(x.shape[0], config["batch_size"], generator, data.device):
-            _step(opt, F.mse_loss(model(x[idx]), target[idx]))
+        pick = torch.stack([torch.randperm(n_r, generator=g)[:n_sample]
+                            for g in generators]).to(dev)
+        ids = torch.cat([forget_rows, n_f + pick], dim=1)  # (M, rows of this epoch)
+        for idx in _orders(ids.shape[1], config["batch_size"], generators, dev):
+            sel = ids.gather(1, idx)
+            out = student(pool_x[sel])
+            _step(opt, F.mse_loss(out, pool_t[rows, sel], reduction="none").mean((-2, -1)))
         for group in opt.param_groups:
             group["lr"] *= config["lr_decay"]
-    return model.eval()
+    return student.eval()
 
 
 @dataclass
@@ -695,46 +772,127 @@ def _need_datamodel(data, name):
 @register_method("datamodel_matching", {
     "DIGITS": _matching_defaults(1e-3, 10, 64),
     "CIFAR10": _matching_defaults(1e-4, 4, 512),
-}, needs_datamodel=True)
-def datamodel_matching(model, data, config, *, generator):
+}, needs_datamodel=True, stacked=True)
+def datamodel_matching(models, data, config, *, generators):
     """Datamodel matching (Georgiev et al. 2025): fine-tune, as oracle matching does, towards
     targets made without oracles: the model's own logits plus the datamodel's predicted
     change when the forget set leaves training."""
-    import torch
+    from .train import predict
 
     _need_datamodel(data, "datamodel_matching")
-    with torch.no_grad():
-        own = [predict_logits(model, x).to(data.device) for x in (data.forget_x, data.retain_x)]
-    return _match_logits(model, data, own[0] + data.datamodel_forget_shift,
-                         own[1] + data.datamodel_retain_shift, config, generator)
+    own = [predict(models, x).to(data.device) for x in (data.forget_x, data.retain_x)]
+    return _match_logits(models, data, own[0] + data.datamodel_forget_shift,
+                         own[1] + data.datamodel_retain_shift, config, generators)
 
 
-@register_method("datamodel_direct", {ANY_DATASET: {}}, needs_datamodel=True)
-def datamodel_direct(model, data, config, *, generator):
+@register_method("datamodel_direct", {ANY_DATASET: {}}, needs_datamodel=True, stacked=True)
+def datamodel_direct(models, data, config, *, generators):
     """No training: the model's logits plus the datamodel's predicted change, as the outputs
     of the unlearned model (an :class:`Outputs`)."""
+    from .train import predict
+
     _need_datamodel(data, "datamodel_direct")
-    return Outputs(
-        train_logits=predict_logits(model, data.train_x) + data.datamodel_train_shift.cpu(),
-        val_logits=predict_logits(model, data.val_x) + data.datamodel_val_shift.cpu())
+    return Outputs(train_logits=predict(models, data.train_x) + data.datamodel_train_shift.cpu(),
+                   val_logits=predict(models, data.val_x) + data.datamodel_val_shift.cpu())
 
 
 # ------------------------------------------------------------------------- applying to models
 
+#: Models of the DIGITS MLP unlearned at once by default (as many as training stacks).
+DIGITS_STACK = 100
+
+
+def _generators(spec, ids, dataset: str, forget_set, seed: int) -> list:
+    return [model_generator(i, dataset=dataset, forget_set=forget_set, method=spec.name,
+                            seed=seed) for i in ids]
+
+
 def unlearn_models(method, models: Sequence, data: UnlearnData, *, dataset, config=None,
-                   model_ids=None, forget_set=None, seed: int = 0) -> list:
-    """Apply ``method`` to each of ``models`` (a stack of models); returns the unlearned
-    models. ``config`` overrides the method's defaults for ``dataset``; model ``j`` gets the
-    generator of ``model_ids[j]`` (default ``j``), as in :func:`unlearn_store`."""
+                   model_ids=None, forget_set=None, seed: int = 0, stack=None) -> list:
+    """Apply ``method`` to each of ``models``; returns the unlearned models (or the
+    :class:`Outputs` of a method that returns outputs). ``config`` overrides the method's
+    defaults for ``dataset``; model ``j`` gets the generator of ``model_ids[j]`` (default
+    ``j``), as in :func:`unlearn_store`. A method registered with ``stacked=True`` unlearns
+    models that stack (DigitsMLPs or ResNet-9s of one shape) ``stack`` at a time (default:
+    all at once); the results are the same as one at a time."""
+    from .train import ModelStack
+
     spec = get_method(method)
+    models = list(models)
     ids = list(range(len(models))) if model_ids is None else [int(i) for i in model_ids]
     if len(ids) != len(models):
         raise ValueError(f"{len(ids)} model ids for {len(models)} models")
     key = _dataset_key(dataset)
     config = resolve_config(spec, key, config)
-    return [spec(m, data, dict(config), generator=model_generator(
-        i, dataset=key, forget_set=forget_set, method=spec.name, seed=seed))
-        for m, i in zip(models, ids)]
+    gens = _generators(spec, ids, key, forget_set, seed)
+    if not (spec.stacked and models and ModelStack.arch_of(models)):
+        return [spec(m, data, dict(config), generator=g) for m, g in zip(models, gens)]
+    size = len(models) if stack is None else _check_stack(stack)
+    out = []
+    for start in range(0, len(models), size):
+        part = slice(start, start + size)
+        got = spec.on_stack(ModelStack.of(models[part]), data, dict(config),
+                            generators=gens[part])
+        out += ([Outputs(t, v) for t, v in zip(got.train_logits, got.val_logits)]
+                if isinstance(got, Outputs) else got.models())
+    return out
+
+
+def _check_stack(stack) -> int:
+    if isinstance(stack, bool) or not isinstance(stack, int) or stack < 1:
+        raise ValueError(f"stack must be a positive integer or 'auto', got {stack!r}")
+    return stack
+
+
+def _stack_size(stack, spec, arch: str, config: dict, data, device, n_models: int) -> int:
+    """How many models :func:`unlearn_store` unlearns at once: 1 for methods that work one
+    model at a time; else ``stack``, or for ``"auto"``: up to 100 DIGITS MLPs, and for the
+    ResNet-9 what training would choose (measured on CUDA among 1, 2, 4, 8 at the method's
+    batch size; 1 on the CPU)."""
+    from .train import TrainConfig, choose_stack
+
+    if not spec.stacked:
+        return 1
+    if stack != "auto":
+        return min(_check_stack(stack), n_models)
+    if arch == "digits_mlp":
+        return min(DIGITS_STACK, n_models)
+    batch = max([int(v) for k, v in config.items() if k.endswith("batch_size")] or [64])
+    probe = TrainConfig(arch=arch, epochs=1, batch_size=min(batch, data.n_train), lr=1e-3,
+                        peak_epoch=0, stack="auto")
+    return choose_stack(probe, data, device, n_models, candidates=(1, 2, 4, 8))
+
+
+def _outputs(spec, out, m: int, train_x, val_x, states: bool):
+    """Train and val logits ``(M, n, C)`` (float32, CPU) and M state dicts (or Nones) of
+    what a method returned for M models: a stack, one model, or an :class:`Outputs`."""
+    import torch
+
+    from .models import SAVE_PREFIX
+    from .train import ModelStack, predict
+
+    if isinstance(out, Outputs):  # the method produced the outputs themselves
+        logits = [torch.as_tensor(t).float().cpu() for t in (out.train_logits, out.val_logits)]
+        logits = [t.unsqueeze(0) if t.ndim == 2 and m == 1 else t for t in logits]
+        sds = [None] * m
+    elif isinstance(out, ModelStack):
+        logits = [predict(out, x) for x in (train_x, val_x)]
+        sds = out.state_dicts(prefix=SAVE_PREFIX) if states else [None] * m
+    elif isinstance(out, torch.nn.Module):
+        logits = [predict_logits(out, x).unsqueeze(0) for x in (train_x, val_x)]
+        sds = [{SAVE_PREFIX + k: v.detach().cpu() for k, v in out.state_dict().items()}
+               if states else None]
+    else:
+        raise TypeError(f"method {spec.name!r} returned {type(out).__name__}, "
+                        "expected an nn.Module, a ModelStack or an Outputs")
+    for split, got, n in (("train", logits[0], train_x.shape[0]),
+                          ("val", logits[1], val_x.shape[0])):
+        if got.ndim != 3 or got.shape[:2] != (m, n):
+            shape = tuple(got.shape[1:]) if m == 1 and got.ndim == 3 else tuple(got.shape)
+            expected = f"({n}, n_classes)" if m == 1 else f"({m}, {n}, n_classes)"
+            raise ValueError(f"method {spec.name!r} returned {split} logits of shape "
+                             f"{shape}, expected {expected}")
+    return logits[0], logits[1], sds
 
 
 def predict_logits(model, x, batch_size: int = 1024):
@@ -786,7 +944,7 @@ def _check_record(store, folder: str, record: dict) -> None:
 def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=None,
                   name: str | None = None, oracle_ids=None, seed: int = 0, device="auto",
                   save_checkpoints: bool = False, threads: int | None = None,
-                  progress: bool = True, root=None, datamodel=None) -> dict:
+                  progress: bool = True, root=None, datamodel=None, stack="auto") -> dict:
     """Unlearn forget set ``forget_set`` from the full models ``model_ids`` of ``store``.
 
     Each original model is loaded from its checkpoint (``load_model``: our checkpoints and the
@@ -801,22 +959,28 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     ``(n_train, n_train + n_val, C)`` (default: the store's ``datamodels/<D>/datamodel.npy``;
     only the forget set's rows are read; the record beside the models keeps its provenance
     and a hash of the forget set's shift, so another datamodel is refused in the same
-    folder); ``threads``: torch CPU threads while unlearning on
-    the CPU (default: 1 for DIGITS, whose tiny operations only lose from more threads,
-    especially on shared cores; torch's own setting otherwise). Returns ``{"folder", "written", "skipped",
-    "seconds"}``.
+    folder); ``threads``: torch CPU threads while unlearning on the CPU (default: 1 for
+    DIGITS, whose tiny operations only lose from more threads, especially on shared cores;
+    torch's own setting otherwise); ``stack``: how many models a method registered with
+    ``stacked=True`` (every built-in one) unlearns at once, ``"auto"`` (100 DIGITS models; for
+    the ResNet-9 the fastest of 1, 2, 4, 8 measured on CUDA, 1 on the CPU) or a number; a
+    model gets the same result whatever it is unlearned with. Returns ``{"folder",
+    "written", "skipped", "seconds"}``.
     """
     from tqdm.auto import tqdm
 
     from .data import TensorDataset, load_dataset
     from .datamodels import (DATAMODEL_FILE, datamodel_about, datamodel_folder, forget_shift,
                              load_datamodel_rows)
+    from .models import infer_arch, load_model
     from .store import Store, full_models_folder, open_store, unlearned_folder
-    from .train import forget_indices, resolve_device
+    from .train import ModelStack, forget_indices, resolve_device
 
     start = time.perf_counter()
     spec = get_method(method)
     name = _check_name(name or spec.name)
+    if stack != "auto":
+        _check_stack(stack)
     if not isinstance(store, Store):
         store = open_store(store)
     data = dataset if isinstance(dataset, TensorDataset) else load_dataset(dataset, root=root)
@@ -882,9 +1046,27 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
         if threads is None and data.name == "DIGITS":
             threads = 1
         with _cpu_threads(threads if dev.type == "cpu" else None):
-            for i in tqdm(todo, desc=f"{folder}", unit="model", disable=not progress):
-                _unlearn_one(store, folder, full, i, spec, udata, config, train_x, val_x,
-                             train_y, val_y, dev, data.name, forget_set, seed, save_checkpoints)
+            size = _stack_size(stack, spec, infer_arch(store.state_dict(full, todo[0])), config,
+                               data, dev, len(todo))
+            bar = tqdm(total=len(todo), desc=f"{folder}", unit="model", disable=not progress)
+            for begin in range(0, len(todo), size):
+                chunk = todo[begin:begin + size]
+                originals = [load_model(store.state_dict(full, i), arch="auto", device=dev)
+                             for i in chunk]
+                gens = _generators(spec, chunk, data.name, forget_set, seed)
+                if spec.stacked:
+                    out = spec.on_stack(ModelStack.of(originals, device=dev), udata,
+                                        dict(config), generators=gens)
+                else:
+                    out = spec(originals[0], udata, dict(config), generator=gens[0])
+                train_logits, val_logits, sds = _outputs(spec, out, len(chunk), train_x, val_x,
+                                                         save_checkpoints)
+                for j, model_id in enumerate(chunk):
+                    store.write_model(folder, model_id, train_logits=train_logits[j],
+                                      val_logits=val_logits[j], train_labels=train_y,
+                                      val_labels=val_y, state_dict=sds[j], epoch=0)
+                bar.update(len(chunk))
+            bar.close()
     return {"folder": folder, "written": todo, "skipped": skipped,
             "seconds": time.perf_counter() - start}
 
@@ -908,34 +1090,3 @@ class _cpu_threads:
         import torch
 
         torch.set_num_threads(self.old)
-
-
-def _unlearn_one(store, folder, full, model_id, spec, udata, config, train_x, val_x, train_y,
-                 val_y, dev, dataset, forget_set, seed, save_checkpoints):
-    """Unlearn one full model and write its outputs (and optionally its checkpoint)."""
-    import torch
-
-    from .models import SAVE_PREFIX, load_model
-
-    original = load_model(store.state_dict(full, model_id), arch="auto", device=dev)
-    gen = model_generator(model_id, dataset=dataset, forget_set=forget_set, method=spec.name,
-                          seed=seed)
-    model = spec(original, udata, dict(config), generator=gen)
-    if isinstance(model, Outputs):  # the method produced the outputs themselves
-        logits = (torch.as_tensor(model.train_logits).float().cpu(),
-                  torch.as_tensor(model.val_logits).float().cpu())
-        for split, got, n in (("train", logits[0], train_x.shape[0]),
-                              ("val", logits[1], val_x.shape[0])):
-            if got.ndim != 2 or got.shape[0] != n:
-                raise ValueError(f"method {spec.name!r} returned {split} logits of shape "
-                                 f"{tuple(got.shape)}, expected ({n}, n_classes)")
-        sd = None
-    elif isinstance(model, torch.nn.Module):
-        logits = predict_logits(model, train_x), predict_logits(model, val_x)
-        sd = ({SAVE_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
-              if save_checkpoints else None)
-    else:
-        raise TypeError(f"method {spec.name!r} returned {type(model).__name__}, "
-                        "expected an nn.Module or an Outputs")
-    store.write_model(folder, model_id, train_logits=logits[0], val_logits=logits[1],
-                      train_labels=train_y, val_labels=val_y, state_dict=sd, epoch=0)

@@ -368,7 +368,7 @@ def test_user_defined_method_end_to_end(digits_store, digits_data):
 ALL_BUILTIN = BUILTIN + ["datamodel_matching", "datamodel_direct"]
 #: Small settings: every method does a few steps of each kind.
 SMALL = {"gradient_ascent": {"epochs": 2, "max_grad_norm": 0.5},
-         "gradient_descent": {"epochs": 1},
+         "gradient_descent": {"epochs": 1, "batch_size": 256},
          "neggrad_plus": {"epochs": 2, "max_grad_norm": 1.0},
          "scrub": {"epochs": 2, "max_epochs": 1},
          "oracle_matching": {"epochs": 2},
@@ -507,9 +507,11 @@ def test_user_methods_may_opt_in_to_stacks(digits_store, digits_data):
             U.METHODS["stacked_shrink_test"].on_stack(stack, None, {}, generators=[None])
     finally:
         U.METHODS.pop("stacked_shrink_test", None)
+    def one_at_a_time(model, data, config, *, generator):
+        return model
+
     with pytest.raises(ValueError, match="works one model at a time"):
-        U.get_method(lambda model, data, config, *, generator: model).on_stack(
-            stack, None, {}, generators=[None, None])
+        U.get_method(one_at_a_time).on_stack(stack, None, {}, generators=[None, None])
 
 
 def test_model_stacks_check_what_they_hold():
