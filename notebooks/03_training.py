@@ -362,7 +362,8 @@ results["store_mib"] = size / 2**20
 #   how unlearning methods move the full models towards the oracles.
 #
 # To train at paper scale on a GPU (CIFAR-10, ResNet-9, 100 models per group), run this
-# notebook with `params/paper.yaml` (see the repository's README), or train from the command
+# notebook with `params/paper.yaml` (see [Paper scale](../book/paper_scale.md) for the cost and
+# the commands), or train from the command
 # line: `klom train --dataset cifar10 --store STORE --models 0-99 [--forget-set K]`.
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}

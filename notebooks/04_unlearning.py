@@ -67,6 +67,7 @@ results_dir = "klom_run/results"  # writes <results_dir>/04_unlearning.json
 # %%
 # %matplotlib inline
 import json
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -116,11 +117,12 @@ results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
 #
 # Oracle matching needs oracles, which makes it impractical in real life (if you could
 # retrain, you would not need to unlearn), but it is the best available check that the
-# pipeline works: done right it should land near the noise floor. Its oracles are the
+# pipeline works: done right it should land near the noise floor on the forget set. Its oracles are the
 # held-out ones (ids from 1000) that the training chapter trained; scoring never uses them.
 #
-# Each method has default settings per dataset. For CIFAR-10 they are the authors' (see the
-# reference notes); for DIGITS they were tuned for this book. `method_configs` overrides
+# Each method has default settings per dataset. For CIFAR-10 they are the settings of the
+# authors' code {cite:p}`georgiev2025attribute`; for DIGITS they were tuned for this book
+# (`scripts/tune_scrub.py` for SCRUB). `method_configs` overrides
 # any of them; an unknown key is an error that lists the allowed ones.
 
 # %%
@@ -129,12 +131,13 @@ for name in methods:
     spec = get_method(name)
     configs[name] = resolve_config(spec, D, method_configs.get(name))
     doc = (spec.fn.__doc__ or "").strip().split("\n")[0]
-    oracles = "  [needs held-out oracles]" if spec.needs_oracles else ""
-    print(f"{name}: {doc}{oracles}")
-    for key, value in configs[name].items():
-        print(f"    {key} = {value}")
+    oracles = " [needs held-out oracles]" if spec.needs_oracles else ""
+    print(textwrap.fill(f"{name}: {doc}{oracles}", 88, subsequent_indent="    "))
+    settings = ", ".join(f"{key}={value}" for key, value in configs[name].items())
+    print(textwrap.fill(settings or "(no settings)", 88, initial_indent="    ",
+                        subsequent_indent="    "))
 results["configs"] = configs
-print("registered methods:", ", ".join(METHODS))
+print(textwrap.fill("registered methods: " + ", ".join(METHODS), 88))
 
 # %%
 for k in forget_sets:

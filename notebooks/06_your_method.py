@@ -246,9 +246,9 @@ for k in forget_sets:
         "accuracy": mine["accuracy"]}
     print(f"forget set {k} ({len(forget[k])} images):")
     if closed is not None:
-        print(f"  forget: closes {closed:.0%} of the gap between doing nothing "
-              f"({nothing['forget']['p95']:.2f}) and oracle matching "
-              f"({best['forget']['p95']:.2f}) with {mine['forget']['p95']:.2f}")
+        print(f"  forget: {mine['forget']['p95']:.2f} closes {closed:.0%} of the gap "
+              f"between doing nothing ({nothing['forget']['p95']:.2f})\n"
+              f"          and oracle matching ({best['forget']['p95']:.2f})")
     floor = nothing.get("noise_floor")
     if floor is None:
         at = "no noise floor: too few oracles"

@@ -69,6 +69,7 @@ results_dir = "klom_run/results"  # writes <results_dir>/07_datamodel_matching.j
 # %%
 # %matplotlib inline
 import json
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -181,7 +182,9 @@ plt.show()
 # its size per epoch; for CIFAR-10 the authors' $10^{-4}$, 4 epochs, batch 512).
 
 # %%
-print("datamodel_matching defaults:", default_config("datamodel_matching", dataset))
+print(textwrap.fill("datamodel_matching defaults: " + ", ".join(
+    f"{key}={value}" for key, value in default_config("datamodel_matching", dataset).items()),
+    88, subsequent_indent="    "))
 runs = {}
 for k in forget_sets:
     for name in ("datamodel_matching", "datamodel_direct"):
@@ -216,7 +219,8 @@ for k in forget_sets:
            if m in r}
     verdict[str(k)] = {"forget_p95": row,
                        "accuracy": {m: r[m]["accuracy"] for m in row}}
-    print(f"forget set {k}: forget p95 " + ", ".join(f"{m} {v:.2f}" for m, v in row.items()))
+    print(f"forget set {k}, forget p95: "
+          + "  ".join(f"{m.replace('_', ' ')} {v:.2f}" for m, v in row.items()))
 results["verdict"] = verdict
 
 # %% [markdown]
