@@ -302,6 +302,16 @@ def stream_text(notebook: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("stem, parameters", [
+    ("01_klom_explained", {"n_synthetic_examples": 500}),
+    ("03_training", {**ALONE, "stack_sizes": [1, 6]}),
+])
+def test_self_contained_chapter_runs_in_an_empty_folder(tmp_path, stem, parameters):
+    r = run_alone(stem, tmp_path, **parameters)
+    assert r["parameters"]["seed"] == 0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("stem, extra", [
     ("02_download", {}),
     ("04_unlearning", ALONE_METHODS),
