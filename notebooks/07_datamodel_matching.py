@@ -15,8 +15,7 @@
 # %% [markdown]
 # # Datamodel matching
 #
-# [![Open In
-# Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/klom-tutorial/klom-tutorial/blob/main/notebooks/07_datamodel_matching.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/klom-tutorial/klom-tutorial/blob/main/notebooks/07_datamodel_matching.ipynb)
 #
 # **What you will learn.** The method of the paper that introduced KLOM, *Attribute-to-Delete*:
 # datamodel matching (DMM). Oracle matching unlearns well but needs oracles, models retrained
@@ -34,10 +33,9 @@
 # > GPU by this project (no GPU measurement exists; the code paths are tested on CPU with
 # > tiny inputs). [Paper scale](../book/paper_scale.md) keeps the measured status.
 
-# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the Colab install cell",
-# "code_prompt_hide": "Hide the Colab install cell"} Colab install cell: installs klom_utils
-# at the release this book was built from, keeping Colab's own torch (elsewhere it does
-# nothing: `pip install -e .` in a clone).
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the Colab install cell", "code_prompt_hide": "Hide the Colab install cell"}
+# Colab install cell: installs klom_utils at the release this book was built from, keeping
+# Colab's own torch (elsewhere it does nothing: `pip install -e .` in a clone).
 import sys
 
 if "google.colab" in sys.modules:
@@ -243,19 +241,20 @@ results["verdict"] = verdict
 # The recipe is the same; the datamodel is the expensive part. The paper estimates it with
 # TRAK {cite:p}`park2023trak`, which needs a few dozen trained models instead of thousands of
 # subset models, or uses the released CIFAR-10 datamodels. Either way the matrix is large
-# (50,000 training examples × 60,000 examples × 10 classes: 60 GB in float16), so `klom_utils`
-# never loads it whole: `load_datamodel_rows(path, rows)` memory-maps a `.npy` file (or the
-# authors' raw float16 files, with `shape=`) and reads only the forget set's rows;
-# `unlearn_store(..., datamodel=path)` and this notebook's `datamodel_path` take a `.npy`
-# file. TRAK (the `traker` package) scores one output function at a time, by default the
+# (50,000 training examples × 60,000 examples × 10 classes: 60 GB in float16), so
+# `klom_utils` never loads it whole: `load_datamodel_rows(path, rows)` memory-maps a `.npy`
+# file (or the authors' raw float16 files, with `shape=`) and reads only the forget set's
+# rows; `unlearn_store(..., datamodel=path)` and this notebook's `datamodel_path` take a
+# `.npy` file. TRAK (the `traker` package) scores one output function at a time, by default the
 # margin; for the per-class layout used here, score each class's logit as its own output (10
-# runs over a few trained ResNet-9s) and stack the scores as a `(50000, 60000, 10)` array. The
-# released datamodels of {cite:t}`ilyas2022datamodels` are per margin, without a class axis:
-# check the layout of whatever file you use, and save raw arrays once as `.npy` (only `.npy`
-# files go to `unlearn_store` and `klom unlearn --datamodel`). Estimating it here from subset
-# models, as in section 2, is not offered at that size: the matrix alone would take 112 GiB of
-# memory in float32, so `build_datamodel` refuses and asks for a precomputed file (for
-# CIFAR-10, run this notebook with `datamodel_path`). Neither path was run for this book.
+# runs over a few trained ResNet-9s) and stack the scores as a `(50000, 60000, 10)` array.
+# The released datamodels of {cite:t}`ilyas2022datamodels` are per margin, without a
+# class axis: check the layout of whatever file you use, and save raw arrays once as `.npy`
+# (only `.npy` files go to `unlearn_store` and `klom unlearn --datamodel`). Estimating it
+# here from subset models, as in section 2, is not
+# offered at that size: the matrix alone would take 112 GiB of memory in float32, so
+# `build_datamodel` refuses and asks for a precomputed file (for CIFAR-10, run this notebook
+# with `datamodel_path`). Neither path was run for this book.
 #
 # ## Summary
 #
@@ -267,9 +266,8 @@ results["verdict"] = verdict
 #   them; neither needs an oracle.
 # - The numbers of this run are above and in `07_datamodel_matching.json`.
 
-# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key
-# numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"} The key
-# numbers of this page, for the tests: <results_dir>/07_datamodel_matching.json
+# %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
+# The key numbers of this page, for the tests: <results_dir>/07_datamodel_matching.json
 out = Path(results_dir) / "07_datamodel_matching.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))
