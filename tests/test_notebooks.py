@@ -102,7 +102,6 @@ GROUPS = ("forget", "retain", "validation")
 def pipeline(tmp_path_factory):
     """Folder and store of the tiny pipeline, with the results of 04 (training)."""
     pytest.importorskip("torch")
-    pytest.importorskip("sklearn")
     root = tmp_path_factory.mktemp("pipeline")
     store = root / "store"
     r04 = run_notebook("03_training", root, store_dir=str(store), dataset="digits", progress=False,
