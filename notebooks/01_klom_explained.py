@@ -195,12 +195,13 @@ results["one_diverged_model_median"] = diverged_median
 
 # %% [markdown]
 # One broken model in a hundred turns the shift into a score *below* the noise floor: the
-# 99 healthy models, squeezed into the top one or two of the 20 bins that now span about $[-100, 5]$, look
-# like a point mass near the oracles. Clipping to a range that holds every healthy margin
-# ($[-10, 10]$ here) restores the signal, but the right range depends on the data (CIFAR-10
-# margins reach 20 or more), which is why the default stays wide. The fix is to find the
-# model: `klom_utils.diagnostics.outlier_models` flags any model whose margins sit far from
-# the others (a robust z-score of its distance to the median model above 4), and every KLOM
+# 99 healthy models, squeezed into the top one or two of the 20 bins that now span about
+# $[-100, 5]$, look like a point mass near the oracles. Clipping to a range that holds every
+# healthy margin ($[-10, 10]$ here) recovers most of the signal (the second line above), but
+# the right range depends on the data (confident models give margins well beyond 10), which
+# is why the default stays wide. The fix is to find the model:
+# `klom_utils.diagnostics.outlier_models` flags any model whose margins sit far from the
+# others (a robust z-score of its distance to the median model above 4), and every KLOM
 # table of this book prints such warnings under it. On this example:
 
 # %%
