@@ -395,15 +395,20 @@ def set_lr(opt, lr: float) -> None:
         group["lr"] = lr
 
 
-class _cpu_threads:
-    """While training: torch's CPU threads set to ``config.threads`` on the CPU; cuDNN
-    autotuning on CUDA."""
+class device_settings:
+    """Inside the block: ``threads`` torch CPU threads on the CPU (None: torch's setting),
+    cuDNN autotuning on CUDA (fixed shapes: let cuDNN pick the fastest convolutions). Used
+    while training and unlearning."""
 
-    def __init__(self, config: TrainConfig, device):
+    def __init__(self, threads, device):
         import torch
 
-        self.n = config.threads if torch.device(device).type == "cpu" else None
-        self.cuda = torch.device(device).type == "cuda"
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        device = torch.device(device)
+        self.n = threads if device.type == "cpu" else None
+        self.cuda = device.type == "cuda"
 
     def __enter__(self):
         import torch
@@ -411,14 +416,13 @@ class _cpu_threads:
         self.old = torch.get_num_threads(), torch.backends.cudnn.benchmark
         if self.n:
             torch.set_num_threads(self.n)
-        if self.cuda:  # fixed shapes: let cuDNN pick the fastest convolutions
+        if self.cuda:
             torch.backends.cudnn.benchmark = True
 
     def __exit__(self, *exc):
         import torch
 
-        if self.n:
-            torch.set_num_threads(self.old[0])
+        torch.set_num_threads(self.old[0])
         torch.backends.cudnn.benchmark = self.old[1]
 
 
@@ -437,7 +441,7 @@ def fit(dataset, train_indices, init_state_dicts, order_seeds, config: TrainConf
     m = len(init_state_dicts)
     if len(order_seeds) != m:
         raise ValueError(f"{len(order_seeds)} order seeds for {m} models")
-    with _cpu_threads(config, device):
+    with device_settings(config.threads, device):
         return _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device,
                     progress, desc)
 
@@ -531,7 +535,7 @@ def fit_reference(dataset, train_indices, init_state_dict, order_seed, config: T
     The baseline of the benchmark and the check that :func:`fit` trains the same model.
     Returns ``(state_dict, train_logits, val_logits)``.
     """
-    with _cpu_threads(config, "cpu"):
+    with device_settings(config.threads, "cpu"):
         return _fit_reference(dataset, train_indices, init_state_dict, order_seed, config)
 
 
