@@ -103,9 +103,9 @@ def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], object]) ->
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    tmp = Path(tmp)
+    tmp = Path(tmp_name)
     try:
         write_fn(tmp)
         os.replace(tmp, path)
@@ -359,7 +359,7 @@ class Store:
                 f"{folder}/{name} has {rows} rows but the {split} split has {labels.shape[0]} "
                 f"labels{self._which_split_hint(folder, rows)}"
             )
-        return margins(tensor.float().numpy(), labels)
+        return np.asarray(margins(tensor.float().numpy(), labels))
 
     @staticmethod
     def _which_split_hint(folder: str, rows: int) -> str:
