@@ -412,7 +412,7 @@ class ResultsTable(str):
     """The plain-text table of :func:`results_table` (a ``str``: print it, write it to a file);
     in a notebook it shows as an HTML table with the same title, cells and notes."""
 
-    title: str
+    heading: str
     header: list
     rows: list
     notes: list
@@ -427,7 +427,7 @@ class ResultsTable(str):
         text = "\n".join([title, "", line(header), line(["-" * w for w in widths]),
                           *(line(r) for r in rows), "", *notes])
         table = cls(text)
-        table.title, table.header, table.rows, table.notes = title, header, rows, notes
+        table.heading, table.header, table.rows, table.notes = title, header, rows, notes
         return table
 
     def _repr_html_(self) -> str:
@@ -437,7 +437,7 @@ class ResultsTable(str):
         body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>"
                        for row in self.rows)
         notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)
-        return (f'<div class="klom-results"><p><strong>{escape(self.title)}</strong></p>'
+        return (f'<div class="klom-results"><p><strong>{escape(self.heading)}</strong></p>'
                 f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead>'
                 f'<tbody>{body}</tbody></table></div>'
                 f'<ul style="font-size:smaller">{notes}</ul></div>')

@@ -108,7 +108,7 @@ results = {"parameters": {
 # images: SGD with momentum 0.9 and weight decay $5\cdot10^{-4}$, batch size 512, 24 epochs,
 # a triangular learning rate that rises linearly from 0 to 0.4 at epoch 5 and falls back to 0
 # at epoch 24 (stepped every iteration), mixed precision, no data augmentation. The DIGITS
-# default is the same kind of recipe, scaled down: scikit-learn's 8×8 handwritten digits
+# default is the same kind of recipe, scaled down: the UCI 8×8 handwritten digits (shipped with the package)
 # (1,442 training images), a one-hidden-layer MLP, 20 epochs. Both recipes live in
 # `klom_utils.train.DEFAULT_CONFIGS`; every field that changes the models is recorded in the
 # store (`klom_train.json`), so a store is never silently extended with models trained
