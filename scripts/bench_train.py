@@ -86,13 +86,14 @@ def bench_digits(args):
           f"{'met' if t_e2e <= goal else 'NOT met'} ({t_e2e:.2f} s end to end)")
 
 
-def random_cifar(n_train, n_val, device):
+def random_cifar(n_train, n_val, device, size: int = 32):
+    """CIFAR-10-shaped random images (uint8, ``size`` x ``size``) and labels on ``device``."""
     g = torch.Generator().manual_seed(0)
     return data.TensorDataset(
         name="CIFAR10",
-        train_x=torch.randint(0, 256, (n_train, 3, 32, 32), generator=g, dtype=torch.uint8),
+        train_x=torch.randint(0, 256, (n_train, 3, size, size), generator=g, dtype=torch.uint8),
         train_y=torch.randint(0, 10, (n_train,), generator=g),
-        val_x=torch.randint(0, 256, (n_val, 3, 32, 32), generator=g, dtype=torch.uint8),
+        val_x=torch.randint(0, 256, (n_val, 3, size, size), generator=g, dtype=torch.uint8),
         val_y=torch.randint(0, 10, (n_val,), generator=g),
         classes=data.CIFAR10_CLASSES, mean=data.CIFAR10_MEAN, std=data.CIFAR10_STD,
     ).to(device)

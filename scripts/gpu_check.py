@@ -40,27 +40,15 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from klom_utils import data, train, unlearn  # noqa: E402
+from klom_utils import train, unlearn  # noqa: E402
 from klom_utils.metric import klom  # noqa: E402
 from klom_utils.models import load_model  # noqa: E402
 from klom_utils.store import full_models_folder, open_store, oracle_folder, unlearned_folder  # noqa: E402
 
-RESNET9_FLOP_PER_MODEL = 2.1e15  # 24 epochs of CIFAR-10 (forward + backward)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_train import RESNET9_FLOP_PER_MODEL, random_cifar  # noqa: E402
 BUILTIN = ("do_nothing", "gradient_ascent", "gradient_descent", "neggrad_plus", "scrub",
            "oracle_matching", "datamodel_matching", "datamodel_direct")
-
-
-def random_cifar(n_train: int, n_val: int, device, size: int = 32):
-    """CIFAR-10-shaped random images and labels (uint8), on ``device``."""
-    g = torch.Generator().manual_seed(0)
-    return data.TensorDataset(
-        name="CIFAR10",
-        train_x=torch.randint(0, 256, (n_train, 3, size, size), generator=g, dtype=torch.uint8),
-        train_y=torch.randint(0, 10, (n_train,), generator=g),
-        val_x=torch.randint(0, 256, (n_val, 3, size, size), generator=g, dtype=torch.uint8),
-        val_y=torch.randint(0, 10, (n_val,), generator=g),
-        classes=data.CIFAR10_CLASSES, mean=data.CIFAR10_MEAN, std=data.CIFAR10_STD,
-    ).to(device)
 
 
 def sync(device) -> None:
