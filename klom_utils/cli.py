@@ -12,10 +12,101 @@ To add a subcommand: write ``add_<name>_parser(subparsers)`` that registers its 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+import time
 
 #: Errors a subcommand reports as one line (exit status 1) instead of a traceback.
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, PermissionError, ConnectionError)
+
+
+# ------------------------------------------------------------------------ shared options
+
+def _device(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    import re
+
+    if text in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+
+
+def add_device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", type=_device, metavar="auto|cpu|cuda[:N]",
+                   help="default: cuda when available")
+
+
+def add_progress_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_const", const=True,
+                   help="progress bars even when output is not a terminal")
+    g.add_argument("--quiet", dest="progress", action="store_const", const=False,
+                   help="no progress output")
+    p.set_defaults(progress=None)  # bars on a terminal, plain lines in logs
+
+
+def add_array_options(p: argparse.ArgumentParser) -> None:
+    """Job-array options: run the model ids as J jobs (submitit), or one slice of them."""
+    g = p.add_argument_group("job arrays (submitit; pip install submitit)")
+    g.add_argument("--executor", default="none", choices=["none", "local", "slurm"],
+                   help="none: in this process (default); local: J processes on this machine; "
+                        "slurm: one SLURM job array of J jobs")
+    g.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="jobs the model ids are split into (default 1)")
+    g.add_argument("--partition", default=None, help="SLURM partition")
+    g.add_argument("--gpus-per-job", type=int, default=0, metavar="G", help="default 0")
+    g.add_argument("--cpus-per-job", type=int, default=None, metavar="C")
+    g.add_argument("--mem-gb", type=float, default=None, metavar="GB")
+    g.add_argument("--timeout-min", type=int, default=60, metavar="MIN",
+                   help="time limit of each job in minutes (default 60)")
+    g.add_argument("--array-parallelism", type=int, default=None, metavar="P",
+                   help="SLURM jobs running at once (default: all)")
+    g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other sbatch option, e.g. account=abc (repeatable)")
+    g.add_argument("--no-wait", action="store_true",
+                   help="print the job ids and return instead of waiting for the jobs")
+    g.add_argument("--shard", default=None, metavar="I/N|auto",
+                   help="take only slice I of N of the model ids; auto: this SLURM array "
+                        "task's (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT), for a job "
+                        "array started by your own sbatch script")
+
+
+def _array_options(args):
+    from .launch import ArrayOptions, parse_slurm_options
+
+    if args.shard is not None and args.executor != "none":
+        raise ValueError("--shard takes a slice inside a job that is already running; "
+                         "it cannot be combined with --executor")
+    return ArrayOptions(executor=args.executor, jobs=args.jobs, partition=args.partition,
+                        gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
+                        mem_gb=args.mem_gb, timeout_min=args.timeout_min,
+                        array_parallelism=args.array_parallelism,
+                        slurm_options=parse_slurm_options(args.slurm_option),
+                        wait=not args.no_wait)
+
+
+def run_ids(args, job, ids: list, store: str, what: str) -> list:
+    """Run ``job(ids_slice) -> list of ids done`` over ``ids``: in this process, on this
+    process's ``--shard``, or as a job array; returns the ids done (None: not waited for)."""
+    from pathlib import Path
+
+    from .launch import id_slices, run_array, shard_of
+
+    options = _array_options(args)  # checked before anything runs
+    if args.shard is not None:
+        ids = shard_of(ids, args.shard)
+    if options.executor == "none":
+        return job(ids)
+    slices = id_slices(ids, options.jobs)
+    log_dir = Path(store) / "logs" / what
+    out = run_array(job, slices, options, log_dir, name=f"klom-{what}")
+    if not options.wait:
+        print(f"submitted {len(slices)} jobs ({options.executor}): {', '.join(map(str, out))}; "
+              f"logs in {log_dir}")
+        return None
+    for part, done in zip(slices, out):
+        print(f"  job for ids {part[0]}-{part[-1]}: {len(done)} done", file=sys.stderr)
+    return sorted(i for done in out for i in done)
 
 
 # ------------------------------------------------------------------------------------- train
@@ -34,15 +125,15 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="model ids, inclusive: '0-99', or one id: '7'")
     p.add_argument("--forget-set", type=int, metavar="K", default=None,
                    help="train oracles without forget set K (default: full models)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="default: cuda when available")
+    add_device_option(p)
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     p.add_argument("--stack", default=None, metavar="M|auto",
                    help="models trained at once (default: the dataset's recipe)")
     p.add_argument("--seed", type=int, default=None, help="base seed (default 0)")
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="download cache for cifar10 (default $KLOM_CACHE or ~/.cache/klom_utils)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_options(p)
+    add_array_options(p)
     p.set_defaults(func=cmd_train)
     return p
 
@@ -61,14 +152,23 @@ def cmd_train(args) -> int:
     if args.seed is not None:
         overrides["seed"] = args.seed
     config = default_config(args.dataset, **overrides)
-    ids = parse_model_range(args.models)
-    trained = train_models(args.dataset, args.store, ids, forget_set=args.forget_set,
-                           device=args.device, config=config, progress=not args.quiet,
-                           root=args.data_root)
-    group = "full models" if args.forget_set is None else f"oracles of forget set {args.forget_set}"
-    print(f"{args.dataset} {group}: trained {len(trained)}, "
-          f"{len(ids) - len(trained)} already in {args.store}")
+    ids = list(parse_model_range(args.models))
+    job = functools.partial(_train_job, dict(
+        dataset=args.dataset, store=args.store, forget_set=args.forget_set, device=args.device,
+        config=config, progress=args.progress, root=args.data_root))
+    trained = run_ids(args, job, ids, args.store, "train")
+    if trained is not None:
+        group = ("full models" if args.forget_set is None
+                 else f"oracles of forget set {args.forget_set}")
+        print(f"{args.dataset} {group}: trained {len(trained)}, "
+              f"{len(ids) - len(trained)} already in {args.store}")
     return 0
+
+
+def _train_job(kwargs: dict, ids: list) -> list:
+    from .train import train_models
+
+    return train_models(model_ids=ids, **kwargs)
 
 
 def _positive_int(text: str) -> int:
@@ -119,35 +219,59 @@ def add_unlearn_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (it may register methods with register_method)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_option(p)
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: 1 for digits, torch's setting otherwise)")
     p.add_argument("--save-checkpoints", action="store_true",
                    help="also save the unlearned models' state dicts")
     p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_options(p)
+    add_array_options(p)
     p.set_defaults(func=cmd_unlearn)
     return p
 
 
 def cmd_unlearn(args) -> int:
-    import importlib
-
     from .train import parse_model_range
+
+    _import_plugins(args.plugin)
+    ids = list(parse_model_range(args.models))
+    start = time.perf_counter()
+    job = functools.partial(_unlearn_job, dict(
+        store=args.store, dataset=args.dataset, forget_set=args.forget_set, method=args.method,
+        config=args.config, name=args.name,
+        oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
+        seed=args.seed, device=args.device, threads=args.threads,
+        save_checkpoints=args.save_checkpoints, progress=args.progress, root=args.data_root,
+        datamodel=args.datamodel), plugins=tuple(args.plugin))
+    written = run_ids(args, job, ids, args.store, "unlearn")
+    if written is not None:
+        print(f"{args.dataset} {args.method} forget set {args.forget_set}: unlearned "
+              f"{len(written)}, {len(ids) - len(written)} already in {args.store} "
+              f"({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def _import_plugins(modules) -> None:
+    """Import each plugin module, looking in the working directory too."""
+    import importlib
+    import os
+
+    if modules and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"--plugin {module}: cannot import it ({err}); give a module "
+                             "name importable from the working directory or PYTHONPATH") from None
+
+
+def _unlearn_job(kwargs: dict, ids: list, plugins: tuple = ()) -> list:
     from .unlearn import unlearn_store
 
-    for module in args.plugin:
-        importlib.import_module(module)
-    run = unlearn_store(args.store, args.dataset, args.forget_set, args.method,
-                        parse_model_range(args.models), config=args.config, name=args.name,
-                        oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
-                        seed=args.seed, device=args.device, threads=args.threads,
-                        save_checkpoints=args.save_checkpoints, progress=not args.quiet,
-                        root=args.data_root, datamodel=args.datamodel)
-    print(f"{args.dataset} {args.method} forget set {args.forget_set}: unlearned "
-          f"{len(run['written'])}, {len(run['skipped'])} already in {run['folder']} "
-          f"({run['seconds']:.1f} s)")
-    return 0
+    _import_plugins(plugins)  # a job array runs in fresh processes
+    return unlearn_store(model_ids=ids, **kwargs)["written"]
 
 
 def add_score_parser(subparsers) -> argparse.ArgumentParser:
@@ -161,12 +285,23 @@ def add_score_parser(subparsers) -> argparse.ArgumentParser:
                     "models, small or unequal N, small forget sets; also printed as warnings) "
                     "and the accuracies. The method is scored against as many oracles as it has "
                     "unlearned models. Prints a table; --json writes the full record.")
-    p.add_argument("--dataset", required=True, choices=["digits", "cifar10"])
-    p.add_argument("--store", required=True, metavar="DIR", help="store folder")
-    p.add_argument("--forget-set", type=int, required=True, metavar="K")
-    p.add_argument("--method", required=True, metavar="M",
+    p.add_argument("--dataset", choices=["digits", "cifar10"])
+    p.add_argument("--store", metavar="DIR", help="store folder")
+    p.add_argument("--forget-set", type=int, metavar="K")
+    p.add_argument("--method", metavar="M",
                    help="method (the folder name under unlearned/<D>/)")
-    p.add_argument("--json", default=None, metavar="OUT", help="write the record to OUT")
+    a = p.add_argument_group(
+        "margins as arrays, without a store (instead of --dataset/--store/--forget-set/--method)")
+    a.add_argument("--unlearned", metavar="U.npy",
+                   help="unlearned models' margins (n_models, n_examples): train examples, "
+                        "then validation ones")
+    a.add_argument("--oracle", metavar="O.npy",
+                   help="oracles' margins, same columns; rows beyond the unlearned models' "
+                        "number serve the noise floor")
+    a.add_argument("--forget", metavar="F.npy", help="forget-set indices into the train columns")
+    a.add_argument("--n-train", type=int, metavar="N", help="number of train columns")
+    p.add_argument("--json", default=None, metavar="OUT",
+                   help="write the record to OUT ('-': to stdout, the table to stderr)")
     p.add_argument("--models", default=None, metavar="IDS",
                    help="unlearned model ids (default: all in the folder)")
     p.add_argument("--oracle-ids", default=None, metavar="IDS",
@@ -192,22 +327,146 @@ def cmd_score(args) -> int:
     import json
     from pathlib import Path
 
-    from .evaluate import jsonable, results_table, score
+    from .evaluate import jsonable, results_table, score, score_arrays
 
-    record = score(args.store, args.dataset, args.forget_set, args.method,
-                   model_ids=None if args.models is None else _ids(args.models),
-                   oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
-                   level=args.level, n_splits=args.n_splits, seed=args.seed,
-                   root=args.data_root, bins=args.bins, direction=args.direction,
-                   variant=args.variant)
-    print(results_table([record]))
+    settings = dict(level=args.level, n_splits=args.n_splits, seed=args.seed, bins=args.bins,
+                    direction=args.direction, variant=args.variant)
+    arrays = [args.unlearned, args.oracle, args.forget, args.n_train]
+    store_form = [args.dataset, args.store, args.forget_set, args.method]
+    if any(x is not None for x in arrays):
+        if any(x is None for x in arrays) or any(x is not None for x in store_form):
+            raise ValueError("scoring arrays takes --unlearned, --oracle, --forget and "
+                             "--n-train, and none of --dataset/--store/--forget-set/--method")
+        out = None if args.json in (None, "-") else _writable_json(args.json)
+        record = score_arrays(_load_npy(args.unlearned, "--unlearned"),
+                              _load_npy(args.oracle, "--oracle"),
+                              _load_npy(args.forget, "--forget"), args.n_train, **settings)
+        record.update(method=Path(args.unlearned).stem, dataset="arrays", forget_set="-",
+                      accuracy=None)
+    else:
+        if any(x is None for x in store_form):
+            raise ValueError("klom score needs --dataset, --store, --forget-set and --method "
+                             "(or margins as arrays: --unlearned, --oracle, --forget, --n-train)")
+        out = None if args.json in (None, "-") else _writable_json(args.json)
+        record = score(args.store, args.dataset, args.forget_set, args.method,
+                       model_ids=None if args.models is None else _ids(args.models),
+                       oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
+                       root=args.data_root, **settings)
+    table_to = sys.stderr if args.json == "-" else sys.stdout
+    print(results_table([record]), file=table_to)
     for warning in record["diagnostics"]["warnings"]:
         print(f"klom score: warning: {warning['message']}", file=sys.stderr)
-    if args.json:
-        out = Path(args.json)
+    text = json.dumps(jsonable(record), indent=2, allow_nan=False) + "\n"
+    if args.json == "-":
+        sys.stdout.write(text)
+    elif out is not None:
+        out.write_text(text)
+        print(f"wrote {out}", file=table_to)
+    return 0
+
+
+def _writable_json(path: str):
+    """``path`` as a Path whose folder exists or can be made, checked before any work."""
+    from pathlib import Path
+
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"--json {path}: is a folder; give a file name")
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(jsonable(record), indent=2, allow_nan=False) + "\n")
-        print(f"wrote {out}")
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"--json {path}: {out.parent} is a file, not a folder") from None
+    return out
+
+
+def _load_npy(path: str, option: str):
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{option} {path}: no such file") from None
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{option} {path}: not a readable .npy array ({err})") from None
+
+
+# ------------------------------------------------------------------------- status, download
+
+def add_status_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "status", help="what a store holds: models per folder, recipes, forget sets",
+        description="Per folder of the store: complete, partial (files of an interrupted run) "
+                    "and missing model ids (gaps below the highest id; from 1000 up counted "
+                    "apart, the held-out oracles), ids a running process has claimed, and the "
+                    "recorded recipe; then the forget sets of each dataset. Reads only.")
+    p.add_argument("--store", required=True, metavar="DIR", help="store folder")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=cmd_status)
+    return p
+
+
+def cmd_status(args) -> int:
+    import json
+
+    from .launch import held_claims
+    from .store import id_ranges, open_store, store_status
+
+    store = open_store(args.store)
+    status = store_status(store)
+    for folder, info in status["folders"].items():
+        info["claimed"] = held_claims(store.root, folder)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"store {status['store']}")
+    for folder, info in status["folders"].items():
+        line = f"  {folder}: {len(info['complete'])} complete ({id_ranges(info['complete'])})"
+        for key in ("partial", "missing", "claimed"):
+            if info[key]:
+                line += f"; {key} {id_ranges(info[key])}"
+        print(line)
+        record = info["record"] or {}
+        recipe = {k: record[k] for k in ("method", "arch", "epochs", "lr", "group", "config")
+                  if k in record}
+        if recipe:
+            print(f"      recorded: {json.dumps(recipe)[:150]}")
+    for dataset, ks in status["forget_sets"].items():
+        print(f"  forget sets of {dataset}: {', '.join(map(str, ks)) or '-'}")
+    return 0
+
+
+def add_download_parser(subparsers) -> argparse.ArgumentParser:
+    from .hub import CARD_FOLDERS
+
+    p = subparsers.add_parser(
+        "download", help="download folders of the Hub dataset royrin/KLOM-models",
+        description="Download folders of royrin/KLOM-models (cached and resumable, through "
+                    "huggingface_hub) and print the local store that holds them. Folders of "
+                    f"the dataset card: {', '.join(CARD_FOLDERS)}.")
+    p.add_argument("folders", nargs="+", metavar="FOLDER",
+                   help="e.g. full_models/CIFAR10 oracles/CIFAR10/forget_set_1")
+    p.add_argument("--kinds", nargs="+", default=None, metavar="KIND",
+                   choices=["margins", "logits", "checkpoints"],
+                   help="files to fetch (default: margins logits; checkpoints are large)")
+    p.add_argument("--revision", default=None, help="a branch, tag or commit of the dataset")
+    p.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="Hugging Face cache (default: ~/.cache/huggingface)")
+    p.add_argument("--offline", action="store_true",
+                   help="read the cache only (also HF_HUB_OFFLINE=1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_download)
+    return p
+
+
+def cmd_download(args) -> int:
+    from .hub import DEFAULT_KINDS, download
+
+    store = download(args.folders, kinds=args.kinds or DEFAULT_KINDS, revision=args.revision,
+                     cache_dir=args.cache_dir, offline=True if args.offline else None,
+                     progress=not args.quiet)
+    print(f"store: {store.root}")
+    for folder in store.folders():
+        print(f"  {folder}: {len(store.model_ids(folder))} models")
     return 0
 
 
@@ -233,9 +492,10 @@ def add_datamodels_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ridge", type=float, default=None,
                    help="ridge penalty per model of the regression (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the subsets (default 0)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_option(p)
     p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_options(p)
+    add_array_options(p)
     p.set_defaults(func=cmd_datamodels)
     return p
 
@@ -244,10 +504,21 @@ def cmd_datamodels(args) -> int:
     from .datamodels import DEFAULT_RIDGE, build_datamodel, datamodel_quality
     from .train import parse_model_range
 
-    run = build_datamodel(args.dataset, args.store, parse_model_range(args.models),
+    ids = list(parse_model_range(args.models))
+    if args.executor != "none" or args.shard is not None:  # the subset models as jobs first
+        job = functools.partial(_subset_job, dict(
+            dataset=args.dataset, store=args.store, fraction=args.fraction, seed=args.seed,
+            device=args.device, progress=args.progress, root=args.data_root))
+        done = run_ids(args, job, ids, args.store, "datamodels")
+        if done is None or args.shard is not None:
+            if done is not None:
+                print(f"{args.dataset} subset models: trained {len(done)} of this shard; run "
+                      "again without --shard to estimate the datamodel")
+            return 0
+    run = build_datamodel(args.dataset, args.store, ids,
                           fraction=args.fraction, seed=args.seed, estimator=args.estimator,
                           ridge=DEFAULT_RIDGE if args.ridge is None else args.ridge,
-                          device=args.device, progress=not args.quiet, root=args.data_root)
+                          device=args.device, progress=args.progress, root=args.data_root)
     print(f"{args.dataset} datamodel from {run['n_models']} subset models (trained "
           f"{len(run['trained'])} now; fraction {run['fraction']}, {run['estimator']}"
           + (f", ridge {run['ridge']}" if run["ridge"] is not None else "")
@@ -260,10 +531,17 @@ def cmd_datamodels(args) -> int:
     return 0
 
 
+def _subset_job(kwargs: dict, ids: list) -> list:
+    from .datamodels import train_subset_models
+
+    return train_subset_models(model_ids=ids, **kwargs)
+
+
 # ----------------------------------------------------------------------------------- the parser
 
 #: Functions that register one subcommand each.
-SUBCOMMANDS = [add_train_parser, add_unlearn_parser, add_score_parser, add_datamodels_parser]
+SUBCOMMANDS = [add_train_parser, add_unlearn_parser, add_score_parser, add_datamodels_parser,
+               add_status_parser, add_download_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

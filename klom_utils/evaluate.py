@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -204,30 +204,94 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     from .store import oracle_folder
 
     start = time.perf_counter()
-    settings = klom_settings(**klom_kwargs)
+    klom_settings(**klom_kwargs)  # bad settings fail before anything is read
     check_interval_settings(level, n_splits)
     store, data = _open(store), _dataset(dataset, root)
     m = load_margins(store, data, forget_set, method, model_ids=model_ids, oracle_ids=oracle_ids)
+    have = {i: row for row, i in enumerate(m.oracle_ids)}
+
+    def oracle_margins(ids):
+        if all(i in have for i in ids):
+            return m.oracle[[have[i] for i in ids]]
+        return folder_margins(store, oracle_folder(data.name, forget_set), data, ids)
+
+    record: Record = {"method": method, "dataset": data.name, "forget_set": int(forget_set)}
+    record.update(_score(m, oracle_margins, level=level, n_splits=n_splits, seed=seed,
+                         **klom_kwargs))
+    available = len(store.complete_model_ids(m.folder))
+    if model_ids is None and available > len(m.model_ids):
+        record["diagnostics"]["warnings"].append({"kind": "fewer_oracles", "message": (
+            f"only {len(m.oracle_ids)} oracles to score against: scored the "
+            f"{len(m.model_ids)} lowest ids of the {available} unlearned models (train more "
+            "oracles to use them all)")})
+    record["accuracy"] = accuracies(store, m.folder, data, m.model_ids, m.forget)
+    record["seconds"] = time.perf_counter() - start
+    return record
+
+
+def score_arrays(unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, n_train: int, *,
+                 level: float = 0.95, n_splits: int = 25, seed: int = 0,
+                 **klom_kwargs: Any) -> Record:
+    """:func:`score` for margins given as arrays, without a store.
+
+    ``unlearned`` ``(N, n_examples)`` and ``oracle`` ``(M, n_examples)`` hold margins on the
+    train examples then the validation ones; ``forget`` indexes the train examples, the first
+    ``n_train`` columns. The unlearned models are scored against the first ``min(N, M)``
+    oracle rows; every oracle row is in the pool of the noise floor (at ``N`` when ``M >= 2N``,
+    else at ``M // 2`` with the method rescored there, labelled). No accuracies (no logits).
+    """
+    start = time.perf_counter()
+    klom_settings(**klom_kwargs)
+    check_interval_settings(level, n_splits)
+    u, o = _margin_rows("unlearned", unlearned), _margin_rows("oracle", oracle)
+    if u.shape[1] != o.shape[1]:
+        raise ValueError(f"unlearned margins cover {u.shape[1]} examples, oracle margins "
+                         f"{o.shape[1]}: both must cover the same train then validation examples")
+    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) \
+            or not 0 < n_train <= u.shape[1]:
+        raise ValueError(f"n_train must be an integer in [1, {u.shape[1]}] (the number of "
+                         f"train columns), got {n_train!r}")
+    f = np.asarray(forget)
+    if f.ndim != 1 or f.size == 0 or not np.issubdtype(f.dtype, np.integer) \
+            or f.min() < 0 or f.max() >= n_train:
+        raise ValueError(f"forget must be a non-empty 1-D array of train indices in "
+                         f"[0, {n_train}), got {f.shape} {f.dtype} values")
+    n = min(len(u), len(o))
+    m = Margins(unlearned=u, oracle=o[:n], forget=np.unique(f), n_train=int(n_train),
+                model_ids=list(range(len(u))), oracle_ids=list(range(n)), folder="",
+                oracle_pool=list(range(len(o))))
+    record = _score(m, lambda ids: o[ids], level=level, n_splits=n_splits, seed=seed,
+                    **klom_kwargs)
+    record["seconds"] = time.perf_counter() - start
+    return record
+
+
+def _margin_rows(name: str, array: ArrayLike) -> np.ndarray:
+    a = np.asarray(array)
+    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"{name} margins must be a 2-D array (n_models, n_examples), "
+                         f"got shape {a.shape}")
+    return a
+
+
+def _score(m: Margins, oracle_margins: Callable[[list], np.ndarray], *, level: float,
+           n_splits: int, seed: int, **klom_kwargs: Any) -> Record:
+    """The part of a record that needs only margins: scores, intervals, floor, diagnostics."""
+    settings = klom_settings(**klom_kwargs)
     n_u, n_o = len(m.model_ids), len(m.oracle_ids)
     groups: dict[str, Any] = dict(forget=m.forget, n_train=m.n_train)
     interval: dict[str, Any] = dict(level=level, n_splits=n_splits, seed=seed, **klom_kwargs)
     scores = klom_scores(m, **klom_kwargs)
     summary = summarize(scores, **groups)
     ci = _p95_interval(m.unlearned, m.oracle, groups, interval)
-    record: Record = {"method": method, "dataset": data.name, "forget_set": int(forget_set),
-              "forget_size": int(len(m.forget)), "n_unlearned": n_u, "n_oracles": n_o,
-              "n_per_side": n_u if n_u == n_o else None}
+    record: Record = {"forget_size": int(len(m.forget)), "n_unlearned": n_u, "n_oracles": n_o,
+                      "n_per_side": n_u if n_u == n_o else None}
     for g in GROUPS:
         record[g] = {**summary[g], "p95_low": ci[g]["low"], "p95_high": ci[g]["high"],
                      "p95_sd": ci[g]["sd"]}
     diagnostics = diagnose(unlearned=m.unlearned, oracle=m.oracle, scores=scores, **groups,
                            unlearned_ids=m.model_ids, oracle_ids=m.oracle_ids)
     record["forget"]["above_retain_p99"] = diagnostics["forget_above_retain_p99"]
-    available = len(store.complete_model_ids(m.folder))
-    if model_ids is None and available > n_u:
-        diagnostics["warnings"].append({"kind": "fewer_oracles", "message": (
-            f"only {n_o} oracles to score against: scored the {n_u} lowest ids of the "
-            f"{available} unlearned models (train more oracles to use them all)")})
 
     # the floor: N oracles against N others, from the oracles one may score against (the
     # ones given, when given); where fewer than 2N exist, at the largest size they allow, and
@@ -240,10 +304,7 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
             "available; without it the scores cannot be read against a perfect method's")})
     else:
         floor_ids = pool[:2 * n_floor]
-        have = {i: row for row, i in enumerate(m.oracle_ids)}
-        floor_m = (m.oracle[[have[i] for i in floor_ids]] if all(i in have for i in floor_ids)
-                   else folder_margins(store, oracle_folder(data.name, forget_set), data,
-                                       floor_ids))
+        floor_m = oracle_margins(floor_ids)
         floor = summarize(noise_floor(floor_m, n_per_side=n_floor, seed=seed, **klom_kwargs),
                           **groups)
         record["noise_floor"] = {"n_per_side": n_floor, "oracle_ids": floor_ids,
@@ -262,12 +323,10 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
                 **{g: {"p95": at[g]["p95"], "p95_low": at_ci[g]["low"],
                        "p95_high": at_ci[g]["high"]} for g in GROUPS}}
     record["diagnostics"] = diagnostics
-    record["accuracy"] = accuracies(store, m.folder, data, m.model_ids, m.forget)
     record["klom"] = settings
     record["interval"] = {"level": float(level), "n_splits": int(n_splits), "seed": int(seed),
                           "covers": INTERVAL_COVERS}
-    record.update(seed=int(seed), model_ids=m.model_ids, oracle_ids=m.oracle_ids,
-                  seconds=time.perf_counter() - start)
+    record.update(seed=int(seed), model_ids=m.model_ids, oracle_ids=m.oracle_ids)
     return record
 
 

@@ -500,3 +500,47 @@ def _flatten(record: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+RECORD_FILES = ("klom_train.json", "klom_unlearn.json", "klom_datamodels.json")
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """``[0, 1, 2, 5, 1000]`` -> ``"0-2, 5, 1000"`` (``"-"`` when empty)."""
+    ids = sorted({int(i) for i in ids})
+    parts, start = [], None
+    for a, b in zip(ids, ids[1:] + [None]):
+        start = a if start is None else start
+        if b != a + 1:
+            parts.append(str(a) if start == a else f"{start}-{a}")
+            start = None
+    return ", ".join(parts) or "-"
+
+
+def store_status(store: "Store") -> dict:
+    """What ``store`` holds, per folder: model ids complete (every file :meth:`Store.write_model`
+    writes, or both logits files in a Hub folder), partial (some files, e.g. of a killed run),
+    missing (gaps below the highest id, counted separately from 1000 up, the held-out
+    oracles), the recorded recipe, and the forget sets of each dataset."""
+    folders = {}
+    for folder in store.folders():
+        ids = store.model_ids(folder)
+        complete = set(store.complete_model_ids(folder))
+        readable = {i for i in ids if all((store.root / folder / logits_name(s, i)).exists()
+                                          for s in SPLITS)}
+        done = complete | readable
+        partial = sorted(set(ids) - done)
+        missing = []
+        for low, high in ((0, 1000), (1000, None)):
+            inside = [i for i in ids if i >= low and (high is None or i < high)]
+            if inside:
+                missing += sorted(set(range(low, max(inside) + 1)) - set(inside))
+        record = next((store.read_json(f"{folder}/{name}") for name in RECORD_FILES
+                       if (store.root / folder / name).exists()), None)
+        folders[folder] = {"complete": sorted(done), "partial": partial, "missing": missing,
+                           "record": record}
+    forget_root = store.root / "forget_set_indices"
+    datasets = sorted(p.name for p in forget_root.iterdir() if p.is_dir()) \
+        if forget_root.is_dir() else []
+    return {"store": str(store.root), "folders": folders,
+            "forget_sets": {d: store.forget_set_ids(d) for d in datasets}}

@@ -1,0 +1,222 @@
+"""Many processes, one store: model claims, id slices, and job arrays through submitit.
+
+- :func:`claimed` takes, without waiting, an exclusive lock per model id (``filelock``, one file
+  per model under ``<store>/.claims/``) so that concurrent processes on one store (job-array
+  tasks, a second terminal) never train the same model twice. The operating system releases
+  the lock of a killed process, so the next run trains what it left.
+- :func:`id_slices` and :func:`shard_of` split model ids between jobs: by hand (``"2/8"``) or
+  from a SLURM array (``"auto"``: ``SLURM_ARRAY_TASK_ID`` of ``SLURM_ARRAY_TASK_COUNT``).
+- :func:`run_array` runs one function per slice as a job array with submitit's local or SLURM
+  executor (``pip install submitit``), waits and returns each job's result, or returns the job
+  ids at once (``wait=False``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+
+EXECUTORS = ("none", "local", "slurm")
+CLAIMS_FOLDER = ".claims"
+
+
+# ------------------------------------------------------------------------------------- claims
+
+def claim_path(store_root, folder: str, model_id: int) -> Path:
+    """The lock file of model ``model_id`` of ``folder`` (kept out of the model folders)."""
+    return Path(store_root) / CLAIMS_FOLDER / folder / f"{int(model_id)}.lock"
+
+
+@contextlib.contextmanager
+def claimed(store_root, folder: str, model_ids: Sequence[int]) -> Iterator[List[int]]:
+    """Claim the models ``model_ids`` of ``folder``; yields the ids this process holds.
+
+    Ids that another living process holds are left out (not waited for). The claims are
+    released when the block ends, or by the operating system when the process dies.
+    """
+    from filelock import FileLock, Timeout
+
+    held, locks = [], []
+    try:
+        for i in model_ids:
+            path = claim_path(store_root, folder, i)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(path), timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                continue
+            locks.append(lock)
+            held.append(int(i))
+        yield held
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+# ------------------------------------------------------------------------------------- slices
+
+def id_slices(model_ids: Sequence[int], n_slices: int) -> List[List[int]]:
+    """``model_ids`` in ``n_slices`` contiguous slices of near-equal size (none empty)."""
+    if isinstance(n_slices, bool) or not isinstance(n_slices, int) or n_slices < 1:
+        raise ValueError(f"the number of jobs must be a positive integer, got {n_slices!r}")
+    ids = list(model_ids)
+    n = min(n_slices, len(ids)) or 1
+    bounds = [round(j * len(ids) / n) for j in range(n + 1)]
+    return [ids[bounds[j]:bounds[j + 1]] for j in range(n) if bounds[j + 1] > bounds[j]]
+
+
+def shard_of(model_ids: Sequence[int], shard: str, environ=None) -> List[int]:
+    """The slice ``I`` of ``N`` of ``model_ids`` for ``shard="I/N"`` (0 <= I < N), or for
+    ``shard="auto"`` the one of this SLURM array task."""
+    env = os.environ if environ is None else environ
+    if shard == "auto":
+        try:
+            index, count = int(env["SLURM_ARRAY_TASK_ID"]), int(env["SLURM_ARRAY_TASK_COUNT"])
+        except (KeyError, ValueError):
+            raise ValueError("--shard auto needs SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT "
+                             "(it runs inside a SLURM job array); give --shard I/N by hand "
+                             "elsewhere") from None
+        offset = int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+        index -= offset
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(shard))
+        if not match:
+            raise ValueError(f"--shard must be 'I/N' (e.g. '0/4') or 'auto', got {shard!r}")
+        index, count = int(match[1]), int(match[2])
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard {index} of {count}: expected 0 <= I < N")
+    slices = id_slices(model_ids, count)
+    return slices[index] if index < len(slices) else []
+
+
+# ------------------------------------------------------------------------------------- arrays
+
+@dataclass
+class ArrayOptions:
+    """How to run a job array: ``executor`` ``"local"`` (this machine, one process per job) or
+    ``"slurm"``, with ``jobs`` jobs; the SLURM fields map to submitit's ``slurm_*`` settings,
+    ``slurm_options`` to ``#SBATCH --KEY=VALUE`` lines."""
+
+    executor: str = "none"
+    jobs: int = 1
+    partition: Optional[str] = None
+    gpus_per_job: int = 0
+    cpus_per_job: Optional[int] = None
+    mem_gb: Optional[float] = None
+    timeout_min: int = 60
+    array_parallelism: Optional[int] = None
+    slurm_options: Dict[str, str] = field(default_factory=dict)
+    wait: bool = True
+
+    def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, "
+                             f"got {self.executor!r}")
+        for name in ("jobs", "timeout_min"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("gpus_per_job", "cpus_per_job", "array_parallelism"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 0):
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.mem_gb is not None and not self.mem_gb > 0:
+            raise ValueError(f"mem_gb must be positive, got {self.mem_gb!r}")
+        if self.executor == "none" and self.jobs != 1:
+            raise ValueError(f"{self.jobs} jobs need an executor ('local' or 'slurm'), "
+                             "not 'none'")
+
+    def submitit_parameters(self) -> Dict[str, Any]:
+        """The settings of submitit's executor for these options."""
+        params: Dict[str, Any] = {"timeout_min": self.timeout_min}
+        if self.executor == "slurm":
+            params["slurm_gpus_per_node"] = self.gpus_per_job
+            params["slurm_array_parallelism"] = self.array_parallelism or self.jobs
+            if self.partition:
+                params["slurm_partition"] = self.partition
+            if self.cpus_per_job:
+                params["slurm_cpus_per_task"] = self.cpus_per_job
+            if self.mem_gb:
+                params["slurm_mem_gb"] = self.mem_gb
+            if self.slurm_options:
+                params["slurm_additional_parameters"] = dict(self.slurm_options)
+        elif self.executor == "local":
+            params["gpus_per_node"] = self.gpus_per_job
+            if self.cpus_per_job:
+                params["cpus_per_task"] = self.cpus_per_job
+        return params
+
+
+def parse_slurm_options(items: Sequence[str]) -> Dict[str, str]:
+    """``["KEY=VALUE", ...]`` -> ``{KEY: VALUE}`` (``--slurm-option account=abc``)."""
+    out = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--slurm-option takes KEY=VALUE, got {item!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def _submitit():
+    try:
+        import submitit
+    except ImportError:
+        raise ImportError("job arrays need submitit: pip install submitit (or "
+                          "pip install 'klom_utils[cluster]')") from None
+    return submitit
+
+
+def run_array(fn: Callable[[list], Any], slices: Sequence[list], options: ArrayOptions,
+              log_dir, name: str = "klom") -> List[Any]:
+    """Run ``fn(slice)`` for every slice as one job array; returns the results in order, or
+    the job ids when ``options.wait`` is false. Job logs go to ``log_dir``.
+
+    ``fn`` must be picklable (a module-level function, or a ``functools.partial`` of one).
+    A failed job raises ``RuntimeError`` naming it and its log files, after the others end.
+    """
+    if options.executor == "none":
+        return [fn(s) for s in slices]
+    submitit = _submitit()
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cluster = "local" if options.executor == "local" else "slurm"
+    executor = submitit.AutoExecutor(folder=str(log_dir / "%j"), cluster=cluster)
+    executor.update_parameters(name=name, **options.submitit_parameters())
+    jobs = executor.map_array(fn, list(slices))
+    if not options.wait:
+        return [job.job_id for job in jobs]
+    results, failed = [], []
+    for job in jobs:
+        try:
+            results.append(job.result())
+        except Exception as err:  # a job's own error, re-raised below with its logs
+            failed.append(f"job {job.job_id}: {str(err).strip().splitlines()[-1]} "
+                          f"(logs: {job.paths.stdout}, {job.paths.stderr})")
+            results.append(None)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(jobs)} jobs failed; " + "; ".join(failed))
+    return results
+
+
+def held_claims(store_root, folder: str) -> List[int]:
+    """Ids of ``folder`` that a living process has claimed (being trained right now)."""
+    from filelock import FileLock, Timeout
+
+    held = []
+    claims = Path(store_root) / CLAIMS_FOLDER / folder
+    for path in sorted(claims.glob("*.lock")) if claims.is_dir() else []:
+        lock = FileLock(str(path), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            held.append(int(path.stem))
+        else:
+            lock.release()
+    return sorted(held)
