@@ -426,7 +426,7 @@ def results_table(records: Iterable[Record]) -> ResultsTable:
     for group in by_set.values():
         name = f"{group[0]['forget_set']} (n={group[0]['forget_size']})"
         for r in group:
-            acc = r["accuracy"]
+            acc = r.get("accuracy")
             n = (str(r["n_unlearned"]) if r["n_unlearned"] == r["n_oracles"]
                  else f"{r['n_unlearned']}/{r['n_oracles']} (!)")
             extra = ([f"{r['forget']['mean']:.2f}",
@@ -435,7 +435,8 @@ def results_table(records: Iterable[Record]) -> ResultsTable:
             method = r["method"] + (f" ({_short(_setting(r))})" if mixed else "")
             rows.append([name, method, n, _with_ci(r["forget"])] + extra
                         + [_with_ci(r["retain"]), _with_ci(r["validation"])]
-                        + [f"{acc['forget']:.3f}/{acc['retain']:.3f}/{acc['test']:.3f}"])
+                        + [f"{acc['forget']:.3f}/{acc['retain']:.3f}/{acc['test']:.3f}"
+                           if acc else "-"])
         for r in group:
             if r.get("matched"):
                 at = r["matched"]

@@ -197,12 +197,19 @@ def run_array(fn: Callable[[list], Any], slices: Sequence[list], options: ArrayO
         try:
             results.append(job.result())
         except Exception as err:  # a job's own error, re-raised below with its logs
-            failed.append(f"job {job.job_id}: {str(err).strip().splitlines()[-1]} "
+            failed.append(f"job {job.job_id}: {_last_error(str(err))} "
                           f"(logs: {job.paths.stdout}, {job.paths.stderr})")
             results.append(None)
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(jobs)} jobs failed; " + "; ".join(failed))
     return results
+
+
+def _last_error(text: str) -> str:
+    """The last ``SomeError: message`` line of a job's traceback (or its last line)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b", line)]
+    return (errors or lines or ["failed"])[-1]
 
 
 def held_claims(store_root, folder: str) -> List[int]:

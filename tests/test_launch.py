@@ -1,0 +1,190 @@
+"""Scale-out: claims, id slices, job arrays (submitit local; SLURM through a stand-in sbatch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from klom_utils.cli import main
+from klom_utils.launch import (ArrayOptions, claimed, held_claims, id_slices,
+                               parse_slurm_options, run_array, shard_of)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_id_slices_are_contiguous_balanced_and_never_empty():
+    assert id_slices(range(10), 3) == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]]
+    assert id_slices([4, 5], 8) == [[4], [5]]
+    assert sum(id_slices(range(101), 4), []) == list(range(101))
+    with pytest.raises(ValueError, match="positive integer, got 0"):
+        id_slices(range(3), 0)
+
+
+def test_shard_by_hand_and_from_a_slurm_array():
+    ids = list(range(10))
+    assert shard_of(ids, "1/3") == [3, 4, 5, 6]
+    env = {"SLURM_ARRAY_TASK_ID": "12", "SLURM_ARRAY_TASK_COUNT": "3",
+           "SLURM_ARRAY_TASK_MIN": "10"}
+    assert shard_of(ids, "auto", environ=env) == [7, 8, 9]
+    with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID"):
+        shard_of(ids, "auto", environ={})
+    for bad in ("3/3", "x", "1/0"):
+        with pytest.raises(ValueError, match="shard"):
+            shard_of(ids, bad)
+
+
+def test_array_options_are_checked():
+    with pytest.raises(ValueError, match="executor must be one of none, local, slurm"):
+        ArrayOptions(executor="pbs")
+    with pytest.raises(ValueError, match="4 jobs need an executor"):
+        ArrayOptions(jobs=4)
+    with pytest.raises(ValueError, match="mem_gb must be positive"):
+        ArrayOptions(executor="slurm", mem_gb=0)
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_slurm_options(["account"])
+    params = ArrayOptions(executor="slurm", jobs=4, partition="gpu", gpus_per_job=1,
+                          slurm_options={"account": "abc"}).submitit_parameters()
+    assert params["slurm_partition"] == "gpu" and params["slurm_array_parallelism"] == 4
+    assert params["slurm_additional_parameters"] == {"account": "abc"}
+
+
+def test_claims_exclude_other_holders_and_are_released(tmp_path):
+    with claimed(tmp_path, "full_models/DIGITS", [0, 1, 2]) as mine:
+        assert mine == [0, 1, 2]
+        assert held_claims(tmp_path, "full_models/DIGITS") == [0, 1, 2]
+        with claimed(tmp_path, "full_models/DIGITS", [1, 2, 3]) as other:
+            assert other == [3]  # 1 and 2 are held: not waited for
+    assert held_claims(tmp_path, "full_models/DIGITS") == []
+
+
+def test_a_killed_claimant_leaves_nothing_held(tmp_path):
+    code = textwrap.dedent(f"""
+        import time
+        from klom_utils.launch import claimed
+        with claimed({str(tmp_path)!r}, "f", [0, 1]) as mine:
+            print("held", mine, flush=True)
+            time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    assert proc.stdout.readline().strip() == "held [0, 1]"
+    assert held_claims(tmp_path, "f") == [0, 1]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with claimed(tmp_path, "f", [0, 1]) as mine:
+        assert mine == [0, 1]
+
+
+def test_local_job_array_runs_every_slice(tmp_path):
+    pytest.importorskip("submitit")
+    out = run_array(sum, id_slices(range(10), 3), ArrayOptions(executor="local", jobs=3),
+                    tmp_path / "logs")
+    assert out == [3, 18, 24]
+    with pytest.raises(RuntimeError, match="1 of 2 jobs failed; job .*TypeError.*logs"):
+        run_array(sum, [[1], ["a"]], ArrayOptions(executor="local", jobs=2), tmp_path / "logs")
+
+
+def test_slurm_array_through_a_stand_in_sbatch(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(
+        f'#!/bin/sh\nfor last; do :; done\ncp "$last" {tmp_path}/job.sbatch\n'
+        'echo "Submitted batch job 4242"\n')
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    options = ArrayOptions(executor="slurm", jobs=3, partition="gpu", gpus_per_job=1,
+                           cpus_per_job=8, mem_gb=32, timeout_min=90,
+                           slurm_options={"account": "abc"}, wait=False)
+    ids = run_array(len, id_slices(range(10), 3), options, tmp_path / "logs")
+    assert ids == ["4242_0", "4242_1", "4242_2"]
+    script = (tmp_path / "job.sbatch").read_text()
+    for line in ("--array=0-2%3", "--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8",
+                 "--mem=32GB", "--time=90", "--account=abc"):
+        assert f"#SBATCH {line}" in script, line
+
+
+def test_status_lists_complete_partial_missing_and_recipe(tmp_path, capsys):
+    from klom_utils.train import train_models
+
+    store = tmp_path / "s"
+    train_models("digits", store, [0, 1, 3], device="cpu", progress=False)
+    (store / "full_models" / "DIGITS" / "7__val_margins_19.npy").write_bytes(b"")  # partial
+    assert main(["status", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "full_models/DIGITS: 3 complete (0-1, 3); partial 7; missing 2, 4-6" in out
+    assert '"arch": "digits_mlp"' in out and "forget sets of DIGITS: 1, 2, 3" in out
+    assert main(["status", "--store", str(store), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["folders"]["full_models/DIGITS"]["complete"] == [0, 1, 3]
+    assert main(["status", "--store", str(tmp_path / "none")]) == 1
+    assert "no store at" in capsys.readouterr().err
+
+
+def test_score_arrays_matches_the_store_record(tmp_path, capsys):
+    from klom_utils.evaluate import load_margins, score
+    from klom_utils.train import train_models
+    from klom_utils.unlearn import unlearn_store
+
+    store = tmp_path / "s"
+    train_models("digits", store, range(6), device="cpu", progress=False)
+    train_models("digits", store, range(12), forget_set=3, device="cpu", progress=False)
+    unlearn_store(store, "digits", 3, "do_nothing", range(6), device="cpu", progress=False)
+    record = score(store, "digits", 3, "do_nothing", n_splits=10)
+    m = load_margins(store, "digits", 3, "do_nothing", oracle_ids=range(12))
+    files = {}
+    for name, array in (("u", m.unlearned), ("o", m.oracle), ("f", m.forget)):
+        files[name] = tmp_path / f"{name}.npy"
+        np.save(files[name], array)
+    assert main(["score", "--unlearned", str(files["u"]), "--oracle", str(files["o"]),
+                 "--forget", str(files["f"]), "--n-train", str(m.n_train), "--n-splits", "10",
+                 "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    arrays = json.loads(captured.out)  # stdout is the record alone; the table went to stderr
+    assert "forget p95 [CI]" in captured.err
+    for g in ("forget", "retain", "validation"):
+        assert arrays[g]["p95"] == pytest.approx(record[g]["p95"])
+        assert arrays[g]["p95_low"] == pytest.approx(record[g]["p95_low"])
+    assert arrays["noise_floor"]["n_per_side"] == record["noise_floor"]["n_per_side"] == 6
+    assert arrays["noise_floor"]["forget"]["p95"] == pytest.approx(
+        record["noise_floor"]["forget"]["p95"])
+    # mixing the two forms, or missing parts, is one line
+    assert main(["score", "--unlearned", str(files["u"]), "--dataset", "digits"]) == 1
+    assert "none of --dataset" in capsys.readouterr().err
+    assert main(["score", "--unlearned", str(files["u"]), "--oracle", str(files["o"]),
+                 "--forget", str(files["u"]), "--n-train", str(m.n_train)]) == 1
+    assert "forget must be a non-empty 1-D array" in capsys.readouterr().err
+
+
+def test_download_command_through_the_hub_client(tmp_path):
+    from hub_standin import HubStandIn
+
+    from klom_utils.store import full_models_folder, open_store
+
+    root = tmp_path / "remote"
+    remote = open_store(root, create=True)
+    import torch
+
+    for i in range(2):
+        remote.write_model(full_models_folder("CIFAR10"), i, train_logits=torch.zeros(30, 10),
+                           val_logits=torch.zeros(12, 10), train_labels=np.arange(30) % 10,
+                           val_labels=np.arange(12) % 10, epoch=23)
+    with HubStandIn(root, "royrin/KLOM-models") as hub:
+        env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": str(tmp_path / "c")}
+        env.pop("HF_HUB_OFFLINE", None)
+        proc = subprocess.run([sys.executable, "-m", "klom_utils", "download",
+                               "full_models/CIFAR10", "--kinds", "logits", "--quiet"],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "full_models/CIFAR10: 2 models" in proc.stdout
