@@ -660,8 +660,12 @@ def forget_indices(store, dataset, k: int) -> np.ndarray:
 
 
 def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", config=None,
-                 progress: bool = True, root=None) -> list:
-    """Train the models ``model_ids`` of a group into ``store``; returns the ids trained.
+                 progress: bool | None = True, root=None) -> list:
+    """Train the models ``model_ids`` of a group into ``store``; returns the ids this call
+    trained (not those already there, nor those another process was training: each model is
+    claimed first, see :func:`klom_utils.launch.claimed`, so concurrent runs never train one
+    model twice). ``progress``: bars, ``False`` nothing, ``None`` bars on a terminal and plain
+    lines in logs.
 
     ``dataset``: ``"digits"``/``"cifar10"`` or a :class:`~klom_utils.data.TensorDataset`.
     ``store``: a path or a :class:`~klom_utils.store.Store`. ``forget_set=None`` trains full
@@ -670,10 +674,10 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
     ``config``: a :class:`TrainConfig` (default: :func:`default_config`).
     """
     import torch
-    from tqdm.auto import tqdm
 
     from .data import retain_mask, write_digits_forget_sets
-    from .models import SAVE_PREFIX
+    from .launch import claimed
+    from .progress import progress_bar
     from .store import Store, full_models_folder, open_store, oracle_folder
 
     dev = resolve_device(device)
@@ -704,27 +708,43 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
     stack_size = choose_stack(config, data, dev, len(todo))
     data_dev = data.to(dev)
     group = group_name(forget_set)
-    train_y, val_y = data.train_y.numpy(), data.val_y.numpy()
-    outer = tqdm(total=len(todo), desc=f"{folder} models", unit="model",
-                 disable=not progress or len(todo) <= stack_size)
+    # one bar per chunk (fit's) when bars are asked for and there is one chunk
+    outer = progress_bar(len(todo), f"{folder} models",
+                         False if progress and len(todo) <= stack_size else progress)
+    trained = []
     for start in range(0, len(todo), stack_size):
-        chunk = todo[start:start + stack_size]
-        inits = [init_state_dict(config.arch, model_seed(data.name, group, i, "init", config.seed),
-                                 data.num_classes, config.hidden) for i in chunk]
-        orders = [model_seed(data.name, group, i, "order", config.seed) for i in chunk]
-        desc = f"{folder} {_ids_text(chunk)}"
-        sds, train_logits, val_logits = fit(data_dev, train_idx, inits, orders, config, dev,
-                                            progress=progress, desc=desc)
-        for j, model_id in enumerate(chunk):
-            sd = {SAVE_PREFIX + k: v for k, v in sds[j].items()}
-            store.write_model(folder, model_id, train_logits=train_logits[j],
-                              val_logits=val_logits[j], train_labels=train_y, val_labels=val_y,
-                              state_dict=sd, epoch=config.epochs - 1)
-        outer.update(len(chunk))
+        # claim the chunk: ids another process is training are left to it, ids it finished
+        # meanwhile are skipped; a stack of fewer models trains the same models
+        with claimed(store.root, folder, todo[start:start + stack_size]) as mine:
+            chunk = [i for i in mine if not store.has_model(folder, i)]
+            if chunk:
+                _train_chunk(store, folder, chunk, data, data_dev, train_idx, group, config,
+                             dev, progress)
+                trained += chunk
+        outer.update(min(stack_size, len(todo) - start))
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     outer.close()
-    return todo
+    return trained
+
+
+def _train_chunk(store, folder, chunk, data, data_dev, train_idx, group, config, dev,
+                 progress) -> None:
+    """Train the models ``chunk`` at once and write them to ``folder``."""
+    from .models import SAVE_PREFIX
+
+    inits = [init_state_dict(config.arch, model_seed(data.name, group, i, "init", config.seed),
+                             data.num_classes, config.hidden) for i in chunk]
+    orders = [model_seed(data.name, group, i, "order", config.seed) for i in chunk]
+    desc = f"{folder} {_ids_text(chunk)}"
+    sds, train_logits, val_logits = fit(data_dev, train_idx, inits, orders, config, dev,
+                                        progress=bool(progress), desc=desc)
+    train_y, val_y = data.train_y.numpy(), data.val_y.numpy()
+    for j, model_id in enumerate(chunk):
+        sd = {SAVE_PREFIX + k: v for k, v in sds[j].items()}
+        store.write_model(folder, model_id, train_logits=train_logits[j],
+                          val_logits=val_logits[j], train_labels=train_y, val_labels=val_y,
+                          state_dict=sd, epoch=config.epochs - 1)
 
 
 def _ids_text(ids) -> str:
