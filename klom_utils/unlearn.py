@@ -956,7 +956,8 @@ def _check_record(store, folder: str, record: dict) -> None:
 def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=None,
                   name: str | None = None, oracle_ids=None, seed: int = 0, device="auto",
                   save_checkpoints: bool = False, threads: int | None = None,
-                  progress: bool = True, root=None, datamodel=None, stack="auto") -> dict:
+                  progress: bool | None = True, root=None, datamodel=None,
+                  stack="auto") -> dict:
     """Unlearn forget set ``forget_set`` from the full models ``model_ids`` of ``store``.
 
     Each original model is loaded from its checkpoint (``load_model``: our checkpoints and the
@@ -976,17 +977,20 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     torch's own setting otherwise); ``stack``: how many models a method registered with
     ``stacked=True`` (every built-in one) unlearns at once, ``"auto"`` (100 DIGITS models; for
     the ResNet-9 the fastest of 1, 2, 4, 8 measured on CUDA, 1 on the CPU) or a number; a
-    model gets the same result whatever it is unlearned with. Returns ``{"folder",
-    "written", "skipped", "seconds"}``.
+    model gets the same result whatever it is unlearned with. Each model is claimed before it
+    is unlearned (:func:`klom_utils.launch.claimed`), so concurrent runs never do one twice.
+    ``progress``: bars, ``False`` nothing, ``None`` bars on a terminal and lines in logs.
+    Returns ``{"folder", "written"`` (ids this call unlearned), ``"skipped"`` (the others),
+    ``"seconds"}``.
     """
-    from tqdm.auto import tqdm
-
     from .data import TensorDataset, load_dataset
     from .datamodels import (DATAMODEL_FILE, datamodel_about, datamodel_folder, forget_shift,
                              load_datamodel_rows)
-    from .models import infer_arch, load_model
+    from .launch import claimed
+    from .models import infer_arch
+    from .progress import progress_bar
     from .store import Store, full_models_folder, open_store, unlearned_folder
-    from .train import ModelStack, device_settings, forget_indices, resolve_device
+    from .train import device_settings, forget_indices, resolve_device
 
     start = time.perf_counter()
     spec = get_method(method)
@@ -1044,7 +1048,7 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                  if datamodel_path else {})}
     _check_record(store, folder, record)
     todo = [i for i in ids if not store.has_model(folder, i)]
-    skipped = [i for i in ids if i not in todo]
+    written: list = []
     if todo:
         dev = resolve_device(device)
         targets = (_mean_oracle_logits(store, data.name, forget_set, oracle_ids)
@@ -1060,24 +1064,39 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
         with device_settings(threads, dev):
             size = _stack_size(stack, spec, infer_arch(store.state_dict(full, todo[0])), config,
                                data, dev, len(todo))
-            bar = tqdm(total=len(todo), desc=f"{folder}", unit="model", disable=not progress)
+            bar = progress_bar(len(todo), folder, progress)
             for begin in range(0, len(todo), size):
-                chunk = todo[begin:begin + size]
-                originals = [load_model(store.state_dict(full, i), arch="auto", device=dev)
-                             for i in chunk]
-                gens = _generators(spec, chunk, data.name, forget_set, seed)
-                if spec.stacked:
-                    out = spec.on_stack(ModelStack.of(originals, device=dev), udata,
-                                        dict(config), generators=gens)
-                else:
-                    out = spec(originals[0], udata, dict(config), generator=gens[0])
-                train_logits, val_logits, sds = _outputs(spec, out, len(chunk), train_x, val_x,
-                                                         save_checkpoints)
-                for j, model_id in enumerate(chunk):
-                    store.write_model(folder, model_id, train_logits=train_logits[j],
-                                      val_logits=val_logits[j], train_labels=train_y,
-                                      val_labels=val_y, state_dict=sds[j], epoch=0)
-                bar.update(len(chunk))
+                # claimed first: ids another process is unlearning are left to it
+                with claimed(store.root, folder, todo[begin:begin + size]) as mine:
+                    chunk = [i for i in mine if not store.has_model(folder, i)]
+                    if chunk:
+                        _unlearn_chunk(store, folder, full, chunk, spec, udata, config, dev,
+                                       data.name, forget_set, seed, train_x, val_x, train_y,
+                                       val_y, save_checkpoints)
+                        written += chunk
+                bar.update(min(size, len(todo) - begin))
             bar.close()
-    return {"folder": folder, "written": todo, "skipped": skipped,
+    return {"folder": folder, "written": written,
+            "skipped": [i for i in ids if i not in written],
             "seconds": time.perf_counter() - start}
+
+
+def _unlearn_chunk(store, folder, full, chunk, spec, udata, config, dev, dataset, forget_set,
+                   seed, train_x, val_x, train_y, val_y, save_checkpoints) -> None:
+    """Unlearn the originals ``chunk`` (at once where the method takes stacks) and write them."""
+    from .models import load_model
+    from .train import ModelStack
+
+    originals = [load_model(store.state_dict(full, i), arch="auto", device=dev) for i in chunk]
+    gens = _generators(spec, chunk, dataset, forget_set, seed)
+    if spec.stacked:
+        out = spec.on_stack(ModelStack.of(originals, device=dev), udata, dict(config),
+                            generators=gens)
+    else:
+        out = spec(originals[0], udata, dict(config), generator=gens[0])
+    train_logits, val_logits, sds = _outputs(spec, out, len(chunk), train_x, val_x,
+                                             save_checkpoints)
+    for j, model_id in enumerate(chunk):
+        store.write_model(folder, model_id, train_logits=train_logits[j],
+                          val_logits=val_logits[j], train_labels=train_y, val_labels=val_y,
+                          state_dict=sds[j], epoch=0)
