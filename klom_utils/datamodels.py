@@ -84,13 +84,14 @@ def subset_indices(dataset: str, n_train: int, model_id: int, fraction: float,
 def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[int], *,
                         fraction: float = 0.5, seed: int = 0,
                         device: str = "auto", config: TrainConfig | None = None,
-                        progress: bool = True, root: PathLike | None = None) -> list[int]:
+                        progress: bool | None = True, root: PathLike | None = None) -> list[int]:
     """Train the subset models ``model_ids`` into ``datamodels/<D>/`` of ``store`` (ids already
-    there are skipped); returns the ids trained. ``config``: a
+    there are skipped, ids another process has claimed are left to it); returns the ids this
+    call trained. ``config``: a
     :class:`~klom_utils.train.TrainConfig` (default: the dataset's recipe)."""
-    from tqdm.auto import tqdm
-
+    from .launch import claimed
     from .models import SAVE_PREFIX
+    from .progress import progress_bar
     from .store import Store, _save_npy, open_store
     from .train import (_ids_text, _resolve_dataset, choose_stack, default_config, fit,
                         init_state_dict, model_seed, resolve_device)
@@ -117,27 +118,34 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
     stack_size = choose_stack(config, data, dev, len(todo)) if todo else 1
     data_dev = data.to(dev)
     train_y, val_y = data.train_y.numpy(), data.val_y.numpy()
-    bar = tqdm(total=len(todo), desc=f"{folder} models", unit="model", disable=not progress)
+    bar = progress_bar(len(todo), f"{folder} models", progress)
+    trained: list[int] = []
     for start in range(0, len(todo), stack_size):
-        chunk = todo[start:start + stack_size]
-        inits = [init_state_dict(config.arch, model_seed(data.name, "datamodels", i, "init",
-                                                         config.seed + seed),
-                                 data.num_classes, config.hidden) for i in chunk]
-        orders = [model_seed(data.name, "datamodels", i, "order", config.seed + seed)
-                  for i in chunk]
-        sds, train_logits, val_logits = fit(data_dev, np.stack([subsets[i] for i in chunk]),
-                                            inits, orders, config, dev, progress=False,
-                                            desc=f"{folder} {_ids_text(chunk)}")
-        for j, i in enumerate(chunk):
-            _save_npy(store.path(f"{folder}/{i}__subset.npy"), subsets[i])
-            store.write_model(folder, i, train_logits=train_logits[j],
-                              val_logits=val_logits[j], train_labels=train_y,
-                              val_labels=val_y, state_dict={SAVE_PREFIX + k: v for k, v in
-                                                            sds[j].items()},
-                              epoch=config.epochs - 1)
-        bar.update(len(chunk))
+        # claimed first: concurrent runs (job-array tasks) never train one model twice
+        with claimed(store.root, folder, todo[start:start + stack_size]) as mine:
+            chunk = [i for i in mine if i not in _complete_subset_ids(store, folder)]
+            if not chunk:
+                bar.update(min(stack_size, len(todo) - start))
+                continue
+            inits = [init_state_dict(config.arch, model_seed(data.name, "datamodels", i,
+                                                             "init", config.seed + seed),
+                                     data.num_classes, config.hidden) for i in chunk]
+            orders = [model_seed(data.name, "datamodels", i, "order", config.seed + seed)
+                      for i in chunk]
+            sds, train_logits, val_logits = fit(data_dev, np.stack([subsets[i] for i in chunk]),
+                                                inits, orders, config, dev, progress=False,
+                                                desc=f"{folder} {_ids_text(chunk)}")
+            for j, i in enumerate(chunk):
+                _save_npy(store.path(f"{folder}/{i}__subset.npy"), subsets[i])
+                store.write_model(folder, i, train_logits=train_logits[j],
+                                  val_logits=val_logits[j], train_labels=train_y,
+                                  val_labels=val_y, state_dict={SAVE_PREFIX + k: v for k, v in
+                                                                sds[j].items()},
+                                  epoch=config.epochs - 1)
+            trained += chunk
+        bar.update(min(stack_size, len(todo) - start))
     bar.close()
-    return todo
+    return trained
 
 
 def _complete_subset_ids(store, folder: str) -> set:
