@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -188,3 +189,79 @@ def test_download_command_through_the_hub_client(tmp_path):
                               capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "full_models/CIFAR10: 2 models" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Training through the command line: job arrays equal a serial run, concurrent runs share work
+
+
+def _klom(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "klom_utils", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def _logits(store: Path, folder: str) -> dict:
+    import torch
+
+    return {p.name: torch.load(p, weights_only=True).numpy()
+            for p in sorted((store / folder).glob("*_logits_*.pt"))}
+
+
+@pytest.mark.slow
+def test_local_job_array_equals_a_serial_run(tmp_path, capsys):
+    pytest.importorskip("submitit")
+    serial, array = tmp_path / "serial", tmp_path / "array"
+    assert main(["train", "--dataset", "digits", "--store", str(serial), "--models", "0-11",
+                 "--device", "cpu", "--stack", "4", "--quiet"]) == 0
+    assert main(["train", "--dataset", "digits", "--store", str(array), "--models", "0-11",
+                 "--device", "cpu", "--stack", "4", "--quiet", "--executor", "local",
+                 "--jobs", "4"]) == 0
+    out = capsys.readouterr()
+    assert "trained 12, 0 already in" in out.out
+    assert out.err.count("job for ids") == 4
+    a, b = _logits(serial, "full_models/DIGITS"), _logits(array, "full_models/DIGITS")
+    assert len(a) == 24 and a.keys() == b.keys()
+    for name in a:  # bit-identical logits, whichever job trained a model
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert list((array / "logs" / "train").iterdir())  # the jobs' logs are in the store
+
+
+@pytest.mark.slow
+def test_concurrent_runs_train_every_model_once(tmp_path):
+    store = str(tmp_path / "s")
+    args = ["train", "--dataset", "digits", "--store", store, "--models", "0-59",
+            "--device", "cpu", "--stack", "5", "--quiet"]
+    main(["train", "--dataset", "digits", "--store", store, "--models", "0", "--device", "cpu",
+          "--quiet"])  # the store and its recipe exist before the race
+    runs = [_klom(*args), _klom(*args)]
+    outs = [run.communicate(timeout=300) for run in runs]
+    trained = []
+    for (out, err), run in zip(outs, runs):
+        assert run.returncode == 0, err
+        match = re.search(r"trained (\d+), (\d+) already in", out)
+        trained.append(int(match.group(1)))
+    assert sum(trained) == 59, trained  # model 0 was there; the 59 others once in all
+    from klom_utils.store import open_store
+
+    assert open_store(store).complete_model_ids("full_models/DIGITS") == list(range(60))
+
+
+@pytest.mark.slow
+def test_a_killed_run_is_finished_by_the_next(tmp_path):
+    store = str(tmp_path / "s")
+    args = ["train", "--dataset", "digits", "--store", store, "--models", "0-39",
+            "--device", "cpu", "--stack", "1", "--progress"]
+    run = _klom(*args)
+    deadline = time.time() + 120
+    folder = tmp_path / "s" / "full_models" / "DIGITS"
+    while time.time() < deadline and len(list(folder.glob("val_logits_*.pt"))) < 3:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.communicate()
+    from klom_utils.store import open_store
+
+    before = open_store(store).complete_model_ids("full_models/DIGITS")
+    assert 3 <= len(before) < 40
+    assert held_claims(store, "full_models/DIGITS") == []  # the dead run holds nothing
+    assert main(args[:-1] + ["--quiet"]) == 0
+    assert open_store(store).complete_model_ids("full_models/DIGITS") == list(range(40))
