@@ -12,7 +12,6 @@ To add a subcommand: write ``add_<name>_parser(subparsers)`` that registers its 
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 import time
 
@@ -85,28 +84,18 @@ def _array_options(args):
                         wait=not args.no_wait)
 
 
-def run_ids(args, job, ids: list, store: str, what: str) -> list:
-    """Run ``job(ids_slice) -> list of ids done`` over ``ids``: in this process, on this
-    process's ``--shard``, or as a job array; returns the ids done (None: not waited for)."""
-    from pathlib import Path
-
-    from .launch import id_slices, run_array, shard_of
+def run_step(args, step: str, ids: list, **kwargs):
+    """``launch.run_models`` with the command line's array options; prints the job ids when
+    not waiting. Returns the ids done (None: not waited for)."""
+    from .launch import run_models
 
     options = _array_options(args)  # checked before anything runs
-    if args.shard is not None:
-        ids = shard_of(ids, args.shard)
-    if options.executor == "none":
-        return job(ids)
-    slices = id_slices(ids, options.jobs)
-    log_dir = Path(store) / "logs" / what
-    out = run_array(job, slices, options, log_dir, name=f"klom-{what}")
+    done = run_models(step, ids, options, shard=args.shard, **kwargs)
     if not options.wait:
-        print(f"submitted {len(slices)} jobs ({options.executor}): {', '.join(map(str, out))}; "
-              f"logs in {log_dir}")
+        print(f"submitted {len(done)} jobs ({options.executor}): {', '.join(done)}; logs in "
+              f"{args.store}/logs/{step}/")
         return None
-    for part, done in zip(slices, out):
-        print(f"  job for ids {part[0]}-{part[-1]}: {len(done)} done", file=sys.stderr)
-    return sorted(i for done in out for i in done)
+    return done
 
 
 # ------------------------------------------------------------------------------------- train
@@ -153,10 +142,9 @@ def cmd_train(args) -> int:
         overrides["seed"] = args.seed
     config = default_config(args.dataset, **overrides)
     ids = list(parse_model_range(args.models))
-    job = functools.partial(_train_job, dict(
-        dataset=args.dataset, store=args.store, forget_set=args.forget_set, device=args.device,
-        config=config, progress=args.progress, root=args.data_root))
-    trained = run_ids(args, job, ids, args.store, "train")
+    trained = run_step(args, "train", ids, dataset=args.dataset, store=args.store,
+                       forget_set=args.forget_set, device=args.device, config=config,
+                       progress=args.progress, root=args.data_root)
     if trained is not None:
         group = ("full models" if args.forget_set is None
                  else f"oracles of forget set {args.forget_set}")
@@ -164,11 +152,6 @@ def cmd_train(args) -> int:
               f"{len(ids) - len(trained)} already in {args.store}")
     return 0
 
-
-def _train_job(kwargs: dict, ids: list) -> list:
-    from .train import train_models
-
-    return train_models(model_ids=ids, **kwargs)
 
 
 def _positive_int(text: str) -> int:
@@ -232,46 +215,24 @@ def add_unlearn_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_unlearn(args) -> int:
+    from .launch import import_plugins
     from .train import parse_model_range
 
-    _import_plugins(args.plugin)
+    import_plugins(args.plugin)  # here too: an unknown method fails before any job starts
     ids = list(parse_model_range(args.models))
     start = time.perf_counter()
-    job = functools.partial(_unlearn_job, dict(
-        store=args.store, dataset=args.dataset, forget_set=args.forget_set, method=args.method,
-        config=args.config, name=args.name,
+    written = run_step(
+        args, "unlearn", ids, plugins=args.plugin, store=args.store, dataset=args.dataset,
+        forget_set=args.forget_set, method=args.method, config=args.config, name=args.name,
         oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
         seed=args.seed, device=args.device, threads=args.threads,
         save_checkpoints=args.save_checkpoints, progress=args.progress, root=args.data_root,
-        datamodel=args.datamodel), plugins=tuple(args.plugin))
-    written = run_ids(args, job, ids, args.store, "unlearn")
+        datamodel=args.datamodel)
     if written is not None:
         print(f"{args.dataset} {args.method} forget set {args.forget_set}: unlearned "
               f"{len(written)}, {len(ids) - len(written)} already in {args.store} "
               f"({time.perf_counter() - start:.1f} s)")
     return 0
-
-
-def _import_plugins(modules) -> None:
-    """Import each plugin module, looking in the working directory too."""
-    import importlib
-    import os
-
-    if modules and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise ValueError(f"--plugin {module}: cannot import it ({err}); give a module "
-                             "name importable from the working directory or PYTHONPATH") from None
-
-
-def _unlearn_job(kwargs: dict, ids: list, plugins: tuple = ()) -> list:
-    from .unlearn import unlearn_store
-
-    _import_plugins(plugins)  # a job array runs in fresh processes
-    return unlearn_store(model_ids=ids, **kwargs)["written"]
 
 
 def add_score_parser(subparsers) -> argparse.ArgumentParser:
@@ -506,10 +467,9 @@ def cmd_datamodels(args) -> int:
 
     ids = list(parse_model_range(args.models))
     if args.executor != "none" or args.shard is not None:  # the subset models as jobs first
-        job = functools.partial(_subset_job, dict(
-            dataset=args.dataset, store=args.store, fraction=args.fraction, seed=args.seed,
-            device=args.device, progress=args.progress, root=args.data_root))
-        done = run_ids(args, job, ids, args.store, "datamodels")
+        done = run_step(args, "datamodels", ids, dataset=args.dataset, store=args.store,
+                        fraction=args.fraction, seed=args.seed, device=args.device,
+                        progress=args.progress, root=args.data_root)
         if done is None or args.shard is not None:
             if done is not None:
                 print(f"{args.dataset} subset models: trained {len(done)} of this shard; run "
@@ -529,12 +489,6 @@ def cmd_datamodels(args) -> int:
               + "; ".join(f"{g} corr {v['corr']:.2f}, RMSE {v['rmse']:.3f} (no shift "
                           f"{v['rmse_no_shift']:.3f})" for g, v in q["groups"].items()))
     return 0
-
-
-def _subset_job(kwargs: dict, ids: list) -> list:
-    from .datamodels import train_subset_models
-
-    return train_subset_models(model_ids=ids, **kwargs)
 
 
 # ----------------------------------------------------------------------------------- the parser

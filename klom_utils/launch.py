@@ -227,3 +227,90 @@ def held_claims(store_root, folder: str) -> List[int]:
         else:
             lock.release()
     return sorted(held)
+
+
+# ------------------------------------------------------------------------ steps as job arrays
+
+def train_job(kwargs: dict, ids: list) -> list:
+    """One job of ``train``: :func:`klom_utils.train.train_models` on ``ids``."""
+    from .train import train_models
+
+    return train_models(model_ids=ids, **kwargs)
+
+
+def unlearn_job(kwargs: dict, ids: list, plugins: Sequence[str] = ()) -> list:
+    """One job of ``unlearn``: :func:`klom_utils.unlearn.unlearn_store` on ``ids`` (after
+    importing the ``plugins`` that register methods: a job runs in a fresh process)."""
+    from .unlearn import unlearn_store
+
+    import_plugins(plugins)
+    return unlearn_store(model_ids=ids, **kwargs)["written"]
+
+
+def subset_job(kwargs: dict, ids: list) -> list:
+    """One job of ``datamodels``: :func:`klom_utils.datamodels.train_subset_models` on ``ids``."""
+    from .datamodels import train_subset_models
+
+    return train_subset_models(model_ids=ids, **kwargs)
+
+
+STEPS = {"train": train_job, "unlearn": unlearn_job, "datamodels": subset_job}
+
+
+def run_models(step: str, model_ids: Sequence[int], options: Optional[ArrayOptions] = None, *,
+               shard: Optional[str] = None, plugins: Sequence[str] = (),
+               **kwargs: Any) -> List[Any]:
+    """Run a step (``"train"``, ``"unlearn"``, ``"datamodels"``) on ``model_ids``: in this
+    process, on the ``shard`` of this process (``"I/N"``, ``"auto"``), or as a job array
+    (``options``); returns the ids done, or the job ids (strings) when the array is not
+    waited for (``options.wait=False``).
+
+    ``kwargs`` go to the step's function (``train_models``, ``unlearn_store``,
+    ``train_subset_models``) and must include ``store``; job logs go to
+    ``<store>/logs/<step>/``. For example::
+
+        run_models("train", range(200), ArrayOptions(executor="slurm", jobs=20,
+                   partition="gpu", gpus_per_job=1), dataset="cifar10",
+                   store="/shared/store", forget_set=1)
+    """
+    import functools
+
+    if step not in STEPS:
+        raise ValueError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
+    options = options or ArrayOptions()
+    if shard is not None and options.executor != "none":
+        raise ValueError("a shard is a slice inside a running job; it cannot be combined with "
+                         "an executor")
+    ids = [int(i) for i in model_ids]
+    if shard is not None:
+        ids = shard_of(ids, shard)
+    job = functools.partial(STEPS[step], kwargs, **({"plugins": tuple(plugins)}
+                                                    if step == "unlearn" else {}))
+    if options.executor == "none":
+        return job(ids)
+    slices = id_slices(ids, options.jobs)
+    out = run_array(job, slices, options, Path(kwargs["store"]) / "logs" / step,
+                    name=f"klom-{step}")
+    if not options.wait:
+        return out  # the job ids
+    import sys
+
+    for n, (part, done) in enumerate(zip(slices, out), 1):  # each job's result, on stderr
+        print(f"{step} job {n}/{len(slices)} (ids {part[0]}-{part[-1]}): {len(done)} done",
+              file=sys.stderr)
+    return sorted(i for done in out for i in done)
+
+
+def import_plugins(modules: Sequence[str]) -> None:
+    """Import each module (they register unlearning methods), from the working directory too."""
+    import importlib
+    import sys
+
+    if modules and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"plugin {module}: cannot import it ({err}); give a module name "
+                             "importable from the working directory or PYTHONPATH") from None

@@ -138,6 +138,9 @@ def resolve_device(device: str = "auto"):
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available: "
                          "use 'cpu' or 'auto'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} "
+                         f"CUDA devices (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return dev
 
 

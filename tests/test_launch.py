@@ -218,7 +218,7 @@ def test_local_job_array_equals_a_serial_run(tmp_path, capsys):
                  "--jobs", "4"]) == 0
     out = capsys.readouterr()
     assert "trained 12, 0 already in" in out.out
-    assert out.err.count("job for ids") == 4
+    assert out.err.count("train job ") == 4 and "train job 4/4 (ids 9-11): 3 done" in out.err
     a, b = _logits(serial, "full_models/DIGITS"), _logits(array, "full_models/DIGITS")
     assert len(a) == 24 and a.keys() == b.keys()
     for name in a:  # bit-identical logits, whichever job trained a model
@@ -265,3 +265,32 @@ def test_a_killed_run_is_finished_by_the_next(tmp_path):
     assert held_claims(store, "full_models/DIGITS") == []  # the dead run holds nothing
     assert main(args[:-1] + ["--quiet"]) == 0
     assert open_store(store).complete_model_ids("full_models/DIGITS") == list(range(40))
+
+
+def test_cli_no_wait_prints_the_slurm_job_ids_and_plugins_come_from_the_working_dir(
+        tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/bin/sh\necho "Submitted batch job 77"\n')
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    store = tmp_path / "s"
+    assert main(["train", "--dataset", "digits", "--store", str(store), "--models", "0-9",
+                 "--executor", "slurm", "--jobs", "2", "--no-wait", "--partition", "p"]) == 0
+    assert "submitted 2 jobs (slurm): 77_0, 77_1" in capsys.readouterr().out
+    # a plugin module in the working directory registers a method
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_plugin_xyz.py").write_text(
+        "from klom_utils.unlearn import register_method\n"
+        "@register_method('plugin_nothing_xyz')\n"
+        "def plugin_nothing_xyz(model, data, config, *, generator):\n    return model\n")
+    assert main(["unlearn", "--dataset", "digits", "--store", str(store), "--forget-set", "1",
+                 "--method", "plugin_nothing_xyz", "--models", "0", "--plugin",
+                 "my_plugin_xyz"]) == 1  # no full models yet: the method itself was found
+    assert "no full models" in capsys.readouterr().err
+    assert main(["unlearn", "--dataset", "digits", "--store", str(store), "--forget-set", "1",
+                 "--method", "x", "--models", "0", "--plugin", "no_such_module_xyz"]) == 1
+    assert "plugin no_such_module_xyz: cannot import it" in capsys.readouterr().err
