@@ -464,6 +464,11 @@ def main(argv=None) -> int:
             print(f"NOTE: keys of {args.params} that no current notebook declares: {unused}")
 
         results_dir = run_dir / RUN_DIR_PARAMETERS["results_dir"]
+        store_dir = run_dir / RUN_DIR_PARAMETERS["store_dir"]
+        if store_dir.is_dir() and any(store_dir.iterdir()):
+            print(f"NOTE: reusing the models in {store_dir} (resumable steps skip what is "
+                  "there; after changing training or unlearning code, `make clean-book` or "
+                  "delete that folder to rebuild from scratch)")
         results_dir.mkdir(parents=True, exist_ok=True)
         out_dir = run_dir / "notebooks" if args.only else STAGE / "notebooks"
         if not args.only:
