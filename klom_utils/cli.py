@@ -204,7 +204,7 @@ def add_unlearn_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     add_device_option(p)
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: 1 for digits, torch's setting otherwise)")
+                   help="CPU threads (default: 2 for digits, torch's setting otherwise)")
     p.add_argument("--save-checkpoints", action="store_true",
                    help="also save the unlearned models' state dicts")
     p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")

@@ -63,6 +63,23 @@ def test_stacked_training_equals_plain_training(digits):
     torch.testing.assert_close(val_logits[0], ref_val, atol=1e-4, rtol=0)
 
 
+def test_thread_count_does_not_change_the_models(digits):
+    """DIGITS trains on 2 threads by default: the same models as on 1 (and on 4), bit for bit."""
+    import dataclasses
+
+    inits = [train.init_state_dict("digits_mlp", i) for i in range(8)]
+    out = {}
+    for threads in (1, 2, 4):
+        config = dataclasses.replace(FAST, threads=threads, stack=8)
+        out[threads] = train.fit(digits, np.arange(digits.n_train), inits, list(range(8)),
+                                 config, progress=False)
+    for threads in (2, 4):
+        for a, b in zip(out[1][1:], out[threads][1:]):
+            assert torch.equal(a, b), threads
+        for sd_a, sd_b in zip(out[1][0], out[threads][0]):
+            assert all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a), threads
+
+
 def test_model_seed_is_stable():
     assert train.model_seed("DIGITS", "full", 0, "init") == 279912711312945072
     assert train.model_seed("DIGITS", "full", 0, "init") != train.model_seed(
