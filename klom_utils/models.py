@@ -1,5 +1,7 @@
-"""Models: ResNet-9 (loads the ``royrin/KLOM-models`` checkpoints), the small DIGITS model,
-and stacked variants that hold M models in one module (one forward for all).
+"""Models: ResNet-9 (loads the ``royrin/KLOM-models`` CIFAR-10 checkpoints), ResNet-18 (loads
+their LIVING-17 checkpoints: torchvision's ``resnet18`` with a 17-class ``fc``, without needing
+torchvision), the small DIGITS model, and stacked variants that hold M models in one module (one
+forward for all).
 
 Stacked modules keep every per-model tensor concatenated along dim 0 (M * rows, ...), in the
 same key layout as the single model, so :func:`unstack_state_dict` / :func:`stack_state_dicts`
@@ -113,6 +115,65 @@ class StackedResNet9(nn.Sequential):
         self.n_models = n_models
 
 
+# ---------------------------------------------------------------------------------- ResNet-18
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet ``BasicBlock``: two 3x3 conv-BN pairs and a shortcut (a strided
+    1x1 conv-BN ``downsample`` where the shape changes); same attribute names, so the same
+    state-dict keys."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+                                         nn.BatchNorm2d(c_out))
+                           if stride != 1 or c_in != c_out else None)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
+class ResNet18(nn.Module):
+    """``torchvision.models.resnet18(num_classes=...)``, rebuilt: the same layers, state-dict
+    keys (``resnet18_state_dict.txt``, no prefix), forward pass and initialisation (Kaiming
+    normal, fan-out, for the convolutions; BatchNorm weight 1 and bias 0; torch's default for
+    ``fc``). The LIVING-17 models of ``royrin/KLOM-models`` replace ``fc`` by
+    ``Linear(512, 17)``, which is ``ResNet18(num_classes=17)``. Input: normalised
+    (B, 3, H, W), ImageNet-sized or smaller."""
+
+    def __init__(self, num_classes: int = 17):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        widths = (64, 128, 256, 512)
+        for i, width in enumerate(widths):
+            c_in, stride = (64, 1) if i == 0 else (widths[i - 1], 2)
+            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(c_in, width, stride),
+                                                         BasicBlock(width, width)))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
 # ------------------------------------------------------------------------------------ DIGITS MLP
 
 class DigitsMLP(nn.Sequential):
@@ -195,16 +256,16 @@ def unstack_state_dict(sd: dict, n_models: int, prefix: str = "") -> list:
     return out
 
 
-ARCHS = ("resnet9", "digits_mlp")
+ARCHS = ("resnet9", "digits_mlp", "resnet18")
+#: The single-model class of each arch.
+_ARCH_CLASSES = {"resnet9": ResNet9, "digits_mlp": DigitsMLP, "resnet18": ResNet18}
 
 
 def build_model(arch: str, **kwargs) -> nn.Module:
-    """A fresh single model of ``arch`` (``"resnet9"`` or ``"digits_mlp"``)."""
-    if arch == "resnet9":
-        return ResNet9(**kwargs)
-    if arch == "digits_mlp":
-        return DigitsMLP(**kwargs)
-    raise ValueError(f"unknown arch {arch!r}: expected one of {ARCHS}")
+    """A fresh single model of ``arch`` (``"resnet9"``, ``"digits_mlp"`` or ``"resnet18"``)."""
+    if arch not in _ARCH_CLASSES:
+        raise ValueError(f"unknown arch {arch!r}: expected one of {ARCHS}")
+    return _ARCH_CLASSES[arch](**kwargs)
 
 
 def infer_arch(sd: dict) -> str:
@@ -212,18 +273,26 @@ def infer_arch(sd: dict) -> str:
     sd = _strip_prefixes(dict(sd))
     if "0.0.weight" in sd:
         return "resnet9"
+    if "conv1.weight" in sd and "layer1.0.conv1.weight" in sd:
+        return "resnet18"
     if "1.weight" in sd and "3.weight" in sd:
         return "digits_mlp"
     raise CheckpointError(f"cannot tell the architecture from keys {sorted(sd)[:5]}...")
 
 
-def load_model(path_or_state_dict, arch: str = "resnet9", device=None) -> nn.Module:
-    """A model of ``arch`` (``"resnet9"``, ``"digits_mlp"`` or ``"auto"``) loaded with
-    ``strict=True`` from a checkpoint path or a state dict, in eval mode.
+def load_model(path_or_state_dict, arch: str = "resnet9", device=None,
+               num_classes: int | None = None) -> nn.Module:
+    """A model of ``arch`` (``"resnet9"``, ``"digits_mlp"``, ``"resnet18"`` or ``"auto"``)
+    loaded with ``strict=True`` from a checkpoint path or a state dict, in eval mode.
 
     Keys may carry the ``model.``, ``module.`` and ``_orig_mod.`` prefixes. Missing, unexpected
-    or wrongly shaped entries raise :class:`CheckpointError` naming them.
+    or wrongly shaped entries raise :class:`CheckpointError` naming them. ``num_classes``:
+    default the checkpoint's; given, a checkpoint with another number is refused (e.g.
+    ``load_model(path, arch="resnet18", num_classes=17)`` for the Hub's LIVING-17 models).
     """
+    if num_classes is not None and (isinstance(num_classes, bool)
+                                    or not isinstance(num_classes, int) or num_classes < 1):
+        raise ValueError(f"num_classes must be a positive integer or None, got {num_classes!r}")
     sd = path_or_state_dict
     if isinstance(sd, (str, os.PathLike)):
         if not os.path.isfile(sd):
@@ -236,13 +305,15 @@ def load_model(path_or_state_dict, arch: str = "resnet9", device=None) -> nn.Mod
     sd = _strip_prefixes(dict(sd))
     if arch == "auto":
         arch = infer_arch(sd)
-    if arch == "digits_mlp" and "1.weight" in sd and "3.weight" in sd:
-        hidden, d_in = sd["1.weight"].shape
-        model = DigitsMLP(hidden=hidden, num_classes=sd["3.weight"].shape[0], d_in=d_in)
-    elif arch == "resnet9" and "9.weight" in sd:
-        model = ResNet9(num_classes=sd["9.weight"].shape[0])
-    else:
-        model = build_model(arch)
+    if arch not in _ARCH_CLASSES:
+        raise ValueError(f"unknown arch {arch!r}: expected one of {ARCHS} or 'auto'")
+    head = {"digits_mlp": "3.weight", "resnet9": "9.weight", "resnet18": "fc.weight"}[arch]
+    kwargs = {}
+    if num_classes is not None or head in sd:
+        kwargs["num_classes"] = num_classes or sd[head].shape[0]
+    if arch == "digits_mlp" and "1.weight" in sd:
+        kwargs["hidden"], kwargs["d_in"] = sd["1.weight"].shape
+    model = build_model(arch, **kwargs)
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
