@@ -13,6 +13,19 @@ Two datasets:
 - ``cifar10`` (store name ``CIFAR10``): the canonical python archive, downloaded once, checked
   against its md5, cached, and parsed in canonical order (``data_batch_1`` ... ``data_batch_5``
   for train, ``test_batch`` for test). No torchvision.
+- ``living17`` (store name ``LIVING17``): the BREEDS LIVING-17 subset of ImageNet (17 classes,
+  44,200 train and 3,400 validation images), from the user's own tensor files in the format of
+  the authors' code (nothing to download: ImageNet's licence keeps them off the Hub). Put four
+  files in one folder and pass it as ``root`` (``--data-root``)::
+
+      living17_train_images.pt  uint8 (44200, 3, H, W)  (or (44200, H, W, 3))
+      living17_train_labels.pt  int64 (44200,), values 0..16
+      living17_val_images.pt    uint8 (3400, 3, H, W)   (or (3400, H, W, 3))
+      living17_val_labels.pt    int64 (3400,)
+
+  (``.npy`` files of the same names and contents work too), in the order the forget sets and
+  the Hub's logits use. Inputs get ImageNet's normalisation. The labels alone
+  (:func:`read_living17_labels`) turn the Hub's LIVING-17 train logits into margins.
 
 Images stay uint8 (N, C, H, W); :meth:`TensorDataset.normalize` makes float inputs on the fly.
 """
@@ -52,8 +65,13 @@ DIGITS_STD = (0.3762,)
 #: The shipped 8x8 digits (arrays ``images`` and ``labels``, both uint8).
 DIGITS_FILE = Path(__file__).parent / "_data" / "digits.npz"
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LIVING17_SIZES = {"train": 44_200, "val": 3_400}
+LIVING17_CLASSES = 17
+
 #: Known datasets: lower-case CLI name -> store name.
-DATASETS = {"digits": "DIGITS", "cifar10": "CIFAR10"}
+DATASETS = {"digits": "DIGITS", "cifar10": "CIFAR10", "living17": "LIVING17"}
 
 
 @dataclass(frozen=True)
@@ -122,13 +140,16 @@ def dataset_name(name: str) -> str:
 
 
 def load_dataset(name: str, root: PathLike | None = None, **kwargs: Any) -> TensorDataset:
-    """Load ``"digits"`` or ``"cifar10"`` (store names ``DIGITS``/``CIFAR10`` also accepted).
+    """Load ``"digits"``, ``"cifar10"`` or ``"living17"`` (store names also accepted).
 
-    ``root`` is the cache folder for downloads (CIFAR-10 only); ``kwargs`` go to the loader.
+    ``root``: the download cache for CIFAR-10, the folder of the user's tensor files for
+    LIVING-17 (see the module docstring); ``kwargs`` go to the loader.
     """
     store_name = dataset_name(name)
     if store_name == "DIGITS":
         return load_digits()
+    if store_name == "LIVING17":
+        return load_living17(root, **kwargs)
     return load_cifar10(root=root, **kwargs)
 
 
@@ -315,6 +336,103 @@ def load_cifar10(root: PathLike | None = None, *, archive: PathLike | None = Non
         train_x=torch.from_numpy(train_x), train_y=torch.from_numpy(train_y),
         val_x=torch.from_numpy(test_x), val_y=torch.from_numpy(test_y),
         classes=CIFAR10_CLASSES, mean=CIFAR10_MEAN, std=CIFAR10_STD, scale=255.0,
+    )
+
+
+# -------------------------------------------------------------------------------------- LIVING-17
+
+def living17_files(root: PathLike, kind: str = "images") -> dict[str, Path]:
+    """``{split: path}`` of the LIVING-17 ``kind`` files (``"images"`` or ``"labels"``) in
+    ``root``: ``living17_<split>_<kind>.pt``, or ``.npy`` where only that exists."""
+    folder = Path(root).expanduser()
+    out = {}
+    for split in LIVING17_SIZES:
+        stem = folder / f"living17_{split}_{kind}"
+        npy = stem.with_suffix(".npy")
+        out[split] = npy if npy.is_file() and not stem.with_suffix(".pt").is_file() \
+            else stem.with_suffix(".pt")
+    return out
+
+
+def _living17_needs(root) -> str:
+    return (f"LIVING-17 is read from your own tensor files (the authors' format; they are "
+            f"not on the Hub): pass data_root / --data-root, a folder holding "
+            f"living17_train_images.pt (uint8, {LIVING17_SIZES['train']} x 3 x H x W), "
+            f"living17_train_labels.pt (int64, {LIVING17_SIZES['train']}), "
+            f"living17_val_images.pt (uint8, {LIVING17_SIZES['val']} x 3 x H x W) and "
+            f"living17_val_labels.pt (int64, {LIVING17_SIZES['val']}); .npy files of the same "
+            f"names work too" + ("" if root is None else f"; in {str(root)!r}"))
+
+
+def _read_tensor(path: Path):
+    import torch
+
+    if path.suffix == ".npy":
+        return torch.from_numpy(np.load(path, allow_pickle=False))
+    value = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{path} holds a {type(value).__name__}, expected a tensor")
+    return value
+
+
+def _living17_read(root, kinds: tuple, check_sizes: bool) -> dict:
+    """``{(kind, split): tensor}`` of the LIVING-17 files, checked (dtype, shape, sizes);
+    every missing file is named at once."""
+    import torch
+
+    if root is None:
+        raise FileNotFoundError(_living17_needs(None))
+    files = {(kind, split): path for kind in kinds
+             for split, path in living17_files(root, kind).items()}
+    missing = [p.name for p in files.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"missing {', '.join(missing)}. " + _living17_needs(root))
+    out = {}
+    for (kind, split), path in files.items():
+        t = _read_tensor(path)
+        if kind == "labels":
+            if t.ndim != 1 or t.dtype not in (torch.int64, torch.int32, torch.uint8):
+                raise ValueError(f"{path.name} holds {t.dtype} {tuple(t.shape)}, expected "
+                                 "int64 labels of shape (n,)")
+            t = t.long()
+            if t.numel() and (int(t.min()) < 0 or int(t.max()) >= LIVING17_CLASSES):
+                raise ValueError(f"{path.name} has labels outside 0..{LIVING17_CLASSES - 1}: "
+                                 f"{int(t.min())}..{int(t.max())}")
+        else:
+            if t.ndim == 4 and t.shape[1] != 3 and t.shape[-1] == 3:  # (n, H, W, 3)
+                t = t.permute(0, 3, 1, 2).contiguous()
+            if t.dtype != torch.uint8 or t.ndim != 4 or t.shape[1] != 3:
+                raise ValueError(f"{path.name} holds {t.dtype} {tuple(t.shape)}, expected "
+                                 "uint8 images of shape (n, 3, H, W) or (n, H, W, 3)")
+        if check_sizes and t.shape[0] != LIVING17_SIZES[split]:
+            raise ValueError(f"{path.name} has {t.shape[0]} rows, expected "
+                             f"{LIVING17_SIZES[split]} (the LIVING-17 {split} split)")
+        out[kind, split] = t
+    return out
+
+
+def read_living17_labels(root: PathLike | None, check_sizes: bool = True
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_labels, val_labels)`` int64 from the LIVING-17 label files in ``root`` (no
+    images needed: enough to turn the Hub's logits into margins)."""
+    labels = _living17_read(root, ("labels",), check_sizes)
+    return labels["labels", "train"].numpy(), labels["labels", "val"].numpy()
+
+
+def load_living17(root: PathLike | None, check_sizes: bool = True) -> TensorDataset:
+    """LIVING-17 from the user's tensor files in ``root`` (see the module docstring), with
+    ImageNet normalisation. A missing file is an error naming every file needed.
+    ``check_sizes=False`` accepts other split sizes (small test data in the same format)."""
+    t = _living17_read(root, ("images", "labels"), check_sizes)
+    for split in LIVING17_SIZES:
+        if t["images", split].shape[0] != t["labels", split].shape[0]:
+            raise ValueError(f"LIVING-17 {split} split: {t['images', split].shape[0]} images "
+                             f"but {t['labels', split].shape[0]} labels in {str(root)!r}")
+    return TensorDataset(
+        name="LIVING17", train_x=t["images", "train"], train_y=t["labels", "train"],
+        val_x=t["images", "val"], val_y=t["labels", "val"],
+        classes=tuple(str(c) for c in range(LIVING17_CLASSES)),
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=255.0,
     )
 
 
