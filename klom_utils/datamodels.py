@@ -159,6 +159,8 @@ def load_subset_runs(store: Store, dataset: str, n_train: int,
     """``(masks, logits)`` of the subset models ``model_ids`` (default: every complete one):
     ``masks`` bool ``(M, n_train)`` (which train examples each model saw) and ``logits``
     float32 ``(M, n_train + n_val, C)``. A requested model that is not complete is an error."""
+    from .store import _load_npy
+
     folder = datamodel_folder(dataset)
     have = _complete_subset_ids(store, folder)
     if model_ids is not None:
@@ -174,7 +176,7 @@ def load_subset_runs(store: Store, dataset: str, n_train: int,
                                 "subset model; train them (`klom datamodels`)")
     masks = np.zeros((len(ids), n_train), bool)
     for row, i in enumerate(ids):
-        masks[row, np.load(store.path(f"{folder}/{i}__subset.npy"))] = True
+        masks[row, _load_npy(store.path(f"{folder}/{i}__subset.npy"))] = True
     logits = np.concatenate([store.logits_of(folder, s, ids) for s in ("train", "val")], axis=1)
     return masks, logits
 

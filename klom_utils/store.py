@@ -129,10 +129,46 @@ def _save_torch(path: Path, obj) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+class CorruptFileError(ValueError):
+    """A store file that cannot be read (truncated, not the expected format); names the file."""
+
+
+def _corrupt(path: Path, err: Exception) -> CorruptFileError:
+    detail = (str(err).strip().splitlines() or ["no detail"])[0].split(". ")[0]
+    return CorruptFileError(
+        f"cannot read {str(path)!r} ({type(err).__name__}: {detail}): the file is damaged (a "
+        "copy or a run cut short?); delete it and rerun the command that wrote it (klom "
+        "train, klom unlearn, klom datamodels or the download)")
+
+
 def _load_torch(path: Path):
+    """``torch.load`` of a store file (weights only); a damaged file is a CorruptFileError."""
+    import pickle
+    import zipfile
+
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower():
+            raise CorruptFileError(
+                f"refused to load {str(path)!r}: it holds Python objects other than tensors and "
+                "plain containers (loaded with weights_only=True, unsupported global); a file "
+                "from an untrusted source? Use checkpoints of state dicts only") from None
+        raise _corrupt(path, err) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        raise _corrupt(path, err) from None
+
+
+def _load_npy(path: Path, **kwargs) -> np.ndarray:
+    """``np.load`` of a store ``.npy`` file (no pickles); a damaged file is a CorruptFileError."""
+    try:
+        return np.load(path, allow_pickle=False, **kwargs)
+    except (ValueError, EOFError, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise _corrupt(path, err) from None
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -326,7 +362,7 @@ class Store:
         rows = []
         for i in ids:
             if i in margin_files:
-                rows.append(np.load(self.root / folder / margin_files[i][max(margin_files[i])]))
+                rows.append(_load_npy(self.root / folder / margin_files[i][max(margin_files[i])]))
             elif i in logit_files:
                 rows.append(self._margins_from_logits(folder, logit_files[i], split, labels))
             else:
@@ -334,7 +370,7 @@ class Store:
         return self._check_rows(folder, split, rows)
 
     def _stack_rows(self, folder, id_files, split) -> np.ndarray:
-        return self._check_rows(folder, split, [np.load(self.root / folder / f) for _, f in id_files])
+        return self._check_rows(folder, split, [_load_npy(self.root / folder / f) for _, f in id_files])
 
     @staticmethod
     def _check_rows(folder: str, split: str, rows: list) -> np.ndarray:
@@ -399,7 +435,7 @@ class Store:
                 f"store {str(self.root)!r} has no forget set {k} for {dataset}"
                 f" (it has: {have or 'none'})"
             )
-        indices = np.load(path, allow_pickle=False)
+        indices = _load_npy(path)
         if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
             raise ValueError(f"{path} holds {indices.dtype} {indices.shape}, expected 1-D integers")
         return indices.astype(np.int64)
@@ -482,14 +518,25 @@ class Store:
     def record_or_compare(self, relpath: str, record: dict) -> list[str]:
         """Write ``record`` if ``relpath`` is new; else list how the stored record differs.
 
-        Used to refuse resuming a folder with other settings; nested keys read ``a.b``.
+        Used to refuse resuming a folder with other settings; nested keys read ``a.b``. A
+        folder that holds no model yet (a run stopped before finishing one) takes the new
+        record, with a warning.
         """
         if not (self.root / relpath).exists():
             self.write_json(relpath, record)
             return []
         old, new = _flatten(self.read_json(relpath)), _flatten(json.loads(json.dumps(record)))
-        return [f"{k}: store has {old.get(k)!r}, asked {new.get(k)!r}"
+        diff = [f"{k}: store has {old.get(k)!r}, asked {new.get(k)!r}"
                 for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        folder = Path(relpath).parent.as_posix()
+        if diff and not self.model_ids(folder):  # a run stopped before its first model
+            import warnings
+
+            warnings.warn(f"{folder} recorded other settings ({'; '.join(diff)}) but holds no "
+                          "model: the new settings replace them", stacklevel=2)
+            self.write_json(relpath, record)
+            return []
+        return diff
 
 
 def _flatten(record: dict, prefix: str = "") -> dict:

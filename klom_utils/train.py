@@ -19,12 +19,15 @@ uses for unlearned models, so originals, oracles and unlearned models are measur
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+#: Architectures trained with bf16 autocast and channels-last on CUDA.
+CONV_ARCHS = ("resnet9", "resnet18")
 #: Fields of a config that do not change the trained models (not compared on resumption).
 _RUNTIME_FIELDS = ("stack", "eval_batch_size", "threads")
 CONFIG_FILE = "klom_train.json"
@@ -36,7 +39,10 @@ class TrainConfig:
 
     The learning rate rises linearly from 0 to ``lr`` at ``peak_epoch`` and falls back to 0 at
     ``epochs``, stepped every iteration. ``stack`` is how many models train at once (one forward
-    for all); ``"auto"`` measures the choices on CUDA and takes the fastest.
+    for all); ``"auto"`` measures the choices on CUDA and takes the fastest. ``augment``: random
+    horizontal flips and translations of each training batch (:func:`augment_batch`), drawn
+    from each model's own generator; such models go to ``<D>_augmented`` folders
+    (:func:`recipe_name`).
     """
 
     arch: str
@@ -50,6 +56,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     drop_last: bool = False
     equal_steps: bool = False
+    augment: bool = False
     hidden: int = 64
     seed: int = 0
     stack: object = 1
@@ -62,22 +69,35 @@ class TrainConfig:
 
         if self.arch not in ARCHS:
             raise ValueError(f"unknown arch {self.arch!r}: expected one of {ARCHS}")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if not 0 <= self.peak_epoch <= self.epochs:
-            raise ValueError(f"peak_epoch must lie in [0, epochs={self.epochs}], got {self.peak_epoch}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+        for name in ("epochs", "batch_size", "eval_batch_size", "hidden"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name, low, high in (("lr", 0.0, None), ("peak_epoch", 0.0, self.epochs),
+                                ("momentum", 0.0, 1.0), ("weight_decay", 0.0, None),
+                                ("label_smoothing", 0.0, 1.0)):
+            value = getattr(self, name)
+            ok = (isinstance(value, (int, float, np.integer, np.floating))
+                  and not isinstance(value, bool) and math.isfinite(value)
+                  and (value > low if name == "lr" else value >= low)
+                  and (high is None or value <= high))
+            if not ok:
+                where = ("> 0" if name == "lr" else f">= {low}") + (
+                    f" and <= {high}" if high is not None else "")
+                raise ValueError(f"{name} must be a finite number {where}, got {value!r}")
         if self.stack != "auto" and (not isinstance(self.stack, int) or self.stack < 1):
             raise ValueError(f"stack must be a positive integer or 'auto', got {self.stack!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads must be None or a positive integer, got {self.threads!r}")
+        if not isinstance(self.augment, (bool, np.bool_)):
+            raise ValueError(f"augment must be True or False, got {self.augment!r}")
         return self
 
     def recorded(self) -> dict:
-        """The fields that determine the models (what the store's config file records)."""
-        return {k: v for k, v in asdict(self).items() if k not in _RUNTIME_FIELDS}
+        """The fields that determine the models (what the store's config file records);
+        ``augment`` only when on, so records written before it existed still match."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in _RUNTIME_FIELDS and (k != "augment" or v)}
 
 
 #: Defaults per dataset (store names). CIFAR10 is the authors' ResNet-9 recipe. DIGITS trains
@@ -91,6 +111,11 @@ DEFAULT_CONFIGS = {
     "CIFAR10": TrainConfig(arch="resnet9", epochs=24, batch_size=512, lr=0.4, peak_epoch=5,
                            momentum=0.9, nesterov=False, weight_decay=5e-4, drop_last=True,
                            stack="auto", eval_batch_size=1024),
+    # the authors' LIVING-17 recipe: ResNet-18, 25 epochs, peak 0.6 at epoch 12, batch 1024,
+    # label smoothing 0.1 (momentum and weight decay as for CIFAR-10); one model at a time
+    "LIVING17": TrainConfig(arch="resnet18", epochs=25, batch_size=1024, lr=0.6, peak_epoch=12,
+                            momentum=0.9, nesterov=False, weight_decay=5e-4,
+                            label_smoothing=0.1, stack=1, eval_batch_size=512),
 }
 
 
@@ -145,6 +170,58 @@ def resolve_device(device: str = "auto"):
     return dev
 
 
+def recipe_name(dataset: str, config: TrainConfig) -> str:
+    """The name a recipe's folders carry: ``"<D>_augmented"`` for augmented training (as the
+    Hub's ``full_models/CIFAR10_augmented``), else the dataset's store name."""
+    return f"{dataset}_augmented" if config.augment else dataset
+
+
+def augment_generators(order_seeds) -> list:
+    """One CPU generator per model for its augmentations, seeded from its order seed (so from
+    the model's identity alone: the same draws whatever else trains in its stack)."""
+    import torch
+
+    return [torch.Generator().manual_seed(int.from_bytes(
+        hashlib.sha256(f"{int(s)}/augment".encode()).digest()[:8], "little") & (2**63 - 1))
+        for s in order_seeds]
+
+
+def augment_batch(x, generators, fill):
+    """Random horizontal flips (probability 1/2) and translations of a batch per model.
+
+    ``x``: normalised inputs (M, B, C, H, W) on any device; ``generators``: M CPU generators
+    (model m's draws come from ``generators[m]`` only); ``fill``: the value of the pixels
+    shifted in, (1, C, 1, 1) (the normalised black). Translations are uniform in
+    ``[-t, t]`` pixels per axis, ``t = max(1, H // 16)`` (2 on 32x32 CIFAR-10, 1 on 8x8
+    DIGITS). Every output pixel is an input pixel or ``fill``, exactly.
+    """
+    import torch
+
+    m, b, c, h, w = x.shape
+    t = max(1, h // 16)
+    draws = [(torch.rand(b, generator=g) < 0.5, torch.randint(-t, t + 1, (b, 2), generator=g))
+             for g in generators]
+    flip = torch.cat([d[0] for d in draws]).to(x.device)
+    shift = torch.cat([d[1] for d in draws]).to(x.device)
+    n = m * b
+    padded = fill.to(x).expand(n, c, h + 2 * t, w + 2 * t).clone()
+    padded[:, :, t:t + h, t:t + w] = x.reshape(n, c, h, w)
+    rows = t + shift[:, :1] + torch.arange(h, device=x.device)  # (n, h)
+    cols = t + shift[:, 1:] + torch.arange(w, device=x.device)  # (n, w); flipped: mirrored
+    cols = torch.where(flip.view(-1, 1), w + 2 * t - 1 - cols, cols)
+    out = padded.gather(2, rows.view(n, 1, h, 1).expand(n, c, h, w + 2 * t))
+    out = out.gather(3, cols.view(n, 1, 1, w).expand(n, c, h, w))
+    return out.reshape(m, b, c, h, w)
+
+
+def _fill(dataset, device):
+    """The normalised value of a black pixel, (1, C, 1, 1)."""
+    import torch
+
+    black = torch.zeros(1, dataset.train_x.shape[1], 1, 1, dtype=torch.uint8)
+    return dataset.normalize(black, device=device)
+
+
 def lr_at(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
     """Triangular schedule: 0 -> lr at ``peak_epoch`` -> 0 at ``epochs``."""
     x = step / steps_per_epoch
@@ -193,13 +270,14 @@ class ModelStack:
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         self.module.to(self.device)
-        if self.cuda and arch == "resnet9":
+        if self.cuda and arch in CONV_ARCHS:
             self.module.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_state_dicts(cls, arch: str, state_dicts: list, device="cpu") -> "ModelStack":
-        """A stack of ``arch`` (``"digits_mlp"`` or ``"resnet9"``) models loaded from
-        single-model state dicts (without prefixes); sizes are read from the state dicts."""
+        """A stack of ``arch`` (``"digits_mlp"`` or ``"resnet9"``; ``"resnet18"``: one model)
+        models loaded from single-model state dicts (without prefixes); sizes are read from
+        the state dicts."""
         from . import models
 
         m = len(state_dicts)
@@ -215,6 +293,12 @@ class ModelStack:
             classes = state_dicts[0]["9.weight"].shape[0]
             module = models.ResNet9(classes) if m == 1 else models.StackedResNet9(m, classes)
             module.load_state_dict(stacked)
+        elif arch == "resnet18" and m == 1:
+            module = models.ResNet18(state_dicts[0]["fc.weight"].shape[0])
+            module.load_state_dict(stacked)
+        elif arch == "resnet18":
+            raise ValueError(f"ResNet-18s train one at a time: a stack of {m} was asked "
+                             "(use stack=1)")
         else:
             raise ValueError(f"cannot stack arch {arch!r}: expected one of {models.ARCHS}")
         return cls(module, arch, m, device)
@@ -287,7 +371,7 @@ class ModelStack:
 
         import torch
 
-        if self.cuda and self.arch == "resnet9":  # tiny MLPs gain nothing from bf16
+        if self.cuda and self.arch in CONV_ARCHS:  # tiny MLPs gain nothing from bf16
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -300,7 +384,7 @@ class ModelStack:
     def _layout(self, x):
         import torch
 
-        if self.cuda and self.arch == "resnet9":
+        if self.cuda and self.arch in CONV_ARCHS:
             return x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -468,6 +552,7 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
     stack = ModelStack.from_state_dicts(config.arch, init_state_dicts, device)
     opt = _sgd(stack, config)
     gens = [torch.Generator().manual_seed(int(s)) for s in order_seeds]
+    augment = (augment_generators(order_seeds), _fill(dataset, device)) if config.augment else None
     stack.module.train()
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     step = 0
@@ -477,6 +562,8 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
         for s, (lo, hi) in enumerate(bounds):
             batch = order[:, lo:hi]
             xb, yb = x_all[batch], y_all[batch]
+            if augment:
+                xb = augment_batch(xb, *augment)
             loss = per_model_cross_entropy(stack(xb), yb, config.label_smoothing).sum()
             loss.backward()
             set_lr(opt, lr_at(step, per_epoch, config))
@@ -558,12 +645,14 @@ def _fit_reference(dataset, train_indices, init_state_dict, order_seed, config):
     bounds = batch_bounds(n, dataset.n_train, config)
     per_epoch = len(bounds)
     gen = torch.Generator().manual_seed(int(order_seed))
+    augment = (augment_generators([order_seed]), _fill(dataset, "cpu")) if config.augment else None
     step = 0
     for _ in range(config.epochs):
         order = idx[torch.randperm(n, generator=gen)]
         for lo, hi in bounds:
             batch = order[lo:hi]
-            loss = F.cross_entropy(model(x_all[batch]), dataset.train_y[batch],
+            xb = augment_batch(x_all[batch][None], *augment)[0] if augment else x_all[batch]
+            loss = F.cross_entropy(model(xb), dataset.train_y[batch],
                                    label_smoothing=config.label_smoothing)
             set_lr(opt, lr_at(step, per_epoch, config))
             opt.zero_grad(set_to_none=True)
@@ -590,7 +679,7 @@ def choose_stack(config: TrainConfig, dataset, device, n_models: int, candidates
     if config.stack != "auto":
         return max(1, min(int(config.stack), n_models))
     device = torch.device(device)
-    if device.type != "cuda" or n_models <= 1:
+    if device.type != "cuda" or n_models <= 1 or config.arch == "resnet18":
         return 1
     x = dataset.normalize(dataset.train_x[:config.batch_size], device=device)
     y = dataset.train_y[:config.batch_size].to(device)
@@ -654,8 +743,8 @@ def forget_indices(store, dataset, k: int) -> np.ndarray:
     try:
         indices = store.forget_set(dataset.name, k)
     except FileNotFoundError as err:
-        hint = ("; download them with klom_utils.download('forget_set_indices/CIFAR10', "
-                "local_dir=<the store>)" if dataset.name == "CIFAR10" else "")
+        hint = (f"; download them with klom_utils.download('forget_set_indices/{dataset.name}', "
+                "local_dir=<the store>)" if dataset.name in ("CIFAR10", "LIVING17") else "")
         raise FileNotFoundError(f"{err}{hint}") from None
     try:
         return check_forget_indices(indices, dataset.n_train)
@@ -694,11 +783,12 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
         store = open_store(store, create=True)
 
     if forget_set is None:
-        folder, train_idx = full_models_folder(data.name), np.arange(data.n_train)
+        folder = full_models_folder(recipe_name(data.name, config))
+        train_idx = np.arange(data.n_train)
         if data.name == "DIGITS" and not store.forget_set_ids("DIGITS"):
             write_digits_forget_sets(store, data)
     else:
-        folder = oracle_folder(data.name, forget_set)
+        folder = oracle_folder(recipe_name(data.name, config), forget_set)
         forget = forget_indices(store, data, forget_set)
         train_idx = np.flatnonzero(retain_mask(data.n_train, forget))
     _check_writable(store.path(folder))

@@ -109,6 +109,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -429,6 +430,43 @@ def _coerce(method: str, key: str, value, default):
                          f"(default {default!r})") from None
 
 
+#: The values each config key of the built-in methods may take: ``(low, high, kind)`` with
+#: ``kind`` "open" (low < x), "closed" (low <= x) at the low end; ``high`` inclusive (None: no
+#: bound). Numbers must be finite. Checked by :func:`resolve_config`, before anything runs.
+KEY_RANGES = {
+    "lr": (0.0, None, "open"), "temperature": (0.0, None, "open"),
+    "lr_decay": (0.0, 1.0, "open"),
+    "epochs": (1, None, "closed"), "batch_size": (1, None, "closed"),
+    "forget_batch_size": (1, None, "closed"), "retain_batch_size": (1, None, "closed"),
+    "forget_repeat": (1, None, "closed"), "retain_multiple": (1, None, "closed"),
+    "max_epochs": (0, None, "closed"), "momentum": (0.0, 1.0, "closed"),
+    "weight_decay": (0.0, None, "closed"), "max_grad_norm": (0.0, None, "closed"),
+    "gamma": (0.0, None, "closed"), "alpha": (0.0, None, "closed"),
+    "lr_milestones": (0, None, "closed"),
+}
+#: Narrower ranges of one method.
+METHOD_RANGES = {"neggrad_plus": {"alpha": (0.0, 1.0, "closed")}}
+
+
+def check_config(method: str, config: Mapping) -> None:
+    """Raise ``ValueError`` naming the first value of ``config`` outside its range
+    (:data:`KEY_RANGES`); keys without a range are not checked."""
+    ranges = {**KEY_RANGES, **METHOD_RANGES.get(method, {})}
+    for key, value in config.items():
+        if key not in ranges:
+            continue
+        low, high, kind = ranges[key]
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            ok = (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                  and math.isfinite(v) and (v > low if kind == "open" else v >= low)
+                  and (high is None or v <= high))
+            if not ok:
+                bound = ("> " if kind == "open" else ">= ") + f"{low}" + (
+                    f" and <= {high}" if high is not None else "")
+                raise ValueError(f"{method}: {key}={value!r} is out of range: expected a "
+                                 f"finite number {bound}")
+
+
 def parse_overrides(items: Sequence[str]) -> dict:
     """``["lr=0.01", "epochs=3"]`` -> ``{"lr": "0.01", "epochs": "3"}`` (values still strings)."""
     out = {}
@@ -462,6 +500,7 @@ def resolve_config(method, dataset, overrides=None) -> dict:
                          f"{sorted(config)}")
     for key, value in overrides.items():
         config[key] = _coerce(spec.name, key, value, config[key])
+    check_config(spec.name, config)
     return config
 
 
@@ -694,14 +733,8 @@ def _scrub_min_loss(student_logits, teacher_logits, y, config):
 
 
 def _check_scrub(config) -> None:
-    for key in ("gamma", "alpha"):
-        if config[key] < 0:
-            raise ValueError(f"scrub: {key} must be >= 0, got {config[key]}")
-    if config["temperature"] <= 0:
-        raise ValueError(f"scrub: temperature must be > 0, got {config['temperature']}")
-    if config["lr_decay"] <= 0:
-        raise ValueError(f"scrub: lr_decay must be > 0, got {config['lr_decay']}")
-    bad = [m for m in config["lr_milestones"] if int(m) != m or m < 0]
+    check_config("scrub", config)
+    bad = [m for m in config["lr_milestones"] if int(m) != m]
     if bad:
         raise ValueError(f"scrub: lr_milestones must be epochs (integers >= 0), got "
                          f"{config['lr_milestones']}")

@@ -217,9 +217,10 @@ def test_scrub_steps_max_then_min_with_the_lr_schedule(monkeypatch):
 
 def test_scrub_checks_its_config():
     data, model = _synthetic(), DigitsMLP(hidden=8)
-    for bad, match in [({"gamma": -1.0}, "gamma must be >= 0"),
-                       ({"temperature": 0.0}, "temperature must be > 0"),
-                       ({"lr_milestones": [-1]}, "lr_milestones must be epochs")]:
+    for bad, match in [({"gamma": -1.0}, r"gamma=-1.0 is out of range: expected a finite "
+                                         r"number >= 0"),
+                       ({"temperature": 0.0}, "temperature=0.0 is out of range"),
+                       ({"lr_milestones": [-1]}, "lr_milestones=.-1. is out of range")]:
         with pytest.raises(ValueError, match=match):
             U.scrub(model, data, _scrub_config(**bad), generator=torch.Generator())
 
@@ -526,3 +527,25 @@ def test_model_stacks_check_what_they_hold():
     assert one.arch is None and one(torch.zeros(1, 5, 3)).shape == (1, 5, 2)
     with pytest.raises(ValueError, match="batches for 2 models, the stack has 1"):
         one(torch.zeros(2, 5, 3))
+
+
+@pytest.mark.parametrize("method, item, match", [
+    ("gradient_ascent", "lr=nan", "lr=nan is out of range: expected a finite number > 0"),
+    ("gradient_ascent", "lr=inf", "lr=inf is out of range"),
+    ("gradient_ascent", "epochs=-1", "epochs=-1 is out of range: expected a finite number >= 1"),
+    ("gradient_descent", "batch_size=0", "batch_size=0 is out of range"),
+    ("neggrad_plus", "alpha=1.5", r"alpha=1.5 is out of range: .* >= 0.0 and <= 1.0"),
+    ("oracle_matching", "lr_decay=0", "lr_decay=0.0 is out of range"),
+    ("scrub", "momentum=1.5", "momentum=1.5 is out of range"),
+])
+def test_config_ranges_are_checked_before_anything_is_written(tmp_path, method, item, match):
+    with pytest.raises(ValueError, match=match):
+        U.resolve_config(method, "digits", [item])
+    # through unlearn_store: nothing is written, so the corrected command runs
+    from klom_utils.train import train_models
+
+    train_models("digits", tmp_path, [0], device="cpu", progress=False)
+    with pytest.raises(ValueError, match=match):
+        U.unlearn_store(tmp_path, "digits", 1, method, [0], config=[item], progress=False,
+                        oracle_ids=[0])
+    assert not (tmp_path / "unlearned").exists()
