@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val")
 # Split sizes of the Hub's datasets, used to say which split a wrongly sized file holds.
-KNOWN_SPLIT_SIZES = {"CIFAR10": {"train": 50_000, "val": 10_000}}
+KNOWN_SPLIT_SIZES = {"CIFAR10": {"train": 50_000, "val": 10_000},
+                     "LIVING17": {"train": 44_200, "val": 3_400}}
 
 _MARGINS_RE = re.compile(r"^(\d+)__(train|val)_margins_(\d+)\.npy$")
 _LOGITS_RE = re.compile(r"^(train|val)_logits_(\d+)\.pt$")
