@@ -107,8 +107,9 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                     "models, or with --forget-set K oracles trained without forget set K. "
                     "Models already in the store are skipped, so a run can be resumed and "
                     "several processes (e.g. a job array) can fill one store with disjoint ranges.")
-    p.add_argument("--dataset", required=True, choices=["digits", "cifar10"],
-                   help="digits: the embedded default (CPU, seconds); cifar10: ResNet-9 (GPU)")
+    p.add_argument("--dataset", required=True, choices=["digits", "cifar10", "living17"],
+                   help="digits: the embedded default (CPU, seconds); cifar10: ResNet-9 (GPU); "
+                        "living17: ResNet-18 (GPU) on your own LIVING-17 files (--data-root)")
     p.add_argument("--store", required=True, metavar="DIR", help="store folder (created if needed)")
     p.add_argument("--models", required=True, metavar="I-J",
                    help="model ids, inclusive: '0-99', or one id: '7'")
@@ -119,8 +120,12 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--stack", default=None, metavar="M|auto",
                    help="models trained at once (default: the dataset's recipe)")
     p.add_argument("--seed", type=int, default=None, help="base seed (default 0)")
+    p.add_argument("--augment", action="store_true",
+                   help="train with random flips and translations (per model, deterministic), "
+                        "into <D>_augmented folders (e.g. full_models/CIFAR10_augmented)")
     p.add_argument("--data-root", default=None, metavar="DIR",
-                   help="download cache for cifar10 (default $KLOM_CACHE or ~/.cache/klom_utils)")
+                   help="download cache for cifar10 (default $KLOM_CACHE or ~/.cache/klom_utils); "
+                        "for living17 the folder of living17_{train,val}_{images,labels}.pt")
     add_progress_options(p)
     add_array_options(p)
     p.set_defaults(func=cmd_train)
@@ -140,6 +145,8 @@ def cmd_train(args) -> int:
         overrides["stack"] = args.stack if args.stack == "auto" else _positive_int(args.stack)
     if args.seed is not None:
         overrides["seed"] = args.seed
+    if args.augment:
+        overrides["augment"] = True
     config = default_config(args.dataset, **overrides)
     ids = list(parse_model_range(args.models))
     trained = run_step(args, "train", ids, dataset=args.dataset, store=args.store,
@@ -182,7 +189,7 @@ def add_unlearn_parser(subparsers) -> argparse.ArgumentParser:
                     "unlearned/<D>/<name>/forget_set_<K>/. Models already there are skipped. "
                     "Oracle matching uses the held-out oracles (ids >= 1000) unless "
                     "--oracle-ids is given; scoring never uses them.")
-    p.add_argument("--dataset", required=True, choices=["digits", "cifar10"])
+    p.add_argument("--dataset", required=True, choices=["digits", "cifar10", "living17"])
     p.add_argument("--store", required=True, metavar="DIR", help="store folder")
     p.add_argument("--forget-set", type=int, required=True, metavar="K")
     p.add_argument("--method", required=True, metavar="M",
@@ -246,7 +253,7 @@ def add_score_parser(subparsers) -> argparse.ArgumentParser:
                     "models, small or unequal N, small forget sets; also printed as warnings) "
                     "and the accuracies. The method is scored against as many oracles as it has "
                     "unlearned models. Prints a table; --json writes the full record.")
-    p.add_argument("--dataset", choices=["digits", "cifar10"])
+    p.add_argument("--dataset", choices=["digits", "cifar10", "living17"])
     p.add_argument("--store", metavar="DIR", help="store folder")
     p.add_argument("--forget-set", type=int, metavar="K")
     p.add_argument("--method", metavar="M",
