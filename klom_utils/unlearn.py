@@ -371,12 +371,18 @@ def _dataset_key(dataset) -> str:
         return str(name).upper()
 
 
+#: Datasets whose methods take another dataset's defaults where they have none of their own:
+#: LIVING-17 (ResNet-18s) the authors' CIFAR-10 settings, not tuned for it.
+DEFAULTS_FROM = {"LIVING17": "CIFAR10"}
+
+
 def default_config(method, dataset) -> dict:
-    """A copy of the default config of ``method`` for ``dataset``."""
+    """A copy of the default config of ``method`` for ``dataset`` (see :data:`DEFAULTS_FROM`)."""
     spec = get_method(method)
     key = _dataset_key(dataset)
-    if key in spec.defaults:
-        return copy.deepcopy(dict(spec.defaults[key]))
+    for k in (key, DEFAULTS_FROM.get(key)):
+        if k in spec.defaults:
+            return copy.deepcopy(dict(spec.defaults[k]))
     if ANY_DATASET in spec.defaults:
         return copy.deepcopy(dict(spec.defaults[ANY_DATASET]))
     raise ValueError(f"method {spec.name!r} has no defaults for dataset {key!r}: it has "
