@@ -339,6 +339,20 @@ def load_cifar10(root: PathLike | None = None, *, archive: PathLike | None = Non
     )
 
 
+def split_labels(labels: TensorDataset | tuple | None
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(train_labels, val_labels)`` as numpy arrays (or Nones) from a :class:`TensorDataset`,
+    a pair of arrays, or None (folders that hold margins need no labels)."""
+    if labels is None:
+        return None, None
+    if isinstance(labels, TensorDataset):
+        return labels.train_y.numpy(), labels.val_y.numpy()
+    if isinstance(labels, (tuple, list)) and len(labels) == 2:
+        return tuple(None if y is None else np.asarray(y) for y in labels)
+    raise ValueError(f"labels must be a TensorDataset, a pair (train_labels, val_labels) or "
+                     f"None, got {type(labels).__name__}")
+
+
 # -------------------------------------------------------------------------------------- LIVING-17
 
 def living17_files(root: PathLike, kind: str = "images") -> dict[str, Path]:

@@ -60,12 +60,18 @@ def _open(store: StoreLike) -> Store:
     return store if isinstance(store, Store) else open_store(store)
 
 
-def folder_margins(store: Store, folder: str, data: TensorDataset,
-                   model_ids: Sequence[int]) -> np.ndarray:
-    """Margins (n_models, n_train + n_val) of ``model_ids`` in ``folder``, train then val."""
+def folder_margins(store: Store, folder: str, data: TensorDataset | tuple | None,
+                   model_ids: Sequence[int] | None) -> np.ndarray:
+    """Margins (n_models, n_train + n_val) of ``model_ids`` in ``folder``, train then val.
+
+    ``data``: the dataset, or its labels ``(train, val)``, or None where the folder holds
+    margins (files or stacked; logits need labels); ``model_ids`` None: every model."""
+    from .data import split_labels
+
+    train_y, val_y = split_labels(data)
     return np.concatenate([
-        store.margins(folder, "train", labels=data.train_y.numpy(), model_ids=model_ids),
-        store.margins(folder, "val", labels=data.val_y.numpy(), model_ids=model_ids),
+        store.margins(folder, "train", labels=train_y, model_ids=model_ids),
+        store.margins(folder, "val", labels=val_y, model_ids=model_ids),
     ], axis=1)
 
 
