@@ -92,7 +92,7 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
     from .launch import claimed
     from .models import SAVE_PREFIX
     from .progress import progress_bar
-    from .store import Store, _save_npy, open_store
+    from .store import Store, _save_npy, open_store, remove_stale_tmp
     from .train import (_ids_text, _resolve_dataset, choose_stack, default_config, fit,
                         init_state_dict, model_seed, resolve_device)
 
@@ -123,6 +123,7 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
     for start in range(0, len(todo), stack_size):
         # claimed first: concurrent runs (job-array tasks) never train one model twice
         with claimed(store.root, folder, todo[start:start + stack_size]) as mine:
+            remove_stale_tmp(store.root, folder, mine)  # left by a killed run
             chunk = [i for i in mine if i not in _complete_subset_ids(store, folder)]
             if not chunk:
                 bar.update(min(stack_size, len(todo) - start))

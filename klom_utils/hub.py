@@ -38,13 +38,34 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
+#: Top-level folders of the dataset (the card's, and the authors' stacked oracle margins).
+TOP_FOLDERS = ("full_models", "oracles", "forget_set_indices", "oracle_models")
+
+
 def _clean_folder(folder: str) -> str:
     if not isinstance(folder, str) or not folder.strip("/"):
         raise ValueError(f"a folder must be a non-empty path such as 'full_models/CIFAR10', got {folder!r}")
+    if any(c in folder for c in "*?[]"):
+        raise ValueError(f"folder {folder!r}: wildcards are not accepted (they would fetch far "
+                         f"more than meant); name folders, e.g. {CARD_FOLDERS[0]!r}")
     path = PurePosixPath(folder.strip("/"))
     if folder.startswith("/") or ".." in path.parts:
         raise ValueError(f"folder {folder!r} must be a path inside the repository, like 'oracles/CIFAR10/forget_set_3'")
+    if path.parts[0] not in TOP_FOLDERS:
+        raise ValueError(f"folder {folder!r}: the dataset has no top-level folder "
+                         f"{path.parts[0]!r}; expected one of {', '.join(TOP_FOLDERS)}")
     return path.as_posix()
+
+
+def _unreachable(err: BaseException) -> bool:
+    """True when ``err`` (or what caused it) is a failed connection, not a missing file."""
+    seen = 0
+    while err is not None and seen < 10:
+        name = type(err).__name__
+        if any(word in name for word in ("Connect", "Timeout", "NameResolution", "Network")):
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
 
 
 def allow_patterns(folders: Iterable[str], kinds: Iterable[str] | None = DEFAULT_KINDS) -> list[str]:
@@ -120,6 +141,14 @@ def download(
             endpoint=endpoint,
         )
     except LocalEntryNotFoundError as err:  # includes an incomplete cached snapshot
+        if not offline and _unreachable(err):
+            from huggingface_hub.constants import ENDPOINT
+
+            raise ConnectionError(
+                f"cannot reach the Hugging Face Hub at {endpoint or ENDPOINT} (no network, or "
+                f"a proxy or firewall in the way), and the cache at {cache} does not hold "
+                f"{folder_list[0]!r}: connect, or copy a cache made elsewhere and use "
+                "offline=True (HF_HUB_OFFLINE=1)") from None
         raise FileNotFoundError(_missing_message(folder_list[0], repo_id, cache, offline)) from err
     store = Store(path)  # may not exist yet when nothing matched
     for folder in folder_list:

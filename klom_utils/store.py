@@ -103,17 +103,68 @@ def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], object]) ->
     final name.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except PermissionError:
+        raise PermissionError(f"cannot write in {str(path.parent)!r}: the store is read-only "
+                              "for this user (choose a writable store folder)") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write_fn(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: others may share the store
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, (OSError, RuntimeError)) and _disk_full(path.parent, err):
+            raise OSError(f"cannot write {str(path)!r}: no space left on the device that holds "
+                          "it; free some space (or choose another store) and rerun") from None
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _disk_full(folder: Path, err: BaseException) -> bool:
+    """True when writing in ``folder`` failed for lack of space (torch says only "iostream
+    error")."""
+    import errno
+    import shutil
+
+    if getattr(err, "errno", None) == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")
+
+
+def remove_stale_tmp(store_root, folder: str, model_ids: Iterable[int]) -> int:
+    """Delete the hidden ``.tmp`` files that a killed run left for ``model_ids`` of ``folder``
+    (call it only while holding their claims, so no living writer owns them); returns how many
+    were removed."""
+    wanted, removed = {int(i) for i in model_ids}, 0
+    path = Path(store_root) / folder
+    for name in os.listdir(path) if path.is_dir() else []:
+        m = _TMP_RE.match(name)
+        if not m:
+            continue
+        final = m.group("name")
+        ids = [int(x.group(g)) for rx, g in ((_MARGINS_RE, 1), (_LOGITS_RE, 2),
+                                              (_STATE_DICT_RE, 1))
+               for x in [rx.match(final)] if x]
+        if ids and ids[0] in wanted:
+            (path / name).unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -459,6 +510,9 @@ class Store:
             raise ValueError(f"forget set indices must be 1-D integers, got {array.dtype} {array.shape}")
         if len(np.unique(array)) != len(array):
             raise ValueError(f"forget set {k} of {dataset} has duplicate indices")
+        if array.size and array.min() < 0:
+            raise ValueError(f"forget set {k} of {dataset} has negative indices "
+                             f"({int(array.min())}): expected indices into the train split")
         path = self.root / forget_set_file(dataset, k)
         _save_npy(path, array.astype(np.int64))
         if description is not None:

@@ -771,7 +771,7 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
     from .data import retain_mask, write_digits_forget_sets
     from .launch import claimed
     from .progress import progress_bar
-    from .store import Store, full_models_folder, open_store, oracle_folder
+    from .store import Store, full_models_folder, open_store, oracle_folder, remove_stale_tmp
 
     dev = resolve_device(device)
     ids = sorted({int(i) for i in model_ids})
@@ -810,6 +810,7 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
         # claim the chunk: ids another process is training are left to it, ids it finished
         # meanwhile are skipped; a stack of fewer models trains the same models
         with claimed(store.root, folder, todo[start:start + stack_size]) as mine:
+            remove_stale_tmp(store.root, folder, mine)  # left by a killed run
             chunk = [i for i in mine if not store.has_model(folder, i)]
             if chunk:
                 _train_chunk(store, folder, chunk, data, data_dev, train_idx, group, config,

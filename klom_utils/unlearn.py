@@ -1028,7 +1028,8 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     from .launch import claimed
     from .models import infer_arch
     from .progress import progress_bar
-    from .store import Store, full_models_folder, open_store, unlearned_folder
+    from .store import (Store, full_models_folder, open_store, remove_stale_tmp,
+                        unlearned_folder)
     from .train import device_settings, forget_indices, resolve_device
 
     start = time.perf_counter()
@@ -1107,6 +1108,7 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
             for begin in range(0, len(todo), size):
                 # claimed first: ids another process is unlearning are left to it
                 with claimed(store.root, folder, todo[begin:begin + size]) as mine:
+                    remove_stale_tmp(store.root, folder, mine)  # left by a killed run
                     chunk = [i for i in mine if not store.has_model(folder, i)]
                     if chunk:
                         _unlearn_chunk(store, folder, full, chunk, spec, udata, config, dev,
