@@ -16,7 +16,7 @@ import sys
 import time
 
 #: Errors a subcommand reports as one line (exit status 1) instead of a traceback.
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, PermissionError, ConnectionError)
+USER_ERRORS = (ValueError, KeyError, OSError, ImportError, RuntimeError, MemoryError)
 
 
 # ------------------------------------------------------------------------ shared options
@@ -526,7 +526,13 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except USER_ERRORS as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"klom {args.command}: error: {message}", file=sys.stderr)
+        if isinstance(err, MemoryError):
+            message = "out of memory (a setting too large for this machine?)"
+        elif isinstance(err, RuntimeError) and not isinstance(err, NotImplementedError):
+            message = f"{type(err).__name__}: {err}"
+        text = str(message).strip().splitlines()
+        print(f"klom {args.command}: error: {text[0] if text else type(err).__name__}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"klom {args.command}: interrupted", file=sys.stderr)

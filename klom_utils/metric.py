@@ -80,6 +80,8 @@ __all__ = ["margins", "klom", "summarize", "headline"]
 
 GROUPS = ("forget", "retain", "validation")
 DIRECTIONS = ("unlearned||oracle", "oracle||unlearned")
+#: Most histogram bins ``klom`` takes (more only raise the floor; memory grows with them).
+MAX_BINS = 100_000
 
 # How each variant bins and smooths. n_edges_extra: edges = bins + n_edges_extra.
 # shift: digitize index minus bin slot (2024 counts digitize indices 0..bins-1; 2025 1..bins).
@@ -125,8 +127,8 @@ def _as_numpy(x, name):
 def _as_real(x, name):
     """A float32 or float64 numpy array (exact: narrower floats widen to float32)."""
     x = _as_numpy(x, name)
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    if x.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold real numbers (margins), got dtype {x.dtype}")
     if x.dtype in (np.float32, np.float64):
         return x
     return x.astype(np.float32 if x.dtype.kind == "f" and x.dtype.itemsize < 4 else np.float64)
@@ -231,12 +233,15 @@ def klom(*, unlearned: ArrayLike, oracle: ArrayLike, bins: int = 20, eps: float 
         raise ValueError(f"variant={variant!r} is not known: expected one of {tuple(VARIANTS)}")
     if direction not in DIRECTIONS:
         raise ValueError(f"direction={direction!r} is not known: expected one of {DIRECTIONS}")
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be an integer >= 1, got {bins!r}")
+    if (isinstance(bins, bool) or not isinstance(bins, (int, np.integer))
+            or not 1 <= bins <= MAX_BINS):
+        raise ValueError(f"bins must be an integer in [1, {MAX_BINS}], got {bins!r}")
     if variant == "paper2024" and bins < 2:
         raise ValueError(f"variant 'paper2024' uses `bins` edges and needs bins >= 2, got {bins}")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps!r}")
+    if (isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating))
+            or not 0 < eps < 1):
+        raise ValueError(f"eps must be a number with 0 < eps < 1 (the floor of an empty oracle "
+                         f"bin; published: 1e-5), got {eps!r}")
     try:
         cmin, cmax = (float(c) for c in clip)
     except (TypeError, ValueError):
@@ -521,6 +526,9 @@ def _group_index(n_scores, forget, n_train, groups):
     if f.ndim != 1 or (f.size and f.dtype.kind not in "iu"):
         raise ValueError(f"forget must be a 1-D array of integer indices, got shape {f.shape} "
                          f"and dtype {f.dtype}")
+    if f.size and f.dtype.kind == "u" and f.max() > np.iinfo(np.intp).max:
+        raise ValueError(f"forget index {int(f.max())} is out of range: expected indices in "
+                         f"[0, {n_train})")
     f = f.astype(np.intp)
     if f.size and (f.min() < 0 or f.max() >= n_train):
         bad = f[(f < 0) | (f >= n_train)][0]
