@@ -18,8 +18,10 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/klom-tutorial/klom-tutorial/blob/main/notebooks/02_download.ipynb)
 #
 # **What you will learn.** What the Hugging Face dataset `royrin/KLOM-models` holds (the
-# precomputed CIFAR-10 models of the KLOM paper: original models, oracles retrained without
-# each of ten forget sets, and the forget sets themselves), what each file contains, and how
+# precomputed models of the KLOM paper: CIFAR-10 original models, with and without data
+# augmentation, oracles retrained without each of ten forget sets, LIVING-17 ResNet-18s, and
+# the forget sets themselves), what each file contains, what each folder lets you do here
+# (margins only, or the whole pipeline), and how
 # to download only the folders you need with `klom_utils.download`; the sanity checks to run
 # after a download (is the row order of the logits the dataset's order? are the forget sets
 # the published ones?); how the margins of original models and of oracles differ on a forget
@@ -69,6 +71,7 @@ results_dir = "klom_run/results"  # writes <results_dir>/02_download.json
 # %%
 import json
 import re
+import time
 import warnings
 from pathlib import Path
 
@@ -82,6 +85,7 @@ from klom_utils.hub import CARD_FOLDERS
 from klom_utils.plots import COLORS, klom_distributions, margin_histograms
 from klom_utils.prepare import StoreNeeds, prepare_store
 from klom_utils.store import full_models_folder, oracle_folder
+from klom_utils.train import default_config, train_models
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 
@@ -122,6 +126,16 @@ for folder in CARD_FOLDERS:
 # | `full_models/LIVING17` | ResNet-18s on LIVING-17, a 17-class subset of ImageNet |
 # | `oracles/CIFAR10/forget_set_k` | ResNet-9s retrained without forget set $k$ ($k$ = 1 … 10) |
 # | `forget_set_indices/CIFAR10`, `…/LIVING17` | the forget sets: int64 indices into the training split |
+#
+# What each folder lets you do with `klom_utils`:
+#
+# | folder | here | how |
+# |---|---|---|
+# | `full_models/CIFAR10` + `oracles/CIFAR10/…` | the whole pipeline: margins, KLOM of doing nothing, unlearning from the checkpoints, scoring | `klom unlearn --dataset cifar10`, `klom score`; CIFAR-10 downloads itself |
+# | `full_models/CIFAR10_augmented` | margins and KLOM; more models, and oracles, with the same recipe | `klom train --dataset cifar10 --augment` writes `full_models/CIFAR10_augmented` and `oracles/CIFAR10_augmented/…` (the Hub has no augmented oracles) |
+# | `full_models/LIVING17` | margins only from the files: test margins from `##__val_margins_#.npy`, training margins from the logits with the LIVING-17 labels; KLOM of doing nothing against the stacked oracle margins `oracle_models/LIVING17/only_margins/forget_set_k` | `klom_utils.precomputed.do_nothing_klom(store, "living17", k, labels=read_living17_labels(root))` |
+# | `full_models/LIVING17` + your LIVING-17 files | the whole pipeline with ResNet-18s (the checkpoints load with `load_model(path, arch="resnet18", num_classes=17)`) | `klom train` / `klom unlearn --dataset living17 --data-root DIR`, DIR holding `living17_{train,val}_{images,labels}.pt` (the authors' format: uint8 images, int64 labels; not on the Hub) |
+# | `forget_set_indices/…` | the forget sets every step reads | fetched whole by `download` |
 #
 # Inside a model folder, for model `##` (an integer id) and epoch index `#`:
 #
@@ -300,39 +314,72 @@ fig
 # %% [markdown]
 # ## 4. What augmentation does to margins
 #
-# `full_models/CIFAR10_augmented` holds ResNet-9s trained with random flips and translations.
-# Augmentation is a regulariser: the models see a slightly different image at every epoch, so
-# they memorise their training images less, and their margins on training images are lower
-# and closer to those on test images. KLOM's oracles must be trained with the same recipe as
-# the originals: comparing augmented with non-augmented models would measure augmentation,
-# not unlearning. This figure needs the Hub (there is no augmented DIGITS folder); with
-# `source = "local"` the cell below only says so.
+# `full_models/CIFAR10_augmented` holds ResNet-9s trained with random horizontal flips and
+# translations. Augmentation is a regulariser: the models see a slightly different image at
+# every epoch, so they memorise their training images less, and their margins on training
+# images are lower. KLOM's oracles must be trained with the same recipe as the originals:
+# comparing augmented with non-augmented models would measure augmentation, not unlearning.
+# So the recipe is recorded beside the models (`klom_train.json`, `"augment": true`),
+# augmented models go to their own `…_augmented` folders, and a store refuses to add models
+# of another recipe to a folder.
+#
+# **Embedded run.** Without the Hub (`source = "local"`), this section trains DIGITS models
+# here with the same two kinds of augmentation (flips, and translations by up to one of the
+# 8 pixels; `default_config("digits", augment=True)`, as `klom train --augment` does) and
+# compares them with as many plain DIGITS models of the store. These are not the Hub's
+# CIFAR-10 models. Margins are always computed on the un-augmented images, in evaluation
+# mode.
 
 # %%
-augmented = "full_models/CIFAR10_augmented"
-if source == "hub" and store.path(augmented).is_dir():
+if source == "hub":
+    augmented = "full_models/CIFAR10_augmented"
     aug_ids = store.model_ids(augmented)[:n_models]
-    aug_m = folder_margins(store, augmented, data, aug_ids)
-    train = np.arange(data.n_train)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    for ax, (name, cols) in zip(axes, [("training examples", train),
-                                       ("test examples", val)]):
-        for label, m in [("no augmentation", full_m), ("augmented", aug_m)]:
-            ax.hist(np.median(m[:, cols], axis=0), bins=60, alpha=0.55,
-                    density=True, label=label)
-        ax.set(title=name, xlabel="median margin over models",
-               ylabel="density")
-    axes[0].legend()
-    plt.tight_layout()
-    plt.show()
-    results["augmentation"] = {
-        name: {"train_median": float(np.median(m[:, :data.n_train])),
-               "test_median": float(np.median(m[:, val]))}
-        for name, m in [("plain", full_m), ("augmented", aug_m)]}
-else:
-    print("Skipped: the augmented models are on the Hub only\n"
-          "(run with source='hub', dataset='cifar10').")
-    results["augmentation"] = None
+    plain_ids, label = full_ids[:len(aug_ids)], "CIFAR-10 (Hub)"
+else:  # the embedded default: a few augmented DIGITS models, trained here
+    plain_ids = full_ids[:min(n_models, 20)]
+    augmented, label = f"full_models/{D}_augmented", f"{D} (embedded run)"
+    config = default_config(dataset, augment=True)
+    start = time.perf_counter()
+    done = train_models(dataset, store, plain_ids, config=config, device=device,
+                        progress=progress, root=data_root)
+    recipe = store.read_json(f"{augmented}/klom_train.json")
+    print(f"trained {len(done)} augmented {D} models in "
+          f"{time.perf_counter() - start:.0f} s into {augmented} "
+          f"(recorded: augment={recipe['augment']})")
+    aug_ids = plain_ids
+aug_m = folder_margins(store, augmented, data, aug_ids)
+plain_m = full_m[:len(plain_ids)]
+train = np.arange(data.n_train)
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+for ax, (name, cols) in zip(axes, [("training examples", train),
+                                   ("test examples", val)]):
+    for name_m, m in [("no augmentation", plain_m), ("augmented", aug_m)]:
+        ax.hist(np.median(m[:, cols], axis=0), bins=60, alpha=0.55,
+                density=True, label=name_m)
+    ax.set(title=f"{label}: {name}", xlabel="median margin over models",
+           ylabel="density")
+axes[0].legend()
+plt.tight_layout()
+plt.show()
+results["augmentation"] = {"source": label, "n_models": len(aug_ids)}
+for name_m, folder, m in [("plain", full, plain_m),
+                          ("augmented", augmented, aug_m)]:
+    ids = aug_ids if name_m == "augmented" else plain_ids
+    acc = store.logits_of(folder, "val", ids).argmax(-1) == labels["val"]
+    results["augmentation"][name_m] = {
+        "train_median": float(np.median(m[:, train])),
+        "test_median": float(np.median(m[:, val])),
+        "test_accuracy": float(acc.mean())}
+    med = results["augmentation"][name_m]
+    print(f"{name_m:>9s}: median margin, training {med['train_median']:5.2f}, "
+          f"test {med['test_median']:5.2f}; test accuracy {acc.mean():.3f}")
+
+# %% [markdown]
+# The augmented models are less confident on the images they trained on. On DIGITS the
+# flips also cost accuracy (a mirrored digit is often another digit's shape), so their test
+# margins fall too; on CIFAR-10 a mirrored truck is still a truck. Either way, the margins
+# of the two recipes differ on every example: scoring augmented models against plain
+# oracles would report that difference as "not unlearned".
 
 # %% [markdown]
 # ## 5. KLOM of "doing nothing", from precomputed margins alone
@@ -394,7 +441,9 @@ fig
 #   contents) before trusting any score.
 # - Full models are far more confident than oracles on the forget set and agree with them on
 #   test examples; augmentation lowers training margins, so originals and oracles must share
-#   one recipe.
+#   one recipe (recorded beside the models; augmented ones live in `…_augmented` folders).
+# - CIFAR-10 folders run the whole pipeline here; LIVING-17's give margins and the KLOM of
+#   doing nothing from the files alone, and the whole pipeline with your LIVING-17 files.
 # - Doing nothing scores high on the forget set and a little above the noise floor (at the
 #   same $N$) elsewhere: the baseline any unlearning method must beat (see the numbers above and the next chapters).
 

@@ -156,7 +156,14 @@ def test_02_download_local_store(pipeline):
     assert r["forget_set_sizes"] == {str(TINY_SET): 50}
     assert r["n_full_models"] == TINY_N
     assert r["n_oracles"] == {str(TINY_SET): TINY_N}  # held-out oracles left out
-    assert r["augmentation"] is None  # needs the Hub
+    # no Hub: augmented DIGITS models trained in the chapter, marked as the embedded run
+    aug = r["augmentation"]
+    assert aug["source"] == "DIGITS (embedded run)" and aug["n_models"] == TINY_N
+    assert aug["augmented"]["train_median"] < aug["plain"]["train_median"] - 1.0
+    assert 0.8 < aug["augmented"]["test_accuracy"] <= aug["plain"]["test_accuracy"]
+    store = Path(pipeline["store"])
+    recipe = json.loads((store / "full_models/DIGITS_augmented/klom_train.json").read_text())
+    assert recipe["augment"] is True
     dn = r["do_nothing"][str(TINY_SET)]
     assert dn["forget"]["count"] == 50
     assert dn["retain"]["count"] == 1442 - 50 and dn["validation"]["count"] == 355
