@@ -91,6 +91,9 @@ class TrainConfig:
             raise ValueError(f"threads must be None or a positive integer, got {self.threads!r}")
         if not isinstance(self.augment, (bool, np.bool_)):
             raise ValueError(f"augment must be True or False, got {self.augment!r}")
+        if self.arch == "resnet18" and self.stack not in (1, "auto"):
+            raise ValueError(f"ResNet-18s train one at a time: stack must be 1 (or 'auto'), "
+                             f"got {self.stack!r}")
         return self
 
     def recorded(self) -> dict:
