@@ -190,3 +190,17 @@ def test_train_unlearn_score_living17_on_tiny_data(tmp_path, monkeypatch, capsys
     r = score(store, d, 1, "gradient_ascent", n_splits=10)
     assert r["dataset"] == "LIVING17" and r["forget_size"] == 3 and r["n_per_side"] == 1
     assert r["noise_floor"]["n_per_side"] == 1  # 2 oracles: a floor at N = 1
+
+
+def test_living17_recipe_and_command_line_errors(tmp_path, capsys):
+    from klom_utils.train import default_config
+
+    c = default_config("living17")
+    assert (c.arch, c.epochs, c.peak_epoch, c.lr, c.batch_size, c.label_smoothing) == \
+        ("resnet18", 25, 12, 0.6, 1024, 0.1)
+    with pytest.raises(ValueError, match="ResNet-18s train one at a time.*got 2"):
+        default_config("living17", stack=2)
+    assert main(["train", "--dataset", "living17", "--store", str(tmp_path / "s"),
+                 "--models", "0", "--device", "cpu", "--quiet"]) == 1
+    assert "pass data_root / --data-root, a folder holding living17_train_images.pt" in \
+        capsys.readouterr().err
