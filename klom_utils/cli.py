@@ -394,7 +394,8 @@ def cmd_status(args) -> int:
                 line += f"; {key} {id_ranges(info[key])}"
         print(line)
         record = info["record"] or {}
-        recipe = {k: record[k] for k in ("method", "arch", "epochs", "lr", "group", "config")
+        recipe = {k: record[k] for k in ("method", "arch", "epochs", "lr", "augment", "group",
+                                         "config")
                   if k in record}
         if recipe:
             print(f"      recorded: {json.dumps(recipe)[:150]}")
