@@ -345,8 +345,15 @@ class Store:
         missing = [i for i in model_ids if int(i) not in files]
         if missing:
             raise FileNotFoundError(f"no {split} logits of models {missing[:10]} in {folder!r}")
-        return np.stack([_load_torch(self.root / folder / files[int(i)]).float().numpy()
-                         for i in model_ids])
+        arrays = []
+        for i in model_ids:
+            array = _load_torch(self.root / folder / files[int(i)]).float().numpy()
+            if arrays and array.shape != arrays[0].shape:
+                raise ValueError(f"{folder}/{files[int(i)]} has logits of shape {array.shape}, "
+                                 f"the others {arrays[0].shape}: a file of another model or "
+                                 "dataset? (delete it and rerun the command that wrote it)")
+            arrays.append(array)
+        return np.stack(arrays)
 
     # ---- reading
 
@@ -447,6 +454,11 @@ class Store:
                 f"{folder}/{name} has {rows} rows but the {split} split has {labels.shape[0]} "
                 f"labels{self._which_split_hint(folder, rows)}"
             )
+        n_classes = int(labels.max()) + 1 if labels.size else 0
+        if int(tensor.shape[1]) != n_classes:
+            raise ValueError(f"{folder}/{name} has logits for {int(tensor.shape[1])} classes but "
+                             f"the {split} labels have {n_classes}: a file of another model "
+                             "or dataset? (delete it and rerun the command that wrote it)")
         return np.asarray(margins(tensor.float().numpy(), labels))
 
     @staticmethod

@@ -734,15 +734,31 @@ def _resolve_dataset(dataset, root):
     return dataset if isinstance(dataset, TensorDataset) else load_dataset(dataset, root=root)
 
 
+def ensure_digits_forget_sets(store, dataset) -> None:
+    """Write the DIGITS forget sets the store lacks, once: under a lock, so that job-array
+    tasks starting together neither write them twice nor read a half-written set."""
+    from filelock import FileLock
+
+    from .data import digits_forget_sets, write_digits_forget_sets
+
+    wanted = set(digits_forget_sets(dataset))
+    if wanted <= set(store.forget_set_ids("DIGITS")):
+        return
+    lock = store.root / ".claims" / "forget_set_indices_DIGITS.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock), timeout=120):
+        write_digits_forget_sets(store, dataset)  # only the missing ones, each atomically
+
+
 def forget_indices(store, dataset, k: int) -> np.ndarray:
     """Forget set ``k`` of ``dataset`` from the store, checked against the train split.
 
     DIGITS forget sets are written into the store first if it has none.
     """
-    from .data import check_forget_indices, write_digits_forget_sets
+    from .data import check_forget_indices
 
-    if dataset.name == "DIGITS" and not store.forget_set_ids("DIGITS"):
-        write_digits_forget_sets(store, dataset)
+    if dataset.name == "DIGITS":
+        ensure_digits_forget_sets(store, dataset)
     try:
         indices = store.forget_set(dataset.name, k)
     except FileNotFoundError as err:
@@ -771,7 +787,7 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
     """
     import torch
 
-    from .data import retain_mask, write_digits_forget_sets
+    from .data import retain_mask
     from .launch import claimed
     from .progress import progress_bar
     from .store import Store, full_models_folder, open_store, oracle_folder, remove_stale_tmp
@@ -782,14 +798,27 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
         raise ValueError(f"model ids must be non-negative, got {ids[0]}")
     data = _resolve_dataset(dataset, root)
     config = (config or default_config(data.name)).checked()
+    if forget_set is not None and data.name == "DIGITS":
+        from .data import digits_forget_sets
+
+        known = sorted(digits_forget_sets(data))
+        root_path = store.root if isinstance(store, Store) else Path(store)
+        if forget_set not in known and not root_path.is_dir():  # before the store is made
+            raise FileNotFoundError(f"no forget set {forget_set!r} for DIGITS: the embedded "
+                                    f"ones are {known} (a store may add its own)")
     if not isinstance(store, Store):
+        if forget_set is not None and data.name != "DIGITS" and not Path(store).is_dir():
+            raise FileNotFoundError(
+                f"no store at {str(store)!r} to read forget set {forget_set} of {data.name} "
+                f"from: put the forget sets there first (klom download "
+                f"forget_set_indices/{data.name}, or Store.write_forget_set)")
         store = open_store(store, create=True)
 
     if forget_set is None:
         folder = full_models_folder(recipe_name(data.name, config))
         train_idx = np.arange(data.n_train)
-        if data.name == "DIGITS" and not store.forget_set_ids("DIGITS"):
-            write_digits_forget_sets(store, data)
+        if data.name == "DIGITS":
+            ensure_digits_forget_sets(store, data)
     else:
         folder = oracle_folder(recipe_name(data.name, config), forget_set)
         forget = forget_indices(store, data, forget_set)
