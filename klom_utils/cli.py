@@ -286,6 +286,9 @@ def add_score_parser(subparsers) -> argparse.ArgumentParser:
                    choices=["unlearned||oracle", "oracle||unlearned"])
     p.add_argument("--variant", default="canonical",
                    choices=["canonical", "paper2024", "bench2025", "easydub"])
+    p.add_argument("--allow-mixed-recipes", action="store_true",
+                   help="score full models and oracles trained with different recipes (a "
+                        "warning names the differences; refused by default)")
     p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
     p.set_defaults(func=cmd_score)
     return p
@@ -319,7 +322,8 @@ def cmd_score(args) -> int:
         record = score(args.store, args.dataset, args.forget_set, args.method,
                        model_ids=None if args.models is None else _ids(args.models),
                        oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
-                       root=args.data_root, **settings)
+                       root=args.data_root, allow_mixed_recipes=args.allow_mixed_recipes,
+                       **settings)
     table_to = sys.stderr if args.json == "-" else sys.stdout
     print(results_table([record]), file=table_to)
     for warning in record["diagnostics"]["warnings"]:

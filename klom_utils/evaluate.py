@@ -185,7 +185,7 @@ def klom_settings(**klom_kwargs: Any) -> Record:
 def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, *,
           model_ids: Iterable[int] | None = None, oracle_ids: Iterable[int] | None = None,
           level: float = 0.95, n_splits: int = 25, seed: int = 0, root: PathLike | None = None,
-          **klom_kwargs: Any) -> Record:
+          allow_mixed_recipes: bool = False, **klom_kwargs: Any) -> Record:
     """Score ``method`` on forget set ``k`` of ``store``: a JSON-ready record.
 
     The method's ``N`` unlearned models are scored against ``N`` oracles (see
@@ -205,7 +205,9 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     models); ``klom`` (the estimator's settings); ``interval`` (what the interval covers);
     ``method``, ``dataset``, ``forget_set``, ``forget_size``, ``model_ids``, ``oracle_ids``,
     ``seed``, ``seconds``. ``klom_kwargs`` go to :func:`klom_utils.metric.klom` (``bins``,
-    ``eps``, ``clip``, ``direction``, ``variant``).
+    ``eps``, ``clip``, ``direction``, ``variant``). Full models and oracles trained with
+    different recorded recipes are refused (:func:`recipe_differences`), or with
+    ``allow_mixed_recipes`` scored with a ``mixed_recipes`` warning.
     """
     from .store import oracle_folder
 
@@ -221,9 +223,19 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
             return m.oracle[[have[i] for i in ids]]
         return folder_margins(store, oracle_folder(data.name, forget_set), data, ids)
 
+    mixed = recipe_differences(store, data.name, forget_set)
+    if mixed and not allow_mixed_recipes:
+        raise ValueError(f"the full models and the oracles of forget set {forget_set} were "
+                         f"trained with different recipes ({'; '.join(mixed)}): their scores "
+                         "would mix two kinds of models (allow_mixed_recipes=True, or "
+                         "--allow-mixed-recipes, scores them anyway, with a warning)")
     record: Record = {"method": method, "dataset": data.name, "forget_set": int(forget_set)}
     record.update(_score(m, oracle_margins, level=level, n_splits=n_splits, seed=seed,
                          **klom_kwargs))
+    if mixed:
+        record["diagnostics"]["warnings"].append({"kind": "mixed_recipes", "message": (
+            "full models and oracles were trained with different recipes: "
+            + "; ".join(mixed))})
     available = len(store.complete_model_ids(m.folder))
     if model_ids is None and available > len(m.model_ids):
         record["diagnostics"]["warnings"].append({"kind": "fewer_oracles", "message": (
@@ -233,6 +245,28 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     record["accuracy"] = accuracies(store, m.folder, data, m.model_ids, m.forget)
     record["seconds"] = time.perf_counter() - start
     return record
+
+
+#: Keys of a training record that differ between full models and oracles by design.
+_GROUP_KEYS = ("group", "n_train_examples")
+
+
+def recipe_differences(store: Store, dataset: str, forget_set: int) -> list[str]:
+    """How the recorded training recipes of the full models and of the oracles of
+    ``forget_set`` differ (``"key: full models x, oracles y"``); empty where they agree or a
+    folder has no record (a Hub snapshot)."""
+    from .store import full_models_folder, oracle_folder
+
+    records = []
+    for folder in (full_models_folder(dataset), oracle_folder(dataset, forget_set)):
+        path = f"{folder}/klom_train.json"
+        records.append(store.read_json(path) if store.path(path).is_file() else None)
+    if None in records:
+        return []
+    full, oracles = records
+    return [f"{k}: full models {full.get(k)!r}, oracles {oracles.get(k)!r}"
+            for k in sorted(set(full) | set(oracles))
+            if k not in _GROUP_KEYS and full.get(k) != oracles.get(k)]
 
 
 def score_arrays(unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, n_train: int, *,
