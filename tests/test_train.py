@@ -96,6 +96,14 @@ def test_default_digits_model_reaches_95_percent(digits):
     assert accuracy.min() >= 0.95, accuracy
 
 
+def _cpu_autocast_enabled() -> bool:
+    """Whether CPU autocast is on (torch >= 2.4 takes a device type; older has its own call)."""
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()
+
+
 @pytest.mark.parametrize("arch", ["digits_mlp", "resnet9"])
 def test_predictions_are_float32_without_autocast(monkeypatch, digits, arch):
     """Logits written to stores are computed without autocast, even where training steps use
@@ -111,7 +119,7 @@ def test_predictions_are_float32_without_autocast(monkeypatch, digits, arch):
 
     def hook(module, inputs, output):
         if not module.training:
-            seen.append(torch.is_autocast_enabled("cpu"))
+            seen.append(_cpu_autocast_enabled())
 
     real_init = train.ModelStack.__init__
 
