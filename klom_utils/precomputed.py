@@ -76,8 +76,10 @@ def do_nothing_klom(store: StoreLike, dataset: str, forget_set: int, *,
     """The KLOM record of doing nothing (the full models scored as the unlearned ones) against
     the oracles of ``forget_set``, from precomputed files alone.
 
-    ``dataset``: any spelling (``"living17"``, ``"CIFAR10"``, ``"CIFAR10_augmented"`` reads
-    ``full_models/CIFAR10_augmented``; forget sets and oracles are the base dataset's);
+    ``dataset``: any spelling (``"living17"``, ``"CIFAR10"``; ``"CIFAR10_augmented"`` reads
+    ``full_models/CIFAR10_augmented`` and the oracles of the same recipe,
+    ``oracles/CIFAR10_augmented/forget_set_<k>`` from ``klom train --augment``: never the
+    plain ones; forget sets are the base dataset's);
     ``n_models``: full models used (default all; ids below 1000 in each folder);
     ``score_kwargs`` go to :func:`klom_utils.evaluate.score_arrays` (``level``, ``n_splits``,
     ``seed``, KLOM settings). Returns its record, with ``method``, ``dataset``,
@@ -91,11 +93,12 @@ def do_nothing_klom(store: StoreLike, dataset: str, forget_set: int, *,
     store = _open(store)
     augmented = str(dataset).lower().endswith("_augmented")
     base = dataset_name(str(dataset)[:-len("_augmented")] if augmented else dataset)
-    full = full_models_folder(f"{base}_augmented" if augmented else base)
+    recipe = f"{base}_augmented" if augmented else base
+    full = full_models_folder(recipe)
     if not store.path(full).is_dir():
         raise FileNotFoundError(f"store {str(store.root)!r} has no {full!r}: download it "
                                 f"(klom_utils.download([{full!r}]))")
-    ofolder = oracle_margins_folder(store, base, forget_set)
+    ofolder = oracle_margins_folder(store, recipe, forget_set)
     ids = [i for i in store.model_ids(full) if i < HELD_OUT_ORACLE_START]
     if n_models is not None:
         if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
@@ -108,7 +111,7 @@ def do_nothing_klom(store: StoreLike, dataset: str, forget_set: int, *,
     forget = check_forget_indices(store.forget_set(base, forget_set), n_train)
     record = score_arrays(unlearned, oracle, forget, n_train, **score_kwargs)
     n = min(len(ids), len(oracle_ids))
-    record.update(method="do_nothing", dataset=full.split("/", 1)[1],
+    record.update(method="do_nothing", dataset=recipe,
                   forget_set=int(forget_set), folders={"full": full, "oracles": ofolder},
                   model_ids=ids, oracle_ids=oracle_ids[:n], accuracy=None)
     return record

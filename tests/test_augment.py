@@ -86,3 +86,23 @@ def test_augmented_models_are_recorded_and_kept_apart(digits, tmp_path, capsys):
     assert not store.path("full_models/DIGITS").exists()
     with pytest.raises(ValueError, match="augment must be True or False, got 'yes'"):
         default_config("digits", augment="yes")
+
+
+def test_do_nothing_klom_of_augmented_models_uses_augmented_oracles(digits, tmp_path):
+    from klom_utils.precomputed import do_nothing_klom
+
+    store = open_store(tmp_path / "store", create=True)
+    config = default_config("digits", augment=True, epochs=1, peak_epoch=0.2)
+    train_models(digits, store, [0, 1, 2], config=config, progress=False)
+    train_models(digits, store, [0, 1, 2], config=default_config("digits", epochs=1,
+                                                                 peak_epoch=0.2),
+                 forget_set=1, progress=False)  # plain oracles only: never used for them
+    with pytest.raises(FileNotFoundError, match="no oracles of DIGITS_augmented forget set 1"):
+        do_nothing_klom(store, "digits_augmented", 1)
+    train_models(digits, store, [0, 1, 2], config=config, forget_set=1, progress=False)
+    r = do_nothing_klom(store, "digits_augmented", 1, n_splits=10)
+    assert r["dataset"] == "DIGITS_augmented" and r["forget_size"] == 10
+    assert r["folders"] == {"full": "full_models/DIGITS_augmented",
+                            "oracles": "oracles/DIGITS_augmented/forget_set_1"}
+    with pytest.raises(FileNotFoundError, match="has no 'full_models/DIGITS'"):
+        do_nothing_klom(store, "digits", 1)  # the plain oracles have no plain originals here
