@@ -89,10 +89,10 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
     there are skipped, ids another process has claimed are left to it); returns the ids this
     call trained. ``config``: a
     :class:`~klom_utils.train.TrainConfig` (default: the dataset's recipe)."""
-    from .launch import claimed
+    from .launch import claimed_chunks
     from .models import SAVE_PREFIX
     from .progress import progress_bar
-    from .store import Store, _save_npy, open_store, remove_stale_tmp
+    from .store import Store, _save_npy, open_store
     from .train import (_ids_text, _resolve_dataset, choose_stack, default_config, fit,
                         init_state_dict, model_seed, resolve_device)
 
@@ -120,14 +120,10 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
     train_y, val_y = data.train_y.numpy(), data.val_y.numpy()
     bar = progress_bar(len(todo), f"{folder} models", progress)
     trained: list[int] = []
-    for start in range(0, len(todo), stack_size):
-        # claimed first: concurrent runs (job-array tasks) never train one model twice
-        with claimed(store.root, folder, todo[start:start + stack_size]) as mine:
-            remove_stale_tmp(store.root, folder, mine)  # left by a killed run
-            chunk = [i for i in mine if i not in _complete_subset_ids(store, folder)]
-            if not chunk:
-                bar.update(min(stack_size, len(todo) - start))
-                continue
+    # claimed first: concurrent runs (job-array tasks) never train one model twice
+    for chunk, covered in claimed_chunks(store, folder, todo, stack_size,
+                                         lambda i: i in _complete_subset_ids(store, folder)):
+        if chunk:
             inits = [init_state_dict(config.arch, model_seed(data.name, "datamodels", i,
                                                              "init", config.seed + seed),
                                      data.num_classes, config.hidden) for i in chunk]
@@ -144,7 +140,7 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
                                                                 sds[j].items()},
                                   epoch=config.epochs - 1)
             trained += chunk
-        bar.update(min(stack_size, len(todo) - start))
+        bar.update(covered)
     bar.close()
     return trained
 

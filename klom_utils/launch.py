@@ -58,6 +58,22 @@ def claimed(store_root, folder: str, model_ids: Sequence[int]) -> Iterator[List[
             lock.release()
 
 
+def claimed_chunks(store, folder: str, model_ids: Sequence[int], size: int,
+                   is_done: Callable[[int], bool]) -> Iterator[tuple]:
+    """Walk ``model_ids`` ``size`` at a time; yields ``(chunk, covered)``: the ids of each
+    slice that this process claimed and that are not done (``is_done(id)``, checked after the
+    claim, so a model another process finished meanwhile is skipped), and the slice's length
+    (for progress). The claims are held while the caller works on the chunk; hidden ``.tmp``
+    files a killed run left for them are removed first."""
+    from .store import remove_stale_tmp
+
+    for start in range(0, len(model_ids), size):
+        part = list(model_ids[start:start + size])
+        with claimed(store.root, folder, part) as mine:
+            remove_stale_tmp(store.root, folder, mine)
+            yield [i for i in mine if not is_done(i)], len(part)
+
+
 # ------------------------------------------------------------------------------------- slices
 
 def id_slices(model_ids: Sequence[int], n_slices: int) -> List[List[int]]:

@@ -788,9 +788,9 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
     import torch
 
     from .data import retain_mask
-    from .launch import claimed
+    from .launch import claimed_chunks
     from .progress import progress_bar
-    from .store import Store, full_models_folder, open_store, oracle_folder, remove_stale_tmp
+    from .store import Store, full_models_folder, open_store, oracle_folder
 
     dev = resolve_device(device)
     ids = sorted({int(i) for i in model_ids})
@@ -838,17 +838,15 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
     outer = progress_bar(len(todo), f"{folder} models",
                          False if progress and len(todo) <= stack_size else progress)
     trained = []
-    for start in range(0, len(todo), stack_size):
-        # claim the chunk: ids another process is training are left to it, ids it finished
-        # meanwhile are skipped; a stack of fewer models trains the same models
-        with claimed(store.root, folder, todo[start:start + stack_size]) as mine:
-            remove_stale_tmp(store.root, folder, mine)  # left by a killed run
-            chunk = [i for i in mine if not store.has_model(folder, i)]
-            if chunk:
-                _train_chunk(store, folder, chunk, data, data_dev, train_idx, group, config,
-                             dev, progress)
-                trained += chunk
-        outer.update(min(stack_size, len(todo) - start))
+    # each chunk claimed: ids another process is training are left to it, ids it finished
+    # meanwhile are skipped; a stack of fewer models trains the same models
+    for chunk, covered in claimed_chunks(store, folder, todo, stack_size,
+                                         lambda i: store.has_model(folder, i)):
+        if chunk:
+            _train_chunk(store, folder, chunk, data, data_dev, train_idx, group, config,
+                         dev, progress)
+            trained += chunk
+        outer.update(covered)
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     outer.close()

@@ -1025,11 +1025,10 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     from .data import TensorDataset, load_dataset
     from .datamodels import (DATAMODEL_FILE, datamodel_about, datamodel_folder, forget_shift,
                              load_datamodel_rows)
-    from .launch import claimed
+    from .launch import claimed_chunks
     from .models import infer_arch
     from .progress import progress_bar
-    from .store import (Store, full_models_folder, open_store, remove_stale_tmp,
-                        unlearned_folder)
+    from .store import Store, full_models_folder, open_store, unlearned_folder
     from .train import device_settings, forget_indices, resolve_device
 
     start = time.perf_counter()
@@ -1105,17 +1104,15 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
             size = _stack_size(stack, spec, infer_arch(store.state_dict(full, todo[0])), config,
                                data, dev, len(todo))
             bar = progress_bar(len(todo), folder, progress)
-            for begin in range(0, len(todo), size):
-                # claimed first: ids another process is unlearning are left to it
-                with claimed(store.root, folder, todo[begin:begin + size]) as mine:
-                    remove_stale_tmp(store.root, folder, mine)  # left by a killed run
-                    chunk = [i for i in mine if not store.has_model(folder, i)]
-                    if chunk:
-                        _unlearn_chunk(store, folder, full, chunk, spec, udata, config, dev,
-                                       data.name, forget_set, seed, train_x, val_x, train_y,
-                                       val_y, save_checkpoints)
-                        written += chunk
-                bar.update(min(size, len(todo) - begin))
+            # claimed first: ids another process is unlearning are left to it
+            for chunk, covered in claimed_chunks(store, folder, todo, size,
+                                                 lambda i: store.has_model(folder, i)):
+                if chunk:
+                    _unlearn_chunk(store, folder, full, chunk, spec, udata, config, dev,
+                                   data.name, forget_set, seed, train_x, val_x, train_y,
+                                   val_y, save_checkpoints)
+                    written += chunk
+                bar.update(covered)
             bar.close()
     return {"folder": folder, "written": written,
             "skipped": [i for i in ids if i not in written],
