@@ -344,7 +344,7 @@ else:  # the embedded default: a few augmented DIGITS models, trained here
                         progress=progress, root=data_root)
     recipe = store.read_json(f"{augmented}/klom_train.json")
     print(f"trained {len(done)} augmented {D} models in "
-          f"{time.perf_counter() - start:.0f} s into {augmented} "
+          f"{time.perf_counter() - start:.0f} s into {augmented}\n"
           f"(recorded: augment={recipe['augment']})")
     aug_ids = plain_ids
 aug_m = folder_margins(store, augmented, data, aug_ids)

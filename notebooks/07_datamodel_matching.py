@@ -212,15 +212,17 @@ results_table(records)  # a text table (print it); shown here as HTML
 
 # %%
 verdict = {}
+shown = ("do_nothing", "oracle_matching", "datamodel_matching", "datamodel_direct")
+sizes = ", ".join(str(n) for n in sorted({rec["n_unlearned"] for rec in records}))
+print(f"forget p95, N = {sizes} per side\n" + f"{'forget set':<12s}"
+      + "".join(f"{m:>19s}" for m in shown))
 for k in forget_sets:
     r = {rec["method"]: rec for rec in records if rec["forget_set"] == k}
-    row = {m: r[m]["forget"]["p95"] for m in ("do_nothing", "oracle_matching",
-                                             "datamodel_matching", "datamodel_direct")
-           if m in r}
+    row = {m: r[m]["forget"]["p95"] for m in shown if m in r}
     verdict[str(k)] = {"forget_p95": row,
                        "accuracy": {m: r[m]["accuracy"] for m in row}}
-    print(f"forget set {k}, forget p95: "
-          + "  ".join(f"{m.replace('_', ' ')} {v:.2f}" for m, v in row.items()))
+    print(f"{k:<12d}" + "".join(f"{row[m]:>19.2f}" if m in row else f"{'-':>19s}"
+                                for m in shown))
 results["verdict"] = verdict
 
 # %% [markdown]
