@@ -230,19 +230,10 @@ def _last_error(text: str) -> str:
 
 def held_claims(store_root, folder: str) -> List[int]:
     """Ids of ``folder`` that a living process has claimed (being trained right now)."""
-    from filelock import FileLock, Timeout
-
-    held = []
-    claims = Path(store_root) / CLAIMS_FOLDER / folder
-    for path in sorted(claims.glob("*.lock")) if claims.is_dir() else []:
-        lock = FileLock(str(path), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            held.append(int(path.stem))
-        else:
-            lock.release()
-    return sorted(held)
+    claims = claim_path(store_root, folder, 0).parent
+    ids = sorted(int(p.stem) for p in claims.glob("*.lock")) if claims.is_dir() else []
+    with claimed(store_root, folder, ids) as free:  # what we can take, nobody holds
+        return [i for i in ids if i not in free]
 
 
 # ------------------------------------------------------------------------ steps as job arrays
