@@ -352,14 +352,15 @@ def _writable_json(path: str):
 
 
 def _load_npy(path: str, option: str):
-    import numpy as np
+    """The array of ``option``'s file (a damaged one is named by the store's reader)."""
+    from pathlib import Path
+
+    from .store import _load_npy as load
 
     try:
-        return np.load(path, allow_pickle=False)
+        return load(Path(path))
     except FileNotFoundError:
         raise FileNotFoundError(f"{option} {path}: no such file") from None
-    except (ValueError, OSError, EOFError) as err:
-        raise ValueError(f"{option} {path}: not a readable .npy array ({err})") from None
 
 
 # ------------------------------------------------------------------------- status, download
