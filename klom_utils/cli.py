@@ -464,7 +464,7 @@ def add_datamodels_parser(subparsers) -> argparse.ArgumentParser:
                    help="ridge regression on the inclusion masks (default) or the difference "
                         "of mean logits")
     p.add_argument("--ridge", type=float, default=None,
-                   help="ridge penalty per model of the regression (default 0.1)")
+                   help="ridge penalty per model of the regression (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the subsets (default 0)")
     add_device_option(p)
     p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
@@ -478,6 +478,9 @@ def cmd_datamodels(args) -> int:
     from .datamodels import DEFAULT_RIDGE, build_datamodel, datamodel_quality
     from .train import parse_model_range
 
+    if args.ridge is not None and args.estimator != "regression":
+        raise ValueError(f"--ridge {args.ridge} applies to --estimator regression only, not "
+                         f"{args.estimator!r}")
     ids = list(parse_model_range(args.models))
     if args.executor != "none" or args.shard is not None:  # the subset models as jobs first
         done = run_step(args, "datamodels", ids, dataset=args.dataset, store=args.store,
@@ -495,6 +498,8 @@ def cmd_datamodels(args) -> int:
     print(f"{args.dataset} datamodel from {run['n_models']} subset models (trained "
           f"{len(run['trained'])} now; fraction {run['fraction']}, {run['estimator']}"
           + (f", ridge {run['ridge']}" if run["ridge"] is not None else "")
+          + ("" if run["noise"] else "; too few models to estimate its noise, so its "
+             "predictions are used unshrunk")
           + f") in {run['seconds']:.1f} s: {run['path']}")
     for k, q in datamodel_quality(args.store, args.dataset, root=args.data_root).items():
         print(f"  forget set {k}, predicted vs actual change of the oracles' mean logits "

@@ -14,11 +14,19 @@ Training is deterministic per model id and resumable, like :func:`klom_utils.tra
 Two estimators: ``"difference"``, the mean logits of the models that saw ``i`` minus those
 that did not (subsampled influence, Feldman & Zhang 2020), and ``"regression"``, ridge
 regression of the logits on the inclusion masks (linear datamodels, Ilyas et al. 2022).
+Both are linear in the logits, so the noise of every predicted change is known too
+(:class:`DatamodelNoise`, saved beside the datamodel): :func:`predicted_shift` shrinks each
+predicted change by it (:func:`shrink_shift`), which on DIGITS keeps the forget set's large
+changes and removes most of the noise that summing 10-50 rows puts on every other example.
+
 Limits: every subset has the same size, so both estimate each effect relative to the mean
-effect of all examples (the effect of a smaller training set is not in the shift); and the
-ridge penalty shrinks the effects (about 30% at the default 0.1, on a planted DIGITS-sized
-datamodel), which on DIGITS gave better KLOM than a weaker penalty (see
-``scripts/tune_datamodel.py``).
+effect of all examples (the effect of a smaller training set is not in the shift); the ridge
+penalty shrinks the effects (by about ``ridge / (f (1 - f) + ridge)`` at fraction ``f``: 17%
+at the default 0.05 and fraction 0.5); and a datamodel adds single effects, so it
+underestimates the removal of a coherent group (the DIGITS sub-population, forget set 3,
+moved about 40% less than the oracles). The settings were chosen by measurement
+(``scripts/tune_datamodel.py``): fraction 0.3 overshoots every forget set, 0.7 halves the
+predicted group effect; ridge 0.1 shrinks set 3 too much and 0.02 lets noise in.
 
 The estimate is saved as ``datamodels/<DATASET>/datamodel.npy`` (float16, the layout of the
 authors' files). For CIFAR-10 a precomputed matrix (TRAK scores or released datamodels) is
@@ -31,6 +39,8 @@ from __future__ import annotations
 import os
 import re
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -41,9 +51,10 @@ if TYPE_CHECKING:
     from .train import TrainConfig
 
 __all__ = ["datamodel_folder", "subset_indices", "train_subset_models", "load_subset_runs",
-           "estimate_datamodel", "save_datamodel", "datamodel_about", "load_datamodel_rows",
-           "forget_shift", "mean_logits", "datamodel_quality",
-           "prediction_quality", "build_datamodel"]
+           "DatamodelNoise", "fit_datamodel", "estimate_datamodel", "save_datamodel",
+           "noise_path", "load_datamodel_noise", "datamodel_about", "load_datamodel_rows",
+           "forget_shift", "shrink_shift", "predicted_shift", "mean_logits",
+           "datamodel_quality", "prediction_quality", "build_datamodel"]
 
 #: The store file of an estimated datamodel, inside :func:`datamodel_folder`.
 DATAMODEL_FILE = "datamodel.npy"
@@ -180,60 +191,139 @@ def load_subset_runs(store: Store, dataset: str, n_train: int,
 
 #: Ridge penalty of the regression estimator, per model (chosen by measurement on DIGITS:
 #: scripts/tune_datamodel.py).
-DEFAULT_RIDGE = 0.1
+DEFAULT_RIDGE = 0.05
 
 
-def estimate_datamodel(masks: ArrayLike, logits: ArrayLike, *, estimator: str = "regression",
-                       ridge: float = DEFAULT_RIDGE) -> np.ndarray:
-    """``theta`` ``(n_train, n_examples, C)`` float32 from inclusion ``masks`` ``(M,
-    n_train)`` and ``logits`` ``(M, n_examples, C)``.
+@dataclass(frozen=True)
+class DatamodelNoise:
+    """How noisy an estimated datamodel is. The estimators are linear in the subset models'
+    logits (``theta = L @ logits``), so with ``residual_var`` ``(n_examples, C)``, the
+    variance of the logits that the datamodel leaves unexplained, and ``coef_cov`` ``(n_train,
+    n_train)`` ``= L @ L.T``, the noise of any sum of rows is known."""
+
+    residual_var: np.ndarray
+    coef_cov: np.ndarray
+
+    def shift_variance(self, rows: ArrayLike) -> np.ndarray:
+        """Noise variance ``(n_examples, C)`` of the predicted change when ``rows`` leave."""
+        rows = np.asarray(rows, np.int64)
+        weight = float(self.coef_cov[np.ix_(rows, rows)].sum(dtype=np.float64))
+        return (self.residual_var * weight).astype(np.float32)
+
+
+def _check_estimator(estimator, ridge) -> None:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator={estimator!r}: expected one of {ESTIMATORS}")
+    if estimator == "regression" and (isinstance(ridge, bool) or not isinstance(
+            ridge, (int, float)) or not ridge > 0 or not np.isfinite(ridge)):
+        raise ValueError(f"ridge must be a finite number > 0, got {ridge!r}")
+
+
+def _estimator_matrix(x: np.ndarray, estimator: str, ridge: float) -> np.ndarray:
+    """``L`` ``(n_train, M)`` with ``theta = L @ (logits - their mean over models)``."""
+    m = x.shape[0]
+    if estimator == "difference":
+        n_in = x.sum(0)
+        if (n_in == 0).any() or (n_in == m).any():
+            bad = int(np.flatnonzero((n_in == 0) | (n_in == m))[0])
+            raise ValueError(f"train example {bad} is in every subset or in none: its effect "
+                             "cannot be estimated (train more subset models)")
+        return x.T / n_in[:, None] - (1 - x.T) / (m - n_in)[:, None]
+    xc = x - x.mean(0)
+    return np.linalg.solve(xc.T @ xc + ridge * m * np.eye(x.shape[1]), xc.T)
+
+
+def fit_datamodel(masks: ArrayLike, logits: ArrayLike, *, estimator: str = "regression",
+                  ridge: float = DEFAULT_RIDGE) -> tuple[np.ndarray, DatamodelNoise | None]:
+    """``(theta, noise)``: ``theta`` ``(n_train, n_examples, C)`` float32 from inclusion
+    ``masks`` ``(M, n_train)`` and ``logits`` ``(M, n_examples, C)``, and its
+    :class:`DatamodelNoise` (``None`` when the models are too few to leave residual degrees of
+    freedom). Estimated in blocks of outputs, so memory beyond theta stays small.
 
     ``"difference"``: mean logits of the models that saw ``i`` minus the mean of those that
     did not. ``"regression"``: ridge regression of the logits on the centred masks, penalty
     ``ridge * M`` (the effect of ``i`` with the other examples held fixed)."""
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator={estimator!r}: expected one of {ESTIMATORS}")
+    _check_estimator(estimator, ridge)
     x = np.asarray(masks, bool)
     y = np.asarray(logits, np.float32)
     if x.ndim != 2 or y.ndim != 3 or x.shape[0] != y.shape[0] or x.shape[0] < 2:
         raise ValueError(f"masks (M, n_train) and logits (M, n_examples, C) must share M >= 2, "
                          f"got shapes {x.shape} and {y.shape}")
     m, (_, n_ex, c) = x.shape[0], y.shape
-    y2 = y.reshape(m, -1).astype(np.float64)
-    if estimator == "difference":
-        n_in = x.sum(0).astype(np.float64)
-        if (n_in == 0).any() or (n_in == m).any():
-            bad = int(np.flatnonzero((n_in == 0) | (n_in == m))[0])
-            raise ValueError(f"train example {bad} is in every subset or in none: its effect "
-                             "cannot be estimated (train more subset models)")
-        total = y2.sum(0)
-        inside = x.T.astype(np.float64) @ y2
-        theta = inside / n_in[:, None] - (total - inside) / (m - n_in)[:, None]
-    else:
-        if not ridge > 0:
-            raise ValueError(f"ridge must be > 0, got {ridge!r}")
-        xc = x - x.mean(0)
-        gram = xc.T @ xc + ridge * m * np.eye(x.shape[1])
-        theta = np.linalg.solve(gram, xc.T @ (y2 - y2.mean(0)))
-    return theta.reshape(x.shape[1], n_ex, c).astype(np.float32)
+    xf = x.astype(np.float64)
+    lin = _estimator_matrix(xf, estimator, ridge)
+    hat = (xf - xf.mean(0)) @ lin  # (M, M): the fitted logits of the subset models
+    dof = m - float(np.trace(hat))
+    y2 = y.reshape(m, -1)
+    theta = np.empty((x.shape[1], y2.shape[1]), np.float32)
+    residual_var = np.empty(y2.shape[1], np.float32)
+    block = max(1, 2**25 // m)  # 256 MB of float64 logits at a time
+    for start in range(0, y2.shape[1], block):
+        part = slice(start, start + block)
+        yb = y2[:, part].astype(np.float64)
+        yb -= yb.mean(0)
+        theta[:, part] = lin @ yb
+        residual_var[part] = ((yb - hat @ yb) ** 2).sum(0) / max(dof, 1.0)
+    noise = (DatamodelNoise(residual_var.reshape(n_ex, c), (lin @ lin.T).astype(np.float32))
+             if dof >= 1 else None)
+    return theta.reshape(x.shape[1], n_ex, c), noise
 
 
-def save_datamodel(store: Store, dataset: str, theta: ArrayLike, about: Mapping[str, Any]) -> str:
-    """Write ``theta`` (float16, as the authors' files) to the store, and ``about`` (how it
-    was made) beside it as JSON; returns its relpath."""
-    from .store import _save_npy
+def estimate_datamodel(masks: ArrayLike, logits: ArrayLike, *, estimator: str = "regression",
+                       ridge: float = DEFAULT_RIDGE) -> np.ndarray:
+    """``theta`` alone of :func:`fit_datamodel`."""
+    return fit_datamodel(masks, logits, estimator=estimator, ridge=ridge)[0]
+
+
+def noise_path(path: PathLike) -> Path:
+    """Where the :class:`DatamodelNoise` of the datamodel at ``path`` lives: beside it, as
+    ``<name>_noise.npz``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_noise.npz")
+
+
+def save_datamodel(store: Store, dataset: str, theta: ArrayLike, about: Mapping[str, Any],
+                   noise: DatamodelNoise | None = None) -> str:
+    """Write ``theta`` (float16, as the authors' files) to the store, ``about`` (how it was
+    made) beside it as JSON, and its ``noise`` (or remove a stale one); returns its relpath."""
+    from .store import _save_npy, atomic_write
 
     relpath = f"{datamodel_folder(dataset)}/{DATAMODEL_FILE}"
     _save_npy(store.path(relpath), np.asarray(theta, np.float16))
     store.write_json(relpath[:-len(".npy")] + ".json", about)
+    target = noise_path(store.path(relpath))
+    if noise is None:
+        target.unlink(missing_ok=True)
+    else:
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, residual_var=noise.residual_var, coef_cov=noise.coef_cov)
+        atomic_write(target, write)
     return relpath
+
+
+def load_datamodel_noise(path: PathLike) -> DatamodelNoise | None:
+    """The :class:`DatamodelNoise` saved beside the datamodel at ``path``, or ``None`` (a
+    datamodel made elsewhere, or from too few subset models)."""
+    import zipfile
+
+    from .store import CorruptFileError
+
+    target = noise_path(path)
+    if not target.is_file():
+        return None
+    try:
+        with np.load(target, allow_pickle=False) as z:
+            return DatamodelNoise(z["residual_var"], z["coef_cov"])
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise CorruptFileError(f"{str(target)!r} is damaged ({err}); delete it and rerun "
+                               "`klom datamodels`") from None
 
 
 def datamodel_about(path: PathLike) -> Record:
     """How the datamodel at ``path`` was made (its JSON sidecar), or ``{}`` for a file made
     elsewhere."""
     import json
-    from pathlib import Path
 
     sidecar = Path(path).with_suffix(".json")
     return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
@@ -285,6 +375,39 @@ def forget_shift(theta_rows: ArrayLike) -> np.ndarray:
     return -np.asarray(theta_rows, np.float64).sum(0).astype(np.float32)
 
 
+def shrink_shift(shift: ArrayLike, variance: ArrayLike) -> np.ndarray:
+    """Each predicted change ``s`` shrunk by its noise variance ``v``: ``s * max(0, 1 - v /
+    s**2)`` (the non-negative garrote, Breiman 1995, at one standard error). Changes within
+    one standard error of zero vanish; larger ones lose ``v / |s|``. On DIGITS this keeps the
+    forget set's large, well-measured changes and removes most of the noise that summing
+    many rows adds to the other examples (``scripts/tune_datamodel.py``)."""
+    s = np.asarray(shift, np.float64)
+    v = np.asarray(variance, np.float64)
+    if s.shape != v.shape:
+        raise ValueError(f"shift {s.shape} and variance {v.shape} must have the same shape")
+    if (v < 0).any() or not np.isfinite(v).all():
+        raise ValueError("variance must be finite and >= 0")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keep = np.where(s != 0, np.clip(1 - v / s**2, 0, None), 0.0)
+    return (s * keep).astype(np.float32)
+
+
+def predicted_shift(path: PathLike, rows: ArrayLike, *, shrink: bool = True) -> np.ndarray:
+    """The predicted change ``(n_examples, C)`` of every example's logits when the train
+    examples ``rows`` leave training, from the datamodel ``.npy`` at ``path`` (only those
+    rows are read): :func:`forget_shift`, then :func:`shrink_shift` when ``shrink`` and the
+    datamodel has its noise beside it (:func:`load_datamodel_noise`)."""
+    shift = forget_shift(load_datamodel_rows(path, rows))
+    noise = load_datamodel_noise(path) if shrink else None
+    if noise is None:
+        return shift
+    if noise.residual_var.shape != shift.shape or noise.coef_cov.shape[0] <= np.asarray(rows).max(initial=-1):
+        raise ValueError(f"{str(noise_path(path))!r} does not belong to {os.fspath(path)!r} "
+                         f"(shapes {noise.residual_var.shape} and {shift.shape}); rerun "
+                         "`klom datamodels`")
+    return shrink_shift(shift, noise.shift_variance(rows))
+
+
 def prediction_quality(shift: ArrayLike, full_logits: ArrayLike, oracle_logits: ArrayLike,
                        forget: ArrayLike, n_train: int) -> dict[str, dict[str, float]]:
     """How well ``shift`` predicts the change from full models to oracles (mean logits
@@ -308,17 +431,14 @@ def build_datamodel(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[
                     fraction: float = 0.5, seed: int = 0, estimator: str = "regression",
                     ridge: float = DEFAULT_RIDGE, device: str = "auto",
                     progress: bool = True, root: PathLike | None = None) -> Record:
-    """Train the subset models (resumable), estimate theta and save it: ``{"trained",
-    "n_models", "fraction", "estimator", "ridge", "path", "seconds"}`` (also written beside
-    the datamodel)."""
+    """Train the subset models (resumable), estimate theta and its noise and save them:
+    ``{"trained", "n_models", "fraction", "estimator", "ridge", "noise", "path", "seconds"}``
+    (also written beside the datamodel; ``noise``: whether its noise could be estimated)."""
     from .store import Store, open_store
     from .train import _resolve_dataset
 
     start = time.perf_counter()
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator={estimator!r}: expected one of {ESTIMATORS}")
-    if estimator == "regression" and not (isinstance(ridge, (int, float)) and ridge > 0):
-        raise ValueError(f"ridge must be a number > 0, got {ridge!r}")
+    _check_estimator(estimator, ridge)
     _check_fraction(fraction)
     data = None
     if isinstance(dataset, str) and dataset.lower() == "cifar10":
@@ -338,10 +458,11 @@ def build_datamodel(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[
     trained = train_subset_models(data, store, model_ids, fraction=fraction, seed=seed,
                                   device=device, progress=progress)
     masks, logits = load_subset_runs(store, data.name, data.n_train, model_ids)
-    theta = estimate_datamodel(masks, logits, estimator=estimator, ridge=ridge)
+    theta, noise = fit_datamodel(masks, logits, estimator=estimator, ridge=ridge)
     about = {"n_models": int(len(masks)), "fraction": float(fraction), "seed": int(seed),
-             "estimator": estimator, "ridge": float(ridge) if estimator == "regression" else None}
-    path = save_datamodel(store, data.name, theta, about)
+             "estimator": estimator, "ridge": float(ridge) if estimator == "regression" else None,
+             "noise": noise is not None}
+    path = save_datamodel(store, data.name, theta, about, noise)
     return {"trained": trained, **about, "path": path, "seconds": time.perf_counter() - start}
 
 
@@ -352,11 +473,12 @@ def mean_logits(store: Store, folder: str, model_ids: Sequence[int]) -> np.ndarr
 
 
 def datamodel_quality(store: StoreLike, dataset: DatasetLike, *, path: PathLike | None = None,
-                      max_models: int = 100, root: PathLike | None = None) -> dict[int, Record]:
+                      max_models: int = 100, shrink: bool = True,
+                      root: PathLike | None = None) -> dict[int, Record]:
     """For each forget set of the store with oracles: how well the store's datamodel predicts
     the change from the mean logits of (up to ``max_models``) full models to those of the
     scoring oracles (:func:`prediction_quality` per group, with ``n_models``, ``n_oracles``).
-    ``path``: the datamodel (default: the store's)."""
+    ``path``: the datamodel (default: the store's); ``shrink``: as :func:`predicted_shift`."""
     from .evaluate import scoring_oracle_ids
     from .store import Store, full_models_folder, open_store, oracle_folder
     from .train import _resolve_dataset, forget_indices
@@ -377,7 +499,7 @@ def datamodel_quality(store: StoreLike, dataset: DatasetLike, *, path: PathLike 
         if full_mean is None or not oracle_ids:
             continue
         forget = forget_indices(store, data, k)
-        shift = forget_shift(load_datamodel_rows(path, forget))
+        shift = predicted_shift(path, forget, shrink=shrink)
         out[k] = {"n_models": len(full_ids), "n_oracles": len(oracle_ids),
                   "groups": prediction_quality(shift, full_mean,
                                                mean_logits(store, folder, oracle_ids), forget,

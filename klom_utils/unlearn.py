@@ -746,11 +746,12 @@ def _check_scrub(config) -> None:
                          f"{config['lr_milestones']}")
 
 
-def _matching_defaults(lr: float, epochs: int, batch_size: int) -> dict:
-    """Settings of a matching method (oracle or datamodel): per epoch the forget set 5 times
-    and a retain sample 20 times its size; learning rate x0.95 per epoch."""
+def _matching_defaults(lr: float, epochs: int, batch_size: int, forget_repeat: int = 5) -> dict:
+    """Settings of a matching method (oracle or datamodel): per epoch the forget set
+    ``forget_repeat`` times and a retain sample 20 times its size; learning rate x0.95 per
+    epoch."""
     return {"lr": lr, "epochs": epochs, "batch_size": batch_size, "lr_decay": 0.95,
-            "forget_repeat": 5, "retain_multiple": 20}
+            "forget_repeat": forget_repeat, "retain_multiple": 20}
 
 
 @register_method("oracle_matching", {
@@ -820,9 +821,11 @@ def _need_datamodel(data, name):
                          "datamodel_shift=...; `klom datamodels` estimates one)")
 
 
+#: ``shrink``: shrink the datamodel's predicted change by its noise, where the datamodel has
+#: it (:func:`klom_utils.datamodels.predicted_shift`).
 @register_method("datamodel_matching", {
-    "DIGITS": _matching_defaults(1e-3, 10, 64),
-    "CIFAR10": _matching_defaults(1e-4, 4, 512),
+    "DIGITS": {**_matching_defaults(1e-3, 10, 64, forget_repeat=10), "shrink": True},
+    "CIFAR10": {**_matching_defaults(1e-4, 4, 512), "shrink": True},
 }, needs_datamodel=True, stacked=True)
 def datamodel_matching(models, data, config, *, generators):
     """Datamodel matching (Georgiev et al. 2025): fine-tune, as oracle matching does, towards
@@ -836,7 +839,8 @@ def datamodel_matching(models, data, config, *, generators):
                          own[1] + data.datamodel_retain_shift, config, generators)
 
 
-@register_method("datamodel_direct", {ANY_DATASET: {}}, needs_datamodel=True, stacked=True)
+@register_method("datamodel_direct", {ANY_DATASET: {"shrink": True}}, needs_datamodel=True,
+                 stacked=True)
 def datamodel_direct(models, data, config, *, generators):
     """No training: the model's logits plus the datamodel's predicted change, as the outputs
     of the unlearned model (an :class:`Outputs`)."""
@@ -1023,8 +1027,8 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     ``"seconds"}``.
     """
     from .data import TensorDataset, load_dataset
-    from .datamodels import (DATAMODEL_FILE, datamodel_about, datamodel_folder, forget_shift,
-                             load_datamodel_rows)
+    from .datamodels import (DATAMODEL_FILE, datamodel_about, datamodel_folder,
+                             load_datamodel_noise, predicted_shift)
     from .launch import claimed_chunks
     from .models import infer_arch
     from .progress import progress_bar
@@ -1072,7 +1076,9 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                 f"{spec.name} needs a datamodel: none at {datamodel_path!r}; estimate one "
                 f"(`klom datamodels --dataset {data.name.lower()} --store ...`) or pass "
                 "datamodel= (a .npy file)")
-        shift = forget_shift(load_datamodel_rows(datamodel_path, forget))
+        shrink = bool(config.get("shrink", True)) and load_datamodel_noise(datamodel_path) \
+            is not None
+        shift = predicted_shift(datamodel_path, forget, shrink=shrink)
         expected = (data.n_train + data.n_val, data.num_classes)
         if shift.shape != expected:
             raise ValueError(f"datamodel {datamodel_path!r} covers {shift.shape[0]} examples "
@@ -1082,7 +1088,7 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     folder = unlearned_folder(data.name, name, forget_set)
     record = {"method": spec.name, "dataset": data.name, "forget_set": int(forget_set),
               "config": config, "seed": int(seed), "oracle_ids": oracle_ids,
-              **({"datamodel": {**datamodel_about(datamodel_path),
+              **({"datamodel": {**datamodel_about(datamodel_path), "shrunk": shrink,
                                 "shift_sha1": hashlib.sha1(shift.tobytes()).hexdigest()}}
                  if datamodel_path else {})}
     _check_record(store, folder, record)

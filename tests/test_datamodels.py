@@ -41,13 +41,75 @@ def test_estimator_errors():
     masks, logits, _ = _planted(m=20)
     with pytest.raises(ValueError, match="estimator='ols'"):
         DM.estimate_datamodel(masks, logits, estimator="ols")
-    with pytest.raises(ValueError, match="ridge must be > 0"):
+    with pytest.raises(ValueError, match="ridge must be a finite number > 0"):
         DM.estimate_datamodel(masks, logits, ridge=0)
     with pytest.raises(ValueError, match="share M >= 2"):
         DM.estimate_datamodel(masks[:5], logits)
     masks[:, 3] = True
     with pytest.raises(ValueError, match="train example 3 is in every subset or in none"):
         DM.estimate_datamodel(masks, logits, estimator="difference")
+
+
+def test_noise_of_the_predicted_shift_is_calibrated():
+    """The residual variance recovers the planted noise, and the predicted variance of a
+    removed set's shift matches its spread over fresh noise draws (same masks)."""
+    sigma, rows = 0.3, [1, 4, 7, 9]
+    masks, _, theta = _planted(m=400, noise=0.0)
+    rng = np.random.default_rng(5)
+    clean = np.einsum("mi,ixc->mxc", masks, theta)
+    shifts, noise = [], None
+    for _ in range(60):
+        logits = (clean + rng.normal(0, sigma, clean.shape)).astype(np.float32)
+        est, noise = DM.fit_datamodel(masks, logits, ridge=0.01)
+        shifts.append(DM.forget_shift(est[rows]))
+    assert abs(np.sqrt(noise.residual_var.mean()) / sigma - 1) < 0.1
+    predicted = np.sqrt(noise.shift_variance(rows).mean())
+    assert abs(np.std(shifts, axis=0).mean() / predicted - 1) < 0.15
+    # the estimate is computed in blocks of outputs: same as the closed form at once
+    x = masks - masks.mean(0)
+    y = logits.reshape(len(masks), -1).astype(np.float64)
+    closed = np.linalg.solve(x.T @ x + 0.01 * len(x) * np.eye(x.shape[1]),
+                             x.T @ (y - y.mean(0)))
+    np.testing.assert_allclose(est.reshape(len(theta), -1), closed, rtol=1e-4, atol=1e-5)
+
+
+def test_shrink_shift_keeps_signal_and_drops_noise():
+    shift = np.array([[3.0, 0.5, -2.0, 0.0]])
+    var = np.array([[1.0, 1.0, 1.0, 1.0]])
+    np.testing.assert_allclose(DM.shrink_shift(shift, var),
+                               [[3.0 - 1 / 3, 0.0, -2.0 + 0.5, 0.0]], rtol=1e-6)
+    np.testing.assert_array_equal(DM.shrink_shift(shift, np.zeros_like(var)), shift)
+    with pytest.raises(ValueError, match="same shape"):
+        DM.shrink_shift(shift, var[:, :2])
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        DM.shrink_shift(shift, -var)
+    # too few models to leave residual degrees of freedom: no noise, nothing to shrink by
+    masks, logits, _ = _planted(m=12)
+    assert DM.fit_datamodel(masks, logits, estimator="difference")[1] is None
+
+
+def test_noise_file_is_written_checked_and_removed(tmp_path):
+    from klom_utils.store import CorruptFileError, open_store
+
+    store = open_store(tmp_path / "s", create=True)
+    masks, logits, _ = _planted(m=200)
+    theta, noise = DM.fit_datamodel(masks, logits)
+    path = store.path(DM.save_datamodel(store, "TOY", theta, {"n": 1}, noise))
+    assert DM.noise_path(path).name == "datamodel_noise.npz"
+    np.testing.assert_array_equal(DM.load_datamodel_noise(path).coef_cov, noise.coef_cov)
+    shrunk = DM.predicted_shift(path, [0, 2])
+    raw = DM.predicted_shift(path, [0, 2], shrink=False)
+    np.testing.assert_allclose(raw, DM.forget_shift(theta[[0, 2]]), atol=2e-3)  # float16 file
+    np.testing.assert_allclose(shrunk, DM.shrink_shift(raw, noise.shift_variance([0, 2])))
+    other = DM.DatamodelNoise(noise.residual_var[:3], noise.coef_cov)
+    DM.save_datamodel(store, "TOY", theta, {}, other)
+    with pytest.raises(ValueError, match="does not belong to"):
+        DM.predicted_shift(path, [0])
+    DM.noise_path(path).write_bytes(b"not a zip")
+    with pytest.raises(CorruptFileError, match="datamodel_noise.npz"):
+        DM.predicted_shift(path, [0])
+    DM.save_datamodel(store, "TOY", theta, {}, None)  # a datamodel without noise: none stale
+    assert not DM.noise_path(path).exists() and DM.load_datamodel_noise(path) is None
 
 
 def test_subset_indices_are_deterministic_and_sized():
@@ -136,14 +198,21 @@ def test_both_methods_end_to_end(digits_store, digits_data, datamodel):
         assert record["datamodel"]["n_models"] == N_SUBSET
         result = score(digits_store, digits_data, FORGET_SET, name, n_splits=10, bins=5)
         assert result["n_unlearned"] == 4 and result["accuracy"]["test"] > 0.9
-    # direct: the originals' logits plus the predicted shift, exactly
+    # direct: the originals' logits plus the predicted (shrunk) shift, exactly
     forget = digits_store.forget_set("DIGITS", FORGET_SET)
-    shift = DM.forget_shift(DM.load_datamodel_rows(digits_store.path(datamodel["path"]),
-                                                   forget))
+    path = digits_store.path(datamodel["path"])
+    raw = DM.forget_shift(DM.load_datamodel_rows(path, forget))
+    shrunk = DM.predicted_shift(path, forget)
+    assert record["datamodel"]["shrunk"] and datamodel["noise"]
+    assert 0 < np.abs(shrunk).sum() < np.abs(raw).sum()
     original = digits_store.logits(full_models_folder("DIGITS"), "train", 2).numpy()
-    direct = digits_store.logits(unlearned_folder("DIGITS", "datamodel_direct", FORGET_SET),
-                                 "train", 2).numpy()
-    np.testing.assert_allclose(direct, original + shift[:digits_data.n_train], atol=1e-4)
+    for name, config, shift in (("datamodel_direct", None, shrunk),
+                                ("direct_raw", {"shrink": False}, raw)):
+        unlearn_store(digits_store, digits_data, FORGET_SET, "datamodel_direct", [2],
+                      name=name, config=config, progress=False)
+        direct = digits_store.logits(unlearned_folder("DIGITS", name, FORGET_SET),
+                                     "train", 2).numpy()
+        np.testing.assert_allclose(direct, original + shift[:digits_data.n_train], atol=1e-4)
 
 
 def test_methods_need_a_datamodel(tmp_path, digits_data):
@@ -172,6 +241,11 @@ def test_cli_datamodels(digits_store, datamodel, capsys):
     assert main(["datamodels", "--dataset", "digits", "--store", str(digits_store.root),
                  "--fraction", "2"]) == 1
     assert "fraction must be a number in (0, 1), got 2.0" in capsys.readouterr().err
+    assert main(["datamodels", "--dataset", "digits", "--store", str(digits_store.root),
+                 "--estimator", "difference", "--ridge", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert "--ridge 0.5 applies to --estimator regression only" in err and len(
+        err.strip().splitlines()) == 1
     json.dumps(datamodel)  # the summary is JSON-ready
 
 
@@ -230,7 +304,7 @@ def test_cifar10_sized_datamodels_are_not_estimated_in_memory(tmp_path):
 
 def test_inputs_are_checked_before_anything_is_written(digits_store, digits_data, datamodel,
                                                          tmp_path):
-    with pytest.raises(ValueError, match="ridge must be a number > 0, got 0"):
+    with pytest.raises(ValueError, match="ridge must be a finite number > 0, got 0"):
         DM.build_datamodel(digits_data, tmp_path / "s", range(2), ridge=0, progress=False)
     assert not (tmp_path / "s").exists()
     with pytest.raises(FileNotFoundError, match=r"lacks subset models \[9999\]"):
