@@ -23,8 +23,9 @@ Limits: every subset has the same size, so both estimate each effect relative to
 effect of all examples (the effect of a smaller training set is not in the shift); the ridge
 penalty shrinks the effects (by about ``ridge / (f (1 - f) + ridge)`` at fraction ``f``: 17%
 at the default 0.05 and fraction 0.5); and a datamodel adds single effects, so it
-underestimates the removal of a coherent group (the DIGITS sub-population, forget set 3,
-moved about 40% less than the oracles). The settings were chosen by measurement
+underestimates the removal of a coherent group (on the DIGITS sub-population, forget set 3,
+the predicted change of its forget examples is about 0.7 of the oracles', as a regression
+slope). The settings were chosen by measurement
 (``scripts/tune_datamodel.py``): fraction 0.3 overshoots every forget set, 0.7 halves the
 predicted group effect; ridge 0.1 shrinks set 3 too much and 0.02 lets noise in.
 
