@@ -258,13 +258,13 @@ def fit_datamodel(masks: ArrayLike, logits: ArrayLike, *, estimator: str = "regr
     y2 = y.reshape(m, -1)
     theta = np.empty((x.shape[1], y2.shape[1]), np.float32)
     residual_var = np.empty(y2.shape[1], np.float32)
-    block = max(1, 2**25 // m)  # 256 MB of float64 logits at a time
+    lin32, hat32 = lin.astype(np.float32), hat.astype(np.float32)  # float32 products: 2x faster
+    block = max(1, 2**26 // m)  # 256 MB of float32 logits at a time
     for start in range(0, y2.shape[1], block):
         part = slice(start, start + block)
-        yb = y2[:, part].astype(np.float64)
-        yb -= yb.mean(0)
-        theta[:, part] = lin @ yb
-        residual_var[part] = ((yb - hat @ yb) ** 2).sum(0) / max(dof, 1.0)
+        yb = y2[:, part] - y2[:, part].mean(0, dtype=np.float64).astype(np.float32)
+        theta[:, part] = lin32 @ yb
+        residual_var[part] = ((yb - hat32 @ yb) ** 2).sum(0, dtype=np.float64) / max(dof, 1.0)
     noise = (DatamodelNoise(residual_var.reshape(n_ex, c), (lin @ lin.T).astype(np.float32))
              if dof >= 1 else None)
     return theta.reshape(x.shape[1], n_ex, c), noise
