@@ -1058,6 +1058,11 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
         raise FileNotFoundError(f"store {str(store.root)!r} has no full models {missing[:10]} "
                                 f"in {full!r} (train them with `klom train` or download them)")
 
+    for given, needed, what in ((oracle_ids, spec.needs_oracles, "oracle_ids (--oracle-ids)"),
+                                (datamodel, spec.needs_datamodel, "datamodel (--datamodel)")):
+        if given is not None and not needed:
+            raise ValueError(f"{what} was given, but {spec.name} does not use it (it would be "
+                             "ignored); drop it or choose a method that does")
     if spec.needs_oracles:
         oracle_ids = (held_out_oracle_ids(store, data.name, forget_set) if oracle_ids is None
                       else sorted({int(i) for i in oracle_ids}))

@@ -286,7 +286,10 @@ results["verdict"] = verdict
 # runs over a few trained ResNet-9s) and stack the scores as a `(50000, 60000, 10)` array.
 # The released datamodels of {cite:t}`ilyas2022datamodels` are per margin, without a
 # class axis: check the layout of whatever file you use, and save raw arrays once as `.npy`
-# (only `.npy` files go to `unlearn_store` and `klom unlearn --datamodel`). Estimating it
+# (only `.npy` files go to `unlearn_store` and `klom unlearn --datamodel`). A precomputed
+# file comes without the noise file that `build_datamodel` writes beside its estimate, so its
+# predicted shift is used as given, unshrunk (put a `<name>_noise.npz` with the residual
+# variance and the rows' covariance beside it to shrink; `DatamodelNoise`). Estimating it
 # here from subset models, as in section 2, is not
 # offered at that size: the matrix alone would take 112 GiB of memory in float32, so
 # `build_datamodel` refuses and asks for a precomputed file (for CIFAR-10, run this notebook

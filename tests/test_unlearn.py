@@ -281,6 +281,15 @@ def test_unlearn_store_errors(digits_store, digits_data):
         U.unlearn_store(digits_store, digits_data, 2, "oracle_matching", [0], progress=False)
     with pytest.raises(ValueError, match="method name"):
         U.unlearn_store(digits_store, digits_data, FORGET_SET, "do_nothing", [0], name="a/b")
+    # options a method would ignore are errors, before anything is written
+    with pytest.raises(ValueError, match=r"datamodel \(--datamodel\) was given, but scrub does "
+                                         "not use it"):
+        U.unlearn_store(digits_store, digits_data, FORGET_SET, "scrub", [0], name="ignored",
+                        datamodel="theta.npy", progress=False)
+    with pytest.raises(ValueError, match="oracle_ids .* but do_nothing does not use it"):
+        U.unlearn_store(digits_store, digits_data, FORGET_SET, "do_nothing", [0], name="ignored",
+                        oracle_ids=[1000], progress=False)
+    assert not digits_store.path(unlearned_folder("DIGITS", "ignored", FORGET_SET)).exists()
 
 
 def test_gradient_ascent_lowers_forget_margins(digits_store, digits_data):
