@@ -498,8 +498,8 @@ def cmd_datamodels(args) -> int:
     print(f"{args.dataset} datamodel from {run['n_models']} subset models (trained "
           f"{len(run['trained'])} now; fraction {run['fraction']}, {run['estimator']}"
           + (f", ridge {run['ridge']}" if run["ridge"] is not None else "")
-          + ("" if run["noise"] else "; too few models to estimate its noise, so its "
-             "predictions are used unshrunk")
+          + ("; predictions shrunk by their noise" if run["noise"] else "; too few models "
+             "to estimate its noise, so its predictions are used unshrunk")
           + f") in {run['seconds']:.1f} s: {run['path']}")
     for k, q in datamodel_quality(args.store, args.dataset, root=args.data_root).items():
         print(f"  forget set {k}, predicted vs actual change of the oracles' mean logits "
