@@ -80,8 +80,8 @@ def prepare_store(store_dir, needs: StoreNeeds, *, device="auto", root=None, see
                   progress: bool = False) -> Store:
     """The store at ``store_dir``, with every model ``needs`` lists; prints one line.
 
-    On DIGITS the missing models are trained (full models, oracles, held-out oracles) and
-    unlearned (``needs.methods`` with their default settings) into the store; other datasets
+    On DIGITS the missing models are trained (full models, oracles, held-out oracles; the
+    dataset's recipe with ``seed``, as the training chapter trains them) and unlearned (``needs.methods`` with their default settings) into the store; other datasets
     raise ``FileNotFoundError`` naming the missing folders and the command that fills them.
     """
     from .data import dataset_name, load_dataset
@@ -107,14 +107,15 @@ def prepare_store(store_dir, needs: StoreNeeds, *, device="auto", root=None, see
 
 
 def _build(store, data, lacking, needs, device, seed, progress) -> tuple:
-    from .train import train_models
+    from .train import default_config, train_models
     from .unlearn import unlearn_store
 
     trained = unlearned = 0
+    config = default_config(data.name, seed=seed)  # as the training chapter trains them
     for _folder, k, method, ids in lacking:
         if method is None:
             trained += len(train_models(data, store, ids, forget_set=k, device=device,
-                                        progress=progress))
+                                        config=config, progress=progress))
         else:
             run = unlearn_store(store, data, k, method, ids, seed=seed, device=device,
                                 progress=progress)

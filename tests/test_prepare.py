@@ -52,3 +52,23 @@ def test_paper_scale_store_is_never_built_behind_the_readers_back(tmp_path):
     with pytest.raises(FileNotFoundError, match="no store"):
         prepare_store(tmp_path / "absent", needs, device="cpu")
     assert not (tmp_path / "absent").exists()  # nothing written
+
+
+def test_seed_trains_as_the_training_chapter_does(tmp_path, capsys):
+    """A chapter run alone with seed=1 builds the models chapter 3 trains with seed=1."""
+    from klom_utils.data import load_dataset
+    from klom_utils.train import default_config, train_models
+
+    needs = StoreNeeds("digits", 2, [1], n_oracles=1)
+    store = prepare_store(tmp_path / "alone", needs, device="cpu", seed=1)
+    reference = open_store(tmp_path / "chapter3", create=True)
+    data = load_dataset("digits")
+    train_models(data, reference, [0, 1], config=default_config("DIGITS", seed=1),
+                 device="cpu", progress=False)
+    assert store.read_json("full_models/DIGITS/klom_train.json") == reference.read_json(
+        "full_models/DIGITS/klom_train.json")
+    torch.testing.assert_close(store.logits("full_models/DIGITS", "val", 1),
+                               reference.logits("full_models/DIGITS", "val", 1))
+    seed0 = prepare_store(tmp_path / "seed0", needs, device="cpu")
+    assert not torch.equal(seed0.logits("full_models/DIGITS", "val", 1),
+                           store.logits("full_models/DIGITS", "val", 1))
