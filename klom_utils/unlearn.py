@@ -1031,7 +1031,7 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     """
     from .data import TensorDataset, load_dataset
     from .datamodels import (DATAMODEL_FILE, datamodel_about, datamodel_folder,
-                             load_datamodel_noise, predicted_shift)
+                             noise_path, predicted_shift)
     from .launch import claimed_chunks
     from .models import infer_arch
     from .progress import progress_bar
@@ -1084,8 +1084,7 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                 f"{spec.name} needs a datamodel: none at {datamodel_path!r}; estimate one "
                 f"(`klom datamodels --dataset {data.name.lower()} --store ...`) or pass "
                 "datamodel= (a .npy file)")
-        shrink = bool(config.get("shrink", True)) and load_datamodel_noise(datamodel_path) \
-            is not None
+        shrink = bool(config.get("shrink", True)) and noise_path(datamodel_path).is_file()
         shift = predicted_shift(datamodel_path, forget, shrink=shrink)
         expected = (data.n_train + data.n_val, data.num_classes)
         if shift.shape != expected:
