@@ -6,6 +6,7 @@ Nothing heavy happens at import time: public names are loaded from their modules
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
@@ -13,14 +14,15 @@ __version__ = "0.1.0"  # the one place the version is written (pyproject.toml re
 if TYPE_CHECKING:
     from .data import load_dataset
     from .diagnostics import diagnose
-    from .evaluate import results_table, score
+    from .evaluate import score
     from .hub import download
     from .metric import headline, klom, margins, summarize
     from .models import load_model
     from .store import Store, open_store
+    from .tables import results_table
     from .train import train_models
     from .uncertainty import noise_floor, p95_interval
-    from .unlearn import register_method, unlearn_store
+    from .unlearning import register_method, unlearn_store
 
 _EXPORTS = {
     "margins": "metric",
@@ -36,10 +38,10 @@ _EXPORTS = {
     "load_dataset": "data",
     "load_model": "models",
     "train_models": "train",
-    "unlearn_store": "unlearn",
-    "register_method": "unlearn",
+    "unlearn_store": "unlearning",
+    "register_method": "unlearning",
     "score": "evaluate",
-    "results_table": "evaluate",
+    "results_table": "tables",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -49,8 +51,6 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'klom_utils' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f"klom_utils.{module}"), name)
     globals()[name] = value
     return value

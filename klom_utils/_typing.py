@@ -1,4 +1,5 @@
-"""Type aliases of the public API, for annotations (modules import them under TYPE_CHECKING)."""
+"""Type aliases of the public API, for annotations. ``StoreLike`` lives in
+:mod:`klom_utils.store` and ``DatasetLike`` in :mod:`klom_utils.data`, beside their classes."""
 
 from __future__ import annotations
 
@@ -7,16 +8,9 @@ from typing import Any, Dict, Union
 
 from numpy.typing import ArrayLike
 
-from .data import TensorDataset
-from .store import Store
-
-__all__ = ["ArrayLike", "DatasetLike", "PathLike", "Record", "StoreLike"]
+__all__ = ["ArrayLike", "PathLike", "Record"]
 
 #: A file or folder path.
 PathLike = Union[str, "os.PathLike[str]"]
-#: A :class:`~klom_utils.store.Store` or the path of one.
-StoreLike = Union[Store, str, "os.PathLike[str]"]
-#: A loaded dataset or its name (``"digits"``, ``"CIFAR10"``, ...).
-DatasetLike = Union[TensorDataset, str]
 #: A JSON-ready record or summary (nested dicts of numbers, strings and lists).
 Record = Dict[str, Any]

@@ -12,8 +12,23 @@ To add a subcommand: write ``add_<name>_parser(subparsers)`` that registers its 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 import time
+from pathlib import Path
+
+from . import __version__
+from .claims import held_claims
+from .datamodels import DEFAULT_RIDGE, build_datamodel, datamodel_quality
+from .evaluate import jsonable, results_table, score, score_arrays
+from .files import load_npy
+from .hub import CARD_FOLDERS, DEFAULT_KINDS, download
+from .ids import id_ranges, parse_ids, parse_model_range
+from .launch import ArrayOptions, import_plugins, parse_slurm_options, run_models
+from .store import open_store, store_status
+from .train import default_config
+from .unlearning import METHODS
 
 #: Errors a subcommand reports as one line (exit status 1) instead of a traceback.
 USER_ERRORS = (ValueError, KeyError, OSError, ImportError, RuntimeError, MemoryError)
@@ -23,8 +38,6 @@ USER_ERRORS = (ValueError, KeyError, OSError, ImportError, RuntimeError, MemoryE
 
 def _device(text: str) -> str:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
-    import re
-
     if text in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", text):
         return text
     raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
@@ -71,8 +84,6 @@ def add_array_options(p: argparse.ArgumentParser) -> None:
 
 
 def _array_options(args):
-    from .launch import ArrayOptions, parse_slurm_options
-
     if args.shard is not None and args.executor != "none":
         raise ValueError("--shard takes a slice inside a job that is already running; "
                          "it cannot be combined with --executor")
@@ -87,8 +98,6 @@ def _array_options(args):
 def run_step(args, step: str, ids: list, **kwargs):
     """``launch.run_models`` with the command line's array options; prints the job ids when
     not waiting. Returns the ids done (None: not waited for)."""
-    from .launch import run_models
-
     options = _array_options(args)  # checked before anything runs
     done = run_models(step, ids, options, shard=args.shard, **kwargs)
     if not options.wait:
@@ -133,8 +142,6 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from .train import default_config, parse_model_range, train_models
-
     overrides = {}
     if args.epochs is not None:
         base = default_config(args.dataset)
@@ -173,14 +180,6 @@ def _positive_int(text: str) -> int:
 
 # ------------------------------------------------------------------------------ unlearn, score
 
-def _ids(text: str) -> list:
-    """``"0-99"``, ``"7"`` or comma-separated ones (``"1000-1004,1007"``) -> sorted ids."""
-    from .train import parse_model_range
-
-    return sorted({i for part in str(text).split(",") if part.strip()
-                   for i in parse_model_range(part)})
-
-
 def add_unlearn_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "unlearn", help="apply an unlearning method to the full models of a store",
@@ -193,8 +192,8 @@ def add_unlearn_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, metavar="DIR", help="store folder")
     p.add_argument("--forget-set", type=int, required=True, metavar="K")
     p.add_argument("--method", required=True, metavar="M",
-                   help="do_nothing, gradient_ascent, gradient_descent, neggrad_plus, scrub, "
-                        "oracle_matching, or one registered by a --plugin module")
+                   help=f"a built-in method ({', '.join(sorted(METHODS))}) or one registered "
+                        "by a --plugin module")
     p.add_argument("--models", required=True, metavar="I-J", help="full model ids: '0-99' or '7'")
     p.add_argument("--config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override the method's defaults for the dataset (e.g. lr=0.01 epochs=3)")
@@ -222,16 +221,13 @@ def add_unlearn_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_unlearn(args) -> int:
-    from .launch import import_plugins
-    from .train import parse_model_range
-
     import_plugins(args.plugin)  # here too: an unknown method fails before any job starts
     ids = list(parse_model_range(args.models))
     start = time.perf_counter()
     written = run_step(
         args, "unlearn", ids, plugins=args.plugin, store=args.store, dataset=args.dataset,
         forget_set=args.forget_set, method=args.method, config=args.config, name=args.name,
-        oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
+        oracle_ids=None if args.oracle_ids is None else parse_ids(args.oracle_ids),
         seed=args.seed, device=args.device, threads=args.threads,
         save_checkpoints=args.save_checkpoints, progress=args.progress, root=args.data_root,
         datamodel=args.datamodel)
@@ -295,11 +291,6 @@ def add_score_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_score(args) -> int:
-    import json
-    from pathlib import Path
-
-    from .evaluate import jsonable, results_table, score, score_arrays
-
     settings = dict(level=args.level, n_splits=args.n_splits, seed=args.seed, bins=args.bins,
                     direction=args.direction, variant=args.variant)
     arrays = [args.unlearned, args.oracle, args.forget, args.n_train]
@@ -320,8 +311,8 @@ def cmd_score(args) -> int:
                              "(or margins as arrays: --unlearned, --oracle, --forget, --n-train)")
         out = None if args.json in (None, "-") else _writable_json(args.json)
         record = score(args.store, args.dataset, args.forget_set, args.method,
-                       model_ids=None if args.models is None else _ids(args.models),
-                       oracle_ids=None if args.oracle_ids is None else _ids(args.oracle_ids),
+                       model_ids=None if args.models is None else parse_ids(args.models),
+                       oracle_ids=None if args.oracle_ids is None else parse_ids(args.oracle_ids),
                        root=args.data_root, allow_mixed_recipes=args.allow_mixed_recipes,
                        **settings)
     table_to = sys.stderr if args.json == "-" else sys.stdout
@@ -339,8 +330,6 @@ def cmd_score(args) -> int:
 
 def _writable_json(path: str):
     """``path`` as a Path whose folder exists or can be made, checked before any work."""
-    from pathlib import Path
-
     out = Path(path)
     if out.is_dir():
         raise ValueError(f"--json {path}: is a folder; give a file name")
@@ -353,12 +342,8 @@ def _writable_json(path: str):
 
 def _load_npy(path: str, option: str):
     """The array of ``option``'s file (a damaged one is named by the store's reader)."""
-    from pathlib import Path
-
-    from .store import _load_npy as load
-
     try:
-        return load(Path(path))
+        return load_npy(Path(path))
     except FileNotFoundError:
         raise FileNotFoundError(f"{option} {path}: no such file") from None
 
@@ -379,11 +364,6 @@ def add_status_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_status(args) -> int:
-    import json
-
-    from .launch import held_claims
-    from .store import id_ranges, open_store, store_status
-
     store = open_store(args.store)
     status = store_status(store)
     for folder, info in status["folders"].items():
@@ -410,8 +390,6 @@ def cmd_status(args) -> int:
 
 
 def add_download_parser(subparsers) -> argparse.ArgumentParser:
-    from .hub import CARD_FOLDERS
-
     p = subparsers.add_parser(
         "download", help="download folders of the Hub dataset royrin/KLOM-models",
         description="Download folders of royrin/KLOM-models (cached and resumable, through "
@@ -433,8 +411,6 @@ def add_download_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_download(args) -> int:
-    from .hub import DEFAULT_KINDS, download
-
     store = download(args.folders, kinds=args.kinds or DEFAULT_KINDS, revision=args.revision,
                      cache_dir=args.cache_dir, offline=True if args.offline else None,
                      progress=not args.quiet)
@@ -475,9 +451,6 @@ def add_datamodels_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_datamodels(args) -> int:
-    from .datamodels import DEFAULT_RIDGE, build_datamodel, datamodel_quality
-    from .train import parse_model_range
-
     if args.ridge is not None and args.estimator != "regression":
         raise ValueError(f"--ridge {args.ridge} applies to --estimator regression only, not "
                          f"{args.estimator!r}")
@@ -518,7 +491,6 @@ SUBCOMMANDS = [add_train_parser, add_unlearn_parser, add_score_parser, add_datam
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``klom`` parser with every subcommand of :data:`SUBCOMMANDS`."""
-    from . import __version__
 
     parser = argparse.ArgumentParser(
         prog="klom", description="Evaluate machine unlearning with KLOM: train, unlearn, score.")

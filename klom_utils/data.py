@@ -1,4 +1,4 @@
-"""Datasets as whole-split tensors, and the forget sets of the embedded default.
+"""Datasets as whole-split tensors (their forget sets are in :mod:`klom_utils.forget_sets`).
 
 Two datasets:
 
@@ -38,16 +38,26 @@ import os
 import pickle
 import tarfile
 import tempfile
-from dataclasses import dataclass
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+from tqdm.auto import tqdm
+
+from ._typing import PathLike
 
 if TYPE_CHECKING:
     import torch
-    from ._typing import ArrayLike, PathLike
-    from .store import Store
+
+
+def _torch() -> Any:
+    import torch  # heavy: imported on first use, here only
+
+    return torch
+
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -115,8 +125,7 @@ class TensorDataset:
     def normalize(self, x: torch.Tensor, device: str | torch.device | None = None,
                   dtype: torch.dtype | None = None) -> torch.Tensor:
         """Float inputs for the models: ``(x / scale - mean) / std`` per channel."""
-        import torch
-
+        torch = _torch()
         dtype = dtype or torch.float32
         x = x.to(device=device)
         mean = torch.tensor(self.mean, dtype=dtype, device=x.device).view(1, -1, 1, 1)
@@ -125,10 +134,12 @@ class TensorDataset:
 
     def to(self, device: str | torch.device) -> TensorDataset:
         """The same dataset with its tensors on ``device``."""
-        from dataclasses import replace
-
         return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
                        val_x=self.val_x.to(device), val_y=self.val_y.to(device))
+
+
+#: A loaded dataset or its name (``"digits"``, ``"CIFAR10"``, ...).
+DatasetLike = Union[TensorDataset, str]
 
 
 def dataset_name(name: str) -> str:
@@ -172,8 +183,7 @@ def read_digits() -> tuple[np.ndarray, np.ndarray]:
 
 def load_digits() -> TensorDataset:
     """The embedded default: the shipped digits with the fixed split described above."""
-    import torch
-
+    torch = _torch()
     images, labels = read_digits()
     images = images[:, None]  # (1797, 1, 8, 8), values 0..16
     test = _digits_split(labels)
@@ -220,9 +230,6 @@ def download_cifar10(root: PathLike | None = None, url: str = CIFAR10_URL,
             return target
         raise ValueError(f"cached archive {target} has md5 {md5sum(target)}, expected {md5}: "
                          "delete it to download again")
-    import urllib.error
-    import urllib.request
-
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".cifar10-", suffix=".part", dir=folder)
     try:
@@ -251,8 +258,6 @@ def download_cifar10(root: PathLike | None = None, url: str = CIFAR10_URL,
 
 
 def _progress(total, desc, enabled):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=not enabled)
 
 
@@ -299,7 +304,9 @@ def parse_cifar10_archive(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.nd
         for member in tar:
             base = member.name.rsplit("/", 1)[-1]
             if member.isfile() and base in wanted:
-                found[base] = _read_batch(tar.extractfile(member).read())
+                stream = tar.extractfile(member)
+                if stream is not None:
+                    found[base] = _read_batch(stream.read())
     missing = [name for name in wanted if name not in found]
     if missing:
         raise ValueError(f"{path} is not a CIFAR-10 python archive: missing {missing}")
@@ -316,8 +323,7 @@ def load_cifar10(root: PathLike | None = None, *, archive: PathLike | None = Non
     ``archive`` is a local file to use instead of the cache; it is checked against ``md5``
     unless ``md5=None``.
     """
-    import torch
-
+    torch = _torch()
     if archive is not None:
         archive = Path(archive).expanduser()
         if not archive.is_file():
@@ -337,20 +343,6 @@ def load_cifar10(root: PathLike | None = None, *, archive: PathLike | None = Non
         val_x=torch.from_numpy(test_x), val_y=torch.from_numpy(test_y),
         classes=CIFAR10_CLASSES, mean=CIFAR10_MEAN, std=CIFAR10_STD, scale=255.0,
     )
-
-
-def split_labels(labels: TensorDataset | tuple | None
-                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(train_labels, val_labels)`` as numpy arrays (or Nones) from a :class:`TensorDataset`,
-    a pair of arrays, or None (folders that hold margins need no labels)."""
-    if labels is None:
-        return None, None
-    if isinstance(labels, TensorDataset):
-        return labels.train_y.numpy(), labels.val_y.numpy()
-    if isinstance(labels, (tuple, list)) and len(labels) == 2:
-        return tuple(None if y is None else np.asarray(y) for y in labels)
-    raise ValueError(f"labels must be a TensorDataset, a pair (train_labels, val_labels) or "
-                     f"None, got {type(labels).__name__}")
 
 
 # -------------------------------------------------------------------------------------- LIVING-17
@@ -379,8 +371,7 @@ def _living17_needs(root) -> str:
 
 
 def _read_tensor(path: Path):
-    import torch
-
+    torch = _torch()
     if path.suffix == ".npy":
         return torch.from_numpy(np.load(path, allow_pickle=False))
     value = torch.load(path, map_location="cpu", weights_only=True)
@@ -392,8 +383,7 @@ def _read_tensor(path: Path):
 def _living17_read(root, kinds: tuple, check_sizes: bool) -> dict:
     """``{(kind, split): tensor}`` of the LIVING-17 files, checked (dtype, shape, sizes);
     every missing file is named at once."""
-    import torch
-
+    torch = _torch()
     if root is None:
         raise FileNotFoundError(_living17_needs(None))
     files = {(kind, split): path for kind in kinds
@@ -450,85 +440,6 @@ def load_living17(root: PathLike | None, check_sizes: bool = True) -> TensorData
     )
 
 
-# ----------------------------------------------------------------------------------- forget sets
-
-def retain_mask(n_train: int, forget: ArrayLike) -> np.ndarray:
-    """Boolean mask over the train split: True for examples not in ``forget``."""
-    forget = check_forget_indices(forget, n_train)
-    mask = np.ones(int(n_train), dtype=bool)
-    mask[forget] = False
-    return mask
-
-
-def check_forget_indices(forget: ArrayLike, n_train: int) -> np.ndarray:
-    """``forget`` as an int64 array, checked to be unique indices into a train split of n."""
-    forget = np.asarray(forget)
-    if forget.ndim != 1 or (forget.size and not np.issubdtype(forget.dtype, np.integer)):
-        raise ValueError(f"forget set must be a 1-D array of integer indices, got dtype "
-                         f"{forget.dtype} and shape {forget.shape}")
-    forget = forget.astype(np.int64)
-    bad = forget[(forget < 0) | (forget >= n_train)]
-    if bad.size:
-        raise ValueError(f"forget set index {int(bad[0])} is outside the train split "
-                         f"[0, {n_train})")
-    if np.unique(forget).size != forget.size:
-        raise ValueError("forget set has repeated indices")
-    return forget
-
-
-def _hash_rank(tag: str, n: int) -> np.ndarray:
-    """Indices 0..n-1 in a pseudo-random order fixed by ``tag`` (sha256, version independent)."""
-    keys = [hashlib.sha256(f"{tag}/{i}".encode()).digest()[:8] for i in range(n)]
-    return np.array(sorted(range(n), key=keys.__getitem__), dtype=np.int64)
-
-
-DIGITS_SUBPOPULATION_ANCHOR = 1  # train image 1, a "1"
-
-
-def digits_forget_sets(dataset: TensorDataset | None = None) -> dict[int, tuple[np.ndarray, str]]:
-    """The DIGITS forget sets: ``{k: (indices, description)}``, indices sorted int64.
-
-    They mirror the kinds of the paper's CIFAR-10 sets: a small and a larger random set, and a
-    sub-population (the nearest neighbours of one image within its class, as CIFAR-10 set 10 is
-    in CLIP space). Random sets are drawn by ranking the indices with a hash of a tag.
-
-    They are chosen so that doing nothing stays clearly distinguishable from the oracles (the
-    forget set's KLOM well above the retain set's, with the default models). On DIGITS only about
-    5% of the train images are memorised (most are predicted as well from their neighbours), so
-    most random sets of 10 are not: set 1 uses the first tag (of 0..5) whose set is.
-    """
-    data = dataset if dataset is not None else load_digits()
-    if data.name != "DIGITS":
-        raise ValueError(f"digits forget sets need the DIGITS dataset, got {data.name!r}")
-    n = data.n_train
-    x = data.train_x.reshape(n, -1).numpy().astype(np.float64)
-    y = data.train_y.numpy()
-    anchor = DIGITS_SUBPOPULATION_ANCHOR
-    same = np.flatnonzero(y == y[anchor])
-    dist = ((x[same] - x[anchor]) ** 2).sum(1)
-    nearest = same[np.argsort(dist, kind="stable")[:50]]
-    return {
-        1: (np.sort(_hash_rank("DIGITS/forget_set_1/2", n)[:10]),
-            "10 random train images (small random set, like CIFAR-10 set 1; hash tag "
-            "DIGITS/forget_set_1/2, the first of the tags tried whose set the models memorise)"),
-        2: (np.sort(_hash_rank("DIGITS/forget_set_2", n)[:50]),
-            "50 random train images (larger random set, about 3.5% of the train split)"),
-        3: (np.sort(nearest),
-            f"sub-population: the 50 train images of digit {int(y[anchor])} nearest in pixel "
-            f"space to train image {anchor} (itself included)"),
-    }
-
-
-def write_digits_forget_sets(store: Store, dataset: TensorDataset | None = None,
-                             overwrite: bool = False) -> list[int]:
-    """Write the DIGITS forget sets (with descriptions) into ``store``; returns the ks written.
-
-    Sets already in the store are kept unless ``overwrite``.
-    """
-    have = set(store.forget_set_ids("DIGITS"))
-    written = []
-    for k, (indices, description) in digits_forget_sets(dataset).items():
-        if overwrite or k not in have:
-            store.write_forget_set("DIGITS", k, indices, description=description)
-            written.append(k)
-    return written
+def as_dataset(dataset: DatasetLike, root: PathLike | None = None) -> TensorDataset:
+    """``dataset`` itself if it is loaded, else :func:`load_dataset` of its name."""
+    return dataset if isinstance(dataset, TensorDataset) else load_dataset(dataset, root=root)

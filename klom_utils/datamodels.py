@@ -22,7 +22,8 @@ changes and removes most of the noise that summing 10-50 rows puts on every othe
 Limits: every subset has the same size, so both estimate each effect relative to the mean
 effect of all examples (the effect of a smaller training set is not in the shift); the ridge
 penalty shrinks the effects (by about ``ridge / (f (1 - f) + ridge)`` at fraction ``f``: 18%
-at the default 0.05 and fraction 0.5, measured on a planted datamodel of 300 examples); and a datamodel adds single effects, so it
+at the default 0.05 and fraction 0.5, measured on a planted datamodel of 300 examples); and a
+datamodel adds single effects, so it
 underestimates the removal of a coherent group (on the DIGITS sub-population, forget set 3,
 the predicted change of its forget examples is about 0.7 of the oracles', as a regression
 slope). The settings were chosen by measurement
@@ -38,19 +39,39 @@ the forget set.
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from ._typing import ArrayLike, DatasetLike, PathLike, Record, StoreLike
-    from .store import Store
-    from .train import TrainConfig
+from ._typing import ArrayLike, PathLike, Record
+from .claims import claimed_chunks
+from .data import DatasetLike, as_dataset
+from .devices import resolve_device
+from .files import CorruptFileError, atomic_write, load_npy, save_npy
+from .forget_sets import forget_indices
+from .ids import ids_text, model_seed
+from .layout import (
+    DATAMODEL_FILE,
+    DATAMODELS_RECORD,
+    SUBSET_RE,
+    datamodel_folder,
+    full_models_folder,
+    oracle_folder,
+    subset_name,
+)
+from .metric import group_index
+from .models import SAVE_PREFIX
+from .oracles import mean_logits, scoring_oracle_ids
+from .progress import progress_bar
+from .stack import init_state_dict
+from .store import Store, StoreLike, as_store, open_store
+from .train import TrainConfig, choose_stack, default_config, fit
 
 __all__ = ["datamodel_folder", "subset_indices", "train_subset_models", "load_subset_runs",
            "DatamodelNoise", "fit_datamodel", "estimate_datamodel", "save_datamodel",
@@ -58,19 +79,9 @@ __all__ = ["datamodel_folder", "subset_indices", "train_subset_models", "load_su
            "forget_shift", "shrink_shift", "predicted_shift", "mean_logits",
            "datamodel_quality", "prediction_quality", "build_datamodel"]
 
-#: The store file of an estimated datamodel, inside :func:`datamodel_folder`.
-DATAMODEL_FILE = "datamodel.npy"
-#: The record of how the subset models were trained.
-RECORD_FILE = "klom_datamodels.json"
 ESTIMATORS = ("difference", "regression")
 #: Largest datamodel (float32 bytes) that :func:`build_datamodel` estimates in memory.
 MAX_ESTIMATE_BYTES = 8 * 2**30
-_SUBSET_RE = re.compile(r"^(\d+)__subset\.npy$")
-
-
-def datamodel_folder(dataset: str) -> str:
-    """``datamodels/<DATASET>``: subset models, their subsets, and the estimated datamodel."""
-    return f"datamodels/{dataset}"
 
 
 def _check_fraction(fraction) -> float:
@@ -84,8 +95,6 @@ def subset_indices(dataset: str, n_train: int, model_id: int, fraction: float,
                    seed: int = 0) -> np.ndarray:
     """The sorted train indices that subset model ``model_id`` trains on: ``round(fraction *
     n_train)`` of them, drawn from the model's own seed (the same on every machine)."""
-    from .train import model_seed
-
     k = int(round(_check_fraction(fraction) * n_train))
     if not 1 <= k < n_train:
         raise ValueError(f"fraction {fraction} of {n_train} training examples gives {k}; "
@@ -102,19 +111,12 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
     there are skipped, ids another process has claimed are left to it); returns the ids this
     call trained. ``config``: a
     :class:`~klom_utils.train.TrainConfig` (default: the dataset's recipe)."""
-    from .launch import claimed_chunks
-    from .models import SAVE_PREFIX
-    from .progress import progress_bar
-    from .store import Store, _save_npy, open_store
-    from .train import (_ids_text, _resolve_dataset, choose_stack, default_config, fit,
-                        init_state_dict, model_seed, resolve_device)
-
     fraction = _check_fraction(fraction)
     ids = sorted({int(i) for i in model_ids})
     if not ids or ids[0] < 0:
         raise ValueError(f"model ids must be non-negative and at least one, got {ids[:3]}")
     dev = resolve_device(device)
-    data = _resolve_dataset(dataset, root)
+    data = as_dataset(dataset, root)
     config = (config or default_config(data.name)).checked()
     subsets = {i: subset_indices(data.name, data.n_train, i, fraction, seed) for i in ids}
     if not isinstance(store, Store):
@@ -122,7 +124,7 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
     folder = datamodel_folder(data.name)
     record = {"dataset": data.name, "fraction": fraction, "seed": int(seed),
               "n_train_examples": int(len(next(iter(subsets.values())))), **config.recorded()}
-    diff = store.record_or_compare(f"{folder}/{RECORD_FILE}", record)
+    diff = store.record_or_compare(f"{folder}/{DATAMODELS_RECORD}", record)
     if diff:
         raise ValueError(f"{folder} holds subset models trained differently ({', '.join(diff)});"
                          " use another store or delete the folder")
@@ -134,7 +136,7 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
     bar = progress_bar(len(todo), f"{folder} models", progress)
     trained: list[int] = []
     # claimed first: concurrent runs (job-array tasks) never train one model twice
-    for chunk, covered in claimed_chunks(store, folder, todo, stack_size,
+    for chunk, covered in claimed_chunks(store.root, folder, todo, stack_size,
                                          lambda i: i in _complete_subset_ids(store, folder)):
         if chunk:
             inits = [init_state_dict(config.arch, model_seed(data.name, "datamodels", i,
@@ -144,9 +146,9 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
                       for i in chunk]
             sds, train_logits, val_logits = fit(data_dev, np.stack([subsets[i] for i in chunk]),
                                                 inits, orders, config, dev, progress=False,
-                                                desc=f"{folder} {_ids_text(chunk)}")
+                                                desc=f"{folder} {ids_text(chunk)}")
             for j, i in enumerate(chunk):
-                _save_npy(store.path(f"{folder}/{i}__subset.npy"), subsets[i])
+                save_npy(store.path(f"{folder}/{subset_name(i)}"), subsets[i])
                 store.write_model(folder, i, train_logits=train_logits[j],
                                   val_logits=val_logits[j], train_labels=train_y,
                                   val_labels=val_y, state_dict={SAVE_PREFIX + k: v for k, v in
@@ -161,7 +163,7 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
 def _complete_subset_ids(store, folder: str) -> set:
     """Ids with every model file and their subset file."""
     have = set(store.complete_model_ids(folder))
-    return have & {int(m.group(1)) for m in store._files(folder, _SUBSET_RE)} if have else have
+    return have & {int(m.group(1)) for m in store.files_matching(folder, SUBSET_RE)} if have else have
 
 
 def load_subset_runs(store: Store, dataset: str, n_train: int,
@@ -169,8 +171,6 @@ def load_subset_runs(store: Store, dataset: str, n_train: int,
     """``(masks, logits)`` of the subset models ``model_ids`` (default: every complete one):
     ``masks`` bool ``(M, n_train)`` (which train examples each model saw) and ``logits``
     float32 ``(M, n_train + n_val, C)``. A requested model that is not complete is an error."""
-    from .store import _load_npy
-
     folder = datamodel_folder(dataset)
     have = _complete_subset_ids(store, folder)
     if model_ids is not None:
@@ -186,7 +186,7 @@ def load_subset_runs(store: Store, dataset: str, n_train: int,
                                 "subset model; train them (`klom datamodels`)")
     masks = np.zeros((len(ids), n_train), bool)
     for row, i in enumerate(ids):
-        masks[row, _load_npy(store.path(f"{folder}/{i}__subset.npy"))] = True
+        masks[row, load_npy(store.path(f"{folder}/{subset_name(i)}"))] = True
     logits = np.concatenate([store.logits_of(folder, s, ids) for s in ("train", "val")], axis=1)
     return masks, logits
 
@@ -288,10 +288,8 @@ def save_datamodel(store: Store, dataset: str, theta: ArrayLike, about: Mapping[
                    noise: DatamodelNoise | None = None) -> str:
     """Write ``theta`` (float16, as the authors' files) to the store, ``about`` (how it was
     made) beside it as JSON, and its ``noise`` (or remove a stale one); returns its relpath."""
-    from .store import _save_npy, atomic_write
-
     relpath = f"{datamodel_folder(dataset)}/{DATAMODEL_FILE}"
-    _save_npy(store.path(relpath), np.asarray(theta, np.float16))
+    save_npy(store.path(relpath), np.asarray(theta, np.float16))
     store.write_json(relpath[:-len(".npy")] + ".json", about)
     target = noise_path(store.path(relpath))
     if noise is None:
@@ -307,10 +305,6 @@ def save_datamodel(store: Store, dataset: str, theta: ArrayLike, about: Mapping[
 def load_datamodel_noise(path: PathLike) -> DatamodelNoise | None:
     """The :class:`DatamodelNoise` saved beside the datamodel at ``path``, or ``None`` (a
     datamodel made elsewhere, or from too few subset models)."""
-    import zipfile
-
-    from .store import CorruptFileError
-
     target = noise_path(path)
     if not target.is_file():
         return None
@@ -325,8 +319,6 @@ def load_datamodel_noise(path: PathLike) -> DatamodelNoise | None:
 def datamodel_about(path: PathLike) -> Record:
     """How the datamodel at ``path`` was made (its JSON sidecar), or ``{}`` for a file made
     elsewhere."""
-    import json
-
     sidecar = Path(path).with_suffix(".json")
     return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
 
@@ -416,12 +408,11 @@ def prediction_quality(shift: ArrayLike, full_logits: ArrayLike, oracle_logits: 
     ``(n_examples, C)`` of each): per group (forget, retain, validation) the correlation of
     predicted and actual changes over examples x classes, and the RMSE of the predicted oracle
     logits with and without the shift (``rmse``, ``rmse_no_shift``)."""
-    from .metric import _group_index
 
     actual = np.asarray(oracle_logits, np.float64) - np.asarray(full_logits, np.float64)
     shift = np.asarray(shift, np.float64)
     out = {}
-    for g, i in _group_index(actual.shape[0], forget, n_train, None).items():
+    for g, i in group_index(actual.shape[0], forget, n_train, None).items():
         a, p = actual[i].ravel(), shift[i].ravel()
         corr = float(np.corrcoef(a, p)[0, 1]) if a.size > 1 and a.std() and p.std() else np.nan
         out[g] = {"corr": corr, "rmse": float(np.sqrt(np.mean((a - p) ** 2))),
@@ -436,9 +427,6 @@ def build_datamodel(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[
     """Train the subset models (resumable), estimate theta and its noise and save them:
     ``{"trained", "n_models", "fraction", "estimator", "ridge", "noise", "path", "seconds"}``
     (also written beside the datamodel; ``noise``: whether its noise could be estimated)."""
-    from .store import Store, open_store
-    from .train import _resolve_dataset
-
     start = time.perf_counter()
     _check_estimator(estimator, ridge)
     _check_fraction(fraction)
@@ -446,7 +434,7 @@ def build_datamodel(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[
     if isinstance(dataset, str) and dataset.lower() == "cifar10":
         sizes = (50_000, 60_000, 10)  # known: refuse before any download
     else:
-        data = _resolve_dataset(dataset, root)
+        data = as_dataset(dataset, root)
         sizes = (data.n_train, data.n_train + data.n_val, data.num_classes)
     size = int(np.prod(sizes)) * 4
     if size > MAX_ESTIMATE_BYTES:
@@ -454,7 +442,7 @@ def build_datamodel(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[
             f"a datamodel of {sizes[0]} x {sizes[1]} x {sizes[2]} ({size / 2**30:.0f} GiB in "
             "float32) is too large to estimate here; use a precomputed one (TRAK or released "
             "datamodels, saved as .npy) with `klom unlearn --datamodel FILE`")
-    data = data or _resolve_dataset(dataset, root)
+    data = data or as_dataset(dataset, root)
     if not isinstance(store, Store):
         store = open_store(store, create=True)
     trained = train_subset_models(data, store, model_ids, fraction=fraction, seed=seed,
@@ -468,12 +456,6 @@ def build_datamodel(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[
     return {"trained": trained, **about, "path": path, "seconds": time.perf_counter() - start}
 
 
-def mean_logits(store: Store, folder: str, model_ids: Sequence[int]) -> np.ndarray:
-    """Mean logits of ``model_ids`` of ``folder``, train then validation, ``(n_examples, C)``."""
-    return np.concatenate([store.logits_of(folder, s, model_ids).mean(0)
-                           for s in ("train", "val")])
-
-
 def datamodel_quality(store: StoreLike, dataset: DatasetLike, *, path: PathLike | None = None,
                       max_models: int = 100, shrink: bool = True,
                       root: PathLike | None = None) -> dict[int, Record]:
@@ -481,13 +463,8 @@ def datamodel_quality(store: StoreLike, dataset: DatasetLike, *, path: PathLike 
     the change from the mean logits of (up to ``max_models``) full models to those of the
     scoring oracles (:func:`prediction_quality` per group, with ``n_models``, ``n_oracles``).
     ``path``: the datamodel (default: the store's); ``shrink``: as :func:`predicted_shift`."""
-    from .evaluate import scoring_oracle_ids
-    from .store import Store, full_models_folder, open_store, oracle_folder
-    from .train import _resolve_dataset, forget_indices
-
-    data = _resolve_dataset(dataset, root)
-    if not isinstance(store, Store):
-        store = open_store(store)
+    data = as_dataset(dataset, root)
+    store = as_store(store)
     path = path or store.path(f"{datamodel_folder(data.name)}/{DATAMODEL_FILE}")
     full = full_models_folder(data.name)
     full_ids = store.complete_model_ids(full)[:max_models]

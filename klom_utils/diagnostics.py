@@ -17,14 +17,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from .metric import _as_real, _group_index
-
-if TYPE_CHECKING:
-    from ._typing import ArrayLike, Record
+from ._typing import ArrayLike, Record
+from .metric import as_real, group_index
 
 __all__ = ["model_distances", "outlier_models", "outlier_warnings", "diagnose"]
 
@@ -42,7 +40,7 @@ def model_distances(margins: ArrayLike) -> np.ndarray:
     """Per model (row of ``margins``, ``(n_models, n_examples)``), the median over examples of
     its robust distance from the other models: ``|m - median| / (1.4826 * MAD)``, medians
     across models. Examples where the MAD is 0 are left out; nan if none is left."""
-    m = _as_real(margins, "margins")
+    m = as_real(margins, "margins")
     if m.ndim != 2 or m.shape[0] < 3:
         raise ValueError(f"margins must have shape (n_models, n_examples) with n_models >= 3, "
                          f"got shape {m.shape}")
@@ -62,7 +60,7 @@ def outlier_models(margins: ArrayLike, model_ids: Sequence[int] | None = None, *
     """``[{"id", "distance"}]`` of the models further than ``threshold`` from the others,
     furthest first (see :func:`model_distances`); ``model_ids`` name the rows (default
     0, 1, ...). Fewer than 3 models: nothing can be called an outlier, so ``[]``."""
-    m = _as_real(margins, "margins")
+    m = as_real(margins, "margins")
     ids = list(range(m.shape[0])) if model_ids is None else [int(i) for i in model_ids]
     if len(ids) != m.shape[0]:
         raise ValueError(f"{len(ids)} model ids for {m.shape[0]} rows of margins")
@@ -85,9 +83,9 @@ def diagnose(*, unlearned: ArrayLike, oracle: ArrayLike, scores: ArrayLike, forg
     ``unequal_n``, ``small_forget`` or ``nan_scores`` (empty when there is none); ``nan_scores``
     also counts the nan scores.
     """
-    u, o = _as_real(unlearned, "unlearned"), _as_real(oracle, "oracle")
+    u, o = as_real(unlearned, "unlearned"), as_real(oracle, "oracle")
     s = np.asarray(scores, np.float64)
-    index = _group_index(s.size, forget, n_train, None)
+    index = group_index(s.size, forget, n_train, None)
     out: Record = {"outliers": {"unlearned": outlier_models(u, unlearned_ids),
                         "oracle": outlier_models(o, oracle_ids)},
            "n_unlearned": int(u.shape[0]), "n_oracles": int(o.shape[0])}

@@ -10,26 +10,35 @@ small forget sets) and the accuracies of the unlearned models. By default a meth
 against as many oracles as it has unlearned models: KLOM at different ``N`` is not comparable.
 
 Oracles with ids ``>= 1000`` are held out for methods that train on oracles (see
-:mod:`klom_utils.unlearn`) and are never used for scoring; neither are oracles that the scored
+:mod:`klom_utils.oracles`) and are never used for scoring; neither are oracles that the scored
 method recorded as used.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from .diagnostics import SMALL_FORGET, diagnose, outlier_models, outlier_warnings
+from ._typing import ArrayLike, PathLike, Record
+from .data import DatasetLike, TensorDataset, as_dataset, dataset_name
+from .diagnostics import diagnose, outlier_models, outlier_warnings
+from .forget_sets import check_forget_indices, forget_indices, retain_mask
+from .layout import HELD_OUT_ORACLE_START, TRAIN_RECORD, full_models_folder, oracle_folder, unlearned_folder
 from .metric import klom, summarize
-from .uncertainty import MIN_MODELS, check_interval_settings, noise_floor, p95_interval
+from .oracles import scoring_oracle_ids, used_oracle_ids
+from .precomputed import oracle_margins_folder, precomputed_margins, train_width
+from .store import Store, StoreLike, as_store, folder_margins
+from .tables import jsonable, results_table
+from .uncertainty import INTERVAL_COVERS, MIN_MODELS, check_interval_settings, noise_floor, p95_interval
 
-if TYPE_CHECKING:
-    from ._typing import ArrayLike, DatasetLike, PathLike, Record, StoreLike
-    from .data import TensorDataset
-    from .store import Store
+__all__ = ["GROUPS", "Margins", "accuracies", "do_nothing_klom", "jsonable", "klom_scores",
+           "klom_settings", "load_margins", "recipe_differences", "results_table", "score",
+           "score_arrays", "score_many"]
 
 GROUPS = ("forget", "retain", "validation")
 
@@ -48,56 +57,6 @@ class Margins:
     oracle_pool: list  # the oracles one may score against (given ids, or scoring_oracle_ids)
 
 
-def _dataset(dataset: DatasetLike, root: PathLike | None = None) -> TensorDataset:
-    from .data import TensorDataset, load_dataset
-
-    return dataset if isinstance(dataset, TensorDataset) else load_dataset(dataset, root=root)
-
-
-def _open(store: StoreLike) -> Store:
-    from .store import Store, open_store
-
-    return store if isinstance(store, Store) else open_store(store)
-
-
-def folder_margins(store: Store, folder: str, data: TensorDataset | tuple | None,
-                   model_ids: Sequence[int] | None) -> np.ndarray:
-    """Margins (n_models, n_train + n_val) of ``model_ids`` in ``folder``, train then val.
-
-    ``data``: the dataset, or its labels ``(train, val)``, or None where the folder holds
-    margins (files or stacked; logits need labels); ``model_ids`` None: every model."""
-    from .data import split_labels
-
-    train_y, val_y = split_labels(data)
-    return np.concatenate([
-        store.margins(folder, "train", labels=train_y, model_ids=model_ids),
-        store.margins(folder, "val", labels=val_y, model_ids=model_ids),
-    ], axis=1)
-
-
-def used_oracle_ids(store: Store, dataset: str, forget_set: int, method: str) -> list[int]:
-    """Oracle ids that ``method`` recorded as used to unlearn forget set ``k`` (none if none)."""
-    from .store import unlearned_folder
-    from .unlearn import CONFIG_FILE
-
-    relpath = f"{unlearned_folder(dataset, method, forget_set)}/{CONFIG_FILE}"
-    if not store.path(relpath).exists():
-        return []
-    return [int(i) for i in store.read_json(relpath).get("oracle_ids") or []]
-
-
-def scoring_oracle_ids(store: Store, dataset: str, forget_set: int,
-                       method: str | None = None) -> list[int]:
-    """The oracles of forget set ``k`` to score against: ids below 1000, without those that
-    ``method`` used."""
-    from .store import oracle_folder
-    from .unlearn import HELD_OUT_ORACLE_START
-
-    used = set(used_oracle_ids(store, dataset, forget_set, method)) if method else set()
-    return [i for i in store.model_ids(oracle_folder(dataset, forget_set))
-            if i < HELD_OUT_ORACLE_START and i not in used]
-
-
 def load_margins(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, *,
                  model_ids: Iterable[int] | None = None, oracle_ids: Iterable[int] | None = None,
                  root: PathLike | None = None) -> Margins:
@@ -110,10 +69,7 @@ def load_margins(store: StoreLike, dataset: DatasetLike, forget_set: int, method
     ids are used, unless ``model_ids`` was given). Giving an oracle that the method used is an
     error.
     """
-    from .store import oracle_folder, unlearned_folder
-    from .train import forget_indices
-
-    store, data = _open(store), _dataset(dataset, root)
+    store, data = as_store(store), as_dataset(dataset, root)
     folder = unlearned_folder(data.name, method, forget_set)
     if not store.path(folder).is_dir():
         raise FileNotFoundError(f"store {str(store.root)!r} has no models of method {method!r} "
@@ -157,8 +113,6 @@ def klom_scores(margins: Margins, **klom_kwargs: Any) -> np.ndarray:
 def accuracies(store: Store, folder: str, data: TensorDataset, model_ids: Sequence[int],
                forget: ArrayLike) -> dict[str, float]:
     """Mean accuracy of the models ``model_ids`` of ``folder`` on forget, retain and test."""
-    from .data import retain_mask
-
     keep = retain_mask(data.n_train, forget)
     y_train, y_val = data.train_y.numpy(), data.val_y.numpy()
     train = store.logits_of(folder, "train", model_ids).argmax(-1) == y_train
@@ -169,10 +123,6 @@ def accuracies(store: Store, folder: str, data: TensorDataset, model_ids: Sequen
 
 def klom_settings(**klom_kwargs: Any) -> Record:
     """The settings of :func:`klom_utils.metric.klom` (its defaults, updated), JSON-ready."""
-    import inspect
-
-    from .metric import klom
-
     settings = {k: p.default for k, p in inspect.signature(klom).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     unknown = sorted(set(klom_kwargs) - set(settings))
@@ -201,7 +151,8 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     floor's size on its lowest ids, per group ``p95``, ``p95_low``, ``p95_high``, with
     ``n_per_side``, ``model_ids``, ``oracle_ids``); ``diagnostics`` (:func:`klom_utils.
     diagnostics.diagnose`: outlier models, small or unequal ``N``, small forget sets, nan
-    scores; plus ``fewer_oracles`` and ``no_floor``; all in ``warnings``); ``accuracy`` (``forget``, ``retain``, ``test``: mean over the unlearned
+    scores; plus ``fewer_oracles`` and ``no_floor``; all in ``warnings``); ``accuracy``
+    (``forget``, ``retain``, ``test``: mean over the unlearned
     models); ``klom`` (the estimator's settings); ``interval`` (what the interval covers);
     ``method``, ``dataset``, ``forget_set``, ``forget_size``, ``model_ids``, ``oracle_ids``,
     ``seed``, ``seconds``. ``klom_kwargs`` go to :func:`klom_utils.metric.klom` (``bins``,
@@ -209,12 +160,10 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     different recorded recipes are refused (:func:`recipe_differences`), or with
     ``allow_mixed_recipes`` scored with a ``mixed_recipes`` warning.
     """
-    from .store import oracle_folder
-
     start = time.perf_counter()
     klom_settings(**klom_kwargs)  # bad settings fail before anything is read
     check_interval_settings(level, n_splits)
-    store, data = _open(store), _dataset(dataset, root)
+    store, data = as_store(store), as_dataset(dataset, root)
     m = load_margins(store, data, forget_set, method, model_ids=model_ids, oracle_ids=oracle_ids)
     have = {i: row for row, i in enumerate(m.oracle_ids)}
 
@@ -255,15 +204,13 @@ def recipe_differences(store: Store, dataset: str, forget_set: int) -> list[str]
     """How the recorded training recipes of the full models and of the oracles of
     ``forget_set`` differ (``"key: full models x, oracles y"``); empty where they agree or a
     folder has no record (a Hub snapshot)."""
-    from .store import full_models_folder, oracle_folder
-
     records = []
     for folder in (full_models_folder(dataset), oracle_folder(dataset, forget_set)):
-        path = f"{folder}/klom_train.json"
+        path = f"{folder}/{TRAIN_RECORD}"
         records.append(store.read_json(path) if store.path(path).is_file() else None)
-    if None in records:
-        return []
     full, oracles = records
+    if full is None or oracles is None:
+        return []
     return [f"{k}: full models {full.get(k)!r}, oracles {oracles.get(k)!r}"
             for k in sorted(set(full) | set(oracles))
             if k not in _GROUP_KEYS and full.get(k) != oracles.get(k)]
@@ -370,11 +317,6 @@ def _score(m: Margins, oracle_margins: Callable[[list], np.ndarray], *, level: f
     return record
 
 
-#: What the intervals of a record cover, in words (also in the record and under tables).
-INTERVAL_COVERS = ("the expected 95th percentile at this N per side, over the randomness of "
-                   "training the models (the examples are fixed)")
-
-
 def _p95_interval(unlearned, oracle, groups, settings) -> dict:
     if min(len(unlearned), len(oracle)) < MIN_MODELS:  # too few models to split in halves
         return {g: {"low": float("nan"), "high": float("nan"), "sd": float("nan")}
@@ -382,162 +324,52 @@ def _p95_interval(unlearned, oracle, groups, settings) -> dict:
     return p95_interval(unlearned=unlearned, oracle=oracle, **groups, **settings)
 
 
-def jsonable(x: Any) -> Any:
-    """A copy of ``x`` (records, summaries) that ``json.dumps(..., allow_nan=False)`` accepts:
-    numpy scalars and arrays become Python numbers and lists, nan and infinities ``None``."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    return x
-
-
 def score_many(store: StoreLike, dataset: DatasetLike, forget_sets: Iterable[int],
                methods: Iterable[str], *, progress: bool = True, **kwargs: Any) -> list[Record]:
     """:func:`score` for every (forget set, method) pair; a list of records."""
-    from tqdm.auto import tqdm
-
-    store, data = _open(store), _dataset(dataset, kwargs.pop("root", None))
+    store, data = as_store(store), as_dataset(dataset, kwargs.pop("root", None))
     pairs = [(k, m) for k in forget_sets for m in methods]
     return [score(store, data, k, m, **kwargs)
             for k, m in tqdm(pairs, desc="scoring", disable=not progress)]
 
 
-def _number(x) -> str:
-    return "nan" if x is None or not np.isfinite(x) else f"{x:.2f}"
+def do_nothing_klom(store: StoreLike, dataset: str, forget_set: int, *,
+                    labels: Any = None, n_models: int | None = None,
+                    **score_kwargs: Any) -> Record:
+    """The KLOM record of doing nothing (the full models scored as the unlearned ones) against
+    the oracles of ``forget_set``, from precomputed files alone.
 
-
-def _with_ci(group: dict) -> str:
-    """``p95 [low, high]``; the interval left out where there is none (nan, or None as read
-    back from JSON)."""
-    low, high = group.get("p95_low"), group.get("p95_high")
-    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
-        return _number(group["p95"])
-    return f"{group['p95']:.2f} [{group['p95_low']:.2f}, {group['p95_high']:.2f}]"
-
-
-def _setting(record) -> tuple:
-    """The estimator settings that make two records comparable."""
-    k = record["klom"]
-    return (k["direction"], k["variant"], k["bins"], k["eps"], tuple(k["clip"]))
-
-
-def _short(setting) -> str:
-    direction, variant, bins = setting[:3]
-    return f"KL({direction.replace('||', ' || ')}), {variant}, {bins} bins"
-
-
-def _settings_line(records) -> str:
-    settings = {_setting(r) for r in records}
-    text = "; ".join(_short(x) for x in sorted(settings))
-    levels = sorted({r.get("interval", {}).get("level", 0.95) for r in records})
-    level = "/".join(f"{100 * x:g}%" for x in levels)
-    return (f"KLOM per example, 95th percentile per group [{level} interval]; {text}"
-            + ("  (!) records with different settings: compare rows of one setting only"
-               if len(settings) > 1 else ""))
-
-
-def results_table(records: Iterable[Record]) -> ResultsTable:
-    """A plain-text table of records from :func:`score` (HTML in a notebook).
-
-    Per forget set: one row per method (the 95th percentile of each group with its interval,
-    ``N`` per side, accuracies; for forget sets under 100 examples also the forget mean and
-    the count of forget examples above the retain 99th percentile), a row per method rescored
-    at the noise floor's ``N`` where that is smaller, and the noise floor labelled with its
-    ``N``. Below: what the intervals cover and every diagnostic warning.
+    ``dataset``: any spelling (``"living17"``, ``"CIFAR10"``; ``"CIFAR10_augmented"`` reads
+    ``full_models/CIFAR10_augmented`` and the oracles of the same recipe,
+    ``oracles/CIFAR10_augmented/forget_set_<k>`` from ``klom train --augment``: never the
+    plain ones; forget sets are the base dataset's);
+    ``n_models``: full models used (default all; ids below 1000 in each folder);
+    ``score_kwargs`` go to :func:`klom_utils.evaluate.score_arrays` (``level``, ``n_splits``,
+    ``seed``, KLOM settings). Returns its record, with ``method``, ``dataset``,
+    ``forget_set``, ``folders``, ``model_ids`` and ``oracle_ids`` filled in.
     """
-    records = list(records)
-    if not records:
-        raise ValueError("results_table needs at least one record")
-    small = any(r["forget_size"] < SMALL_FORGET for r in records)
-    mixed = len({_setting(r) for r in records}) > 1
-    header = (["forget set", "method", "N/side", "forget p95 [CI]"]
-              + (["forget mean", "forget > retain p99"] if small else [])
-              + ["retain p95 [CI]", "validation p95 [CI]", "acc forget/retain/test"])
-    blank = [""] * (2 if small else 0)
-    by_set: dict[tuple, list[Record]] = {}
-    for r in records:  # rows grouped by forget set, in order of first appearance
-        by_set.setdefault((r["dataset"], r["forget_set"]), []).append(r)
-    rows = []
-    for group in by_set.values():
-        name = f"{group[0]['forget_set']} (n={group[0]['forget_size']})"
-        for r in group:
-            acc = r.get("accuracy")
-            n = (str(r["n_unlearned"]) if r["n_unlearned"] == r["n_oracles"]
-                 else f"{r['n_unlearned']}/{r['n_oracles']} (!)")
-            extra = ([f"{r['forget']['mean']:.2f}",
-                      f"{r['forget'].get('above_retain_p99', 0)} of {r['forget_size']}"]
-                     if small else [])
-            method = r["method"] + (f" ({_short(_setting(r))})" if mixed else "")
-            rows.append([name, method, n, _with_ci(r["forget"])] + extra
-                        + [_with_ci(r["retain"]), _with_ci(r["validation"])]
-                        + [f"{acc['forget']:.3f}/{acc['retain']:.3f}/{acc['test']:.3f}"
-                           if acc else "-"])
-        for r in group:
-            if r.get("matched"):
-                at = r["matched"]
-                method = r["method"] + (f" ({_short(_setting(r))})" if mixed else "")
-                rows.append([name, f"{method} (rescored)", str(at["n_per_side"]),
-                             _with_ci(at["forget"])] + blank
-                            + [_with_ci(at["retain"]), _with_ci(at["validation"]), ""])
-        floors: dict[tuple, Record] = {}  # one row per N and estimator setting
-        for r in group:
-            if r.get("noise_floor"):
-                floors.setdefault((r["noise_floor"]["n_per_side"], _setting(r)), r["noise_floor"])
-        for (n, setting), floor in sorted(floors.items(), key=lambda kv: -kv[0][0]):
-            label = "noise floor" + (f" ({_short(setting)})" if mixed else "")
-            rows.append([name, label, str(n), _number(floor["forget"]["p95"])] + blank
-                        + [_number(floor[g]["p95"]) for g in ("retain", "validation")] + [""])
-    notes = [f"[CI]: interval for {INTERVAL_COVERS}. Compare methods only at equal N.",
-             "noise floor: oracles scored against disjoint oracles at the N shown (a perfect "
-             "method's score at that N); (rescored): the method at the floor's N."]
-    if small:
-        notes.append(f"forget sets under {SMALL_FORGET} examples: the p95 rests on the few "
-                     "largest scores; read it with the forget mean and the count above the "
-                     "retain p99.")
-    seen: dict[str, list[str]] = {}
-    for r in records:
-        for w in r.get("diagnostics", {}).get("warnings", []):
-            if w["kind"] != "small_forget":
-                seen.setdefault(w["message"], []).append(f"{r['forget_set']}/{r['method']}")
-    notes += [f"(!) [{', '.join(where)}] {message}" for message, where in seen.items()]
-    return ResultsTable.build(_settings_line(records), header, rows, notes)
-
-
-class ResultsTable(str):
-    """The plain-text table of :func:`results_table` (a ``str``: print it, write it to a file);
-    in a notebook it shows as an HTML table with the same title, cells and notes."""
-
-    heading: str
-    header: list
-    rows: list
-    notes: list
-
-    @classmethod
-    def build(cls, title: str, header: list, rows: list, notes: list) -> "ResultsTable":
-        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-
-        def line(cells):
-            return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-        text = "\n".join([title, "", line(header), line(["-" * w for w in widths]),
-                          *(line(r) for r in rows), "", *notes])
-        table = cls(text)
-        table.heading, table.header, table.rows, table.notes = title, header, rows, notes
-        return table
-
-    def _repr_html_(self) -> str:
-        from html import escape
-
-        head = "".join(f"<th>{escape(str(h))}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>"
-                       for row in self.rows)
-        notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)
-        return (f'<div class="klom-results"><p><strong>{escape(self.heading)}</strong></p>'
-                f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead>'
-                f'<tbody>{body}</tbody></table></div>'
-                f'<ul style="font-size:smaller">{notes}</ul></div>')
+    store = as_store(store)
+    augmented = str(dataset).lower().endswith("_augmented")
+    base = dataset_name(str(dataset)[:-len("_augmented")] if augmented else dataset)
+    recipe = f"{base}_augmented" if augmented else base
+    full = full_models_folder(recipe)
+    if not store.path(full).is_dir():
+        raise FileNotFoundError(f"store {str(store.root)!r} has no {full!r}: download it "
+                                f"(klom_utils.download([{full!r}]))")
+    ofolder = oracle_margins_folder(store, recipe, forget_set)
+    ids = [i for i in store.model_ids(full) if i < HELD_OUT_ORACLE_START]
+    if n_models is not None:
+        if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
+            raise ValueError(f"n_models must be a positive integer or None, got {n_models!r}")
+        ids = ids[:n_models]
+    oracle_ids = [i for i in store.model_ids(ofolder) if i < HELD_OUT_ORACLE_START]
+    unlearned = precomputed_margins(store, base, full, labels, ids)
+    oracle = precomputed_margins(store, base, ofolder, labels, oracle_ids)
+    n_train = train_width(store, base, full, labels, ids)
+    forget = check_forget_indices(store.forget_set(base, forget_set), n_train)
+    record = score_arrays(unlearned, oracle, forget, n_train, **score_kwargs)
+    n = min(len(ids), len(oracle_ids))
+    record.update(method="do_nothing", dataset=recipe,
+                  forget_set=int(forget_set), folders={"full": full, "oracles": ofolder},
+                  model_ids=ids, oracle_ids=oracle_ids[:n], accuracy=None)
+    return record

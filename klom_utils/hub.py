@@ -11,6 +11,8 @@ import os
 from pathlib import PurePosixPath
 from typing import Iterable
 
+from tqdm.auto import tqdm
+
 from .store import Store
 
 REPO_ID = "royrin/KLOM-models"
@@ -50,7 +52,8 @@ def _clean_folder(folder: str) -> str:
                          f"more than meant); name folders, e.g. {CARD_FOLDERS[0]!r}")
     path = PurePosixPath(folder.strip("/"))
     if folder.startswith("/") or ".." in path.parts:
-        raise ValueError(f"folder {folder!r} must be a path inside the repository, like 'oracles/CIFAR10/forget_set_3'")
+        raise ValueError(f"folder {folder!r} must be a path inside the repository, like "
+                         "'oracles/CIFAR10/forget_set_3'")
     if path.parts[0] not in TOP_FOLDERS:
         raise ValueError(f"folder {folder!r}: the dataset has no top-level folder "
                          f"{path.parts[0]!r}; expected one of {', '.join(TOP_FOLDERS)}")
@@ -60,11 +63,12 @@ def _clean_folder(folder: str) -> str:
 def _unreachable(err: BaseException) -> bool:
     """True when ``err`` (or what caused it) is a failed connection, not a missing file."""
     seen = 0
-    while err is not None and seen < 10:
-        name = type(err).__name__
+    current: BaseException | None = err
+    while current is not None and seen < 10:
+        name = type(current).__name__
         if any(word in name for word in ("Connect", "Timeout", "NameResolution", "Network")):
             return True
-        err, seen = err.__cause__ or err.__context__, seen + 1
+        current, seen = current.__cause__ or current.__context__, seen + 1
     return False
 
 
@@ -78,7 +82,8 @@ def allow_patterns(folders: Iterable[str], kinds: Iterable[str] | None = DEFAULT
         kinds = [kinds] if isinstance(kinds, str) else list(kinds)
         unknown = [k for k in kinds if k not in FILE_KINDS]
         if unknown or not kinds:
-            raise ValueError(f"kinds must be a non-empty subset of {sorted(FILE_KINDS)} or None, got {kinds!r}")
+            raise ValueError(f"kinds must be a non-empty subset of {sorted(FILE_KINDS)} or None, "
+                             f"got {kinds!r}")
     patterns = []
     for folder in folders:
         if kinds is None or folder.startswith("forget_set_indices"):
@@ -118,16 +123,13 @@ def download(
     margins and logits, without the large checkpoints); ``None`` takes everything. ``offline``
     defaults to the ``HF_HUB_OFFLINE`` environment variable; offline, only the cache is read.
     """
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-    from huggingface_hub.constants import HF_HUB_CACHE
-
+    snapshot_download, LocalEntryNotFoundError, constants = _hub_api()
     folder_list = [_clean_folder(f) for f in ([folders] if isinstance(folders, str) else list(folders))]
     if not folder_list:
         raise ValueError(f"name at least one folder to download, for example {CARD_FOLDERS[0]!r}")
     if offline is None:
         offline = _truthy(os.environ.get("HF_HUB_OFFLINE"))
-    cache = str(local_dir or cache_dir or HF_HUB_CACHE)
+    cache = str(local_dir or cache_dir or constants.HF_HUB_CACHE)
     try:
         path = snapshot_download(
             repo_id=repo_id,
@@ -142,10 +144,8 @@ def download(
         )
     except LocalEntryNotFoundError as err:  # includes an incomplete cached snapshot
         if not offline and _unreachable(err):
-            from huggingface_hub.constants import ENDPOINT
-
             raise ConnectionError(
-                f"cannot reach the Hugging Face Hub at {endpoint or ENDPOINT} (no network, or "
+                f"cannot reach the Hugging Face Hub at {endpoint or constants.ENDPOINT} (no network, or "
                 f"a proxy or firewall in the way), and the cache at {cache} does not hold "
                 f"{folder_list[0]!r}: connect, or copy a cache made elsewhere and use "
                 "offline=True (HF_HUB_OFFLINE=1)") from None
@@ -158,9 +158,18 @@ def download(
     return store
 
 
-def _silent_tqdm():
-    from tqdm.auto import tqdm
+def _hub_api():
+    """``snapshot_download``, its not-found error and huggingface_hub's settings, imported when
+    a download starts (here only): its constants read the ``HF_*`` environment variables at
+    import, so a process that sets them before downloading gets them."""
+    import huggingface_hub.constants as constants
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
+    return snapshot_download, LocalEntryNotFoundError, constants
+
+
+def _silent_tqdm():
     class SilentTqdm(tqdm):
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = True

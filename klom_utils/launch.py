@@ -1,11 +1,9 @@
-"""Many processes, one store: model claims, id slices, and job arrays through submitit.
+"""Many processes, one store: the steps (training, unlearning, subset models) as job arrays.
 
-- :func:`claimed` takes, without waiting, an exclusive lock per model id (``filelock``, one file
-  per model under ``<store>/.claims/``) so that concurrent processes on one store (job-array
-  tasks, a second terminal) never train the same model twice. The operating system releases
-  the lock of a killed process, so the next run trains what it left.
-- :func:`id_slices` and :func:`shard_of` split model ids between jobs: by hand (``"2/8"``) or
-  from a SLURM array (``"auto"``: ``SLURM_ARRAY_TASK_ID`` of ``SLURM_ARRAY_TASK_COUNT``).
+- Every model is claimed before it is worked on (:mod:`klom_utils.claims`), so concurrent
+  processes on one store never do one model twice.
+- :func:`klom_utils.ids.id_slices` and :func:`klom_utils.ids.shard_of` split model ids
+  between jobs: by hand (``"2/8"``) or from a SLURM array (``"auto"``).
 - :func:`run_array` runs one function per slice as a job array with submitit's local or SLURM
   executor (``pip install submitit``), waits and returns each job's result, or returns the job
   ids at once (``wait=False``).
@@ -13,101 +11,21 @@
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import importlib
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from .datamodels import train_subset_models
+from .ids import id_slices, shard_of
+from .train import train_models
+from .unlearning import unlearn_store
 
 EXECUTORS = ("none", "local", "slurm")
-CLAIMS_FOLDER = ".claims"
-
-
-# ------------------------------------------------------------------------------------- claims
-
-def claim_path(store_root, folder: str, model_id: int) -> Path:
-    """The lock file of model ``model_id`` of ``folder`` (kept out of the model folders)."""
-    return Path(store_root) / CLAIMS_FOLDER / folder / f"{int(model_id)}.lock"
-
-
-@contextlib.contextmanager
-def claimed(store_root, folder: str, model_ids: Sequence[int]) -> Iterator[List[int]]:
-    """Claim the models ``model_ids`` of ``folder``; yields the ids this process holds.
-
-    Ids that another living process holds are left out (not waited for). The claims are
-    released when the block ends, or by the operating system when the process dies.
-    """
-    from filelock import FileLock, Timeout
-
-    held, locks = [], []
-    try:
-        for i in model_ids:
-            path = claim_path(store_root, folder, i)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(path), timeout=0)
-            try:
-                lock.acquire()
-            except Timeout:
-                continue
-            locks.append(lock)
-            held.append(int(i))
-        yield held
-    finally:
-        for lock in locks:
-            lock.release()
-
-
-def claimed_chunks(store, folder: str, model_ids: Sequence[int], size: int,
-                   is_done: Callable[[int], bool]) -> Iterator[tuple]:
-    """Walk ``model_ids`` ``size`` at a time; yields ``(chunk, covered)``: the ids of each
-    slice that this process claimed and that are not done (``is_done(id)``, checked after the
-    claim, so a model another process finished meanwhile is skipped), and the slice's length
-    (for progress). The claims are held while the caller works on the chunk; hidden ``.tmp``
-    files a killed run left for them are removed first."""
-    from .store import remove_stale_tmp
-
-    for start in range(0, len(model_ids), size):
-        part = list(model_ids[start:start + size])
-        with claimed(store.root, folder, part) as mine:
-            remove_stale_tmp(store.root, folder, mine)
-            yield [i for i in mine if not is_done(i)], len(part)
-
-
-# ------------------------------------------------------------------------------------- slices
-
-def id_slices(model_ids: Sequence[int], n_slices: int) -> List[List[int]]:
-    """``model_ids`` in ``n_slices`` contiguous slices of near-equal size (none empty)."""
-    if isinstance(n_slices, bool) or not isinstance(n_slices, int) or n_slices < 1:
-        raise ValueError(f"the number of jobs must be a positive integer, got {n_slices!r}")
-    ids = list(model_ids)
-    n = min(n_slices, len(ids)) or 1
-    bounds = [round(j * len(ids) / n) for j in range(n + 1)]
-    return [ids[bounds[j]:bounds[j + 1]] for j in range(n) if bounds[j + 1] > bounds[j]]
-
-
-def shard_of(model_ids: Sequence[int], shard: str, environ=None) -> List[int]:
-    """The slice ``I`` of ``N`` of ``model_ids`` for ``shard="I/N"`` (0 <= I < N), or for
-    ``shard="auto"`` the one of this SLURM array task."""
-    env = os.environ if environ is None else environ
-    if shard == "auto":
-        try:
-            index, count = int(env["SLURM_ARRAY_TASK_ID"]), int(env["SLURM_ARRAY_TASK_COUNT"])
-        except (KeyError, ValueError):
-            raise ValueError("--shard auto needs SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT "
-                             "(it runs inside a SLURM job array); give --shard I/N by hand "
-                             "elsewhere") from None
-        offset = int(env.get("SLURM_ARRAY_TASK_MIN", 0))
-        index -= offset
-    else:
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(shard))
-        if not match:
-            raise ValueError(f"--shard must be 'I/N' (e.g. '0/4') or 'auto', got {shard!r}")
-        index, count = int(match[1]), int(match[2])
-    if count < 1 or not 0 <= index < count:
-        raise ValueError(f"shard {index} of {count}: expected 0 <= I < N")
-    slices = id_slices(model_ids, count)
-    return slices[index] if index < len(slices) else []
 
 
 # ------------------------------------------------------------------------------------- arrays
@@ -228,40 +146,26 @@ def _last_error(text: str) -> str:
     return (errors or lines or ["failed"])[-1]
 
 
-def held_claims(store_root, folder: str) -> List[int]:
-    """Ids of ``folder`` that a living process has claimed (being trained right now)."""
-    claims = claim_path(store_root, folder, 0).parent
-    ids = sorted(int(p.stem) for p in claims.glob("*.lock")) if claims.is_dir() else []
-    with claimed(store_root, folder, ids) as free:  # what we can take, nobody holds
-        return [i for i in ids if i not in free]
-
-
 # ------------------------------------------------------------------------ steps as job arrays
 
 def train_job(kwargs: dict, ids: list) -> list:
     """One job of ``train``: :func:`klom_utils.train.train_models` on ``ids``."""
-    from .train import train_models
-
     return train_models(model_ids=ids, **kwargs)
 
 
 def unlearn_job(kwargs: dict, ids: list, plugins: Sequence[str] = ()) -> list:
-    """One job of ``unlearn``: :func:`klom_utils.unlearn.unlearn_store` on ``ids`` (after
+    """One job of ``unlearn``: :func:`klom_utils.unlearning.unlearn_store` on ``ids`` (after
     importing the ``plugins`` that register methods: a job runs in a fresh process)."""
-    from .unlearn import unlearn_store
-
     import_plugins(plugins)
     return unlearn_store(model_ids=ids, **kwargs)["written"]
 
 
 def subset_job(kwargs: dict, ids: list) -> list:
     """One job of ``datamodels``: :func:`klom_utils.datamodels.train_subset_models` on ``ids``."""
-    from .datamodels import train_subset_models
-
     return train_subset_models(model_ids=ids, **kwargs)
 
 
-STEPS = {"train": train_job, "unlearn": unlearn_job, "datamodels": subset_job}
+STEPS: Dict[str, Callable[..., list]] = {"train": train_job, "unlearn": unlearn_job, "datamodels": subset_job}
 
 
 def run_models(step: str, model_ids: Sequence[int], options: Optional[ArrayOptions] = None, *,
@@ -280,8 +184,6 @@ def run_models(step: str, model_ids: Sequence[int], options: Optional[ArrayOptio
                    partition="gpu", gpus_per_job=1), dataset="cifar10",
                    store="/shared/store", forget_set=1)
     """
-    import functools
-
     if step not in STEPS:
         raise ValueError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
     options = options or ArrayOptions()
@@ -291,8 +193,8 @@ def run_models(step: str, model_ids: Sequence[int], options: Optional[ArrayOptio
     ids = [int(i) for i in model_ids]
     if shard is not None:
         ids = shard_of(ids, shard)
-    job = functools.partial(STEPS[step], kwargs, **({"plugins": tuple(plugins)}
-                                                    if step == "unlearn" else {}))
+    extra: dict = {"plugins": tuple(plugins)} if step == "unlearn" else {}
+    job: Callable[[list], Any] = functools.partial(STEPS[step], kwargs, **extra)
     if options.executor == "none":
         return job(ids)
     slices = id_slices(ids, options.jobs)
@@ -300,8 +202,6 @@ def run_models(step: str, model_ids: Sequence[int], options: Optional[ArrayOptio
                     name=f"klom-{step}")
     if not options.wait:
         return out  # the job ids
-    import sys
-
     for n, (part, done) in enumerate(zip(slices, out), 1):  # each job's result, on stderr
         print(f"{step} job {n}/{len(slices)} (ids {part[0]}-{part[-1]}): {len(done)} done",
               file=sys.stderr)
@@ -310,9 +210,6 @@ def run_models(step: str, model_ids: Sequence[int], options: Optional[ArrayOptio
 
 def import_plugins(modules: Sequence[str]) -> None:
     """Import each module (they register unlearning methods), from the working directory too."""
-    import importlib
-    import sys
-
     if modules and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     for module in modules:

@@ -102,6 +102,13 @@ _CHUNK_ELEMENTS = 1 << 19  # values per chunk (both groups together)
 _MAX_THREADS = 8
 
 
+def _binning():
+    """The compiled counting loops (numba: heavy, so imported on first use, here only)."""
+    from . import binning
+
+    return binning
+
+
 # --------------------------------------------------------------------------------------------
 # input helpers
 
@@ -124,7 +131,7 @@ def _as_numpy(x, name):
         raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__}") from exc
 
 
-def _as_real(x, name):
+def as_real(x, name):
     """A float32 or float64 numpy array (exact: narrower floats widen to float32)."""
     x = _as_numpy(x, name)
     if x.dtype.kind not in "iuf":
@@ -150,34 +157,33 @@ def margins(logits: ArrayLike | torch.Tensor,
     if _is_torch(logits):
         import torch
 
-        z = cast("torch.Tensor", logits).detach()
-        if not (z.dtype.is_floating_point or z.dtype in (torch.int32, torch.int64)):
-            raise ValueError(f"logits must be real numbers, got dtype {z.dtype}")
-        z = z.double() if z.dtype == torch.float64 else z.float()
-        y = (cast("torch.Tensor", labels).to(z.device) if _is_torch(labels)
-             else torch.as_tensor(np.asarray(labels)))
-        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
-            raise ValueError(f"labels must be integers, got dtype {y.dtype}")
-        _check_labels(tuple(z.shape), tuple(y.shape), y.min().item() if y.numel() else 0,
-                      y.max().item() if y.numel() else 0)
-        y = y.to(z.device, torch.int64)
-        mask = torch.arange(z.shape[-1], device=z.device) == y[..., None]
-        correct = torch.where(mask, z, torch.zeros((), dtype=z.dtype, device=z.device)).sum(-1)
-        others = z.masked_fill(mask, float("-inf")).logsumexp(-1)
-        return correct - others
+        zt = cast("torch.Tensor", logits).detach()
+        if not (zt.dtype.is_floating_point or zt.dtype in (torch.int32, torch.int64)):
+            raise ValueError(f"logits must be real numbers, got dtype {zt.dtype}")
+        zt = zt.double() if zt.dtype == torch.float64 else zt.float()
+        yt = (cast("torch.Tensor", labels).to(zt.device) if _is_torch(labels)
+              else torch.as_tensor(np.asarray(labels)))
+        if yt.dtype.is_floating_point or yt.dtype.is_complex or yt.dtype == torch.bool:
+            raise ValueError(f"labels must be integers, got dtype {yt.dtype}")
+        _check_labels(tuple(zt.shape), tuple(yt.shape), yt.min().item() if yt.numel() else 0,
+                      yt.max().item() if yt.numel() else 0)
+        yt = yt.to(zt.device, torch.int64)
+        mask = torch.arange(zt.shape[-1], device=zt.device) == yt[..., None]
+        right = torch.where(mask, zt, torch.zeros((), dtype=zt.dtype, device=zt.device)).sum(-1)
+        return right - zt.masked_fill(mask, float("-inf")).logsumexp(-1)
 
-    z = _as_numpy(logits, "logits")
-    if z.dtype.kind not in "iuf":
-        raise ValueError(f"logits must be real numbers, got dtype {z.dtype}")
-    z = z.astype(np.float64 if z.dtype == np.float64 else np.float32, copy=False)
+    raw = _as_numpy(logits, "logits")
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"logits must be real numbers, got dtype {raw.dtype}")
+    z = raw.astype(np.float64 if raw.dtype == np.float64 else np.float32, copy=False)
     y = _as_numpy(labels, "labels")
     if y.dtype.kind not in "iu":
         raise ValueError(f"labels must be integers, got dtype {y.dtype}")
     _check_labels(z.shape, y.shape, y.min() if y.size else 0, y.max() if y.size else 0)
-    y = np.broadcast_to(y, z.shape[:-1])[..., None]
-    correct = np.take_along_axis(z, y, -1)[..., 0]
+    index = np.broadcast_to(y, z.shape[:-1])[..., None]
+    correct = np.take_along_axis(z, index, -1)[..., 0]
     others = z.copy()
-    np.put_along_axis(others, y, -np.inf, -1)
+    np.put_along_axis(others, index, -np.inf, -1)
     top = others.max(-1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0)
     with np.errstate(divide="ignore"):
@@ -249,7 +255,7 @@ def klom(*, unlearned: ArrayLike, oracle: ArrayLike, bins: int = 20, eps: float 
     if not (np.isfinite(cmin) and np.isfinite(cmax) and cmin < cmax):
         raise ValueError(f"clip must be finite bounds with min < max, got {clip!r}")
 
-    u, o = _model_arrays(unlearned, oracle)
+    u, o = model_arrays(unlearned, oracle)
     if u.shape[1] != o.shape[1]:
         raise ValueError(f"unlearned and oracle must cover the same examples: got "
                          f"{u.shape[1]} and {o.shape[1]} examples (shapes {u.shape}, {o.shape})")
@@ -263,10 +269,10 @@ def klom(*, unlearned: ArrayLike, oracle: ArrayLike, bins: int = 20, eps: float 
     return _klom_chunks(named, spec, int(bins), float(eps), cmin, cmax, float32)
 
 
-def _model_arrays(unlearned, oracle, min_models: int = 1, why: str = ""):
+def model_arrays(unlearned, oracle, min_models: int = 1, why: str = ""):
     """The two margin arrays as real numpy arrays, each ``(n_models >= min_models, n)``."""
-    u = _as_real(unlearned, "unlearned")
-    o = _as_real(oracle, "oracle")
+    u = as_real(unlearned, "unlearned")
+    o = as_real(oracle, "oracle")
     for name, a in (("unlearned", u), ("oracle", o)):
         if a.ndim != 2 or a.shape[0] < min_models:
             raise ValueError(f"{name} must have shape (n_models, n_examples) with n_models >= "
@@ -339,8 +345,7 @@ def _score_chunk_float32(named, cols, spec, bins, eps, cmin, cmax):
     them. Each value is slotted against those edges themselves (``numpy.digitize`` semantics),
     in a compiled loop.
     """
-    from .binning import count_slots_edges  # numba, imported on first use
-
+    count_slots_edges = _binning().count_slots_edges
     (_, p_all), (_, q_all) = named
     with np.errstate(over="ignore"):
         bounds = np.float32(cmin), np.float32(cmax)
@@ -412,8 +417,7 @@ class _Binning:
         """Counts per example and slot, (c, bins + 1), of the values of ``a[:, start: start +
         c]``, clipped to ``[cmin, cmax]``; the last slot holds the samples a reference
         implementation drops."""
-        from .binning import count_slots  # numba, imported on first use
-
+        count_slots = _binning().count_slots
         spec, bins, lo, hi = self.spec, self.bins, self.lo, self.hi
         out = np.zeros((lo.size, bins + 1), np.int64)
         k_max = bins - 1 if spec.histogram else self.n_seg
@@ -514,7 +518,7 @@ def _nan_error(named):
 # summaries
 
 
-def _group_index(n_scores, forget, n_train, groups):
+def group_index(n_scores, forget, n_train, groups):
     """Positions in the score array of each requested group."""
     if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or n_train < 0:
         raise ValueError(f"n_train must be an integer >= 0, got {n_train!r}")
@@ -580,7 +584,7 @@ def summarize(scores: ArrayLike, *, forget: ArrayLike, n_train: int,
     s = _as_numpy(scores, "scores").astype(np.float64, copy=False)
     if s.ndim != 1:
         raise ValueError(f"scores must be 1-D, got shape {s.shape}")
-    index = _group_index(s.size, forget, n_train, groups)
+    index = group_index(s.size, forget, n_train, groups)
     return {g: _stats(s[i]) for g, i in index.items()}
 
 

@@ -247,7 +247,7 @@ def stack_state_dicts(state_dicts: list) -> dict:
 
 def unstack_state_dict(sd: dict, n_models: int, prefix: str = "") -> list:
     """M single-model state dicts (cloned, on CPU) from a stacked one; keys get ``prefix``."""
-    out = [dict() for _ in range(n_models)]
+    out: list = [dict() for _ in range(n_models)]
     for k, v in sd.items():
         v = v.detach().cpu()
         for m in range(n_models):

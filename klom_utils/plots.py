@@ -7,14 +7,16 @@ it as a cell's value, or save it with ``fig.savefig(path)``.
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ._typing import ArrayLike, Record
+from .metric import group_index
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from ._typing import ArrayLike, Record
 
 GROUPS = ("forget", "retain", "validation")
 COLORS = {"oracle": "#4C72B0", "unlearned": "#DD8452", "original": "#8C8C8C"}
@@ -37,14 +39,20 @@ def method_color(method: str) -> str:
     other name one of a few extra colours chosen from the name (the same in every figure)."""
     if method in METHOD_COLORS:
         return METHOD_COLORS[method]
-    import zlib
-
     return _EXTRA_COLORS[zlib.crc32(method.encode()) % len(_EXTRA_COLORS)]
 
 
-def _figure(n_panels: int, *, panel_width: float = 3.6, height: float = 3.0, ncols=None):
-    from matplotlib.figure import Figure
+def _matplotlib():
+    """matplotlib with its Figure and patches (heavy: imported on first use, here only)."""
+    import matplotlib
+    import matplotlib.figure
+    import matplotlib.patches
 
+    return matplotlib
+
+
+def _figure(n_panels: int, *, panel_width: float = 3.6, height: float = 3.0, ncols=None):
+    Figure = _matplotlib().figure.Figure
     ncols = min(n_panels, ncols or n_panels)
     nrows = -(-n_panels // ncols)
     fig = Figure(figsize=(panel_width * ncols, height * nrows), layout="constrained")
@@ -112,10 +120,8 @@ def margin_histograms(oracle: ArrayLike, unlearned: ArrayLike, original: ArrayLi
 
 
 def _group_scores(scores, forget, n_train):
-    from .metric import _group_index
-
     s = np.asarray(scores, dtype=np.float64)
-    return {g: s[i] for g, i in _group_index(s.size, forget, n_train, None).items()}
+    return {g: s[i] for g, i in group_index(s.size, forget, n_train, None).items()}
 
 
 def klom_distributions(scores_by_method: Mapping[str, ArrayLike], forget: ArrayLike,
@@ -197,8 +203,7 @@ def annotated_heatmap(values: ArrayLike, row_labels: Sequence[str], col_labels: 
     nan cells are drawn hatched grey and labelled "nan", so they never look like 0 (which gets
     the colour map's lowest colour and its number).
     """
-    import matplotlib
-
+    matplotlib = _matplotlib()
     v = np.asarray(values, dtype=np.float64)
     if v.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"values have shape {v.shape}, expected "

@@ -15,8 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from .store import Store, full_models_folder, open_store, oracle_folder, unlearned_folder
-from .unlearn import HELD_OUT_ORACLE_START
+from .data import dataset_name, load_dataset
+from .layout import HELD_OUT_ORACLE_START, full_models_folder, oracle_folder, unlearned_folder
+from .store import Store, open_store
+from .train import default_config, train_models
+from .unlearning import unlearn_store
 
 __all__ = ["StoreNeeds", "missing_models", "prepare_store"]
 
@@ -56,7 +59,7 @@ class StoreNeeds:
     def groups(self, name: str) -> list:
         """``(folder, forget_set, method, ids)`` for every group, in the order they are built."""
         full = list(range(self.n_models))
-        out = [(full_models_folder(name), None, None, full)]
+        out: list = [(full_models_folder(name), None, None, full)]
         for k in self.forget_sets:
             out.append((oracle_folder(name, k), k, None, self.oracle_ids + self.held_out_ids))
         for k in self.forget_sets:
@@ -81,11 +84,10 @@ def prepare_store(store_dir, needs: StoreNeeds, *, device="auto", root=None, see
     """The store at ``store_dir``, with every model ``needs`` lists; prints one line.
 
     On DIGITS the missing models are trained (full models, oracles, held-out oracles; the
-    dataset's recipe with ``seed``, as the training chapter trains them) and unlearned (``needs.methods`` with their default settings) into the store; other datasets
+    dataset's recipe with ``seed``, as the training chapter trains them) and unlearned
+    (``needs.methods`` with their default settings) into the store; other datasets
     raise ``FileNotFoundError`` naming the missing folders and the command that fills them.
     """
-    from .data import dataset_name, load_dataset
-
     name = dataset_name(needs.dataset)
     store = open_store(store_dir, create=name in BUILDS_ITSELF)
     lacking = missing_models(store, needs, name)
@@ -107,9 +109,6 @@ def prepare_store(store_dir, needs: StoreNeeds, *, device="auto", root=None, see
 
 
 def _build(store, data, lacking, needs, device, seed, progress) -> tuple:
-    from .train import default_config, train_models
-    from .unlearn import unlearn_store
-
     trained = unlearned = 0
     config = default_config(data.name, seed=seed)  # as the training chapter trains them
     for _folder, k, method, ids in lacking:

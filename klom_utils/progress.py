@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Optional
 
+from tqdm.auto import tqdm
+
 
 class _Lines:
     """tqdm's ``update``/``close`` interface, writing ``desc: done/total unit (s)`` lines."""
@@ -42,6 +44,4 @@ def progress_bar(total: int, desc: str, progress: Optional[bool] = True, *, unit
         progress = bool(getattr(stream, "isatty", lambda: False)())
         if not progress:
             return _Lines(total, desc, unit, stream)
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, unit=unit, disable=not progress, file=stream)

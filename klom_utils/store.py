@@ -2,18 +2,9 @@
 
 A store holds model folders (``full_models/<D>``, ``oracles/<D>/forget_set_<k>``,
 ``unlearned/<D>/<method>/forget_set_<k>``) with per-model files, and forget sets under
-``forget_set_indices/<D>``. A Hub snapshot is a store; so is what ``klom train`` writes.
-
-File names (``<id>`` a plain integer model id, ``<ep>`` an epoch index)::
-
-    train_logits_<id>.pt  val_logits_<id>.pt          (n_examples, n_classes) float32
-    <id>__train_margins_<ep>.npy  <id>__val_margins_<ep>.npy   (n_examples,) float32
-    sd_<id>____epoch_<ep>.pt                          state dict
-    train_margins_all.pt  val_margins_all.pt          stacked margins (n_models, n_examples)
-    <id>__train_logits__<ep>.pt  <id>__val_logits_<ep>.pt      per-epoch logits (authors' code)
-
-``.pt`` files may come from the internet, so they are read with ``weights_only=True``.
-Every file this module writes is written atomically (temporary name, then rename).
+``forget_set_indices/<D>``. A Hub snapshot is a store; so is what ``klom train`` writes. The
+folder and file names are in :mod:`klom_utils.layout`; every file is written atomically
+(:mod:`klom_utils.files`).
 """
 
 from __future__ import annotations
@@ -21,206 +12,38 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
+from ._typing import ArrayLike
+from .files import atomic_write, float_tensor, load_npy, load_torch, save_npy, save_torch
+from .layout import (
+    EPOCH_LOGITS_RE,
+    FORGET_RE,
+    KNOWN_SPLIT_SIZES,
+    LOGITS_RE,
+    MARGINS_RE,
+    RECORD_FILES,
+    SPLITS,
+    STATE_DICT_RE,
+    check_split,
+    forget_set_file,
+    forget_set_folder,
+    logits_name,
+    margins_name,
+    stacked_margins_name,
+    state_dict_name,
+)
+from .metric import margins
+
 if TYPE_CHECKING:
     import torch
-    from numpy.typing import ArrayLike
 
-SPLITS = ("train", "val")
-# Split sizes of the Hub's datasets, used to say which split a wrongly sized file holds.
-KNOWN_SPLIT_SIZES = {"CIFAR10": {"train": 50_000, "val": 10_000},
-                     "LIVING17": {"train": 44_200, "val": 3_400}}
-
-_MARGINS_RE = re.compile(r"^(\d+)__(train|val)_margins_(\d+)\.npy$")
-_LOGITS_RE = re.compile(r"^(train|val)_logits_(\d+)\.pt$")
-_EPOCH_LOGITS_RE = re.compile(r"^(\d+)__(train|val)_logits_{1,2}(\d+)\.pt$")
-_STATE_DICT_RE = re.compile(r"^sd_(\d+)____epoch_(\d+)\.pt$")
-_FORGET_RE = re.compile(r"^forget_set_(\d+)\.npy$")
-
-
-# -- the one table of names -------------------------------------------------------------------
-
-
-def full_models_folder(dataset: str) -> str:
-    """Folder of the original models of ``dataset``."""
-    return f"full_models/{dataset}"
-
-
-def oracle_folder(dataset: str, k: int) -> str:
-    """Folder of the oracles retrained without forget set ``k``."""
-    return f"oracles/{dataset}/forget_set_{int(k)}"
-
-
-def unlearned_folder(dataset: str, method: str, k: int) -> str:
-    """Folder of the models unlearned by ``method`` for forget set ``k``."""
-    return f"unlearned/{dataset}/{method}/forget_set_{int(k)}"
-
-
-def forget_set_file(dataset: str, k: int) -> str:
-    """Path of forget set ``k`` relative to a store's root."""
-    return f"forget_set_indices/{dataset}/forget_set_{int(k)}.npy"
-
-
-def stacked_margins_folder(dataset: str, k: int) -> str:
-    """Where the authors' code keeps stacked oracle margins for forget set ``k``."""
-    return f"oracle_models/{dataset}/only_margins/forget_set_{int(k)}"
-
-
-def logits_name(split: str, model_id: int) -> str:
-    return f"{_check_split(split)}_logits_{int(model_id)}.pt"
-
-
-def margins_name(split: str, model_id: int, epoch: int) -> str:
-    return f"{int(model_id)}__{_check_split(split)}_margins_{int(epoch)}.npy"
-
-
-def state_dict_name(model_id: int, epoch: int) -> str:
-    return f"sd_{int(model_id)}____epoch_{int(epoch)}.pt"
-
-
-def stacked_margins_name(split: str) -> str:
-    return f"{_check_split(split)}_margins_all.pt"
-
-
-def _check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return split
-
-
-# -- atomic writing ---------------------------------------------------------------------------
-
-
-def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], object]) -> Path:
-    """Call ``write_fn(tmp_path)``, then rename the temporary file to ``path``.
-
-    An interrupted run leaves at most a hidden ``.tmp`` file, never a truncated file under the
-    final name.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except PermissionError:
-        raise PermissionError(f"cannot write in {str(path.parent)!r}: the store is read-only "
-                              "for this user (choose a writable store folder)") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write_fn(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: others may share the store
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, (OSError, RuntimeError)) and _disk_full(path.parent, err):
-            raise OSError(f"cannot write {str(path)!r}: no space left on the device that holds "
-                          "it; free some space (or choose another store) and rerun") from None
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _disk_full(folder: Path, err: BaseException) -> bool:
-    """True when writing in ``folder`` failed for lack of space (torch says only "iostream
-    error")."""
-    import errno
-    import shutil
-
-    if getattr(err, "errno", None) == errno.ENOSPC:
-        return True
-    try:
-        return shutil.disk_usage(folder).free < 1 << 20
-    except OSError:
-        return False
-
-
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")
-
-
-def remove_stale_tmp(store_root, folder: str, model_ids: Iterable[int]) -> int:
-    """Delete the hidden ``.tmp`` files that a killed run left for ``model_ids`` of ``folder``
-    (call it only while holding their claims, so no living writer owns them); returns how many
-    were removed."""
-    wanted, removed = {int(i) for i in model_ids}, 0
-    path = Path(store_root) / folder
-    for name in os.listdir(path) if path.is_dir() else []:
-        m = _TMP_RE.match(name)
-        if not m:
-            continue
-        final = m.group("name")
-        ids = [int(x.group(g)) for rx, g in ((_MARGINS_RE, 1), (_LOGITS_RE, 2),
-                                              (_STATE_DICT_RE, 1))
-               for x in [rx.match(final)] if x]
-        if ids and ids[0] in wanted:
-            (path / name).unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-
-    atomic_write(path, write)
-
-
-def _save_torch(path: Path, obj) -> None:
-    import torch
-
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-class CorruptFileError(ValueError):
-    """A store file that cannot be read (truncated, not the expected format); names the file."""
-
-
-def _corrupt(path: Path, err: Exception) -> CorruptFileError:
-    detail = (str(err).strip().splitlines() or ["no detail"])[0].split(". ")[0]
-    return CorruptFileError(
-        f"cannot read {str(path)!r} ({type(err).__name__}: {detail}): the file is damaged (a "
-        "copy or a run cut short?); delete it and rerun the command that wrote it (klom "
-        "train, klom unlearn, klom datamodels or the download)")
-
-
-def _load_torch(path: Path):
-    """``torch.load`` of a store file (weights only); a damaged file is a CorruptFileError."""
-    import pickle
-    import zipfile
-
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower():
-            raise CorruptFileError(
-                f"refused to load {str(path)!r}: it holds Python objects other than tensors and "
-                "plain containers (loaded with weights_only=True, unsupported global); a file "
-                "from an untrusted source? Use checkpoints of state dicts only") from None
-        raise _corrupt(path, err) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
-        raise _corrupt(path, err) from None
-
-
-def _load_npy(path: Path, **kwargs) -> np.ndarray:
-    """``np.load`` of a store ``.npy`` file (no pickles); a damaged file is a CorruptFileError."""
-    try:
-        return np.load(path, allow_pickle=False, **kwargs)
-    except (ValueError, EOFError, OSError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
-        raise _corrupt(path, err) from None
+#: A :class:`Store` or the path of one.
+StoreLike = Union["Store", str, "os.PathLike[str]"]
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -247,6 +70,11 @@ def open_store(path: str | os.PathLike, *, create: bool = False) -> "Store":
     return Store(root)
 
 
+def as_store(store: StoreLike) -> "Store":
+    """``store`` itself if it is a :class:`Store`, else the store at that path."""
+    return store if isinstance(store, Store) else open_store(store)
+
+
 class Store:
     """A model store rooted at ``root``; see the module docstring for the layout."""
 
@@ -268,7 +96,7 @@ class Store:
             raise FileNotFoundError(f"store {str(self.root)!r} has no folder {folder!r}")
         return path
 
-    def _files(self, folder: str, pattern: re.Pattern) -> list[re.Match]:
+    def files_matching(self, folder: str, pattern: re.Pattern) -> list[re.Match]:
         path = self.root / folder
         if not path.is_dir():
             return []
@@ -281,7 +109,7 @@ class Store:
             if any(
                 p.match(f)
                 for f in filenames
-                for p in (_MARGINS_RE, _LOGITS_RE, _EPOCH_LOGITS_RE, _STATE_DICT_RE)
+                for p in (MARGINS_RE, LOGITS_RE, EPOCH_LOGITS_RE, STATE_DICT_RE)
             ) or any(f.endswith("_margins_all.pt") for f in filenames):
                 found.add(Path(dirpath).relative_to(self.root).as_posix())
         return sorted(found)
@@ -289,7 +117,7 @@ class Store:
     def _margin_files(self, folder: str, split: str) -> dict[int, dict[int, str]]:
         """model id → epoch → margins file name."""
         out: dict[int, dict[int, str]] = {}
-        for m in self._files(folder, _MARGINS_RE):
+        for m in self.files_matching(folder, MARGINS_RE):
             if m.group(2) == split:
                 out.setdefault(int(m.group(1)), {})[int(m.group(3))] = m.group(0)
         return out
@@ -298,12 +126,12 @@ class Store:
         """model id → logits file name (final logits preferred over per-epoch ones)."""
         out: dict[int, str] = {}
         epochs: dict[int, int] = {}
-        for m in self._files(folder, _EPOCH_LOGITS_RE):
+        for m in self.files_matching(folder, EPOCH_LOGITS_RE):
             if m.group(2) == split:
                 mid, ep = int(m.group(1)), int(m.group(3))
                 if ep >= epochs.get(mid, -1):
                     out[mid], epochs[mid] = m.group(0), ep
-        for m in self._files(folder, _LOGITS_RE):
+        for m in self.files_matching(folder, LOGITS_RE):
             if m.group(1) == split:
                 out[int(m.group(2))] = m.group(0)
         return out
@@ -314,7 +142,7 @@ class Store:
         ids = set()
         for split in SPLITS:
             ids |= set(self._margin_files(folder, split)) | set(self._logit_files(folder, split))
-        ids |= {int(m.group(1)) for m in self._files(folder, _STATE_DICT_RE)}
+        ids |= {int(m.group(1)) for m in self.files_matching(folder, STATE_DICT_RE)}
         if not ids:
             stacked = [s for s in SPLITS if (self.root / folder / stacked_margins_name(s)).exists()]
             if stacked:
@@ -334,20 +162,20 @@ class Store:
         listings of the folder, however many models; :meth:`has_model` for a single id)."""
         if not self.path(folder).is_dir():
             return []
-        names = {m.group(0) for m in self._files(folder, _LOGITS_RE)}
+        names = {m.group(0) for m in self.files_matching(folder, LOGITS_RE)}
         ids = set.intersection(*(set(self._margin_files(folder, s)) for s in SPLITS))
         return sorted(i for i in ids if all(logits_name(s, i) in names for s in SPLITS))
 
     def logits_of(self, folder: str, split: str, model_ids: Sequence[int]) -> np.ndarray:
         """Logits of several models, float32 ``(len(model_ids), n_examples, n_classes)``
         (the folder is listed once)."""
-        files = self._logit_files(folder, _check_split(split))
+        files = self._logit_files(folder, check_split(split))
         missing = [i for i in model_ids if int(i) not in files]
         if missing:
             raise FileNotFoundError(f"no {split} logits of models {missing[:10]} in {folder!r}")
-        arrays = []
+        arrays: list = []
         for i in model_ids:
-            array = _load_torch(self.root / folder / files[int(i)]).float().numpy()
+            array = load_torch(self.root / folder / files[int(i)]).float().numpy()
             if arrays and array.shape != arrays[0].shape:
                 raise ValueError(f"{folder}/{files[int(i)]} has logits of shape {array.shape}, "
                                  f"the others {arrays[0].shape}: a file of another model or "
@@ -358,7 +186,7 @@ class Store:
     # ---- reading
 
     def _stacked(self, folder: str, split: str) -> np.ndarray:
-        value = _load_torch(self.root / folder / stacked_margins_name(split))
+        value = load_torch(self.root / folder / stacked_margins_name(split))
         array = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
         if array.ndim != 2:
             raise ValueError(
@@ -369,10 +197,10 @@ class Store:
 
     def logits(self, folder: str, split: str, model_id: int) -> torch.Tensor:
         """Logits of one model on ``split`` as a float32 torch tensor (n_examples, n_classes)."""
-        name = self._logit_files(folder, _check_split(split)).get(int(model_id))
+        name = self._logit_files(folder, check_split(split)).get(int(model_id))
         if name is None:
             raise FileNotFoundError(f"no {split} logits of model {model_id} in {folder!r}")
-        tensor = _load_torch(self.root / folder / name)
+        tensor = load_torch(self.root / folder / name)
         if not hasattr(tensor, "ndim") or tensor.ndim != 2:
             raise ValueError(f"{folder}/{name} does not hold a 2-D logits tensor")
         return tensor.float()
@@ -390,7 +218,7 @@ class Store:
         ``<split>_margins_all.pt``, or logits files with ``labels``. Rows follow ``model_ids``
         (default: every model of the folder, sorted).
         """
-        _check_split(split)
+        check_split(split)
         self._folder(folder)
         margin_files = self._margin_files(folder, split)
         logit_files = self._logit_files(folder, split)
@@ -421,7 +249,7 @@ class Store:
         rows = []
         for i in ids:
             if i in margin_files:
-                rows.append(_load_npy(self.root / folder / margin_files[i][max(margin_files[i])]))
+                rows.append(load_npy(self.root / folder / margin_files[i][max(margin_files[i])]))
             elif i in logit_files:
                 rows.append(self._margins_from_logits(folder, logit_files[i], split, labels))
             else:
@@ -429,7 +257,7 @@ class Store:
         return self._check_rows(folder, split, rows)
 
     def _stack_rows(self, folder, id_files, split) -> np.ndarray:
-        return self._check_rows(folder, split, [_load_npy(self.root / folder / f) for _, f in id_files])
+        return self._check_rows(folder, split, [load_npy(self.root / folder / f) for _, f in id_files])
 
     @staticmethod
     def _check_rows(folder: str, split: str, rows: list) -> np.ndarray:
@@ -439,14 +267,12 @@ class Store:
         return np.stack(rows).astype(np.float32, copy=False)
 
     def _margins_from_logits(self, folder: str, name: str, split: str, labels) -> np.ndarray:
-        from .metric import margins
-
         if labels is None:
             raise ValueError(
                 f"{folder}/{name} holds logits, not margins: pass the {split} labels "
                 "(labels=...) to turn them into margins"
             )
-        tensor = _load_torch(self.root / folder / name)
+        tensor = load_torch(self.root / folder / name)
         labels = np.asarray(labels)
         rows = int(tensor.shape[0]) if getattr(tensor, "ndim", 0) >= 1 else -1
         if getattr(tensor, "ndim", 0) != 2 or rows != labels.shape[0]:
@@ -474,7 +300,7 @@ class Store:
         """State dict of a model (latest saved epoch unless ``epoch`` is given)."""
         epochs = {
             int(m.group(2)): m.group(0)
-            for m in self._files(folder, _STATE_DICT_RE)
+            for m in self.files_matching(folder, STATE_DICT_RE)
             if int(m.group(1)) == int(model_id)
         }
         if not epochs:
@@ -486,7 +312,7 @@ class Store:
                 f"no checkpoint of model {model_id} at epoch {epoch} in {folder!r}; "
                 f"saved epochs: {sorted(epochs)}"
             )
-        return _load_torch(self.root / folder / epochs[epoch])
+        return load_torch(self.root / folder / epochs[epoch])
 
     # ---- forget sets
 
@@ -499,14 +325,14 @@ class Store:
                 f"store {str(self.root)!r} has no forget set {k} for {dataset}"
                 f" (it has: {have or 'none'})"
             )
-        indices = _load_npy(path)
+        indices = load_npy(path)
         if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
             raise ValueError(f"{path} holds {indices.dtype} {indices.shape}, expected 1-D integers")
         return indices.astype(np.int64)
 
     def forget_set_ids(self, dataset: str) -> list[int]:
         """Which forget sets the store holds for ``dataset``."""
-        return sorted(int(m.group(1)) for m in self._files(f"forget_set_indices/{dataset}", _FORGET_RE))
+        return sorted(int(m.group(1)) for m in self.files_matching(forget_set_folder(dataset), FORGET_RE))
 
     def forget_set_description(self, dataset: str, k: int) -> str | None:
         path = self.root / forget_set_file(dataset, k)
@@ -515,7 +341,8 @@ class Store:
 
     # ---- writing
 
-    def write_forget_set(self, dataset: str, k: int, indices: Iterable[int], description: str | None = None) -> Path:
+    def write_forget_set(self, dataset: str, k: int, indices: Iterable[int],
+                         description: str | None = None) -> Path:
         """Write forget set ``k`` (and a JSON sidecar with its description)."""
         array = np.asarray(list(indices) if not hasattr(indices, "__array__") else indices)
         if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
@@ -526,7 +353,7 @@ class Store:
             raise ValueError(f"forget set {k} of {dataset} has negative indices "
                              f"({int(array.min())}): expected indices into the train split")
         path = self.root / forget_set_file(dataset, k)
-        _save_npy(path, array.astype(np.int64))
+        save_npy(path, array.astype(np.int64))
         if description is not None:
             self.write_json(
                 forget_set_file(dataset, k)[: -len(".npy")] + ".json",
@@ -547,28 +374,24 @@ class Store:
         epoch: int,
     ) -> None:
         """Write one model's checkpoint, logits and margins; the val margins file goes last."""
-        import torch
-
-        from .metric import margins
-
         path = self.root / folder
         model_id = int(model_id)
         if state_dict is not None:
             state_dict = {k: v.detach().cpu().clone() if hasattr(v, "detach") else v
                           for k, v in state_dict.items()}
-            _save_torch(path / state_dict_name(model_id, epoch), state_dict)
+            save_torch(path / state_dict_name(model_id, epoch), state_dict)
         outputs = {"train": (train_logits, train_labels), "val": (val_logits, val_labels)}
         for split, (logits, labels) in outputs.items():
             # clone: a view into a stacked batch would otherwise save the whole batch in every file
-            logits = torch.as_tensor(logits).detach().float().cpu().clone()
+            logits = float_tensor(logits)
             labels = np.asarray(labels)
             if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
                 raise ValueError(
                     f"{split} logits of model {model_id} have shape {tuple(logits.shape)}, "
                     f"expected ({labels.shape[0]}, n_classes) to match the labels"
                 )
-            _save_torch(path / logits_name(split, model_id), logits)
-            _save_npy(
+            save_torch(path / logits_name(split, model_id), logits)
+            save_npy(
                 path / margins_name(split, model_id, epoch),
                 np.asarray(margins(logits.numpy(), labels), dtype=np.float32),
             )
@@ -597,8 +420,6 @@ class Store:
                 for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
         folder = Path(relpath).parent.as_posix()
         if diff and not self.model_ids(folder):  # a run stopped before its first model
-            import warnings
-
             warnings.warn(f"{folder} recorded other settings ({'; '.join(diff)}) but holds no "
                           "model: the new settings replace them", stacklevel=2)
             self.write_json(relpath, record)
@@ -614,21 +435,6 @@ def _flatten(record: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
-
-
-RECORD_FILES = ("klom_train.json", "klom_unlearn.json", "klom_datamodels.json")
-
-
-def id_ranges(ids: Iterable[int]) -> str:
-    """``[0, 1, 2, 5, 1000]`` -> ``"0-2, 5, 1000"`` (``"-"`` when empty)."""
-    ids = sorted({int(i) for i in ids})
-    parts, start = [], None
-    for a, b in zip(ids, ids[1:] + [None]):
-        start = a if start is None else start
-        if b != a + 1:
-            parts.append(str(a) if start == a else f"{start}-{a}")
-            start = None
-    return ", ".join(parts) or "-"
 
 
 def store_status(store: "Store") -> dict:
@@ -658,3 +464,30 @@ def store_status(store: "Store") -> dict:
         if forget_root.is_dir() else []
     return {"store": str(store.root), "folders": folders,
             "forget_sets": {d: store.forget_set_ids(d) for d in datasets}}
+
+
+def split_labels(labels: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(train_labels, val_labels)`` as numpy arrays (or Nones) from a dataset (anything with
+    ``train_y`` and ``val_y``, such as :class:`~klom_utils.data.TensorDataset`), a pair of
+    arrays, or None (folders that hold margins need no labels)."""
+    if labels is None:
+        return None, None
+    if hasattr(labels, "train_y") and hasattr(labels, "val_y"):
+        return np.asarray(labels.train_y), np.asarray(labels.val_y)
+    if isinstance(labels, (tuple, list)) and len(labels) == 2:
+        return tuple(None if y is None else np.asarray(y) for y in labels)  # type: ignore[return-value]
+    raise ValueError(f"labels must be a TensorDataset, a pair (train_labels, val_labels) or "
+                     f"None, got {type(labels).__name__}")
+
+
+def folder_margins(store: Store, folder: str, labels: Any,
+                   model_ids: Sequence[int] | None) -> np.ndarray:
+    """Margins (n_models, n_train + n_val) of ``model_ids`` in ``folder``, train then val.
+
+    ``labels``: the dataset, or its labels ``(train, val)``, or None where the folder holds
+    margins (files or stacked; logits need labels); ``model_ids`` None: every model."""
+    train_y, val_y = split_labels(labels)
+    return np.concatenate([
+        store.margins(folder, "train", labels=train_y, model_ids=model_ids),
+        store.margins(folder, "val", labels=val_y, model_ids=model_ids),
+    ], axis=1)

@@ -40,14 +40,12 @@ with the floor at the same ``N`` only.
 from __future__ import annotations
 
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from .metric import _as_real, _group_index, _model_arrays, klom
-
-if TYPE_CHECKING:
-    from ._typing import ArrayLike
+from ._typing import ArrayLike
+from .metric import as_real, group_index, klom, model_arrays
 
 __all__ = ["p95_interval", "noise_floor", "check_interval_settings"]
 
@@ -76,10 +74,10 @@ def p95_interval(*, unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, 
     ``n_splits >= 10``.
     """
     check_interval_settings(level, n_splits)
-    u, o = _model_arrays(unlearned, oracle, MIN_MODELS,
+    u, o = model_arrays(unlearned, oracle, MIN_MODELS,
                          " (the interval splits each side's models in halves of 2 or more)")
     scores = klom(unlearned=u, oracle=o, **klom_kwargs)
-    index = _group_index(scores.size, forget, n_train, groups)
+    index = group_index(scores.size, forget, n_train, groups)
     rng = np.random.default_rng(seed)
 
     half_p95, half_noise = [], []
@@ -158,7 +156,7 @@ def noise_floor(oracle: ArrayLike, *, n_per_side: int | None = None, seed: int =
     its own ``N``: KLOM falls as ``N`` grows (95th percentile about 1.7 at ``N = 50`` and 0.68
     at ``N = 100`` for the same law).
     """
-    o = _as_real(oracle, "oracle")
+    o = as_real(oracle, "oracle")
     if o.ndim != 2 or o.shape[0] < 2:
         raise ValueError(f"oracle must have shape (n_models, n_examples) with n_models >= 2, "
                          f"got shape {o.shape}")
@@ -172,3 +170,8 @@ def noise_floor(oracle: ArrayLike, *, n_per_side: int | None = None, seed: int =
     perm = np.random.default_rng(seed).permutation(o.shape[0])
     return klom(unlearned=o[np.sort(perm[:n_per_side])],
                 oracle=o[np.sort(perm[n_per_side:2 * n_per_side])], **klom_kwargs)
+
+
+#: What the intervals of :func:`p95_interval` cover, in words (also in records and tables).
+INTERVAL_COVERS = ("the expected 95th percentile at this N per side, over the randomness of "
+                   "training the models (the examples are fixed)")

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -80,11 +80,12 @@ import numpy as np
 
 from klom_utils import download, klom, noise_floor, summarize
 from klom_utils.data import dataset_name, load_dataset
-from klom_utils.evaluate import folder_margins, scoring_oracle_ids
+from klom_utils.store import folder_margins
+from klom_utils.oracles import scoring_oracle_ids
 from klom_utils.hub import CARD_FOLDERS
 from klom_utils.plots import COLORS, klom_distributions, margin_histograms
 from klom_utils.prepare import StoreNeeds, prepare_store
-from klom_utils.store import full_models_folder, oracle_folder
+from klom_utils.layout import full_models_folder, oracle_folder
 from klom_utils.train import default_config, train_models
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets

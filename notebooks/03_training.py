@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -80,10 +80,11 @@ import torch
 
 from klom_utils import open_store
 from klom_utils.data import load_dataset
-from klom_utils.store import full_models_folder, oracle_folder
-from klom_utils.train import (default_config, fit, init_state_dict, lr_at,
-                              resolve_device, train_models)
-from klom_utils.unlearn import HELD_OUT_ORACLE_START
+from klom_utils.layout import full_models_folder, oracle_folder
+from klom_utils.train import default_config, fit, lr_at, train_models
+from klom_utils.stack import init_state_dict
+from klom_utils.devices import resolve_device
+from klom_utils.layout import HELD_OUT_ORACLE_START
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -75,12 +75,13 @@ import numpy as np
 
 from klom_utils import klom
 from klom_utils.data import load_dataset
-from klom_utils.evaluate import accuracies, folder_margins, scoring_oracle_ids
+from klom_utils.evaluate import accuracies
+from klom_utils.store import folder_margins
+from klom_utils.oracles import scoring_oracle_ids
 from klom_utils.plots import margin_histograms, method_color
 from klom_utils.prepare import StoreNeeds, prepare_store
-from klom_utils.store import full_models_folder, oracle_folder, unlearned_folder
-from klom_utils.unlearn import (METHODS, get_method, held_out_oracle_ids,
-                                resolve_config, unlearn_store)
+from klom_utils.layout import full_models_folder, oracle_folder, unlearned_folder
+from klom_utils.unlearning import (METHODS, get_method, held_out_oracle_ids, resolve_config, unlearn_store)
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -73,10 +73,10 @@ import numpy as np
 
 from klom_utils import klom, noise_floor, p95_interval, summarize
 from klom_utils.data import load_dataset
-from klom_utils.evaluate import (folder_margins, jsonable, klom_scores,
-                                 load_margins, results_table, score_many,
-                                 scoring_oracle_ids)
-from klom_utils.store import oracle_folder
+from klom_utils.store import folder_margins
+from klom_utils.evaluate import jsonable, klom_scores, load_margins, results_table, score_many
+from klom_utils.oracles import scoring_oracle_ids
+from klom_utils.layout import oracle_folder
 from klom_utils.plots import klom_distributions, p95_bars
 from klom_utils.prepare import StoreNeeds, prepare_store
 

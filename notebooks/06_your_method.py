@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -78,9 +78,9 @@ from klom_utils.evaluate import jsonable, results_table, score
 from klom_utils.models import load_model
 from klom_utils.plots import p95_bars
 from klom_utils.prepare import StoreNeeds, prepare_store
-from klom_utils.store import full_models_folder, unlearned_folder
-from klom_utils.train import resolve_device
-from klom_utils.unlearn import UnlearnData, predict_logits, unlearn_store
+from klom_utils.layout import full_models_folder, unlearned_folder
+from klom_utils.devices import resolve_device
+from klom_utils.unlearning import UnlearnData, predict_logits, unlearn_store
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 

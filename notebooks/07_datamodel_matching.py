@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -78,13 +78,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from klom_utils.data import load_dataset
-from klom_utils.datamodels import (build_datamodel, datamodel_quality, mean_logits,
-                                   predicted_shift)
-from klom_utils.evaluate import jsonable, results_table, score_many, scoring_oracle_ids
+from klom_utils.datamodels import build_datamodel, datamodel_quality, predicted_shift
+from klom_utils.oracles import mean_logits
+from klom_utils.evaluate import jsonable, results_table, score_many
+from klom_utils.oracles import scoring_oracle_ids
 from klom_utils.prepare import StoreNeeds, prepare_store
-from klom_utils.store import full_models_folder, oracle_folder
-from klom_utils.train import forget_indices
-from klom_utils.unlearn import default_config, unlearn_store
+from klom_utils.layout import full_models_folder, oracle_folder
+from klom_utils.forget_sets import forget_indices
+from klom_utils.unlearning import default_config, unlearn_store
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from klom_utils.metric import _group_index, klom  # noqa: E402
+from klom_utils.metric import group_index, klom  # noqa: E402
 from klom_utils.uncertainty import p95_interval  # noqa: E402
 
 GROUPS = ("forget", "retain", "validation")
@@ -85,10 +85,11 @@ def synthetic_pools(name, rng, n_train=2000, n_val=1000, n_forget=50):
 def digits_pools(name, store_dir, forget_set=2):
     """DIGITS pools from a store (trained here on first use, then read)."""
     from klom_utils.data import load_dataset
-    from klom_utils.evaluate import folder_margins
-    from klom_utils.store import full_models_folder, oracle_folder, unlearned_folder
-    from klom_utils.train import forget_indices, train_models
-    from klom_utils.unlearn import unlearn_store
+    from klom_utils.forget_sets import forget_indices
+    from klom_utils.layout import full_models_folder, oracle_folder, unlearned_folder
+    from klom_utils.store import folder_margins
+    from klom_utils.train import train_models
+    from klom_utils.unlearning import unlearn_store
 
     data = load_dataset("digits")
     ids = range(POOL)
@@ -123,7 +124,7 @@ def bootstrap_baseline(u, o, index, rng, resamples, level=0.95):
 
 
 def measure(name, u_pool, o_pool, forget, n_train, args, rng):
-    index = _group_index(u_pool.shape[1], forget, n_train, None)
+    index = group_index(u_pool.shape[1], forget, n_train, None)
     draw = lambda pool: pool[np.sort(rng.choice(len(pool), N, replace=False))]
     truth_p95 = np.array([p95s(klom(unlearned=draw(u_pool), oracle=draw(o_pool)), index)
                           for _ in range(args.truth_draws)])

@@ -26,7 +26,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from klom_utils import data, train  # noqa: E402
+from klom_utils import data, devices, stack, train  # noqa: E402
+from klom_utils.ids import model_seed  # noqa: E402
 
 RESNET9_FLOP_PER_MODEL = 2.1e15  # 24 epochs of CIFAR-10 (forward + backward)
 
@@ -47,9 +48,9 @@ def bench_digits(args):
         cfg = train.default_config("digits", stack=args.models, epochs=args.epochs,
                                    peak_epoch=cfg.peak_epoch * args.epochs / cfg.epochs)
     ids = range(args.models)
-    seeds = [train.model_seed("DIGITS", "full", i, "init", cfg.seed) for i in ids]
-    orders = [train.model_seed("DIGITS", "full", i, "order", cfg.seed) for i in ids]
-    inits = [train.init_state_dict("digits_mlp", s, 10, cfg.hidden) for s in seeds]
+    seeds = [model_seed("DIGITS", "full", i, "init", cfg.seed) for i in ids]
+    orders = [model_seed("DIGITS", "full", i, "order", cfg.seed) for i in ids]
+    inits = [stack.init_state_dict("digits_mlp", s, 10, cfg.hidden) for s in seeds]
     idx = np.arange(d.n_train)
 
     t_stacked, (_, _, val_stacked) = best_of(
@@ -100,7 +101,7 @@ def random_cifar(n_train, n_val, device, size: int = 32):
 
 
 def bench_resnet9(args):
-    device = train.resolve_device(args.device)
+    device = devices.resolve_device(args.device)
     d = random_cifar(args.n_train, args.n_val, device)
     base = train.default_config("cifar10", batch_size=args.batch_size or 512)
     epochs = args.epochs or base.epochs
@@ -110,7 +111,8 @@ def bench_resnet9(args):
     idx = np.arange(d.n_train)
     print(f"\nResNet-9, {epochs} epochs of CIFAR-10-shaped random data ({args.n_train} train, "
           f"{args.n_val} test images), batch {base.batch_size}, {name}\n")
-    print(f"| models at once | s per model | TFLOP/s | fraction of bf16 peak ({args.peak_tflops:.0f} TFLOP/s) |")
+    print("| models at once | s per model | TFLOP/s | fraction of bf16 peak "
+          f"({args.peak_tflops:.0f} TFLOP/s) |")
     print("|---:|---:|---:|---:|")
     stacks = [int(s) for s in args.stacks.split(",")]
     if device.type == "cuda":
@@ -118,7 +120,7 @@ def bench_resnet9(args):
     for m in stacks:
         cfg = train.default_config("cifar10", epochs=epochs, stack=m, batch_size=base.batch_size,
                                    peak_epoch=base.peak_epoch * epochs / base.epochs)
-        inits = [train.init_state_dict("resnet9", i) for i in range(m)]
+        inits = [stack.init_state_dict("resnet9", i) for i in range(m)]
         warm = dataclasses.replace(cfg, epochs=1, peak_epoch=0.5)
         train.fit(d, idx[: 4 * base.batch_size], inits, list(range(m)), warm, device,
                   progress=False)  # warm-up: kernels, allocator

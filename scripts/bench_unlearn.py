@@ -24,8 +24,10 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from klom_utils import data, train, unlearn  # noqa: E402
-from klom_utils.store import open_store, unlearned_folder  # noqa: E402
+from klom_utils import data, train  # noqa: E402
+from klom_utils import unlearning as unlearn  # noqa: E402
+from klom_utils.layout import unlearned_folder  # noqa: E402
+from klom_utils.store import open_store
 
 BUILTIN = ("do_nothing", "gradient_ascent", "gradient_descent", "neggrad_plus", "scrub",
            "oracle_matching", "datamodel_matching", "datamodel_direct")

@@ -40,13 +40,16 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from klom_utils import train, unlearn  # noqa: E402
+from klom_utils import devices, stack, train  # noqa: E402
+from klom_utils import unlearning as unlearn  # noqa: E402
+from klom_utils.layout import full_models_folder, oracle_folder, unlearned_folder
 from klom_utils.metric import klom  # noqa: E402
 from klom_utils.models import load_model  # noqa: E402
-from klom_utils.store import full_models_folder, open_store, oracle_folder, unlearned_folder  # noqa: E402
+from klom_utils.store import open_store  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_train import RESNET9_FLOP_PER_MODEL, random_cifar  # noqa: E402
+
 BUILTIN = ("do_nothing", "gradient_ascent", "gradient_descent", "neggrad_plus", "scrub",
            "oracle_matching", "datamodel_matching", "datamodel_direct")
 
@@ -75,7 +78,7 @@ def check_training(args, device) -> None:
           f"TFLOP/s | fraction of bf16 peak ({args.peak_tflops:.0f} TFLOP/s) |")
     print("|---:|---:|---:|---:|---:|")
     for m in args.stacks:
-        inits = [train.init_state_dict("resnet9", i) for i in range(m)]
+        inits = [stack.init_state_dict("resnet9", i) for i in range(m)]
 
         def fit(epochs, rows=idx):
             cfg = dataclasses.replace(recipe, epochs=epochs, stack=m,
@@ -118,7 +121,7 @@ def check_unlearning(args, device) -> None:
     print("| method | " + " | ".join(f"s per model, {m} at once" for m in sizes)
           + f" | speed-up {sizes[-1]} vs {sizes[0]} |")
     print("|---|" + "---:|" * (len(sizes) + 1))
-    with train.device_settings(None, device):
+    with devices.device_settings(None, device):
         for name in args.methods:
             spec = unlearn.get_method(name)
             keys = unlearn.default_config(spec, "cifar10")
@@ -127,11 +130,11 @@ def check_unlearning(args, device) -> None:
             warm = {**config, **{k: 1 for k in ("epochs", "max_epochs") if k in keys}}
             per_model = []
             for m in sizes:
-                models = [load_model(train.init_state_dict("resnet9", i)) for i in range(m)]
+                models = [load_model(stack.init_state_dict("resnet9", i)) for i in range(m)]
                 gens = unlearn._generators(spec, range(m), "CIFAR10", 1, 0)
 
                 def run(settings):
-                    out = spec.on_stack(train.ModelStack.of(models, device=device), udata,
+                    out = spec.on_stack(stack.ModelStack.of(models, device=device), udata,
                                         dict(settings), generators=gens)
                     return unlearn._outputs(spec, out, m, udata.train_x, udata.val_x, False)
 

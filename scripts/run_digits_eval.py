@@ -30,9 +30,10 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from klom_utils.data import load_dataset  # noqa: E402
-from klom_utils.evaluate import load_margins, klom_scores, results_table, score  # noqa: E402
+from klom_utils.evaluate import klom_scores, load_margins, results_table, score  # noqa: E402
+from klom_utils.layout import HELD_OUT_ORACLE_START
 from klom_utils.train import train_models  # noqa: E402
-from klom_utils.unlearn import HELD_OUT_ORACLE_START, resolve_config, unlearn_store  # noqa: E402
+from klom_utils.unlearning import resolve_config, unlearn_store  # noqa: E402
 
 METHODS = ["do_nothing", "gradient_ascent", "gradient_descent", "neggrad_plus", "scrub",
            "oracle_matching"]

@@ -181,7 +181,8 @@ def main(argv=None) -> int:
             shown_as = f" (shows {html_file.relative_to(site)})" if html_file != site / page else ""
             print(f"{status:6s} {page}{shown_as}: {len(images) - len(not_loaded)} of "
                   f"{len(images)} local image(s) loaded ({len(figures)} figure(s)), "
-                  f"{len(served)} files served -> {png.relative_to(ROOT) if png.is_relative_to(ROOT) else png}")
+                  f"{len(served)} files served -> "
+                  f"{png.relative_to(ROOT) if png.is_relative_to(ROOT) else png}")
             failures += [f"{page}: {p}" for p in problems]
     finally:
         server.shutdown()

@@ -32,12 +32,19 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from klom_utils.data import load_dataset  # noqa: E402
-from klom_utils.datamodels import (fit_datamodel, forget_shift, load_subset_runs,  # noqa: E402
-                                   mean_logits, prediction_quality, shrink_shift,
-                                   train_subset_models)
+from klom_utils.datamodels import (  # noqa: E402
+    fit_datamodel,
+    forget_shift,
+    load_subset_runs,
+    prediction_quality,
+    shrink_shift,
+    train_subset_models,
+)
+from klom_utils.forget_sets import forget_indices  # noqa: E402
+from klom_utils.layout import full_models_folder, oracle_folder  # noqa: E402
 from klom_utils.metric import klom, margins, summarize  # noqa: E402
-from klom_utils.store import full_models_folder, open_store, oracle_folder  # noqa: E402
-from klom_utils.train import forget_indices  # noqa: E402
+from klom_utils.oracles import mean_logits  # noqa: E402
+from klom_utils.store import open_store  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from klom_utils.data import load_dataset  # noqa: E402
 from klom_utils.evaluate import score  # noqa: E402
 from klom_utils.train import train_models  # noqa: E402
-from klom_utils.unlearn import parse_overrides, resolve_config, unlearn_store  # noqa: E402
+from klom_utils.unlearning import parse_overrides, resolve_config, unlearn_store  # noqa: E402
 
 #: Part of the grid searched to choose the DIGITS defaults (overrides of the registered
 #: defaults; "" is the defaults themselves). The numbers are in klom_utils/unlearn.py.

@@ -7,12 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from klom_utils.augment import augment_batch, augment_generators
 from klom_utils.cli import main
 from klom_utils.data import load_digits
+from klom_utils.ids import model_seed
+from klom_utils.layout import TRAIN_RECORD as CONFIG_FILE
 from klom_utils.models import load_model
+from klom_utils.stack import init_state_dict
 from klom_utils.store import open_store
-from klom_utils.train import (CONFIG_FILE, augment_batch, augment_generators, default_config,
-                              fit, fit_reference, init_state_dict, model_seed, train_models)
+from klom_utils.train import default_config, fit, fit_reference, train_models
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,7 @@ def test_augmented_models_are_recorded_and_kept_apart(digits, tmp_path, capsys):
 
 
 def test_do_nothing_klom_of_augmented_models_uses_augmented_oracles(digits, tmp_path):
-    from klom_utils.precomputed import do_nothing_klom
+    from klom_utils.evaluate import do_nothing_klom
 
     store = open_store(tmp_path / "store", create=True)
     config = default_config("digits", augment=True, epochs=1, peak_epoch=0.2)

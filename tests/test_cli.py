@@ -9,7 +9,6 @@ import pytest
 from klom_utils import cli
 from klom_utils.store import open_store
 
-
 # ------------------------------------------------------------------------------------- train
 
 def test_parser_has_subcommands():

@@ -2,9 +2,10 @@
 
 import json
 
-from klom_utils.cli import main
-from klom_utils.store import unlearned_folder
 from test_unlearn import FORGET_SET, N_MODELS, digits_data, digits_store  # noqa: F401
+
+from klom_utils.cli import main
+from klom_utils.layout import unlearned_folder
 
 
 def _common(store):
@@ -60,7 +61,7 @@ def test_plugin_methods_from_the_command_line(digits_store, tmp_path, monkeypatc
         "def cli_plugin(model, data, config, *, generator):\n"
         "    return do_nothing(model, data, config, generator=generator)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    from klom_utils.unlearn import METHODS
+    from klom_utils.unlearning import METHODS
 
     try:
         assert main(["unlearn", *_common(digits_store), "--method", "cli_plugin", "--models",

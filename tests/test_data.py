@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from klom_utils import data
+from klom_utils import data, forget_sets
 from klom_utils.store import open_store
-
 
 # ------------------------------------------------------------------------------------ digits
 
@@ -177,7 +176,7 @@ def test_download_offline_is_a_clear_error(tmp_path):
 
 def test_digits_forget_sets():
     d = data.load_digits()
-    sets = data.digits_forget_sets(d)
+    sets = forget_sets.digits_forget_sets(d)
     assert sorted(sets) == [1, 2, 3]
     assert [len(sets[k][0]) for k in (1, 2, 3)] == [10, 50, 50]
     for indices, description in sets.values():
@@ -192,7 +191,7 @@ def test_digits_forget_sets():
 def test_write_digits_forget_sets(tmp_path):
     store = open_store(tmp_path / "s", create=True)
     assert data.write_digits_forget_sets(store) == [1, 2, 3]
-    np.testing.assert_array_equal(store.forget_set("DIGITS", 2), data.digits_forget_sets()[2][0])
+    np.testing.assert_array_equal(store.forget_set("DIGITS", 2), forget_sets.digits_forget_sets()[2][0])
     assert "sub-population" in store.forget_set_description("DIGITS", 3)
     store.write_forget_set("DIGITS", 1, [0, 1], description="mine")
     assert data.write_digits_forget_sets(store) == []  # existing sets are kept
@@ -200,11 +199,11 @@ def test_write_digits_forget_sets(tmp_path):
 
 
 def test_retain_mask_and_index_checks():
-    mask = data.retain_mask(5, [1, 3])
+    mask = forget_sets.retain_mask(5, [1, 3])
     assert mask.tolist() == [True, False, True, False, True]
     with pytest.raises(ValueError, match="index 7 is outside the train split"):
-        data.retain_mask(5, [0, 7])
+        forget_sets.retain_mask(5, [0, 7])
     with pytest.raises(ValueError, match="repeated"):
-        data.check_forget_indices([1, 1], 5)
+        forget_sets.check_forget_indices([1, 1], 5)
     with pytest.raises(ValueError, match="integer"):
-        data.check_forget_indices([0.5], 5)
+        forget_sets.check_forget_indices([0.5], 5)

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_unlearn import FORGET_SET, digits_data, digits_store  # noqa: F401
 
 from klom_utils import datamodels as DM
 from klom_utils.cli import main
 from klom_utils.evaluate import score
-from klom_utils.store import full_models_folder, unlearned_folder
-from klom_utils.unlearn import Outputs, UnlearnData, datamodel_direct, unlearn_store
-from test_unlearn import FORGET_SET, digits_data, digits_store  # noqa: F401
+from klom_utils.layout import full_models_folder, unlearned_folder
+from klom_utils.unlearning import Outputs, UnlearnData, datamodel_direct, unlearn_store
 
 N_SUBSET = 24
 
@@ -89,7 +89,8 @@ def test_shrink_shift_keeps_signal_and_drops_noise():
 
 
 def test_noise_file_is_written_checked_and_removed(tmp_path):
-    from klom_utils.store import CorruptFileError, open_store
+    from klom_utils.files import CorruptFileError
+    from klom_utils.store import open_store
 
     store = open_store(tmp_path / "s", create=True)
     masks, logits, _ = _planted(m=200)
@@ -150,7 +151,8 @@ def test_loader_reads_only_the_rows_asked_for(tmp_path):
 
 
 def test_fit_with_one_subset_per_model_equals_training_each_alone(digits_data):
-    from klom_utils.train import default_config, fit, init_state_dict
+    from klom_utils.stack import init_state_dict
+    from klom_utils.train import default_config, fit
 
     config = default_config("digits", epochs=2, peak_epoch=1)
     subsets = np.stack([DM.subset_indices("DIGITS", digits_data.n_train, i, 0.5)
@@ -251,7 +253,7 @@ def test_cli_datamodels(digits_store, datamodel, capsys):
 
 def test_datamodel_matching_moves_the_weights_deterministically(digits_data):
     from klom_utils.models import DigitsMLP
-    from klom_utils.unlearn import default_config, get_method, model_generator
+    from klom_utils.unlearning import default_config, get_method, model_generator
 
     rng = np.random.default_rng(0)
     shift = rng.normal(0, 1, (digits_data.n_train + digits_data.n_val, 10)).astype(np.float32)

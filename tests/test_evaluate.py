@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from test_unlearn import FORGET_SET, N_MODELS, digits_data, digits_store  # noqa: F401
 
 from klom_utils import evaluate as E
-from klom_utils import metric, uncertainty
-from klom_utils.store import oracle_folder, unlearned_folder
-from klom_utils.unlearn import unlearn_store
-from test_unlearn import FORGET_SET, N_MODELS, digits_data, digits_store  # noqa: F401
+from klom_utils import metric, oracles, uncertainty
+from klom_utils.layout import oracle_folder, unlearned_folder
+from klom_utils.unlearning import unlearn_store
 
 BINS = 5  # few bins: with 16 models on each side, 20 bins saturate every score
 
@@ -83,14 +83,14 @@ def test_oracle_matching_is_well_below_doing_nothing(scored):
 
 def test_held_out_oracles_are_never_scored_against(digits_store, digits_data, scored):
     assert scored["oracle_matching"]["oracle_ids"] == list(range(N_MODELS))
-    assert E.scoring_oracle_ids(digits_store, "DIGITS", FORGET_SET) == list(range(N_MODELS))
+    assert oracles.scoring_oracle_ids(digits_store, "DIGITS", FORGET_SET) == list(range(N_MODELS))
     with pytest.raises(ValueError, match=r"oracles \[1000\] were used by 'oracle_matching'"):
         E.score(digits_store, digits_data, FORGET_SET, "oracle_matching",
                 oracle_ids=[0, 1, 1000], n_splits=10)
     # oracles listed explicitly as used are left out of the default too
     unlearn_store(digits_store, digits_data, FORGET_SET, "oracle_matching", [0, 1],
                   oracle_ids=[14, 15], name="om_explicit", progress=False)
-    assert E.scoring_oracle_ids(digits_store, "DIGITS", FORGET_SET, "om_explicit") == list(
+    assert oracles.scoring_oracle_ids(digits_store, "DIGITS", FORGET_SET, "om_explicit") == list(
         range(N_MODELS - 2))
 
 

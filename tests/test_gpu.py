@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from klom_utils import train
-from klom_utils import unlearn as U
+from klom_utils import stack, train
+from klom_utils import unlearning as U
 from klom_utils.data import load_digits
+from klom_utils.layout import full_models_folder, unlearned_folder
 from klom_utils.models import load_model
-from klom_utils.store import full_models_folder, open_store, unlearned_folder
+from klom_utils.store import open_store
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -30,29 +31,29 @@ def _resnet_data(device, n=24, n_forget=6):
 def test_optimizers_are_fused_on_cuda():
     params = [torch.nn.Parameter(torch.zeros(3, device="cuda"))]
     for name in ("sgd", "adam"):
-        assert train.optimizer(name, params, lr=0.1).defaults["fused"] is True
+        assert stack.optimizer(name, params, lr=0.1).defaults["fused"] is True
 
 
 @pytest.mark.parametrize("name", ["gradient_descent", "scrub", "oracle_matching"])
 def test_resnet9_stack_on_cuda_agrees_with_alone(name):
     """Grouped convolutions under bf16 autocast: stacked and alone agree to bf16 rounding."""
     data = _resnet_data("cuda")
-    models = [load_model(train.init_state_dict("resnet9", s)) for s in (1, 2)]
+    models = [load_model(stack.init_state_dict("resnet9", s)) for s in (1, 2)]
     cfg = {"epochs": 1, "lr": 1e-3, **({"max_epochs": 1} if name == "scrub" else {})}
     stacked = U.unlearn_models(name, [m.cuda() for m in models], data, dataset="cifar10",
                                config=cfg)
     for j, model in enumerate(models):
         alone = U.unlearn_models(name, [model.cuda()], data, dataset="cifar10", config=cfg,
                                  model_ids=[j])[0]
-        a = U.predict_logits(stacked[j], data.retain_x)
-        b = U.predict_logits(alone, data.retain_x)
+        a = stack.predict_logits(stacked[j], data.retain_x)
+        b = stack.predict_logits(alone, data.retain_x)
         assert torch.isfinite(a).all()
         torch.testing.assert_close(a, b, atol=5e-2, rtol=5e-2)
 
 
 def test_digits_unlearning_on_cuda_matches_cpu():
     d = load_digits()
-    models = [load_model(train.init_state_dict("digits_mlp", s), arch="digits_mlp")
+    models = [load_model(stack.init_state_dict("digits_mlp", s), arch="digits_mlp")
               for s in (1, 2)]
     out = {}
     for device in ("cpu", "cuda"):
@@ -61,7 +62,7 @@ def test_digits_unlearning_on_cuda_matches_cpu():
                                        dataset="digits", config={"epochs": 2, "max_epochs": 1})
     x = d.normalize(d.val_x)
     for a, b in zip(out["cpu"], out["cuda"]):
-        torch.testing.assert_close(U.predict_logits(a, x), U.predict_logits(b.cpu(), x),
+        torch.testing.assert_close(stack.predict_logits(a, x), stack.predict_logits(b.cpu(), x),
                                    atol=1e-3, rtol=1e-3)
 
 

@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from hub_standin import COMMIT, HubStandIn
 
 from klom_utils import download, open_store
 from klom_utils.hub import allow_patterns
-from klom_utils.store import full_models_folder, oracle_folder
-
-from hub_standin import COMMIT, HubStandIn
+from klom_utils.layout import full_models_folder, oracle_folder
 
 REPO = "royrin/KLOM-models"
 VAL_Y = np.arange(12) % 10
@@ -69,7 +68,8 @@ def test_offline_uses_the_cache_and_names_what_is_missing(remote, tmp_path, monk
     store = download(oracle_folder("CIFAR10", 3), cache_dir=cache, endpoint=remote.endpoint, progress=False)
     assert len(remote.requests) == n_requests, "offline must not touch the network"
     assert store.margins(oracle_folder("CIFAR10", 3), "val").shape == (3, 12)
-    with pytest.raises(FileNotFoundError, match=r"folder 'full_models/CIFAR10' .*HF_HUB_OFFLINE=1.*download\("):
+    with pytest.raises(FileNotFoundError,
+                       match=r"folder 'full_models/CIFAR10' .*HF_HUB_OFFLINE=1.*download\("):
         download(full_models_folder("CIFAR10"), cache_dir=cache, progress=False)
     with pytest.raises(FileNotFoundError, match="oracles/CIFAR10/forget_set_3"):
         download(oracle_folder("CIFAR10", 3), cache_dir=tmp_path / "empty_cache", progress=False)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from klom_utils.claims import claimed, held_claims
 from klom_utils.cli import main
-from klom_utils.launch import (ArrayOptions, claimed, held_claims, id_slices,
-                               parse_slurm_options, run_array, shard_of)
+from klom_utils.ids import id_slices, shard_of
+from klom_utils.launch import ArrayOptions, parse_slurm_options, run_array
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +71,7 @@ def test_claims_exclude_other_holders_and_are_released(tmp_path):
 def test_a_killed_claimant_leaves_nothing_held(tmp_path):
     code = textwrap.dedent(f"""
         import time
-        from klom_utils.launch import claimed
+        from klom_utils.claims import claimed
         with claimed({str(tmp_path)!r}, "f", [0, 1]) as mine:
             print("held", mine, flush=True)
             time.sleep(60)
@@ -136,7 +137,7 @@ def test_status_lists_complete_partial_missing_and_recipe(tmp_path, capsys):
 def test_score_arrays_matches_the_store_record(tmp_path, capsys):
     from klom_utils.evaluate import load_margins, score
     from klom_utils.train import train_models
-    from klom_utils.unlearn import unlearn_store
+    from klom_utils.unlearning import unlearn_store
 
     store = tmp_path / "s"
     train_models("digits", store, range(6), device="cpu", progress=False)
@@ -171,7 +172,8 @@ def test_score_arrays_matches_the_store_record(tmp_path, capsys):
 def test_download_command_through_the_hub_client(tmp_path):
     from hub_standin import HubStandIn
 
-    from klom_utils.store import full_models_folder, open_store
+    from klom_utils.layout import full_models_folder
+    from klom_utils.store import open_store
 
     root = tmp_path / "remote"
     remote = open_store(root, create=True)

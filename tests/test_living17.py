@@ -10,11 +10,11 @@ import torch
 
 from klom_utils import data as kdata
 from klom_utils.cli import main
-from klom_utils.evaluate import score
+from klom_utils.evaluate import do_nothing_klom, score
 from klom_utils.models import ResNet18, load_model
-from klom_utils.precomputed import do_nothing_klom, oracle_margins_folder, precomputed_margins
+from klom_utils.precomputed import oracle_margins_folder, precomputed_margins
 from klom_utils.store import open_store
-from klom_utils.unlearn import unlearn_store
+from klom_utils.unlearning import unlearn_store
 
 N_TRAIN, N_VAL = kdata.LIVING17_SIZES["train"], kdata.LIVING17_SIZES["val"]
 

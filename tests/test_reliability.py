@@ -5,10 +5,8 @@ One test (or more) per finding of the reliability issue, in its order.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
-import warnings
 
 import numpy as np
 import pytest
@@ -16,9 +14,9 @@ import torch
 
 from klom_utils import klom, open_store, summarize
 from klom_utils.cli import main
-from klom_utils.store import atomic_write, remove_stale_tmp
+from klom_utils.files import atomic_write, remove_stale_tmp
 from klom_utils.train import default_config, train_models
-from klom_utils.unlearn import METHODS, unlearn_store
+from klom_utils.unlearning import METHODS, unlearn_store
 
 
 @pytest.fixture(scope="module")
@@ -266,11 +264,11 @@ def test_unlearning_threads_do_not_change_results(small_store, tmp_path):
 
 def test_digits_forget_sets_are_completed_once(tmp_path):
     from klom_utils.data import load_dataset
-    from klom_utils.train import ensure_digits_forget_sets
+    from klom_utils.forget_sets import ensure_digits_forget_sets
 
     store = open_store(tmp_path / "s", create=True)
     data = load_dataset("digits")
-    from klom_utils.data import digits_forget_sets
+    from klom_utils.forget_sets import digits_forget_sets
 
     indices, _ = digits_forget_sets(data)[1]
     store.write_forget_set("DIGITS", 1, indices)  # as if another task had written only set 1

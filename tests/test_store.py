@@ -7,13 +7,8 @@ import pytest
 import torch
 
 from klom_utils import margins, open_store
-from klom_utils.store import (
-    atomic_write,
-    full_models_folder,
-    oracle_folder,
-    stacked_margins_folder,
-    unlearned_folder,
-)
+from klom_utils.files import atomic_write
+from klom_utils.layout import full_models_folder, oracle_folder, stacked_margins_folder, unlearned_folder
 
 N_TRAIN, N_VAL, N_CLASSES = 50, 20, 10
 RNG = np.random.default_rng(0)
@@ -89,9 +84,10 @@ def test_stacked_margins(tmp_path):
     stacked = torch.from_numpy(RNG.normal(size=(4, N_TRAIN)).astype(np.float32))
     torch.save(stacked, folder / "train_margins_all.pt")
     store = open_store(tmp_path)
-    np.testing.assert_array_equal(store.margins(stacked_margins_folder("CIFAR10", 1), "train"), stacked.numpy())
+    folder = stacked_margins_folder("CIFAR10", 1)
+    np.testing.assert_array_equal(store.margins(folder, "train"), stacked.numpy())
     np.testing.assert_array_equal(
-        store.margins(stacked_margins_folder("CIFAR10", 1), "train", model_ids=[3, 1]), stacked.numpy()[[3, 1]]
+        store.margins(folder, "train", model_ids=[3, 1]), stacked.numpy()[[3, 1]]
     )
     assert store.model_ids(stacked_margins_folder("CIFAR10", 1)) == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="outside the 4 rows"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from klom_utils import data, models, train
+from klom_utils import data, devices, forget_sets, ids, layout, models, stack, train
 from klom_utils.store import open_store
 
 FAST = train.default_config("digits", epochs=2, peak_epoch=1)
@@ -52,7 +52,7 @@ def test_same_id_same_model_whatever_is_trained_with_it(tmp_path, digits):
 
 
 def test_stacked_training_equals_plain_training(digits):
-    init = train.init_state_dict("digits_mlp", 11)
+    init = stack.init_state_dict("digits_mlp", 11)
     sds, train_logits, val_logits = train.fit(digits, np.arange(digits.n_train), [init], [5],
                                               FAST, progress=False)
     ref_sd, ref_train, ref_val = train.fit_reference(digits, np.arange(digits.n_train), init, 5,
@@ -67,7 +67,7 @@ def test_thread_count_does_not_change_the_models(digits):
     """DIGITS trains on 2 threads by default: the same models as on 1 (and on 4), bit for bit."""
     import dataclasses
 
-    inits = [train.init_state_dict("digits_mlp", i) for i in range(8)]
+    inits = [stack.init_state_dict("digits_mlp", i) for i in range(8)]
     out = {}
     for threads in (1, 2, 4):
         config = dataclasses.replace(FAST, threads=threads, stack=8)
@@ -81,15 +81,15 @@ def test_thread_count_does_not_change_the_models(digits):
 
 
 def test_model_seed_is_stable():
-    assert train.model_seed("DIGITS", "full", 0, "init") == 279912711312945072
-    assert train.model_seed("DIGITS", "full", 0, "init") != train.model_seed(
+    assert ids.model_seed("DIGITS", "full", 0, "init") == 279912711312945072
+    assert ids.model_seed("DIGITS", "full", 0, "init") != ids.model_seed(
         "DIGITS", "forget_set_1", 0, "init")
-    assert train.model_seed("DIGITS", "full", 0, "init", base=1) != train.model_seed(
+    assert ids.model_seed("DIGITS", "full", 0, "init", base=1) != ids.model_seed(
         "DIGITS", "full", 0, "init")
 
 
 def test_default_digits_model_reaches_95_percent(digits):
-    init = [train.init_state_dict("digits_mlp", s) for s in (1, 2)]
+    init = [stack.init_state_dict("digits_mlp", s) for s in (1, 2)]
     _, _, val_logits = train.fit(digits, np.arange(digits.n_train), init, [1, 2],
                                  train.default_config("digits"), progress=False)
     accuracy = (val_logits.argmax(-1) == digits.val_y).float().mean(1)
@@ -107,34 +107,34 @@ def _cpu_autocast_enabled() -> bool:
 @pytest.mark.parametrize("arch", ["digits_mlp", "resnet9"])
 def test_predictions_are_float32_without_autocast(monkeypatch, digits, arch):
     """Logits written to stores are computed without autocast, even where training steps use
-    it (bf16 on CUDA, simulated here on the CPU), in float32 like unlearn.predict_logits."""
+    it (bf16 on CUDA, simulated here on the CPU), in float32 like stack.predict_logits."""
     entered = []
 
     def bf16_autocast(self):  # what training steps get on CUDA, here on the CPU
         entered.append(self.module.training)
         return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
 
-    monkeypatch.setattr(train.ModelStack, "autocast", bf16_autocast)
+    monkeypatch.setattr(stack.ModelStack, "autocast", bf16_autocast)
     seen = []  # autocast state inside each forward in eval mode
 
     def hook(module, inputs, output):
         if not module.training:
             seen.append(_cpu_autocast_enabled())
 
-    real_init = train.ModelStack.__init__
+    real_init = stack.ModelStack.__init__
 
     def init(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
         self.module.register_forward_hook(hook)
 
-    monkeypatch.setattr(train.ModelStack, "__init__", init)
+    monkeypatch.setattr(stack.ModelStack, "__init__", init)
     if arch == "digits_mlp":
         d, cfg = digits, FAST
     else:
         d = tiny_cifar()
         cfg = train.default_config("cifar10", epochs=1, peak_epoch=0.5, batch_size=4, stack=1,
                                    eval_batch_size=8)
-    inits = [train.init_state_dict(arch, s) for s in (1, 2)][: 2 if arch == "digits_mlp" else 1]
+    inits = [stack.init_state_dict(arch, s) for s in (1, 2)][: 2 if arch == "digits_mlp" else 1]
     sds, train_logits, val_logits = train.fit(d, np.arange(d.n_train), inits,
                                               list(range(len(inits))), cfg, progress=False)
     assert entered and all(entered)  # training steps ran under (simulated) autocast ...
@@ -160,7 +160,7 @@ def test_store_layout_and_reading_back(tmp_path, digits):
     assert names == sorted([f"sd_{i}____epoch_{last}.pt" for i in (0, 1)]
                            + [f"{s}_logits_{i}.pt" for i in (0, 1) for s in ("train", "val")]
                            + [f"{i}__{s}_margins_{last}.npy" for i in (0, 1) for s in ("train", "val")]
-                           + [train.CONFIG_FILE])
+                           + [layout.TRAIN_RECORD])
     assert store.folders() == [FULL] and store.model_ids(FULL) == [0, 1]
     val = store.margins(FULL, "val")
     assert val.shape == (2, 355) and val.dtype == np.float32
@@ -172,7 +172,7 @@ def test_store_layout_and_reading_back(tmp_path, digits):
     with torch.no_grad():
         torch.testing.assert_close(model(digits.normalize(digits.val_x)), logits)
     assert store.forget_set_ids("DIGITS") == [1, 2, 3]  # written with the first models
-    record = json.loads((root / FULL / train.CONFIG_FILE).read_text())
+    record = json.loads((root / FULL / layout.TRAIN_RECORD).read_text())
     assert record["dataset"] == "DIGITS" and record["epochs"] == 2 and "stack" not in record
 
 
@@ -182,7 +182,7 @@ def test_oracles_leave_out_the_forget_set(tmp_path, digits):
     store = open_store(root)
     folder = "oracles/DIGITS/forget_set_3"
     assert store.model_ids(folder) == [0]
-    record = json.loads((root / folder / train.CONFIG_FILE).read_text())
+    record = json.loads((root / folder / layout.TRAIN_RECORD).read_text())
     assert record["n_train_examples"] == 1442 - 50 and record["group"] == "forget_set_3"
     # a different group gets its own seeds
     train.train_models(digits, root, [0], config=FAST, progress=False)
@@ -244,7 +244,7 @@ def test_clear_errors(tmp_path, digits):
     with pytest.raises(ValueError, match="non-negative"):
         train.train_models(digits, root, [-1], config=FAST, progress=False)
     with pytest.raises(FileNotFoundError, match="CIFAR10.*download"):
-        train.forget_indices(store, tiny_cifar(), 1)
+        forget_sets.forget_indices(store, tiny_cifar(), 1)
 
 
 def test_config_checks_and_helpers():
@@ -254,11 +254,11 @@ def test_config_checks_and_helpers():
         train.default_config("digits", stack=0)
     with pytest.raises(ValueError, match="unknown arch"):
         train.default_config("digits", arch="vit")
-    assert train.parse_model_range("0-99") == range(0, 100)
-    assert train.parse_model_range("7") == range(7, 8)
+    assert ids.parse_model_range("0-99") == range(0, 100)
+    assert ids.parse_model_range("7") == range(7, 8)
     for bad in ("5-2", "a-b", "-3"):
         with pytest.raises(ValueError, match="model range"):
-            train.parse_model_range(bad)
+            ids.parse_model_range(bad)
     cfg = train.default_config("cifar10")
     assert (cfg.arch, cfg.epochs, cfg.batch_size, cfg.lr, cfg.peak_epoch) == ("resnet9", 24, 512, 0.4, 5)
     assert (cfg.momentum, cfg.weight_decay, cfg.label_smoothing) == (0.9, 5e-4, 0.0)
@@ -266,11 +266,11 @@ def test_config_checks_and_helpers():
     assert train.lr_at(0, per_epoch, cfg) == 0.0
     assert train.lr_at(5 * per_epoch, per_epoch, cfg) == pytest.approx(0.4)
     assert train.lr_at(24 * per_epoch, per_epoch, cfg) == 0.0
-    assert train.resolve_device("cpu").type == "cpu"
+    assert devices.resolve_device("cpu").type == "cpu"
     assert train.choose_stack(cfg, tiny_cifar(), "cpu", 10) == 1
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            train.resolve_device("cuda")
+            devices.resolve_device("cuda")
 
 
 # ------------------------------------------------------------------------- CIFAR-10 ResNet-9
@@ -302,7 +302,7 @@ def test_resnet9_stacked_training_matches_one_at_a_time():
     d = tiny_cifar(n_train=4, n_val=2)
     cfg = train.default_config("cifar10", epochs=1, peak_epoch=0.5, batch_size=2,
                                eval_batch_size=4)
-    inits = [train.init_state_dict("resnet9", s) for s in (1, 2)]
+    inits = [stack.init_state_dict("resnet9", s) for s in (1, 2)]
     idx = np.arange(4)
     sds, tl, vl = train.fit(d, idx, inits, [3, 4], cfg, progress=False)
     for j in range(2):
@@ -349,11 +349,11 @@ def test_optimizer_updates_each_model_of_a_stack_as_alone(name):
 
     def run(m):
         params = [torch.nn.Parameter(t[: m * s].clone()) for t, s in zip(init, sizes)]
-        opt = train.optimizer(name, params, lr=0.1, **options)
+        opt = stack.optimizer(name, params, lr=0.1, **options)
         for k in range(steps):
             for p, gr, s in zip(params, grads[k], sizes):
                 p.grad = gr[: m * s].clone()
-            train.set_lr(opt, 0.01 * (k + 1))
+            stack.set_lr(opt, 0.01 * (k + 1))
             opt.step()
         return [p.detach()[:s] for p, s in zip(params, sizes)]
 
@@ -371,13 +371,13 @@ def test_sgd_is_the_former_own_sgd():
     params = [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
     ref = [p.detach().clone() for p in params]
     bufs = [None] * len(ref)
-    opt = train.optimizer("sgd", params, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    opt = stack.optimizer("sgd", params, momentum=0.9, nesterov=True, weight_decay=5e-4)
     for step in range(300):
         lr = float(np.interp(step, [0, 60, 300], [0, 0.1, 0]))
         grads = [torch.randn(s, generator=g) for s in shapes]
         for p, gr in zip(params, grads):
             p.grad = gr.clone()
-        train.set_lr(opt, lr)
+        stack.set_lr(opt, lr)
         opt.step()
         for j, gr in enumerate(grads):
             d = gr + 5e-4 * ref[j]
@@ -389,6 +389,6 @@ def test_sgd_is_the_former_own_sgd():
 
 def test_optimizer_checks_its_arguments():
     with pytest.raises(ValueError, match="unknown optimiser 'rmsprop'"):
-        train.optimizer("rmsprop", [torch.nn.Parameter(torch.zeros(2))])
+        stack.optimizer("rmsprop", [torch.nn.Parameter(torch.zeros(2))])
     with pytest.raises(ValueError, match="no parameters with requires_grad"):
-        train.optimizer("sgd", [torch.zeros(2)])
+        stack.optimizer("sgd", [torch.zeros(2)])

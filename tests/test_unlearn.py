@@ -11,11 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from klom_utils import unlearn as U
+from klom_utils import unlearning as U
 from klom_utils.data import TensorDataset, load_dataset
+from klom_utils.layout import UNLEARN_RECORD, full_models_folder, unlearned_folder
 from klom_utils.models import DigitsMLP, ResNet9, load_model
-from klom_utils.store import full_models_folder, open_store, unlearned_folder
+from klom_utils.oracles import held_out_oracle_ids
+from klom_utils.stack import predict_logits
+from klom_utils.store import open_store
 from klom_utils.train import train_models
+from klom_utils.unlearning.scrub import scrub as scrub_method
 
 N_MODELS = 16
 FORGET_SET = 3
@@ -175,14 +179,14 @@ def test_scrub_without_kl_and_max_steps_is_fine_tuning_on_the_retain_set():
     model, data = DigitsMLP(hidden=32), _synthetic(n_retain=100)
     cfg = _scrub_config(alpha=0.0, max_epochs=0, gamma=1.0, epochs=3, lr=0.05,
                         retain_batch_size=16)
-    out = U.scrub(model, data, cfg, generator=torch.Generator().manual_seed(3))
+    out = scrub_method(model, data, cfg, generator=torch.Generator().manual_seed(3))
     gd = U.resolve_config("gradient_descent", "digits", {"epochs": 3, "lr": 0.05,
                                                          "batch_size": 16})
     ref = U.gradient_descent(model, data, gd, generator=torch.Generator().manual_seed(3))
     a, b = _params(out), _params(ref)
     assert all(torch.equal(a[k], b[k]) for k in a)  # the same batches, the same steps
     # gamma scales the cross-entropy: without weight decay, gamma * CE at lr == CE at gamma * lr
-    half = U.scrub(model, data, {**cfg, "gamma": 0.5, "weight_decay": 0.0},
+    half = scrub_method(model, data, {**cfg, "gamma": 0.5, "weight_decay": 0.0},
                    generator=torch.Generator().manual_seed(3))
     ref = U.gradient_descent(model, data, {**gd, "lr": 0.025, "weight_decay": 0.0},
                              generator=torch.Generator().manual_seed(3))
@@ -206,7 +210,7 @@ def test_scrub_steps_max_then_min_with_the_lr_schedule(monkeypatch):
     data = _synthetic(n_forget=12, n_retain=40)  # one forget and one retain batch per epoch
     cfg = _scrub_config(lr=0.01, epochs=6, max_epochs=2, lr_milestones=[2, 4], lr_decay=0.1,
                         forget_batch_size=32, retain_batch_size=64)
-    U.scrub(DigitsMLP(hidden=32), data, cfg, generator=torch.Generator().manual_seed(1))
+    scrub_method(DigitsMLP(hidden=32), data, cfg, generator=torch.Generator().manual_seed(1))
     lrs = [lr for lr, _ in steps]
     expected = [0.01] * 4 + [1e-3] * 2 + [1e-4] * 2  # epochs 0, 1: max + min; then min only
     assert lrs == pytest.approx(expected)
@@ -222,7 +226,7 @@ def test_scrub_checks_its_config():
                        ({"temperature": 0.0}, "temperature=0.0 is out of range"),
                        ({"lr_milestones": [-1]}, "lr_milestones=.-1. is out of range")]:
         with pytest.raises(ValueError, match=match):
-            U.scrub(model, data, _scrub_config(**bad), generator=torch.Generator())
+            scrub_method(model, data, _scrub_config(**bad), generator=torch.Generator())
 
 
 def test_methods_are_deterministic_given_the_generator():
@@ -255,7 +259,7 @@ def test_unlearn_store_writes_the_layout_and_resumes(digits_store, digits_data):
     folder = unlearned_folder("DIGITS", "do_nothing", FORGET_SET)
     assert run["folder"] == folder and run["written"] == [0, 1, 2, 3]
     assert all(digits_store.has_model(folder, i) for i in range(4))
-    record = digits_store.read_json(f"{folder}/{U.CONFIG_FILE}")
+    record = digits_store.read_json(f"{folder}/{UNLEARN_RECORD}")
     assert record["method"] == "do_nothing" and record["oracle_ids"] is None
     # do nothing reproduces the originals' outputs
     full = full_models_folder("DIGITS")
@@ -308,9 +312,9 @@ def test_gradient_ascent_lowers_forget_margins(digits_store, digits_data):
 def test_oracle_matching_records_the_held_out_oracles(digits_store, digits_data):
     run = U.unlearn_store(digits_store, digits_data, FORGET_SET, "oracle_matching", [0],
                           progress=False)
-    record = digits_store.read_json(f"{run['folder']}/{U.CONFIG_FILE}")
+    record = digits_store.read_json(f"{run['folder']}/{UNLEARN_RECORD}")
     assert record["oracle_ids"] == HELD_OUT
-    assert U.held_out_oracle_ids(digits_store, "DIGITS", FORGET_SET) == HELD_OUT
+    assert held_out_oracle_ids(digits_store, "DIGITS", FORGET_SET) == HELD_OUT
 
 
 def test_hub_style_resnet9_checkpoints(tmp_path):
@@ -408,7 +412,7 @@ def test_a_model_unlearned_in_a_stack_equals_it_unlearned_alone(name, digits_unl
     """Bit for bit on the CPU: own data order and generator per model, per-model losses,
     gradient clipping per model, an optimiser whose update is the same at any place in the
     stack."""
-    from klom_utils.train import init_state_dict
+    from klom_utils.stack import init_state_dict
 
     models = [load_model(init_state_dict("digits_mlp", s), arch="digits_mlp") for s in (4, 5, 6)]
     kwargs = dict(dataset="digits", config=SMALL.get(name), forget_set=3)
@@ -434,7 +438,7 @@ def test_resnet9_stacks_match_alone_within_rounding(name):
     """ResNet-9 stacks use grouped convolutions (a stack of one: a plain ResNet-9), so stacked
     and alone agree to float rounding (SGD: 1e-6 in the weights; Adam's first steps can flip
     the sign of a near-zero gradient's update, so a few weights differ by up to 2 * lr)."""
-    from klom_utils.train import init_state_dict
+    from klom_utils.stack import init_state_dict
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(12, 3, 16, 16, generator=g), torch.randint(0, 10, (12,), generator=g)
@@ -451,7 +455,7 @@ def test_resnet9_stacks_match_alone_within_rounding(name):
         if name == "scrub":
             for k in a:
                 torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
-        torch.testing.assert_close(U.predict_logits(stacked[j], x), U.predict_logits(alone, x),
+        torch.testing.assert_close(predict_logits(stacked[j], x), predict_logits(alone, x),
                                    atol=1e-2 if name == "oracle_matching" else 1e-5, rtol=0)
 
 
@@ -469,7 +473,7 @@ def test_unlearn_store_stacks_resume_and_equal_one_at_a_time(digits_store, digit
         assert first["written"] == [0, 1] and run["skipped"] == [0, 1]
         assert run["written"] == [2, 3, 4]
         folders[how] = run["folder"]
-        record = digits_store.read_json(f"{run['folder']}/{U.CONFIG_FILE}")
+        record = digits_store.read_json(f"{run['folder']}/{UNLEARN_RECORD}")
         assert set(record) == {"method", "dataset", "forget_set", "config", "seed",
                                "oracle_ids"}  # the record is as before: no stack size in it
     for i in range(5):
@@ -481,7 +485,7 @@ def test_unlearn_store_stacks_resume_and_equal_one_at_a_time(digits_store, digit
 
 
 def test_user_methods_may_opt_in_to_stacks(digits_store, digits_data):
-    from klom_utils.train import ModelStack
+    from klom_utils.stack import ModelStack
 
     seen = []
 
@@ -507,7 +511,7 @@ def test_user_methods_may_opt_in_to_stacks(digits_store, digits_data):
         alone = stacked_shrink(model, None, {"factor": 0.5}, generator=U.model_generator(
             2, dataset="DIGITS", forget_set=FORGET_SET, method="stacked_shrink_test"))
         assert seen == [4, 1] and isinstance(alone, DigitsMLP)
-        assert torch.equal(U.predict_logits(alone, digits_data.normalize(digits_data.val_x)),
+        assert torch.equal(predict_logits(alone, digits_data.normalize(digits_data.val_x)),
                            digits_store.logits(run["folder"], "val", 2))
         assert U.get_method(stacked_shrink) is U.METHODS["stacked_shrink_test"]
         stack = ModelStack.of([model, model])
@@ -525,7 +529,7 @@ def test_user_methods_may_opt_in_to_stacks(digits_store, digits_data):
 
 
 def test_model_stacks_check_what_they_hold():
-    from klom_utils.train import ModelStack
+    from klom_utils.stack import ModelStack
 
     with pytest.raises(ValueError, match=r"cannot stack 2 models of types \['Linear'\]"):
         ModelStack.of([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)])

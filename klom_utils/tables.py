@@ -1,0 +1,161 @@
+"""Tables of scored records: plain text to print or save, HTML in a notebook, with what every
+interval covers and every diagnostic warning below; and records made JSON-ready."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Iterable
+
+import numpy as np
+
+from ._typing import Record
+from .diagnostics import SMALL_FORGET
+from .uncertainty import INTERVAL_COVERS
+
+
+def jsonable(x: Any) -> Any:
+    """A copy of ``x`` (records, summaries) that ``json.dumps(..., allow_nan=False)`` accepts:
+    numpy scalars and arrays become Python numbers and lists, nan and infinities ``None``."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def _number(x) -> str:
+    return "nan" if x is None or not np.isfinite(x) else f"{x:.2f}"
+
+
+def _with_ci(group: dict) -> str:
+    """``p95 [low, high]``; the interval left out where there is none (nan, or None as read
+    back from JSON)."""
+    low, high = group.get("p95_low"), group.get("p95_high")
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return _number(group["p95"])
+    return f"{group['p95']:.2f} [{group['p95_low']:.2f}, {group['p95_high']:.2f}]"
+
+
+def _setting(record) -> tuple:
+    """The estimator settings that make two records comparable."""
+    k = record["klom"]
+    return (k["direction"], k["variant"], k["bins"], k["eps"], tuple(k["clip"]))
+
+
+def _short(setting) -> str:
+    direction, variant, bins = setting[:3]
+    return f"KL({direction.replace('||', ' || ')}), {variant}, {bins} bins"
+
+
+def _settings_line(records) -> str:
+    settings = {_setting(r) for r in records}
+    text = "; ".join(_short(x) for x in sorted(settings))
+    levels = sorted({r.get("interval", {}).get("level", 0.95) for r in records})
+    level = "/".join(f"{100 * x:g}%" for x in levels)
+    return (f"KLOM per example, 95th percentile per group [{level} interval]; {text}"
+            + ("  (!) records with different settings: compare rows of one setting only"
+               if len(settings) > 1 else ""))
+
+
+def results_table(records: Iterable[Record]) -> ResultsTable:
+    """A plain-text table of records from :func:`score` (HTML in a notebook).
+
+    Per forget set: one row per method (the 95th percentile of each group with its interval,
+    ``N`` per side, accuracies; for forget sets under 100 examples also the forget mean and
+    the count of forget examples above the retain 99th percentile), a row per method rescored
+    at the noise floor's ``N`` where that is smaller, and the noise floor labelled with its
+    ``N``. Below: what the intervals cover and every diagnostic warning.
+    """
+    records = list(records)
+    if not records:
+        raise ValueError("results_table needs at least one record")
+    small = any(r["forget_size"] < SMALL_FORGET for r in records)
+    mixed = len({_setting(r) for r in records}) > 1
+    header = (["forget set", "method", "N/side", "forget p95 [CI]"]
+              + (["forget mean", "forget > retain p99"] if small else [])
+              + ["retain p95 [CI]", "validation p95 [CI]", "acc forget/retain/test"])
+    blank = [""] * (2 if small else 0)
+    by_set: dict[tuple, list[Record]] = {}
+    for r in records:  # rows grouped by forget set, in order of first appearance
+        by_set.setdefault((r["dataset"], r["forget_set"]), []).append(r)
+    rows = []
+    for group in by_set.values():
+        name = f"{group[0]['forget_set']} (n={group[0]['forget_size']})"
+        for r in group:
+            acc = r.get("accuracy")
+            n = (str(r["n_unlearned"]) if r["n_unlearned"] == r["n_oracles"]
+                 else f"{r['n_unlearned']}/{r['n_oracles']} (!)")
+            extra = ([f"{r['forget']['mean']:.2f}",
+                      f"{r['forget'].get('above_retain_p99', 0)} of {r['forget_size']}"]
+                     if small else [])
+            method = r["method"] + (f" ({_short(_setting(r))})" if mixed else "")
+            rows.append([name, method, n, _with_ci(r["forget"])] + extra
+                        + [_with_ci(r["retain"]), _with_ci(r["validation"])]
+                        + [f"{acc['forget']:.3f}/{acc['retain']:.3f}/{acc['test']:.3f}"
+                           if acc else "-"])
+        for r in group:
+            if r.get("matched"):
+                at = r["matched"]
+                method = r["method"] + (f" ({_short(_setting(r))})" if mixed else "")
+                rows.append([name, f"{method} (rescored)", str(at["n_per_side"]),
+                             _with_ci(at["forget"])] + blank
+                            + [_with_ci(at["retain"]), _with_ci(at["validation"]), ""])
+        floors: dict[tuple, Record] = {}  # one row per N and estimator setting
+        for r in group:
+            if r.get("noise_floor"):
+                floors.setdefault((r["noise_floor"]["n_per_side"], _setting(r)), r["noise_floor"])
+        for (n, setting), floor in sorted(floors.items(), key=lambda kv: -kv[0][0]):
+            label = "noise floor" + (f" ({_short(setting)})" if mixed else "")
+            rows.append([name, label, str(n), _number(floor["forget"]["p95"])] + blank
+                        + [_number(floor[g]["p95"]) for g in ("retain", "validation")] + [""])
+    notes = [f"[CI]: interval for {INTERVAL_COVERS}. Compare methods only at equal N.",
+             "noise floor: oracles scored against disjoint oracles at the N shown (a perfect "
+             "method's score at that N); (rescored): the method at the floor's N."]
+    if small:
+        notes.append(f"forget sets under {SMALL_FORGET} examples: the p95 rests on the few "
+                     "largest scores; read it with the forget mean and the count above the "
+                     "retain p99.")
+    seen: dict[str, list[str]] = {}
+    for r in records:
+        for w in r.get("diagnostics", {}).get("warnings", []):
+            if w["kind"] != "small_forget":
+                seen.setdefault(w["message"], []).append(f"{r['forget_set']}/{r['method']}")
+    notes += [f"(!) [{', '.join(where)}] {message}" for message, where in seen.items()]
+    return ResultsTable.build(_settings_line(records), header, rows, notes)
+
+
+class ResultsTable(str):
+    """The plain-text table of :func:`results_table` (a ``str``: print it, write it to a file);
+    in a notebook it shows as an HTML table with the same title, cells and notes."""
+
+    heading: str
+    header: list
+    rows: list
+    notes: list
+
+    @classmethod
+    def build(cls, title: str, header: list, rows: list, notes: list) -> "ResultsTable":
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+
+        def line(cells):
+            return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+        text = "\n".join([title, "", line(header), line(["-" * w for w in widths]),
+                          *(line(r) for r in rows), "", *notes])
+        table = cls(text)
+        table.heading, table.header, table.rows, table.notes = title, header, rows, notes
+        return table
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{escape(str(h))}</th>" for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>"
+                       for row in self.rows)
+        notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)
+        return (f'<div class="klom-results"><p><strong>{escape(self.heading)}</strong></p>'
+                f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead>'
+                f'<tbody>{body}</tbody></table></div>'
+                f'<ul style="font-size:smaller">{notes}</ul></div>')

@@ -1,0 +1,91 @@
+"""The building blocks of the built-in methods: per-model generators, batch orders, the SGD
+optimiser, one step on per-model losses (with per-model clipping), and the losses.
+
+Everything here keeps every model of a stack to itself: its own data order (its own
+generator), its own loss, its own gradient norm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..ids import model_seed
+from ..stack import optimizer, per_model_cross_entropy
+
+
+def model_generator(model_id: int, *, dataset: str = "", forget_set=None, method: str = "",
+                    seed: int = 0):
+    """The CPU ``torch.Generator`` of one unlearning run, seeded from the run's identity."""
+
+    purpose = f"unlearn/{method}/{'' if forget_set is None else int(forget_set)}"
+    return torch.Generator().manual_seed(model_seed(dataset, "unlearn", model_id, purpose, seed))
+
+
+def for_training(models):
+    """A copy of the stack in train mode with gradients on (the original is left as it is)."""
+    return models.copy().requires_grad_(True).train()
+
+
+def batch_orders(n: int, batch_size: int, generators, device) -> list:
+    """Index tensors (M, b) of one shuffled pass over ``n`` rows, each model its own order
+    (model j draws one permutation from ``generators[j]``)."""
+    perm = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
+    return list(perm.split(batch_size, dim=1))
+
+
+class Cycle:
+    """Batches (M, b) of ``batch_size`` indices forever, reshuffled after each pass."""
+
+    def __init__(self, n, batch_size, generators, device):
+        self.args, self.queue = (n, batch_size, generators, device), []
+
+    def __next__(self):
+        if not self.queue:
+            self.queue = batch_orders(*self.args)
+        return self.queue.pop(0)
+
+
+def sgd(models, config):
+    return optimizer("sgd", models.parameters(), lr=config["lr"], momentum=config["momentum"],
+                     weight_decay=config["weight_decay"])
+
+
+def per_model(t, m: int):
+    """View of a stacked tensor as (m, ...): models one after the other along dim 0."""
+    return t.unsqueeze(0) if t.dim() == 0 else t.unflatten(0, (m, -1))
+
+
+def step(optimizer, losses, max_grad_norm: float = 0.0):
+    """One step on the sum of the per-model ``losses`` (M,); with ``max_grad_norm`` each
+    model's gradient is clipped to that norm on its own (as ``clip_grad_norm_`` would)."""
+    optimizer.zero_grad(set_to_none=True)
+    losses.sum().backward()
+    if max_grad_norm and max_grad_norm > 0:
+        m = losses.shape[0]
+        grads = [per_model(p.grad, m) for g in optimizer.param_groups for p in g["params"]
+                 if p.grad is not None]
+        norms = torch.stack([torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim())))
+                             for g in grads]).norm(dim=0)
+        coef = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(m, *[1] * (g.dim() - 1)))
+    optimizer.step()
+
+
+def cross_entropy(logits, y):
+    """Mean cross-entropy per model: (..., B, C), (..., B) -> (...,)."""
+    return per_model_cross_entropy(logits, y)
+
+
+def distill_kl(student_logits, teacher_logits, temperature: float):
+    """KL(teacher ‖ student) of the softened outputs, times T² (Hinton's distillation loss),
+    the mean over each model's rows: (..., B, C) -> (...,)."""
+    t = temperature
+    kl = F.kl_div(F.log_softmax(student_logits / t, dim=-1),
+                  F.softmax(teacher_logits / t, dim=-1), reduction="none")
+    return kl.sum(-1).mean(-1) * t * t
+
+
+def sgd_defaults(**values) -> dict:
+    return {"momentum": 0.9, "weight_decay": 5e-4, **values}
