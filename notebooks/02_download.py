@@ -134,7 +134,7 @@ for folder in CARD_FOLDERS:
 # |---|---|---|
 # | `full_models/CIFAR10` + `oracles/CIFAR10/…` | the whole pipeline: margins, KLOM of doing nothing, unlearning from the checkpoints, scoring | `klom unlearn --dataset cifar10`, `klom score`; CIFAR-10 downloads itself |
 # | `full_models/CIFAR10_augmented` | margins and KLOM; more models, and oracles, with the same recipe | `klom train --dataset cifar10 --augment` writes `full_models/CIFAR10_augmented` and `oracles/CIFAR10_augmented/…` (the Hub has no augmented oracles) |
-# | `full_models/LIVING17` | margins only from the files: test margins from `##__val_margins_#.npy`, training margins from the logits with the LIVING-17 labels; KLOM of doing nothing against the stacked oracle margins `oracle_models/LIVING17/only_margins/forget_set_k` | `klom_utils.precomputed.do_nothing_klom(store, "living17", k, labels=read_living17_labels(root))` |
+# | `full_models/LIVING17` | margins only from the files: test margins from `##__val_margins_#.npy`, training margins from the logits with the LIVING-17 labels; KLOM of doing nothing against the stacked oracle margins `oracle_models/LIVING17/only_margins/forget_set_k` | `klom_utils.evaluate.do_nothing_klom(store, "living17", k, labels=read_living17_labels(root))` |
 # | `full_models/LIVING17` + your LIVING-17 files | the whole pipeline with ResNet-18s (the checkpoints load with `load_model(path, arch="resnet18", num_classes=17)`) | `klom train` / `klom unlearn --dataset living17 --data-root DIR`, DIR holding `living17_{train,val}_{images,labels}.pt` (the authors' format: uint8 images, int64 labels; not on the Hub) |
 # | `forget_set_indices/…` | the forget sets every step reads | fetched whole by `download` |
 #
@@ -252,7 +252,7 @@ results["forget_set_sizes"] = {str(k): int(len(f)) for k, f in forget.items()}
 # %% [markdown]
 # **Models.** How many models each folder holds. In a store that our own training wrote,
 # oracle ids from 1000 up are *held out* for the oracle-matching method and never used for
-# scoring (`klom_utils.evaluate.scoring_oracle_ids` leaves them out); the Hub has none.
+# scoring (`klom_utils.oracles.scoring_oracle_ids` leaves them out); the Hub has none.
 
 # %%
 spare_ids = {k: scoring_oracle_ids(store, D, k) for k in forget_sets}

@@ -17,7 +17,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/klom-tutorial/klom-tutorial/blob/main/notebooks/04_unlearning.ipynb)
 #
-# **What you will learn.** The six unlearning methods that `klom_utils.unlearn` provides (do
+# **What you will learn.** The six unlearning methods that `klom_utils.unlearning` provides (do
 # nothing, gradient ascent, gradient descent on the retain set, NegGrad+, SCRUB and oracle
 # matching), what each one does and which settings it uses on each dataset; how to apply a
 # method to every original model of a store for a forget set with one call
@@ -105,7 +105,7 @@ results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
 # retain examples as ready-to-use tensors (`data.forget_x`, `data.forget_y`, `data.retain_x`,
 # `data.retain_y`), a plain dict of settings, and a random generator that drives every random
 # choice (so the unlearned model $i$ is the same on every run). The registry
-# `klom_utils.unlearn.METHODS` holds six:
+# `klom_utils.unlearning.METHODS` holds them:
 #
 # | method | what it does |
 # |---|---|

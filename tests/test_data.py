@@ -190,11 +190,11 @@ def test_digits_forget_sets():
 
 def test_write_digits_forget_sets(tmp_path):
     store = open_store(tmp_path / "s", create=True)
-    assert data.write_digits_forget_sets(store) == [1, 2, 3]
+    assert forget_sets.write_digits_forget_sets(store) == [1, 2, 3]
     np.testing.assert_array_equal(store.forget_set("DIGITS", 2), forget_sets.digits_forget_sets()[2][0])
     assert "sub-population" in store.forget_set_description("DIGITS", 3)
     store.write_forget_set("DIGITS", 1, [0, 1], description="mine")
-    assert data.write_digits_forget_sets(store) == []  # existing sets are kept
+    assert forget_sets.write_digits_forget_sets(store) == []  # existing sets are kept
     assert store.forget_set("DIGITS", 1).tolist() == [0, 1]
 
 

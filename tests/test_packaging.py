@@ -176,13 +176,44 @@ def _annotations(tree):
 def test_modules_parse_as_python_3_9():
     """No syntax newer than 3.9 (match, except*, ...), and ``X | Y`` annotations only where
     ``from __future__ import annotations`` keeps them from being evaluated."""
-    for path in sorted([*PACKAGE.glob("*.py"), *ROOT.glob("tests/*.py")]):
+    for path in sorted([*PACKAGE.rglob("*.py"), *ROOT.glob("tests/*.py")]):
         tree = ast.parse(path.read_text(), feature_version=(3, 9))
         future = any(isinstance(n, ast.ImportFrom) and n.module == "__future__"
                      and any(a.name == "annotations" for a in n.names) for n in tree.body)
         union = any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)
                     for a in _annotations(tree) for n in ast.walk(a))
         assert future or not union, f"{path.name}: X | Y annotations need the __future__ import"
+
+
+def test_built_wheel_imports_every_module(tmp_path):
+    """A wheel built from this tree (no network: the installed setuptools) holds every module
+    of the package, subpackages included, and each imports from the unpacked wheel alone."""
+    import subprocess
+    import zipfile
+
+    out = tmp_path / "wheel"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                            "--no-build-isolation", "--no-index", "-w", str(out), str(ROOT)],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout + build.stderr
+    (wheel,) = out.glob("klom_utils-*.whl")
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(unpacked)
+    expected = {".".join(p.relative_to(ROOT).with_suffix("").parts).replace(".__init__", "")
+                for p in PACKAGE.rglob("*.py")}
+    shipped = {".".join(p.relative_to(unpacked).with_suffix("").parts).replace(".__init__", "")
+               for p in (unpacked / "klom_utils").rglob("*.py")}
+    assert expected == shipped, expected ^ shipped
+    code = ("import importlib, os, sys; root, mods = sys.argv[1], sys.argv[2:]\n"
+            "for m in mods: assert importlib.import_module(m).__file__.startswith(root), m\n"
+            "print(len(mods))")
+    modules = sorted(expected - {"klom_utils.__main__"})  # __main__ runs the command line
+    run = subprocess.run([sys.executable, "-c", code, str(unpacked), *modules], cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(unpacked)},
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(len(modules))
 
 
 # ---------------------------------------------------------------------------- CI and Binder

@@ -231,7 +231,7 @@ def test_clear_errors(tmp_path, digits):
         train.train_models("mnist", tmp_path / "s", [0], progress=False)
     root = tmp_path / "s"
     store = open_store(root, create=True)
-    data.write_digits_forget_sets(store)
+    forget_sets.write_digits_forget_sets(store)
     store.write_forget_set("DIGITS", 9, [3, 5000])
     with pytest.raises(ValueError, match="forget set 9 of DIGITS.*5000.*outside"):
         train.train_models(digits, root, [0], forget_set=9, config=FAST, progress=False)

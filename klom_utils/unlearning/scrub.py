@@ -29,7 +29,7 @@ def scrub(models, data, config, *, generators):
     of ``forget_batch_size``) minimising ``-KL(teacher ‖ student)`` at ``temperature``; then a
     "min" pass over the retain set (batches of ``retain_batch_size``) minimising
     ``gamma * CE(student, y) + alpha * KL(teacher ‖ student)`` (the same KL, at
-    ``temperature``, times T²; see :func:`_scrub_min_loss`). SGD over the student's parameters;
+    ``temperature``, times T²; see :func:`scrub_min_loss`). SGD over the student's parameters;
     the learning rate is multiplied by ``lr_decay`` at each epoch of ``lr_milestones``
     (0-based: epoch ``e`` trains at ``lr * lr_decay ** (number of milestones <= e)``; the
     bench's ``[3, 5, 9]`` gives x0.1 from the 4th, 6th and 10th epoch on).
@@ -56,12 +56,12 @@ def scrub(models, data, config, *, generators):
             if config["alpha"]:
                 with torch.no_grad():
                     target = teacher(x)
-            step(opt, _scrub_min_loss(student(x), target, data.retain_y[idx], config))
+            step(opt, scrub_min_loss(student(x), target, data.retain_y[idx], config))
         schedule.step()
     return student.eval()
 
 
-def _scrub_min_loss(student_logits, teacher_logits, y, config):
+def scrub_min_loss(student_logits, teacher_logits, y, config):
     """SCRUB's retain ("min") loss per model: ``gamma * CE + alpha * KL_T(teacher ‖ student)``
     of logits (..., B, C) and labels (..., B) -> (...,).
 
