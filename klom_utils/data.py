@@ -45,9 +45,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ._typing import PathLike
+from .progress import tqdm_class
 
 if TYPE_CHECKING:
     import torch
@@ -258,7 +258,7 @@ def download_cifar10(root: PathLike | None = None, url: str = CIFAR10_URL,
 
 
 def _progress(total, desc, enabled):
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=not enabled)
+    return tqdm_class()(total=total, desc=desc, unit="B", unit_scale=True, disable=not enabled)
 
 
 class _BatchUnpickler(pickle.Unpickler):

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ._typing import ArrayLike, PathLike, Record
 from .data import DatasetLike, TensorDataset, as_dataset, dataset_name
@@ -32,6 +31,7 @@ from .layout import HELD_OUT_ORACLE_START, TRAIN_RECORD, full_models_folder, ora
 from .metric import klom, summarize
 from .oracles import scoring_oracle_ids, used_oracle_ids
 from .precomputed import oracle_margins_folder, precomputed_margins, train_width
+from .progress import tqdm_class
 from .store import Store, StoreLike, as_store, folder_margins
 from .tables import jsonable, results_table
 from .uncertainty import INTERVAL_COVERS, MIN_MODELS, check_interval_settings, noise_floor, p95_interval
@@ -330,7 +330,7 @@ def score_many(store: StoreLike, dataset: DatasetLike, forget_sets: Iterable[int
     store, data = as_store(store), as_dataset(dataset, kwargs.pop("root", None))
     pairs = [(k, m) for k in forget_sets for m in methods]
     return [score(store, data, k, m, **kwargs)
-            for k, m in tqdm(pairs, desc="scoring", disable=not progress)]
+            for k, m in tqdm_class()(pairs, desc="scoring", disable=not progress)]
 
 
 def do_nothing_klom(store: StoreLike, dataset: str, forget_set: int, *,

@@ -11,8 +11,7 @@ import os
 from pathlib import PurePosixPath
 from typing import Iterable
 
-from tqdm.auto import tqdm
-
+from .progress import tqdm_class
 from .store import Store
 
 REPO_ID = "royrin/KLOM-models"
@@ -170,7 +169,7 @@ def _hub_api():
 
 
 def _silent_tqdm():
-    class SilentTqdm(tqdm):
+    class SilentTqdm(tqdm_class()):
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)

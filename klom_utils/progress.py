@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Optional
-
-from tqdm.auto import tqdm
+from typing import Any, Optional
 
 
 class _Lines:
@@ -44,4 +42,14 @@ def progress_bar(total: int, desc: str, progress: Optional[bool] = True, *, unit
         progress = bool(getattr(stream, "isatty", lambda: False)())
         if not progress:
             return _Lines(total, desc, unit, stream)
+    tqdm = tqdm_class()
     return tqdm(total=total, desc=desc, unit=unit, disable=not progress, file=stream)
+
+
+def tqdm_class() -> Any:
+    """tqdm.auto's ``tqdm`` (a widget in notebooks, text elsewhere), imported on first use and
+    only here: importing it probes for Jupyter widgets and warns where they are missing, which
+    must not happen when ``klom_utils`` is imported."""
+    from tqdm.auto import tqdm
+
+    return tqdm

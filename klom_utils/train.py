@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .augment import augment_batch, augment_generators, black_fill
 from .claims import claimed_chunks
@@ -37,7 +36,7 @@ from .forget_sets import digits_forget_sets, ensure_digits_forget_sets, forget_i
 from .ids import ids_text, model_seed
 from .layout import TRAIN_RECORD, full_models_folder, oracle_folder, recipe_name
 from .models import ARCHS, SAVE_PREFIX, load_model
-from .progress import progress_bar
+from .progress import progress_bar, tqdm_class
 from .stack import ModelStack, init_state_dict, optimizer, per_model_cross_entropy, predict, set_lr
 from .store import Store, open_store
 
@@ -203,7 +202,7 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
     gens = [torch.Generator().manual_seed(int(s)) for s in order_seeds]
     augment = (augment_generators(order_seeds), black_fill(dataset, device)) if config.augment else None
     stack.module.train()
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    bar = tqdm_class()(total=total, desc=desc, disable=not progress, leave=False)
     step = 0
     for _ in range(config.epochs):
         order = torch.stack([(idx[j] if per_model else idx)[torch.randperm(n, generator=g)]

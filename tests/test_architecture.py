@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "klom_utils"
 MODULES = sorted(PACKAGE.rglob("*.py"))
 #: Libraries a module may import inside a function (heavy to import), each in one place.
-HEAVY = {"torch", "numba", "matplotlib", "submitit", "huggingface_hub"}
+HEAVY = {"torch", "numba", "matplotlib", "submitit", "huggingface_hub",
+         "tqdm"}  # tqdm.auto: its import probes for Jupyter widgets and warns
 MAX_LINES = 600
 
 

@@ -8,40 +8,22 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from klom_utils.claims import claimed, held_claims
+from klom_utils.claims import held_claims
 from klom_utils.cli import main
-from klom_utils.ids import id_slices, shard_of
+from klom_utils.ids import id_slices
 from klom_utils.launch import ArrayOptions, parse_slurm_options, run_array
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_id_slices_are_contiguous_balanced_and_never_empty():
-    assert id_slices(range(10), 3) == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]]
-    assert id_slices([4, 5], 8) == [[4], [5]]
-    assert sum(id_slices(range(101), 4), []) == list(range(101))
-    with pytest.raises(ValueError, match="positive integer, got 0"):
-        id_slices(range(3), 0)
 
 
-def test_shard_by_hand_and_from_a_slurm_array():
-    ids = list(range(10))
-    assert shard_of(ids, "1/3") == [3, 4, 5, 6]
-    env = {"SLURM_ARRAY_TASK_ID": "12", "SLURM_ARRAY_TASK_COUNT": "3",
-           "SLURM_ARRAY_TASK_MIN": "10"}
-    assert shard_of(ids, "auto", environ=env) == [7, 8, 9]
-    with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID"):
-        shard_of(ids, "auto", environ={})
-    for bad in ("3/3", "x", "1/0"):
-        with pytest.raises(ValueError, match="shard"):
-            shard_of(ids, bad)
 
 
 def test_array_options_are_checked():
@@ -59,31 +41,8 @@ def test_array_options_are_checked():
     assert params["slurm_additional_parameters"] == {"account": "abc"}
 
 
-def test_claims_exclude_other_holders_and_are_released(tmp_path):
-    with claimed(tmp_path, "full_models/DIGITS", [0, 1, 2]) as mine:
-        assert mine == [0, 1, 2]
-        assert held_claims(tmp_path, "full_models/DIGITS") == [0, 1, 2]
-        with claimed(tmp_path, "full_models/DIGITS", [1, 2, 3]) as other:
-            assert other == [3]  # 1 and 2 are held: not waited for
-    assert held_claims(tmp_path, "full_models/DIGITS") == []
 
 
-def test_a_killed_claimant_leaves_nothing_held(tmp_path):
-    code = textwrap.dedent(f"""
-        import time
-        from klom_utils.claims import claimed
-        with claimed({str(tmp_path)!r}, "f", [0, 1]) as mine:
-            print("held", mine, flush=True)
-            time.sleep(60)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            cwd=ROOT)
-    assert proc.stdout.readline().strip() == "held [0, 1]"
-    assert held_claims(tmp_path, "f") == [0, 1]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    with claimed(tmp_path, "f", [0, 1]) as mine:
-        assert mine == [0, 1]
 
 
 def test_local_job_array_runs_every_slice(tmp_path):

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from klom_utils import margins, open_store
-from klom_utils.files import atomic_write
-from klom_utils.layout import full_models_folder, oracle_folder, stacked_margins_folder, unlearned_folder
+from klom_utils.layout import full_models_folder, oracle_folder, stacked_margins_folder
 
 N_TRAIN, N_VAL, N_CLASSES = 50, 20, 10
 RNG = np.random.default_rng(0)
@@ -38,11 +37,6 @@ def hub_like(tmp_path):
     return tmp_path
 
 
-def test_folder_names_follow_the_hub():
-    assert full_models_folder("CIFAR10") == "full_models/CIFAR10"
-    assert oracle_folder("CIFAR10", 3) == "oracles/CIFAR10/forget_set_3"
-    assert unlearned_folder("DIGITS", "scrub", 2) == "unlearned/DIGITS/scrub/forget_set_2"
-    assert stacked_margins_folder("CIFAR10", 1) == "oracle_models/CIFAR10/only_margins/forget_set_1"
 
 
 def test_reads_per_model_logits_and_margins_files(hub_like):
@@ -164,18 +158,6 @@ def test_write_forget_set_with_description(tmp_path):
         store.write_forget_set("DIGITS", 3, [1, 1])
 
 
-def test_atomic_write_leaves_nothing_on_failure(tmp_path):
-    target = tmp_path / "a" / "file.npy"
-
-    def fail(tmp):
-        tmp.write_bytes(b"half")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(target, fail)
-    assert not target.exists() and os.listdir(tmp_path / "a") == []
-    atomic_write(target, lambda tmp: tmp.write_bytes(b"whole"))
-    assert target.read_bytes() == b"whole"
 
 
 def test_open_store_errors(tmp_path):

@@ -565,3 +565,14 @@ def test_config_ranges_are_checked_before_anything_is_written(tmp_path, method, 
         U.unlearn_store(tmp_path, "digits", 1, method, [0], config=[item], progress=False,
                         oracle_ids=[0])
     assert not (tmp_path / "unlearned").exists()
+
+
+def test_the_former_module_still_names_everything():
+    """Code written against klom_utils.unlearn (plugins, notebooks) runs unchanged."""
+    from klom_utils import unlearn, unlearning
+    from klom_utils.unlearning.scrub import scrub
+
+    assert unlearn.register_method is unlearning.register_method
+    assert unlearn.unlearn_store is unlearning.unlearn_store and unlearn.scrub is scrub
+    assert unlearn.CONFIG_FILE == UNLEARN_RECORD and unlearn.HELD_OUT_ORACLE_START == 1000
+    assert set(unlearn.METHODS) >= {"do_nothing", "scrub", "datamodel_matching"}
