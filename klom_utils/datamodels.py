@@ -4,7 +4,7 @@ A datamodel is a matrix ``theta`` of shape ``(n_train, n_train + n_val, n_classe
 ``theta[i, x]`` is the change in the logits of example ``x`` (train then validation order)
 caused by training on example ``i``. Removing a forget set ``F`` from training then moves the
 logits of ``x`` by about ``-sum(theta[i, x] for i in F)``: that prediction is what
-datamodel matching (:mod:`klom_utils.unlearn`) trains towards, with no oracle.
+datamodel matching (:mod:`klom_utils.unlearning`) trains towards, with no oracle.
 
 Estimated here from **subset models**: ``M`` models, each trained (the dataset's usual recipe)
 on its own random subset of ``fraction`` of the train split, written to
@@ -330,7 +330,7 @@ def load_datamodel_rows(path: PathLike, rows: ArrayLike, *, shape: Sequence[int]
 
     ``path``: a ``.npy`` file (C order, any float dtype), or a raw array file as the
     authors' code writes it, with its ``shape`` ``(n_train, n_examples, C)`` and ``dtype``
-    given. To use a raw file with :func:`klom_utils.unlearn.unlearn_store` or ``klom
+    given. To use a raw file with :func:`klom_utils.unlearning.unlearn_store` or ``klom
     unlearn --datamodel``, save it once as ``.npy`` (``np.lib.format.open_memmap``)."""
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -53,7 +53,7 @@ class TrainConfig:
     for all); ``"auto"`` measures the choices on CUDA and takes the fastest. ``augment``: random
     horizontal flips and translations of each training batch (:func:`augment_batch`), drawn
     from each model's own generator; such models go to ``<D>_augmented`` folders
-    (:func:`recipe_name`).
+    (:func:`klom_utils.layout.recipe_name`).
     """
 
     arch: str
@@ -333,7 +333,7 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
                  progress: bool | None = True, root=None) -> list:
     """Train the models ``model_ids`` of a group into ``store``; returns the ids this call
     trained (not those already there, nor those another process was training: each model is
-    claimed first, see :func:`klom_utils.launch.claimed`, so concurrent runs never train one
+    claimed first, see :func:`klom_utils.claims.claimed`, so concurrent runs never train one
     model twice). ``progress``: bars, ``False`` nothing, ``None`` bars on a terminal and plain
     lines in logs.
 
