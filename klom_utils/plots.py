@@ -229,3 +229,62 @@ def annotated_heatmap(values: ArrayLike, row_labels: Sequence[str], col_labels: 
         ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
+
+
+def klom_vs_cost(summary: Sequence[Record], *, floor: float | None = None,
+                 label: str = "") -> Figure:
+    """One point per method: its aggregate KLOM (the mean over forget sets of the mean of its
+    three 95th percentiles) against its relative cost (unlearning time per model as a fraction
+    of training one model, measured on the same device; seconds per model where no relative
+    cost was measured). Retraining, the oracle, sits at cost 1 and at the noise ``floor``;
+    doing nothing is marked. ``summary`` from :func:`klom_utils.report.summarize_comparison`."""
+    rows = list(summary)
+    if not rows:
+        raise ValueError("klom_vs_cost needs at least one method")
+    relative = all(r["relative_cost"] is not None for r in rows)
+    key = "relative_cost" if relative else "seconds_per_model"
+    fig, axes = _figure(1, panel_width=5.2, height=3.6)
+    ax = axes[0]
+    for r in rows:
+        x = r[key]
+        if x is None:
+            continue
+        ax.scatter([max(x, 1e-4)], [r["aggregate"]], s=60, color=method_color(r["method"]),
+                   edgecolor="k" if r["method"] == "do_nothing" else "none", zorder=3,
+                   label=r["method"] + (" (no unlearning)" if r["method"] == "do_nothing" else ""))
+    if relative and floor is not None:
+        ax.scatter([1.0], [floor], marker="*", s=160, color="k", zorder=3,
+                   label="oracle: retraining (noise floor)")
+    ax.set_xscale("log")
+    ax.set_xlabel("relative cost (fraction of training one model)" if relative
+                  else "seconds per model")
+    ax.set_ylabel("aggregate KLOM (mean of p95s)")
+    ax.set_title("KLOM against cost" + (f" ({label})" if label else ""), fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def protocol_comparison(values: Mapping[str, Mapping[str, float]], *,
+                        group: str = "forget") -> Figure:
+    """Per method, bars of the 95th percentile of ``group`` (mean over forget sets) with the
+    settings each protocol chose: ``values[protocol][method]``. The gap between
+    "oracle-tuned" and "leave-one-out" is how much tuning on the scoring oracles flatters."""
+    protocols = list(values)
+    if not protocols:
+        raise ValueError("protocol_comparison needs at least one protocol")
+    methods = list(dict.fromkeys(m for p in protocols for m in values[p]))
+    fig, axes = _figure(1, panel_width=max(4.5, 0.7 * len(methods) + 2.0), height=3.2)
+    ax = axes[0]
+    width = 0.8 / len(protocols)
+    x = np.arange(len(methods))
+    hatches = {"oracle-tuned": "//", "leave-one-out": "", "fixed": ".."}
+    for j, p in enumerate(protocols):
+        ax.bar(x - 0.4 + width * (j + 0.5), [values[p].get(m, np.nan) for m in methods], width,
+               color=[method_color(m) for m in methods], edgecolor="k", linewidth=0.5,
+               hatch=hatches.get(p, ""), label=p + (" (optimistic)" if p == "oracle-tuned"
+                                                   else ""))
+    ax.set_xticks(x, methods, rotation=30, ha="right")
+    ax.set_ylabel(f"{group} p95 KLOM (mean over sets)")
+    ax.set_title("settings chosen without vs with the scoring oracles", fontsize=10)
+    ax.legend(fontsize=7)
+    return fig

@@ -4,6 +4,9 @@ and the range of every value, checked before anything runs."""
 from __future__ import annotations
 
 import copy
+import hashlib
+import itertools
+import json
 import math
 from typing import Mapping, Sequence
 
@@ -161,3 +164,69 @@ def resolve_config(method, dataset, overrides=None) -> dict:
         config[key] = _coerce(spec.name, key, value, config[key])
     check_config(spec.name, config)
     return config
+
+
+def _per_dataset_value(table: Mapping, dataset) -> Mapping | None:
+    """``table[dataset]``, else the dataset it takes defaults from, else ``table["*"]``."""
+    key = dataset_key(dataset)
+    for k in (key, DEFAULTS_FROM.get(key), ANY_DATASET):
+        if k in table:
+            return table[k]
+    return None
+
+
+def search_space(method, dataset, overrides: Mapping | None = None) -> dict:
+    """The values each setting of ``method`` may take on ``dataset`` when a comparison chooses
+    settings: ``{key: [values]}``, the method's declared space with ``overrides`` (``{key:
+    [values]}``) replacing keys; values take the default's type and are range-checked. An
+    unknown key is an error naming the allowed ones; an empty space means only the defaults."""
+    spec = get_method(method)
+    defaults = default_config(spec, dataset)
+    space = {k: list(v) for k, v in (_per_dataset_value(spec.search, dataset) or {}).items()}
+    for key, values in (overrides or {}).items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            values = [values]
+        space[key] = list(values)
+    for key, values in space.items():
+        if key not in defaults:
+            raise ValueError(f"{spec.name} has no setting {key!r} to search: its settings are "
+                             f"{sorted(defaults)}")
+        if not values:
+            raise ValueError(f"{spec.name}: the search over {key!r} has no values")
+        space[key] = [_coerce(spec.name, key, v, defaults[key]) for v in values]
+        for v in space[key]:
+            check_config(spec.name, {key: v})
+    return space
+
+
+def config_id(method: str, config: Mapping) -> str:
+    """A short stable name for one setting of a method (``<method>.<8 hex digits>``), the
+    folder name of its unlearned models in a comparison."""
+    text = json.dumps(dict(config), sort_keys=True, default=str)
+    return f"{method}.{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def trial_configs(method, dataset, budget: int, *, seed: int = 0,
+                  search: Mapping | None = None) -> list:
+    """Up to ``budget`` settings of ``method`` to try: the defaults first, then settings drawn
+    without replacement from :func:`search_space` (each key's values crossed with the
+    others'; the draw fixed by ``seed`` and the method's name)."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"budget must be a positive integer (trials per method), got {budget!r}")
+    spec = get_method(method)
+    defaults = default_config(spec, dataset)
+    space = search_space(spec, dataset, search)
+    keys = sorted(space)
+    grid = [dict(defaults, **dict(zip(keys, values)))
+            for values in itertools.product(*(space[k] for k in keys))] if keys else []
+    rng = np.random.default_rng([seed, int(hashlib.sha1(spec.name.encode()).hexdigest()[:8], 16)])
+    order = rng.permutation(len(grid)) if grid else []
+    trials, seen = [defaults], {config_id(spec.name, defaults)}
+    for i in order:
+        if len(trials) >= budget:
+            break
+        name = config_id(spec.name, grid[i])
+        if name not in seen:
+            seen.add(name)
+            trials.append(grid[i])
+    return trials

@@ -21,7 +21,10 @@ def do_nothing(models, data, config, *, generators):
 @register_method("gradient_ascent", {
     "DIGITS": sgd_defaults(lr=0.01, epochs=3, batch_size=16, max_grad_norm=0.0),
     "CIFAR10": sgd_defaults(lr=5e-8, epochs=3, batch_size=64, max_grad_norm=0.0),
-}, stacked=True)
+}, stacked=True, search={
+    "DIGITS": {"lr": [0.003, 0.01, 0.03], "epochs": [1, 3, 5]},
+    "CIFAR10": {"lr": [1e-8, 5e-8, 1e-7, 5e-7], "epochs": [3, 5]},
+})
 def gradient_ascent(models, data, config, *, generators):
     """Maximise cross-entropy on the forget set (SGD)."""
     student = for_training(models)
@@ -37,7 +40,10 @@ def gradient_ascent(models, data, config, *, generators):
 @register_method("gradient_descent", {
     "DIGITS": sgd_defaults(lr=0.01, epochs=3, batch_size=64),
     "CIFAR10": sgd_defaults(lr=1e-4, epochs=3, batch_size=64),
-}, stacked=True)
+}, stacked=True, search={
+    "DIGITS": {"lr": [0.003, 0.01, 0.03, 0.1], "epochs": [3, 5]},
+    "CIFAR10": {"lr": [1e-4, 1e-3, 1e-2], "epochs": [3, 5]},
+})
 def gradient_descent(models, data, config, *, generators):
     """Fine-tune on the retain set only (minimise cross-entropy on R; SGD)."""
     student = for_training(models)
@@ -54,7 +60,10 @@ def gradient_descent(models, data, config, *, generators):
                             alpha=0.8, max_grad_norm=0.0),
     "CIFAR10": sgd_defaults(lr=1e-3, epochs=5, forget_batch_size=64, retain_batch_size=64,
                              alpha=0.5, max_grad_norm=0.0),
-}, stacked=True)
+}, stacked=True, search={
+    "DIGITS": {"lr": [0.01, 0.02, 0.05], "alpha": [0.5, 0.8, 0.95], "epochs": [3, 5]},
+    "CIFAR10": {"lr": [1e-4, 1e-3, 1e-2], "alpha": [0.5, 0.8, 0.95]},
+})
 def neggrad_plus(models, data, config, *, generators):
     """Each step: ``alpha * CE(retain batch) - (1 - alpha) * CE(forget batch)`` (SGD).
 

@@ -27,7 +27,10 @@ def _matching_defaults(lr: float, epochs: int, batch_size: int, forget_repeat: i
 @register_method("oracle_matching", {
     "DIGITS": _matching_defaults(1e-3, 10, 64),
     "CIFAR10": _matching_defaults(5e-4, 13, 256),
-}, needs_oracles=True, stacked=True)
+}, needs_oracles=True, stacked=True, search={
+    "DIGITS": {"lr": [3e-4, 1e-3, 3e-3], "epochs": [5, 10]},
+    "CIFAR10": {"lr": [1e-4, 5e-4, 1e-3], "epochs": [8, 13]},
+})
 def oracle_matching(models, data, config, *, generators):
     """Fine-tune towards the mean logits of held-out oracles (MSE on logits, Adam).
 
@@ -83,7 +86,10 @@ def _need_datamodel(data, name):
 @register_method("datamodel_matching", {
     "DIGITS": {**_matching_defaults(1e-3, 10, 64, forget_repeat=10), "shrink": True},
     "CIFAR10": {**_matching_defaults(1e-4, 4, 512), "shrink": True},
-}, needs_datamodel=True, stacked=True)
+}, needs_datamodel=True, stacked=True, search={
+    "DIGITS": {"lr": [3e-4, 1e-3, 3e-3], "forget_repeat": [5, 10], "shrink": [True, False]},
+    "CIFAR10": {"lr": [5e-5, 1e-4, 5e-4], "epochs": [4, 8]},
+})
 def datamodel_matching(models, data, config, *, generators):
     """Datamodel matching (Georgiev et al. 2025): fine-tune, as oracle matching does, towards
     targets made without oracles: the model's own logits plus the datamodel's predicted
@@ -95,7 +101,7 @@ def datamodel_matching(models, data, config, *, generators):
 
 
 @register_method("datamodel_direct", {ANY_DATASET: {"shrink": True}}, needs_datamodel=True,
-                 stacked=True)
+                 stacked=True, search={"shrink": [True, False]})
 def datamodel_direct(models, data, config, *, generators):
     """No training: the model's logits plus the datamodel's predicted change, as the outputs
     of the unlearned model (an :class:`Outputs`)."""

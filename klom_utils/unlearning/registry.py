@@ -20,8 +20,9 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 @dataclass(frozen=True)
 class MethodSpec:
     """A registered method: its function, its default config per dataset, whether it needs
-    held-out oracles or a datamodel, and whether ``fn`` takes a stack of models
-    (``stacked``, see :func:`register_method`)."""
+    held-out oracles or a datamodel, whether ``fn`` takes a stack of models (``stacked``, see
+    :func:`register_method`), and the values its settings may take when a comparison chooses
+    them (``search``, per dataset: ``{key: [values]}``)."""
 
     name: str
     fn: Callable
@@ -29,6 +30,7 @@ class MethodSpec:
     needs_oracles: bool = False
     needs_datamodel: bool = False
     stacked: bool = False
+    search: Mapping = field(default_factory=dict)
 
     def __call__(self, model, data, config, *, generator):
         """The method on one model (a stacked method gets it as a stack of one)."""
@@ -95,7 +97,7 @@ def _per_dataset(defaults) -> dict:
 
 def register_method(name: str, defaults=None, *, needs_oracles: bool = False,
                     needs_datamodel: bool = False, stacked: bool = False,
-                    replace: bool = False):
+                    search=None, replace: bool = False):
     """Decorator registering ``fn(model, data, config, *, generator) -> model`` as ``name``.
 
     ``defaults``: ``{dataset: {key: value}}`` (dataset store names such as ``"DIGITS"``, and
@@ -114,6 +116,11 @@ def register_method(name: str, defaults=None, *, needs_oracles: bool = False,
     unlearned in a stack equals the same model unlearned alone. :func:`unlearn_store` then
     unlearns many models at once; the decorated function stays callable on one model
     (``generator=``), as a stack of one. Without ``stacked``, a method gets one model at a time.
+
+    ``search``: the values each setting may take when ``klom compare`` chooses settings
+    (:func:`klom_utils.unlearning.configs.search_space`), in the form of ``defaults`` with a
+    list of values per key (``{"DIGITS": {"lr": [0.01, 0.05]}}`` or ``{"lr": [...]}``); keys
+    must be keys of the defaults. None: the defaults are the only candidate.
     """
     check_name(name)
     per_dataset = _per_dataset(defaults)
@@ -125,7 +132,8 @@ def register_method(name: str, defaults=None, *, needs_oracles: bool = False,
             raise ValueError(f"a method named {name!r} is already registered "
                              "(pass replace=True to replace it)")
         METHODS[name] = MethodSpec(name, fn, per_dataset, bool(needs_oracles),
-                                   bool(needs_datamodel), bool(stacked))
+                                   bool(needs_datamodel), bool(stacked),
+                                   _per_dataset(search))
         return _stacked_entry(fn) if stacked else fn
 
     return decorator

@@ -20,7 +20,10 @@ def _scrub_defaults(**values) -> dict:
     "DIGITS": _scrub_defaults(lr=0.05, epochs=10, max_epochs=5, lr_milestones=[]),
     # data-unlearning-bench's SCRUB; lr: the middle of its grid 5e-5 ... 5e-3 (Kurmanji's value)
     "CIFAR10": _scrub_defaults(lr=5e-4, epochs=10, max_epochs=3, lr_milestones=[3, 5, 9]),
-}, stacked=True)
+}, stacked=True, search={
+    "DIGITS": {"lr": [0.02, 0.05, 0.1], "max_epochs": [3, 5], "alpha": [0.1, 0.5]},
+    "CIFAR10": {"lr": [5e-5, 5e-4, 5e-3], "max_epochs": [1, 3, 5]},  # the bench's lr grid
+})
 def scrub(models, data, config, *, generators):
     """SCRUB (Kurmanji et al. 2023) as published: the student (a copy of the model) is
     trained, the teacher (the original, frozen, in eval mode) is not.

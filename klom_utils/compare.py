@@ -1,0 +1,305 @@
+"""A fair comparison of unlearning methods: settings chosen by a declared protocol that never
+reads the scoring oracles of the forget set it reports, every method scored alike, with cost.
+
+For each method, :func:`compare` tries up to ``budget`` settings (the defaults first, then
+draws from the method's declared search space, :func:`~klom_utils.unlearning.configs.
+trial_configs`) on every forget set, unlearning what the store lacks (claimed per model,
+resumable: a rerun does no work). Each trial is scored on each forget set against that set's
+scoring oracles (the *selection score*, :data:`SELECTION`). Then, per reported forget set:
+
+- ``"leave-one-out"`` (the default): the setting with the best mean selection score over the
+  *other* forget sets; the reported set's scoring oracles are never read to choose it;
+- ``"fixed"``: the method's defaults, no search;
+- ``"oracle-tuned"``: the best on the reported set's own scoring oracles, as published tables
+  do: labelled :data:`OPTIMISTIC` everywhere.
+
+The chosen setting is scored in full (:func:`klom_utils.evaluate.score`: interval, noise floor
+at the same N, diagnostics), with accuracies on forget, retain and validation and their gaps
+to the oracles', and its cost: unlearning seconds per model, measured when it ran, and as a
+fraction of training one model of the dataset's recipe, measured on the same device.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ._typing import PathLike, Record
+from .data import DatasetLike, as_dataset
+from .devices import resolve_device
+from .evaluate import GROUPS, accuracies, klom_scores, load_margins, score
+from .files import atomic_write
+from .forget_sets import forget_indices
+from .layout import HELD_OUT_ORACLE_START, UNLEARN_RECORD, full_models_folder, oracle_folder, unlearned_folder
+from .metric import summarize
+from .oracles import scoring_oracle_ids
+from .progress import progress_bar
+from .report import write_comparison
+from .store import Store, StoreLike, as_store
+from .train import train_models
+from .uncertainty import MIN_MODELS
+from .unlearning import get_method, unlearn_store
+from .unlearning.configs import config_id, default_config, trial_configs
+
+PROTOCOLS = ("leave-one-out", "fixed", "oracle-tuned")
+#: The label of every result chosen on the scoring oracles it is reported against.
+OPTIMISTIC = "optimistic: tuned on the scoring oracles"
+#: Accuracy the chosen settings must keep: test accuracy within this of the oracles'.
+ACCURACY_TOLERANCE = 0.03
+#: The selection score, in words (lower is better).
+SELECTION = ("mean over forget, retain and validation of the 95th percentile of KLOM (N per side "
+             "as scored), among the settings whose mean test accuracy is within {tol:g} of the "
+             "oracles' (all settings when none is)")
+#: The file beside a trial's unlearned models with the time its unlearning took.
+COST_FILE = "klom_cost.json"
+
+
+@dataclass
+class Trial:
+    """One setting of one method, run and scored on every forget set."""
+
+    method: str
+    config: dict
+    folder_name: str
+    scores: dict = field(default_factory=dict)  # forget set -> selection record
+
+    def selection(self, sets: Iterable[int], tolerance: float) -> tuple:
+        """Sort key over ``sets``: (accuracy outside the tolerance somewhere, mean score)."""
+        sets = list(sets)
+        bad = any(self.scores[k]["accuracy_gap"]["validation"] > tolerance for k in sets)
+        return (bad, float(np.mean([self.scores[k]["score"] for k in sets])))
+
+
+def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
+            methods: Sequence[str], *, protocol: str = "leave-one-out", budget: int = 4,
+            search: Mapping[str, Mapping[str, Sequence]] | None = None,
+            model_ids: Iterable[int] | None = None,
+            accuracy_tolerance: float = ACCURACY_TOLERANCE, seed: int = 0, device: str = "auto",
+            level: float = 0.95, n_splits: int = 25, cost_models: int | None = None,
+            out: PathLike | None = None, progress: bool | None = True,
+            root: PathLike | None = None) -> Record:
+    """Compare ``methods`` on ``forget_sets`` of ``store`` under ``protocol`` (see the module
+    docstring); returns ``{"rows", "summary", "choices", "settings"}`` and, with ``out``,
+    writes the table, the summary and the figures there
+    (:func:`klom_utils.report.write_comparison`).
+
+    ``budget``: settings tried per method (the defaults among them); ``search``: per method,
+    ``{key: [values]}`` replacing keys of its declared space; ``model_ids``: the full models
+    to unlearn (default every complete one below 1000); ``cost_models``: models trained once,
+    in a temporary store, to measure the training cost that relative costs divide by (default:
+    a DIGITS stack of 100, else 1; 0: no relative cost).
+    """
+    start = time.perf_counter()
+    store, data = as_store(store), as_dataset(dataset, root)
+    sets, methods, ids = _checked(store, data, forget_sets, methods, protocol, budget,
+                                  accuracy_tolerance, model_ids)
+    search = dict(search or {})
+    unknown = sorted(set(search) - set(methods))
+    if unknown:
+        raise ValueError(f"search given for {unknown[0]!r}, which is not among the methods "
+                         f"compared ({', '.join(methods)})")
+    trials = {m: [Trial(m, c, "") for c in trial_configs(
+        m, data.name, 1 if protocol == "fixed" else budget, seed=seed, search=search.get(m))]
+        for m in methods}
+    for ts in trials.values():  # folder names (and their records) before any work
+        for t in ts:
+            t.folder_name = _folder_name(store, data.name, sets, t, seed)
+    dev = resolve_device(device)
+    bar = progress_bar(sum(len(t) for t in trials.values()) * len(sets), "compare", progress,
+                       unit="run")
+    oracle_acc = {k: _oracle_accuracy(store, data, k, ids) for k in sets}
+    for ts in trials.values():
+        for t in ts:
+            for k in sets:
+                _run_trial(store, data, k, t, ids, seed, dev, oracle_acc[k])
+                bar.update(1)
+    bar.close()
+    reference = _training_cost(store, data, dev, cost_models)
+    choices = {m: {k: _choose(trials[m], sets, k, protocol, accuracy_tolerance) for k in sets}
+               for m in methods}
+    rows, records = [], []
+    for m in methods:
+        for k in sets:
+            choice = choices[m][k]
+            record = score(store, data, k, choice["folder"], model_ids=ids, level=level,
+                           n_splits=n_splits, seed=seed)
+            records.append({**record, "method": m, "folder": choice["folder"]})
+            rows += _rows(record, m, k, protocol, choice, oracle_acc[k], reference)
+    alternatives = {p: {m: {k: _choose(trials[m], sets, k, p, accuracy_tolerance)["reported"]
+                            for k in sets} for m in methods}
+                    for p in ("leave-one-out", "oracle-tuned")}
+    result: Record = {
+        "dataset": data.name, "forget_sets": sets, "methods": methods, "protocol": protocol,
+        "label": OPTIMISTIC if protocol == "oracle-tuned" else "",
+        "selection": SELECTION.format(tol=accuracy_tolerance), "budget": int(budget),
+        "accuracy_tolerance": float(accuracy_tolerance), "model_ids": ids, "seed": int(seed),
+        "training_cost": reference, "rows": rows, "records": records, "choices": choices,
+        "protocols": alternatives, "trials": {m: [_trial_record(t) for t in ts]
+                                              for m, ts in trials.items()},
+        "seconds": time.perf_counter() - start}
+    if out is not None:
+        result["files"] = write_comparison(result, out)
+    return result
+
+
+def _checked(store: Store, data: Any, forget_sets: Sequence[int], methods: Sequence[str],
+             protocol: str, budget: int, tolerance: float,
+             model_ids: Iterable[int] | None) -> tuple:
+    """The forget sets, methods and model ids, checked before anything is written."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"budget must be a positive integer (settings tried per method), "
+                         f"got {budget!r}")
+    if not (isinstance(tolerance, (int, float)) and 0 <= tolerance <= 1):
+        raise ValueError(f"accuracy_tolerance must be a number in [0, 1], got {tolerance!r}")
+    methods = list(dict.fromkeys(methods))
+    if not methods:
+        raise ValueError("name at least one method to compare")
+    for m in methods:
+        get_method(m)  # unknown: "unknown method ... expected one of ..."
+    sets = sorted({int(k) for k in forget_sets})
+    if not sets:
+        raise ValueError("name at least one forget set to compare on")
+    if protocol == "leave-one-out" and len(sets) < 2:
+        raise ValueError(f"the leave-one-out protocol chooses each forget set's settings on the "
+                         f"others: it needs at least 2 forget sets, got {sets}; use --protocol "
+                         "fixed for one")
+    for k in sets:
+        forget_indices(store, data, k)  # an unknown set: FileNotFoundError naming it
+        folder = oracle_folder(data.name, k)
+        have = scoring_oracle_ids(store, data.name, k) if store.path(folder).is_dir() else []
+        if len(have) < 2 * MIN_MODELS:
+            raise ValueError(f"forget set {k} has {len(have)} scoring oracles in {folder!r} "
+                             f"(ids below {HELD_OUT_ORACLE_START}); a comparison needs at least "
+                             f"{2 * MIN_MODELS} (twice as many as unlearned models for the "
+                             "noise floor at the same N)")
+    full = full_models_folder(data.name)
+    complete = store.complete_model_ids(full) if store.path(full).is_dir() else []
+    ids = sorted({int(i) for i in (model_ids if model_ids is not None else
+                                   [i for i in complete if i < HELD_OUT_ORACLE_START])})
+    missing = sorted(set(ids) - set(complete))
+    if missing or len(ids) < MIN_MODELS:
+        raise ValueError(f"{full!r} holds {len(complete)} complete full models; the comparison "
+                         f"needs at least {MIN_MODELS}" + (f" and lacks ids {missing[:10]}"
+                                                           if missing else ""))
+    return sets, methods, ids
+
+
+def _folder_name(store: Store, dataset: str, sets: Sequence[int], trial: Trial,
+                 seed: int) -> str:
+    """The method's own folder for its defaults where it holds (or will hold) exactly those
+    runs, else ``<method>.<hash>`` of the setting."""
+    if trial.config == default_config(trial.method, dataset):
+        for k in sets:
+            path = store.path(f"{unlearned_folder(dataset, trial.method, k)}/{UNLEARN_RECORD}")
+            if path.is_file():
+                record = json.loads(path.read_text())
+                if record.get("config") != trial.config or record.get("seed") != seed:
+                    return config_id(trial.method, trial.config)
+        return trial.method
+    return config_id(trial.method, trial.config)
+
+
+def _oracle_accuracy(store: Store, data: Any, k: int, ids: Sequence[int]) -> dict:
+    """Mean accuracy of the scoring oracles of set ``k`` (as many as models are scored)."""
+    oracle_ids = scoring_oracle_ids(store, data.name, k)[:len(ids)]
+    acc = accuracies(store, oracle_folder(data.name, k), data, oracle_ids,
+                     forget_indices(store, data, k))
+    return {"forget": acc["forget"], "retain": acc["retain"], "validation": acc["test"],
+            "oracle_ids": oracle_ids}
+
+
+def _run_trial(store: Store, data: Any, k: int, trial: Trial, ids: Sequence[int], seed: int,
+               device: Any, oracle_acc: dict) -> None:
+    """Unlearn what the store lacks for ``trial`` on set ``k`` and score it for selection."""
+    run = unlearn_store(store, data, k, trial.method, ids, config=trial.config,
+                        name=trial.folder_name, seed=seed, device=device, progress=False)
+    cost_path = store.path(f"{run['folder']}/{COST_FILE}")
+    if run["written"]:
+        text = json.dumps({"seconds_per_model": run["seconds"] / len(run["written"]),
+                           "n_models": len(run["written"]), "device": str(device)}, indent=2)
+        atomic_write(cost_path, lambda tmp: tmp.write_text(text))
+    margins = load_margins(store, data, k, trial.folder_name, model_ids=ids)
+    summary = summarize(klom_scores(margins), forget=margins.forget, n_train=margins.n_train)
+    acc = accuracies(store, margins.folder, data, margins.model_ids, margins.forget)
+    acc = {"forget": acc["forget"], "retain": acc["retain"], "validation": acc["test"]}
+    trial.scores[k] = {
+        "score": float(np.mean([summary[g]["p95"] for g in GROUPS])),
+        "p95": {g: summary[g]["p95"] for g in GROUPS},
+        "accuracy": acc,
+        "accuracy_gap": {g: abs(acc[g] - oracle_acc[g]) for g in GROUPS},
+        "n_per_side": len(margins.model_ids),
+        "oracle_folder": oracle_folder(data.name, k), "oracle_ids": margins.oracle_ids,
+        "cost": json.loads(cost_path.read_text()) if cost_path.is_file() else None}
+
+
+def _choose(trials: Sequence[Trial], sets: Sequence[int], k: int, protocol: str,
+            tolerance: float) -> dict:
+    """The trial reported on set ``k`` under ``protocol``, and the oracles that chose it."""
+    on = {"fixed": [], "oracle-tuned": [k],
+          "leave-one-out": [j for j in sets if j != k]}[protocol]
+    best = trials[0] if not on else min(trials, key=lambda t: t.selection(on, tolerance))
+    return {"folder": best.folder_name, "config": best.config, "reported": best.scores[k],
+            "chosen_on": [{"forget_set": j, "oracle_folder": best.scores[j]["oracle_folder"],
+                           "oracle_ids": best.scores[j]["oracle_ids"]} for j in on],
+            "selection_score": best.selection(on, tolerance)[1] if on else None}
+
+
+def _training_cost(store: Store, data: Any, device: Any, n: int | None) -> Record | None:
+    """Seconds to train one model of the dataset's recipe on ``device``: measured once by
+    training ``n`` models in a temporary store, kept in ``<store>/comparisons/``."""
+    n = (100 if data.name == "DIGITS" else 1) if n is None else int(n)
+    if n < 0:
+        raise ValueError(f"cost_models must be a non-negative integer, got {n}")
+    if n == 0:
+        return None
+    path = store.path(f"comparisons/{data.name}/training_cost.json")
+    if path.is_file():
+        known = json.loads(path.read_text())
+        if known.get("device") == str(device) and known.get("n_models") == n:
+            return known
+    with tempfile.TemporaryDirectory() as tmp:
+        begin = time.perf_counter()
+        train_models(data, tmp, range(n), device=device, progress=False)
+        seconds = time.perf_counter() - begin
+    known = {"seconds_per_model": seconds / n, "n_models": n, "device": str(device),
+             "what": f"training {n} {data.name} models of the default recipe at once, "
+                     "divided by their number"}
+    text = json.dumps(known, indent=2)
+    atomic_write(path, lambda tmp_path: tmp_path.write_text(text))
+    return known
+
+
+def _rows(record: Record, method: str, k: int, protocol: str, choice: dict,
+          oracle_acc: dict, reference: Record | None) -> list:
+    """The table's rows of one method on one forget set: one per group."""
+    cost = choice["reported"]["cost"]
+    seconds = cost["seconds_per_model"] if cost else None
+    same_device = bool(cost and reference and cost["device"] == reference["device"])
+    relative = seconds / reference["seconds_per_model"] if same_device else None
+    acc = {"forget": record["accuracy"]["forget"], "retain": record["accuracy"]["retain"],
+           "validation": record["accuracy"]["test"]}
+    floor = record.get("noise_floor") or {}
+    return [{
+        "dataset": record["dataset"], "forget_set": k, "method": method, "group": g,
+        "protocol": protocol, "label": OPTIMISTIC if protocol == "oracle-tuned" else "",
+        "p95": record[g]["p95"], "p95_low": record[g]["p95_low"],
+        "p95_high": record[g]["p95_high"], "floor_p95": floor.get(g, {}).get("p95"),
+        "floor_n_per_side": floor.get("n_per_side"), "n_per_side": record["n_per_side"],
+        "accuracy": acc[g], "oracle_accuracy": oracle_acc[g],
+        "accuracy_gap": acc[g] - oracle_acc[g], "seconds_per_model": seconds,
+        "relative_cost": relative, "settings": choice["config"], "folder": choice["folder"],
+        "chosen_on": choice["chosen_on"], "warnings": [w["kind"] for w in
+                                                       record["diagnostics"]["warnings"]],
+    } for g in GROUPS]
+
+
+def _trial_record(trial: Trial) -> Record:
+    return {"config": trial.config, "folder": trial.folder_name,
+            "scores": {str(k): v for k, v in trial.scores.items()}}

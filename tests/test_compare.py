@@ -1,0 +1,171 @@
+"""klom compare: settings chosen by a declared protocol that never reads the reported set's
+scoring oracles, the table, summary and figures, resumption, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+
+import pytest
+
+from klom_utils import compare as C
+from klom_utils.cli import main
+from klom_utils.data import load_dataset
+from klom_utils.layout import unlearned_folder
+from klom_utils.train import train_models
+from klom_utils.unlearning import default_config
+
+SETS = [1, 2, 3]
+METHODS = ["do_nothing", "gradient_ascent", "oracle_matching"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def store_dir(data):
+    """8 full models; per forget set 16 scoring oracles and 2 held out (oracle matching)."""
+    with tempfile.TemporaryDirectory(prefix="klom-compare-") as root:
+        train_models(data, root, range(8), progress=False)
+        for k in SETS:
+            train_models(data, root, list(range(16)) + [1000, 1001], forget_set=k,
+                         progress=False)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def loo(data, store_dir):
+    return C.compare(data, store_dir, SETS, METHODS, budget=2, cost_models=8,
+                     out=f"{store_dir}/cmp-loo", progress=False)
+
+
+def test_leave_one_out_never_reads_the_reported_sets_oracles(loo):
+    assert len(loo["rows"]) == len(METHODS) * len(SETS) * 3
+    for row in loo["rows"]:
+        assert row["protocol"] == "leave-one-out" and row["label"] == ""
+        chosen_on = {c["forget_set"] for c in row["chosen_on"]}
+        assert chosen_on == set(SETS) - {row["forget_set"]}
+        assert all(c["oracle_folder"] == f"oracles/DIGITS/forget_set_{c['forget_set']}"
+                   and c["oracle_ids"] for c in row["chosen_on"])
+        assert row["settings"] is not None and row["n_per_side"] == 8
+        assert row["floor_p95"] is not None and row["floor_n_per_side"] == 8
+        assert row["oracle_accuracy"] is not None and row["relative_cost"] > 0
+    trials = {t["folder"] for t in loo["trials"]["gradient_ascent"]}
+    assert len(trials) == 2 and "gradient_ascent" in trials  # defaults in the method's folder
+    defaults = default_config("gradient_ascent", "digits")
+    for k in SETS:  # the reported setting is the best on the other sets
+        choice = loo["choices"]["gradient_ascent"][k]
+        others = [j for j in SETS if j != k]
+        scores = {t["folder"]: sum(t["scores"][str(j)]["score"] for j in others)
+                  for t in loo["trials"]["gradient_ascent"]}
+        assert choice["folder"] == min(scores, key=scores.get)
+        assert (choice["folder"] == "gradient_ascent") == (choice["config"] == defaults)
+
+
+def test_files_table_summary_and_figures(loo, store_dir):
+    files = loo["files"]
+    assert set(files) == {"results.json", "results.csv", "summary.md", "summary.html",
+                          "p95.png", "cost.png", "protocols.png"}
+    with open(files["results.csv"]) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(loo["rows"]) and rows[0]["protocol"] == "leave-one-out"
+    assert json.loads(rows[0]["chosen_on"])[0]["oracle_ids"]
+    summary = open(files["summary.md"]).read()
+    assert "leave-one-out" in summary and "N = 8 models per side" in summary
+    assert all(m in summary for m in METHODS)
+    assert json.load(open(files["results.json"]))["selection"].startswith("mean over forget")
+    for png in ("p95.png", "cost.png", "protocols.png"):
+        assert open(files[png], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_oracle_tuned_is_labelled_optimistic_and_fixed_takes_the_defaults(data, store_dir,
+                                                                        loo):
+    tuned = C.compare(data, store_dir, SETS, METHODS, protocol="oracle-tuned", budget=2,
+                      cost_models=8, progress=False)
+    assert tuned["label"] == C.OPTIMISTIC
+    assert all(r["label"] == C.OPTIMISTIC for r in tuned["rows"])
+    assert all([c["forget_set"] for c in r["chosen_on"]] == [r["forget_set"]]
+               for r in tuned["rows"])
+    fixed = C.compare(data, store_dir, SETS, METHODS, protocol="fixed", cost_models=8,
+                      progress=False)
+    for r in fixed["rows"]:
+        assert r["settings"] == default_config(r["method"], "digits") and not r["chosen_on"]
+
+
+def test_a_rerun_does_no_work_and_a_killed_run_is_finished(data, store_dir, loo, monkeypatch):
+    calls = []
+    real = C.unlearn_store
+
+    def spy(*args, **kwargs):
+        run = real(*args, **kwargs)
+        calls.append(len(run["written"]))
+        return run
+
+    monkeypatch.setattr(C, "unlearn_store", spy)
+    monkeypatch.setattr(C, "train_models", lambda *a, **k: pytest.fail("retrained the cost"))
+    again = C.compare(data, store_dir, SETS, METHODS, budget=2, cost_models=8, progress=False)
+    assert calls and not any(calls)
+    keep = ("method", "forget_set", "group", "p95", "p95_low", "p95_high", "settings")
+    assert [{k: r[k] for k in keep} for r in again["rows"]] == [
+        {k: r[k] for k in keep} for r in loo["rows"]]
+    # as if killed: half the models of one trial folder gone; the rerun redoes just those
+    folder = f"{store_dir}/{unlearned_folder('DIGITS', 'gradient_ascent', 2)}"
+    for name in __import__("os").listdir(folder):
+        if name.startswith(("4__", "5__", "train_logits_4", "val_logits_4")):
+            __import__("os").remove(f"{folder}/{name}")
+    calls.clear()
+    finished = C.compare(data, store_dir, SETS, METHODS, budget=2, cost_models=8,
+                         progress=False)
+    assert sum(calls) == 2
+    assert [{k: r[k] for k in keep} for r in finished["rows"]] == [
+        {k: r[k] for k in keep} for r in loo["rows"]]
+
+
+def test_selection_prefers_settings_within_the_accuracy_tolerance():
+    def trial(name, scores, gaps):
+        t = C.Trial("m", {"x": name}, name)
+        t.scores = {k: {"score": s, "accuracy_gap": {"validation": g}, "oracle_folder": "o",
+                        "oracle_ids": [0], "cost": None}
+                    for k, (s, g) in enumerate(zip(scores, gaps), 1)}
+        return t
+
+    good, cheat, wreck = (trial("good", [2.0, 2.0, 2.0], [0, 0, 0]),
+                          trial("cheat", [9.0, 9.0, 0.5], [0, 0, 0]),
+                          trial("wreck", [0.1, 0.1, 0.1], [0.2, 0.2, 0.2]))
+    trials = [good, cheat, wreck]
+    assert C._choose(trials, [1, 2, 3], 3, "leave-one-out", 0.03)["folder"] == "good"
+    assert C._choose(trials, [1, 2, 3], 3, "oracle-tuned", 0.03)["folder"] == "cheat"
+    assert C._choose(trials, [1, 2, 3], 3, "oracle-tuned", 1.0)["folder"] == "wreck"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "do_nothing,nope"], "unknown method 'nope'"),
+    (["--forget-sets", "1,9"], "no forget set 9"),
+    (["--budget", "0"], "budget must be a positive integer"),
+    (["--search", "gradient_ascent.nope=1"], "has no setting 'nope' to search"),
+    (["--forget-sets", "1"], "needs at least 2 forget sets"),
+    (["--search", "gradient_ascent.lr=abc"], "lr='abc' is not a valid float"),
+    (["--search", "scrub.lr=0.1"], "search given for 'scrub', which is not among the methods"),
+])
+def test_bad_input_is_one_line_before_anything_is_written(store_dir, capsys, args, message):
+    before = sorted(str(p) for p in __import__("pathlib").Path(store_dir).rglob("*"))
+    base = ["compare", "--dataset", "digits", "--store", store_dir, "--forget-sets", "1,2,3",
+            "--methods", "do_nothing,gradient_ascent", "--quiet"]
+    assert main(base + args) != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert sorted(str(p) for p in __import__("pathlib").Path(store_dir).rglob("*")) == before
+
+
+def test_too_few_oracles_is_refused(data, tmp_path):
+    root = tmp_path / "store"
+    train_models(data, root, range(4), progress=False)
+    for k in (1, 2):
+        train_models(data, root, range(5), forget_set=k, progress=False)
+    with pytest.raises(ValueError, match="forget set 1 has 5 scoring oracles"):
+        C.compare(data, root, [1, 2], ["do_nothing"], progress=False)
+    shutil.rmtree(root)
