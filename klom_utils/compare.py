@@ -281,8 +281,9 @@ def _rows(record: Record, method: str, k: int, protocol: str, choice: dict,
     """The table's rows of one method on one forget set: one per group."""
     cost = choice["reported"]["cost"]
     seconds = cost["seconds_per_model"] if cost else None
-    same_device = bool(cost and reference and cost["device"] == reference["device"])
-    relative = seconds / reference["seconds_per_model"] if same_device else None
+    relative = None
+    if seconds is not None and reference and cost["device"] == reference["device"]:
+        relative = seconds / reference["seconds_per_model"]  # measured on the same device
     acc = {"forget": record["accuracy"]["forget"], "retain": record["accuracy"]["retain"],
            "validation": record["accuracy"]["test"]}
     floor = record.get("noise_floor") or {}

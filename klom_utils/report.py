@@ -8,7 +8,7 @@ import io
 import json
 from html import escape
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -135,13 +135,20 @@ def write_comparison(result: Record, out: PathLike) -> dict:
              "summary.html": summary_html(result)}
     files = {}
     for name, text in texts.items():
-        files[name] = str(atomic_write(folder / name, lambda tmp, t=text: tmp.write_text(t)))
+        files[name] = str(atomic_write(folder / name, _text_writer(text)))
     label = result["protocol"] + (", optimistic" if result["label"] else "")
     figures = {"p95.png": p95_bars(result["records"], ncols=len(result["forget_sets"])),
                "cost.png": klom_vs_cost(summarize_comparison(result),
                                         floor=floor_aggregate(result), label=label),
                "protocols.png": protocol_comparison(protocol_values(result))}
     for name, fig in figures.items():
-        files[name] = str(atomic_write(folder / name,
-                                       lambda tmp, f=fig: f.savefig(tmp, dpi=150, format="png")))
+        files[name] = str(atomic_write(folder / name, _figure_writer(fig)))
     return files
+
+
+def _text_writer(text: str) -> Callable[[Path], object]:
+    return lambda tmp: tmp.write_text(text)
+
+
+def _figure_writer(fig: Any) -> Callable[[Path], object]:
+    return lambda tmp: fig.savefig(tmp, dpi=150, format="png")

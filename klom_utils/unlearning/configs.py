@@ -8,7 +8,7 @@ import hashlib
 import itertools
 import json
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -220,7 +220,7 @@ def trial_configs(method, dataset, budget: int, *, seed: int = 0,
     grid = [dict(defaults, **dict(zip(keys, values)))
             for values in itertools.product(*(space[k] for k in keys))] if keys else []
     rng = np.random.default_rng([seed, int(hashlib.sha1(spec.name.encode()).hexdigest()[:8], 16)])
-    order = rng.permutation(len(grid)) if grid else []
+    order: Any = rng.permutation(len(grid)) if grid else []
     trials, seen = [defaults], {config_id(spec.name, defaults)}
     for i in order:
         if len(trials) >= budget:
