@@ -32,15 +32,15 @@ import numpy as np
 from ._typing import PathLike, Record
 from .data import DatasetLike, as_dataset
 from .devices import resolve_device
-from .evaluate import GROUPS, accuracies, klom_scores, load_margins, score
+from .evaluate import GROUPS, accuracies, score
 from .files import atomic_write
 from .forget_sets import forget_indices
 from .layout import HELD_OUT_ORACLE_START, UNLEARN_RECORD, full_models_folder, oracle_folder, unlearned_folder
-from .metric import summarize
+from .metric import klom, summarize
 from .oracles import scoring_oracle_ids
 from .progress import progress_bar
 from .report import write_comparison
-from .store import Store, StoreLike, as_store
+from .store import Store, StoreLike, as_store, folder_margins
 from .train import train_models
 from .uncertainty import MIN_MODELS
 from .unlearning import get_method, unlearn_store
@@ -112,11 +112,11 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
     dev = resolve_device(device)
     bar = progress_bar(sum(len(t) for t in trials.values()) * len(sets), "compare", progress,
                        unit="run")
-    oracle_acc = {k: _oracle_accuracy(store, data, k, ids) for k in sets}
+    oracles = {k: _oracle_side(store, data, k, ids) for k in sets}
     for ts in trials.values():
         for t in ts:
             for k in sets:
-                _run_trial(store, data, k, t, ids, seed, dev, oracle_acc[k])
+                _run_trial(store, data, k, t, ids, seed, dev, oracles[k])
                 bar.update(1)
     bar.close()
     reference = _training_cost(store, data, dev, cost_models)
@@ -129,7 +129,7 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
             record = score(store, data, k, choice["folder"], model_ids=ids, level=level,
                            n_splits=n_splits, seed=seed)
             records.append({**record, "method": m, "folder": choice["folder"]})
-            rows += _rows(record, m, k, protocol, choice, oracle_acc[k], reference)
+            rows += _rows(record, m, k, protocol, choice, oracles[k], reference)
     alternatives = {p: {m: {k: _choose(trials[m], sets, k, p, accuracy_tolerance)["reported"]
                             for k in sets} for m in methods}
                     for p in ("leave-one-out", "oracle-tuned")}
@@ -206,18 +206,22 @@ def _folder_name(store: Store, dataset: str, sets: Sequence[int], trial: Trial,
     return config_id(trial.method, trial.config)
 
 
-def _oracle_accuracy(store: Store, data: Any, k: int, ids: Sequence[int]) -> dict:
-    """Mean accuracy of the scoring oracles of set ``k`` (as many as models are scored)."""
+def _oracle_side(store: Store, data: Any, k: int, ids: Sequence[int]) -> dict:
+    """The scoring oracles of set ``k`` (as many as models are scored): ids, margins, and
+    mean accuracy on forget, retain and validation, read once for every trial."""
     oracle_ids = scoring_oracle_ids(store, data.name, k)[:len(ids)]
-    acc = accuracies(store, oracle_folder(data.name, k), data, oracle_ids,
-                     forget_indices(store, data, k))
+    folder = oracle_folder(data.name, k)
+    forget = forget_indices(store, data, k)
+    acc = accuracies(store, folder, data, oracle_ids, forget)
     return {"forget": acc["forget"], "retain": acc["retain"], "validation": acc["test"],
-            "oracle_ids": oracle_ids}
+            "oracle_ids": oracle_ids, "folder": folder, "forget_indices": forget,
+            "margins": folder_margins(store, folder, data, oracle_ids)}
 
 
 def _run_trial(store: Store, data: Any, k: int, trial: Trial, ids: Sequence[int], seed: int,
-               device: Any, oracle_acc: dict) -> None:
-    """Unlearn what the store lacks for ``trial`` on set ``k`` and score it for selection."""
+               device: Any, oracles: dict) -> None:
+    """Unlearn what the store lacks for ``trial`` on set ``k`` and score it for selection:
+    KLOM against the set's scoring oracles and the validation accuracy's gap to theirs."""
     run = unlearn_store(store, data, k, trial.method, ids, config=trial.config,
                         name=trial.folder_name, seed=seed, device=device, progress=False)
     cost_path = store.path(f"{run['folder']}/{COST_FILE}")
@@ -225,17 +229,18 @@ def _run_trial(store: Store, data: Any, k: int, trial: Trial, ids: Sequence[int]
         text = json.dumps({"seconds_per_model": run["seconds"] / len(run["written"]),
                            "n_models": len(run["written"]), "device": str(device)}, indent=2)
         atomic_write(cost_path, lambda tmp: tmp.write_text(text))
-    margins = load_margins(store, data, k, trial.folder_name, model_ids=ids)
-    summary = summarize(klom_scores(margins), forget=margins.forget, n_train=margins.n_train)
-    acc = accuracies(store, margins.folder, data, margins.model_ids, margins.forget)
-    acc = {"forget": acc["forget"], "retain": acc["retain"], "validation": acc["test"]}
+    unlearned = folder_margins(store, run["folder"], data, ids)
+    summary = summarize(klom(unlearned=unlearned, oracle=oracles["margins"]),
+                        forget=oracles["forget_indices"], n_train=data.n_train)
+    val = float((store.logits_of(run["folder"], "val", ids).argmax(-1)
+                 == data.val_y.numpy()).mean())
     trial.scores[k] = {
         "score": float(np.mean([summary[g]["p95"] for g in GROUPS])),
         "p95": {g: summary[g]["p95"] for g in GROUPS},
-        "accuracy": acc,
-        "accuracy_gap": {g: abs(acc[g] - oracle_acc[g]) for g in GROUPS},
-        "n_per_side": len(margins.model_ids),
-        "oracle_folder": oracle_folder(data.name, k), "oracle_ids": margins.oracle_ids,
+        "accuracy": {"validation": val},
+        "accuracy_gap": {"validation": abs(val - oracles["validation"])},
+        "n_per_side": len(ids), "oracle_folder": oracles["folder"],
+        "oracle_ids": oracles["oracle_ids"],
         "cost": json.loads(cost_path.read_text()) if cost_path.is_file() else None}
 
 

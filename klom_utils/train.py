@@ -377,7 +377,8 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
               "n_train_examples": int(len(train_idx)), **config.recorded()}
     _record_config(store, folder, record)
 
-    todo = [i for i in ids if not (store.path(folder).is_dir() and store.has_model(folder, i))]
+    done = set(store.complete_model_ids(folder))  # one listing, however many models
+    todo = [i for i in ids if i not in done]
     if not todo:
         return []
     stack_size = choose_stack(config, data, dev, len(todo))

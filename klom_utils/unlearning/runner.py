@@ -224,7 +224,8 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                                 "shift_sha1": hashlib.sha1(shift.tobytes()).hexdigest()}}
                  if datamodel_path else {})}
     _check_record(store, folder, record)
-    todo = [i for i in ids if not store.has_model(folder, i)]
+    done = set(store.complete_model_ids(folder))  # one listing, however many models
+    todo = [i for i in ids if i not in done]
     written: list = []
     if todo:
         dev = resolve_device(device)
