@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
 if TYPE_CHECKING:
+    from .comparison import compare
     from .data import load_dataset
     from .diagnostics import diagnose
     from .evaluate import score
@@ -42,6 +43,7 @@ _EXPORTS = {
     "register_method": "unlearning",
     "score": "evaluate",
     "results_table": "tables",
+    "compare": "comparison",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

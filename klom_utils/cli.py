@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import __version__
 from .claims import held_claims
-from .compare import ACCURACY_TOLERANCE, PROTOCOLS, compare
+from .comparison import ACCURACY_TOLERANCE, PROTOCOLS, compare
 from .data import dataset_name
 from .datamodels import DEFAULT_RIDGE, build_datamodel, datamodel_quality
 from .evaluate import jsonable, results_table, score, score_arrays

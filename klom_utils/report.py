@@ -1,4 +1,4 @@
-"""The files of a comparison (:func:`klom_utils.compare.compare`): a tidy table (CSV and
+"""The files of a comparison (:func:`klom_utils.comparison.compare`): a tidy table (CSV and
 JSON), a summary ranked by a stated aggregate (Markdown and HTML), and its figures."""
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ from klom_utils import klom
 from klom_utils.data import load_dataset
 from IPython.display import HTML, Markdown, display
 
-from klom_utils.compare import compare
+from klom_utils.comparison import compare
 from klom_utils.evaluate import accuracies
 from klom_utils.plots import klom_vs_cost, p95_bars, protocol_comparison
 from klom_utils.report import (floor_aggregate, protocol_values, summarize_comparison,
@@ -283,7 +283,7 @@ results["accuracy"] = accuracy
 # The settings above are each method's defaults. Which settings a method *should* use is
 # itself a choice, and choosing them by looking at the oracles that score the method flatters
 # it: nobody who must serve a real forget request has oracles for it. `klom compare`
-# (`klom_utils.compare.compare`) makes the choice by a declared protocol. For each method it
+# (`klom_utils.comparison.compare`) makes the choice by a declared protocol. For each method it
 # tries up to `compare_budget` settings (the defaults, then draws from the method's declared
 # search space) on every forget set, and reports each forget set with the setting chosen
 # **on the other forget sets** (leave-one-out): the reported set's scoring oracles are never

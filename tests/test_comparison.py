@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from klom_utils import compare as C
+from klom_utils import comparison as C
 from klom_utils.cli import main
 from klom_utils.data import load_dataset
 from klom_utils.layout import unlearned_folder
