@@ -35,7 +35,14 @@ from .devices import resolve_device
 from .evaluate import GROUPS, accuracies, score
 from .files import atomic_write
 from .forget_sets import forget_indices
-from .layout import HELD_OUT_ORACLE_START, UNLEARN_RECORD, full_models_folder, oracle_folder, unlearned_folder
+from .layout import (
+    COST_FILE,
+    HELD_OUT_ORACLE_START,
+    UNLEARN_RECORD,
+    full_models_folder,
+    oracle_folder,
+    unlearned_folder,
+)
 from .metric import klom, summarize
 from .oracles import scoring_oracle_ids
 from .progress import progress_bar
@@ -55,8 +62,6 @@ ACCURACY_TOLERANCE = 0.03
 SELECTION = ("mean over forget, retain and validation of the 95th percentile of KLOM (N per side "
              "as scored), among the settings whose mean test accuracy is within {tol:g} of the "
              "oracles' (all settings when none is)")
-#: The file beside a trial's unlearned models with the time its unlearning took.
-COST_FILE = "klom_cost.json"
 
 
 @dataclass
@@ -224,11 +229,7 @@ def _run_trial(store: Store, data: Any, k: int, trial: Trial, ids: Sequence[int]
     KLOM against the set's scoring oracles and the validation accuracy's gap to theirs."""
     run = unlearn_store(store, data, k, trial.method, ids, config=trial.config,
                         name=trial.folder_name, seed=seed, device=device, progress=False)
-    cost_path = store.path(f"{run['folder']}/{COST_FILE}")
-    if run["written"]:
-        text = json.dumps({"seconds_per_model": run["seconds"] / len(run["written"]),
-                           "n_models": len(run["written"]), "device": str(device)}, indent=2)
-        atomic_write(cost_path, lambda tmp: tmp.write_text(text))
+    cost_path = store.path(f"{run['folder']}/{COST_FILE}")  # written by unlearn_store
     unlearned = folder_margins(store, run["folder"], data, ids)
     summary = summarize(klom(unlearned=unlearned, oracle=oracles["margins"]),
                         forget=oracles["forget_indices"], n_train=data.n_train)

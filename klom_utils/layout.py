@@ -33,6 +33,8 @@ TRAIN_RECORD = "klom_train.json"
 UNLEARN_RECORD = "klom_unlearn.json"
 DATAMODELS_RECORD = "klom_datamodels.json"
 RECORD_FILES = (TRAIN_RECORD, UNLEARN_RECORD, DATAMODELS_RECORD)
+#: Beside unlearned models: the measured wall time of the call that unlearned them.
+COST_FILE = "klom_cost.json"
 #: The estimated datamodel, inside :func:`datamodel_folder`.
 DATAMODEL_FILE = "datamodel.npy"
 #: Where per-model claims (lock files) live, under the store's root.

@@ -308,7 +308,7 @@ summary = summarize_comparison(comparison)
 display(HTML(summary_html(comparison)))
 
 # %%
-fig = p95_bars(comparison["records"], ncols=len(forget_sets))
+fig = p95_bars(comparison["records"], ncols=1)
 fig
 
 # %%
@@ -326,18 +326,18 @@ groups = ("forget", "retain", "validation")
 by_group = {g: protocol_values(comparison, g) for g in groups}
 aggregate = {p: {m: float(np.mean([by_group[g][p][m] for g in groups])) for m in methods}
              for p in ("leave-one-out", "oracle-tuned")}
-lines = []
-for m in methods:
-    fair, tuned = aggregate["leave-one-out"][m], aggregate["oracle-tuned"][m]
-    lines.append(f"| {m} | {fair:.2f} | {tuned:.2f} | {100 * (fair - tuned) / fair:.0f}% |")
-display(Markdown("| method | leave-one-out | oracle-tuned (optimistic) | overstated by |\n"
-                 "|---|---|---|---|\n" + "\n".join(lines)))
+overstated = {m: (aggregate["leave-one-out"][m] - aggregate["oracle-tuned"][m])
+              / aggregate["leave-one-out"][m] for m in methods}
+cells = "".join(f"<tr><td>{m}</td><td>{aggregate['leave-one-out'][m]:.2f}</td>"
+                f"<td>{aggregate['oracle-tuned'][m]:.2f}</td>"
+                f"<td>{100 * overstated[m]:.0f}%</td></tr>" for m in methods)
+display(HTML("<table><thead><tr><th>method</th><th>leave-one-out</th><th>oracle-tuned "
+             "(optimistic)</th><th>overstated by</th></tr></thead>"
+             f"<tbody>{cells}</tbody></table>"))
 fig = protocol_comparison({p: by_group["forget"][p] for p in ("leave-one-out", "oracle-tuned")})
 fig
 
 # %%
-overstated = {m: (aggregate["leave-one-out"][m] - aggregate["oracle-tuned"][m])
-              / aggregate["leave-one-out"][m] for m in methods}
 most = max(overstated, key=overstated.get)
 display(Markdown(
     f"With {compare_budget} settings per method, choosing on the scoring oracles makes "
