@@ -61,11 +61,13 @@ def floor_aggregate(result: Record) -> float | None:
     return _mean(list(floors.values()))
 
 
-def _cell(x: Any) -> str:
+def _cell(x: Any, column: str = "") -> str:
     if x is None:
         return "-"
+    if isinstance(x, float) and "gap" in column:
+        return f"{x:+.3f}"
     if isinstance(x, float):
-        return f"{x:.3g}" if abs(x) < 0.01 and x != 0 else f"{x:.2f}"
+        return f"{x:.2g}" if abs(x) < 0.1 and x != 0 else f"{x:.2f}"
     return str(x)
 
 
@@ -81,13 +83,14 @@ def summary_markdown(result: Record) -> str:
             f"{result['selection']}.", "",
             f"Ranked by the {AGGREGATE}. N = {', '.join(map(str, n))} models per side; noise "
             f"floor aggregate {_cell(floor_aggregate(result))} at the same N. Relative cost: "
-            "unlearning time per model / training time per model, measured on the same "
-            "device.", ""]
+            "wall time per model of the unlearning call (loading and writing the models "
+            "included) / of training models of the dataset's recipe, measured on the same "
+            "device. Accuracy gap: unlearned minus oracles' test accuracy.", ""]
     cols = ["rank", "method", "aggregate", "forget_p95", "retain_p95", "validation_p95",
             "validation_accuracy_gap", "seconds_per_model", "relative_cost"]
     lines = ["| " + " | ".join(c.replace("_", " ") for c in cols) + " |",
              "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(e[c]) for c in cols) + " |" for e in summary]
+    lines += ["| " + " | ".join(_cell(e[c], c) for c in cols) + " |" for e in summary]
     return "\n".join(head + lines) + "\n"
 
 
@@ -97,8 +100,8 @@ def summary_html(result: Record) -> str:
     cols = ["rank", "method", "aggregate", "forget_p95", "retain_p95", "validation_p95",
             "validation_accuracy_gap", "relative_cost"]
     head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(e[c]))}</td>" for c in cols) + "</tr>"
-                   for e in summary)
+    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(e[c], c))}</td>" for c in cols)
+                   + "</tr>" for e in summary)
     title = (f"{result['dataset']}, protocol {result['protocol']}"
              + (f" ({result['label']})" if result["label"] else ""))
     return (f"<p><strong>{escape(title)}</strong>; {escape(AGGREGATE)}</p>"

@@ -14,6 +14,7 @@ from klom_utils import comparison as C
 from klom_utils.cli import main
 from klom_utils.data import load_dataset
 from klom_utils.layout import unlearned_folder
+from klom_utils.train import default_config as default_config_train
 from klom_utils.train import train_models
 from klom_utils.unlearning import default_config
 
@@ -28,18 +29,20 @@ def data():
 
 @pytest.fixture(scope="module")
 def store_dir(data):
-    """8 full models; per forget set 16 scoring oracles and 2 held out (oracle matching)."""
+    """8 full models; per forget set 16 scoring oracles and 2 held out (oracle matching);
+    trained for 5 epochs instead of 20 (the comparison's logic does not depend on it)."""
+    config = default_config_train("digits", epochs=5, peak_epoch=1)
     with tempfile.TemporaryDirectory(prefix="klom-compare-") as root:
-        train_models(data, root, range(8), progress=False)
+        train_models(data, root, range(8), config=config, progress=False)
         for k in SETS:
             train_models(data, root, list(range(16)) + [1000, 1001], forget_set=k,
-                         progress=False)
+                         config=config, progress=False)
         yield root
 
 
 @pytest.fixture(scope="module")
 def loo(data, store_dir):
-    return C.compare(data, store_dir, SETS, METHODS, budget=2, cost_models=8,
+    return C.compare(data, store_dir, SETS, METHODS, budget=2, cost_models=8, n_splits=10,
                      out=f"{store_dir}/cmp-loo", progress=False)
 
 
@@ -85,12 +88,13 @@ def test_files_table_summary_and_figures(loo, store_dir):
 def test_oracle_tuned_is_labelled_optimistic_and_fixed_takes_the_defaults(data, store_dir,
                                                                         loo):
     tuned = C.compare(data, store_dir, SETS, METHODS, protocol="oracle-tuned", budget=2,
-                      cost_models=8, progress=False)
+                      cost_models=8, n_splits=10, progress=False)
     assert tuned["label"] == C.OPTIMISTIC
     assert all(r["label"] == C.OPTIMISTIC for r in tuned["rows"])
     assert all([c["forget_set"] for c in r["chosen_on"]] == [r["forget_set"]]
                for r in tuned["rows"])
     fixed = C.compare(data, store_dir, SETS, METHODS, protocol="fixed", cost_models=8,
+                      n_splits=10,
                       progress=False)
     for r in fixed["rows"]:
         assert r["settings"] == default_config(r["method"], "digits") and not r["chosen_on"]
@@ -107,7 +111,8 @@ def test_a_rerun_does_no_work_and_a_killed_run_is_finished(data, store_dir, loo,
 
     monkeypatch.setattr(C, "unlearn_store", spy)
     monkeypatch.setattr(C, "train_models", lambda *a, **k: pytest.fail("retrained the cost"))
-    again = C.compare(data, store_dir, SETS, METHODS, budget=2, cost_models=8, progress=False)
+    again = C.compare(data, store_dir, SETS, METHODS, budget=2, cost_models=8, n_splits=10,
+                      progress=False)
     assert calls and not any(calls)
     keep = ("method", "forget_set", "group", "p95", "p95_low", "p95_high", "settings")
     assert [{k: r[k] for k in keep} for r in again["rows"]] == [
@@ -118,7 +123,7 @@ def test_a_rerun_does_no_work_and_a_killed_run_is_finished(data, store_dir, loo,
         if name.startswith(("4__", "5__", "train_logits_4", "val_logits_4")):
             __import__("os").remove(f"{folder}/{name}")
     calls.clear()
-    finished = C.compare(data, store_dir, SETS, METHODS, budget=2, cost_models=8,
+    finished = C.compare(data, store_dir, SETS, METHODS, budget=2, cost_models=8, n_splits=10,
                          progress=False)
     assert sum(calls) == 2
     assert [{k: r[k] for k in keep} for r in finished["rows"]] == [

@@ -19,7 +19,8 @@ def do_nothing(models, data, config, *, generators):
 
 
 @register_method("gradient_ascent", {
-    "DIGITS": sgd_defaults(lr=0.01, epochs=3, batch_size=16, max_grad_norm=0.0),
+    # DIGITS: chosen by leave-one-out (scripts/choose_digits_defaults.py; lr was 0.01)
+    "DIGITS": sgd_defaults(lr=0.003, epochs=3, batch_size=16, max_grad_norm=0.0),
     "CIFAR10": sgd_defaults(lr=5e-8, epochs=3, batch_size=64, max_grad_norm=0.0),
 }, stacked=True, search={
     "DIGITS": {"lr": [0.003, 0.01, 0.03], "epochs": [1, 3, 5]},
@@ -38,7 +39,8 @@ def gradient_ascent(models, data, config, *, generators):
 
 
 @register_method("gradient_descent", {
-    "DIGITS": sgd_defaults(lr=0.01, epochs=3, batch_size=64),
+    # DIGITS: chosen by leave-one-out (lr was 0.01, 3 epochs)
+    "DIGITS": sgd_defaults(lr=0.03, epochs=5, batch_size=64),
     "CIFAR10": sgd_defaults(lr=1e-4, epochs=3, batch_size=64),
 }, stacked=True, search={
     "DIGITS": {"lr": [0.003, 0.01, 0.03, 0.1], "epochs": [3, 5]},
@@ -56,7 +58,8 @@ def gradient_descent(models, data, config, *, generators):
 
 
 @register_method("neggrad_plus", {
-    "DIGITS": sgd_defaults(lr=0.02, epochs=5, forget_batch_size=16, retain_batch_size=64,
+    # DIGITS: chosen by leave-one-out (5 epochs before)
+    "DIGITS": sgd_defaults(lr=0.02, epochs=3, forget_batch_size=16, retain_batch_size=64,
                             alpha=0.8, max_grad_norm=0.0),
     "CIFAR10": sgd_defaults(lr=1e-3, epochs=5, forget_batch_size=64, retain_batch_size=64,
                              alpha=0.5, max_grad_norm=0.0),
