@@ -47,6 +47,7 @@ def _matplotlib():
     import matplotlib
     import matplotlib.figure
     import matplotlib.patches
+    import matplotlib.ticker
 
     return matplotlib
 
@@ -249,13 +250,20 @@ def klom_vs_cost(summary: Sequence[Record], *, floor: float | None = None,
         x = r[key]
         if x is None:
             continue
-        ax.scatter([max(x, 1e-4)], [r["aggregate"]], s=60, color=method_color(r["method"]),
+        ax.scatter([x], [r["aggregate"]], s=60, color=method_color(r["method"]),
                    edgecolor="k" if r["method"] == "do_nothing" else "none", zorder=3,
                    label=r["method"] + (" (no unlearning)" if r["method"] == "do_nothing" else ""))
     if relative and floor is not None:
         ax.scatter([1.0], [floor], marker="*", s=160, color="k", zorder=3,
                    label="oracle: retraining (noise floor)")
-    ax.set_xscale("log")
+    xs = [r[key] for r in rows if r[key]] + ([1.0] if relative and floor is not None else [])
+    if xs and max(xs) / min(xs) > 30:  # a log axis only where costs span decades
+        ax.set_xscale("log")
+        ticker = _matplotlib().ticker
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())  # log minor labels overlap
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    else:
+        ax.set_xlim(0, max(xs or [1.0]) * 1.08)
     ax.set_xlabel("relative cost (fraction of training one model)" if relative
                   else "seconds per model")
     ax.set_ylabel("aggregate KLOM (mean of p95s)")

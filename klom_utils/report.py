@@ -85,7 +85,8 @@ def summary_markdown(result: Record) -> str:
             f"floor aggregate {_cell(floor_aggregate(result))} at the same N. Relative cost: "
             "wall time per model of the unlearning call (loading and writing the models "
             "included) / of training models of the dataset's recipe, measured on the same "
-            "device. Accuracy gap: unlearned minus oracles' test accuracy.", ""]
+            "device (for datamodel methods without estimating the datamodel). Accuracy gap: "
+            "unlearned minus oracles' test accuracy.", ""]
     cols = ["rank", "method", "aggregate", "forget_p95", "retain_p95", "validation_p95",
             "validation_accuracy_gap", "seconds_per_model", "relative_cost"]
     lines = ["| " + " | ".join(c.replace("_", " ") for c in cols) + " |",
@@ -140,7 +141,7 @@ def write_comparison(result: Record, out: PathLike) -> dict:
     for name, text in texts.items():
         files[name] = str(atomic_write(folder / name, _text_writer(text)))
     label = result["protocol"] + (", optimistic" if result["label"] else "")
-    figures = {"p95.png": p95_bars(result["records"], ncols=len(result["forget_sets"])),
+    figures = {"p95.png": p95_bars(result["records"], ncols=1),
                "cost.png": klom_vs_cost(summarize_comparison(result),
                                         floor=floor_aggregate(result), label=label),
                "protocols.png": protocol_comparison(protocol_values(result))}
