@@ -70,3 +70,22 @@ def test_p95_bars():
     _png(fig)
     with pytest.raises(ValueError, match="at least one record"):
         plots.p95_bars([])
+
+
+def test_klom_vs_cost_and_protocol_comparison():
+    summary = [{"method": "do_nothing", "aggregate": 3.6, "relative_cost": 0.2,
+                "seconds_per_model": 0.004},
+               {"method": "scrub", "aggregate": 4.1, "relative_cost": 0.9,
+                "seconds_per_model": 0.02}]
+    fig = plots.klom_vs_cost(summary, floor=0.6, label="leave-one-out")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear" and "relative cost" in ax.get_xlabel()
+    assert len(ax.collections) == 3  # two methods and the oracle's star
+    summary[1]["relative_cost"] = None  # not measured on the same device: seconds instead
+    assert "seconds per model" in plots.klom_vs_cost(summary).axes[0].get_xlabel()
+    fig = plots.protocol_comparison({"leave-one-out": {"scrub": 6.8, "do_nothing": 8.7},
+                                     "oracle-tuned": {"scrub": 3.6, "do_nothing": 8.7}})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["leave-one-out", "oracle-tuned (optimistic)"]
+    with pytest.raises(ValueError, match="at least one"):
+        plots.klom_vs_cost([])
