@@ -225,7 +225,8 @@ class StackedMLP(nn.Module):
 
 # --------------------------------------------------------------------------------- state dicts
 
-def _strip_prefixes(sd: dict) -> dict:
+def strip_prefixes(sd: dict) -> dict:
+    """``sd`` without the checkpoint prefixes of :data:`KNOWN_PREFIXES` (repeated ones too)."""
     keys = list(sd)
     changed = True
     while changed and keys:
@@ -270,7 +271,7 @@ def build_model(arch: str, **kwargs) -> nn.Module:
 
 def infer_arch(sd: dict) -> str:
     """Guess the architecture of a state dict from its keys."""
-    sd = _strip_prefixes(dict(sd))
+    sd = strip_prefixes(dict(sd))
     if "0.0.weight" in sd:
         return "resnet9"
     if "conv1.weight" in sd and "layer1.0.conv1.weight" in sd:
@@ -302,7 +303,7 @@ def load_model(path_or_state_dict, arch: str = "resnet9", device=None,
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
         raise CheckpointError(f"expected a state dict (a dict of tensors), got {type(sd).__name__}")
-    sd = _strip_prefixes(dict(sd))
+    sd = strip_prefixes(dict(sd))
     if arch == "auto":
         arch = infer_arch(sd)
     if arch not in _ARCH_CLASSES:

@@ -106,6 +106,26 @@ class ModelStack:
         new.module = copy.deepcopy(self.module)
         return new
 
+    def block_of(self, name: str) -> str:
+        """The block of a parameter of the stacked module: the first component of its key in
+        a single model's state dict (:func:`blocks_of`)."""
+        if self.arch == "digits_mlp":
+            return models.StackedMLP.KEYS[name].split(".")[0]
+        return name.split(".")[0]
+
+    def train_only(self, blocks) -> "ModelStack":
+        """Gradients for the parameters of ``blocks`` only; the other top-level layers are
+        frozen and in eval mode (their batch-norm statistics stay as they are)."""
+        keep = set(blocks)
+        for name, p in self.module.named_parameters():
+            p.requires_grad_(self.block_of(name) in keep)
+        self.module.train()
+        if self.arch != "digits_mlp":
+            for name, child in self.module.named_children():
+                if name not in keep:
+                    child.eval()
+        return self
+
     def parameters(self):
         return self.module.parameters()
 
@@ -182,6 +202,13 @@ class ModelStack:
         if self.arch is None:
             return [self.module.eval()]
         return [models.load_model(sd, arch=self.arch, device=self.device) for sd in self.state_dicts()]
+
+
+def blocks_of(state_dict) -> list:
+    """The blocks of a model, first to last: the first components of its state-dict keys
+    (``["1", "3"]`` for the DIGITS MLP, the seven layers with weights of the ResNet-9,
+    ``conv1`` ... ``fc`` of the ResNet-18); checkpoint prefixes such as ``model.`` ignored."""
+    return list(dict.fromkeys(k.split(".")[0] for k in models.strip_prefixes(dict(state_dict))))
 
 
 def init_state_dict(arch: str, seed: int, num_classes: int = 10, hidden: int = 64) -> dict:

@@ -382,14 +382,17 @@ def test_user_defined_method_end_to_end(digits_store, digits_data):
 
 # ------------------------------------------------------------------------------ stacked methods
 
-ALL_BUILTIN = BUILTIN + ["datamodel_matching", "datamodel_direct"]
+BASELINES = ["random_labels", "salun", "l1_sparse", "eu_k", "cf_k", "noisy_descent"]
+ALL_BUILTIN = BUILTIN + ["datamodel_matching", "datamodel_direct"] + BASELINES
 #: Small settings: every method does a few steps of each kind.
 SMALL = {"gradient_ascent": {"epochs": 2, "max_grad_norm": 0.5},
          "gradient_descent": {"epochs": 1, "batch_size": 256},
          "neggrad_plus": {"epochs": 2, "max_grad_norm": 1.0},
          "scrub": {"epochs": 2, "max_epochs": 1},
          "oracle_matching": {"epochs": 2},
-         "datamodel_matching": {"epochs": 2}}
+         "datamodel_matching": {"epochs": 2},
+         "random_labels": {"epochs": 1}, "salun": {"epochs": 1}, "l1_sparse": {"epochs": 2},
+         "eu_k": {"epochs": 1, "k": 2}, "cf_k": {"epochs": 1}, "noisy_descent": {"epochs": 1}}
 
 
 @pytest.fixture(scope="module")

@@ -129,21 +129,31 @@ from __future__ import annotations
 from ..layout import HELD_OUT_ORACLE_START
 from ..oracles import held_out_oracle_ids
 from ..stack import predict_logits
-from . import descent, matching, scrub  # noqa: F401  (registers the built-in methods)
-from .configs import (
-                      DEFAULTS_FROM,
-                      KEY_RANGES,
-                      METHOD_RANGES,
-                      check_config,
-                      default_config,
-                      parse_overrides,
-                      resolve_config,
+from . import (  # noqa: F401  (registers the built-in methods)
+    descent,
+    last_layers,
+    matching,
+    relabel,
+    scrub,
+    sparse,
 )
-from .descent import do_nothing, gradient_ascent, gradient_descent, neggrad_plus
+from .configs import (
+    DEFAULTS_FROM,
+    KEY_RANGES,
+    METHOD_RANGES,
+    check_config,
+    default_config,
+    parse_overrides,
+    resolve_config,
+)
+from .descent import do_nothing, gradient_ascent, gradient_descent, neggrad_plus, noisy_descent
 from .inputs import Outputs, UnlearnData
+from .last_layers import cf_k, eu_k
 from .matching import datamodel_direct, datamodel_matching, oracle_matching
 from .registry import ANY_DATASET, METHODS, MethodSpec, get_method, register_method
+from .relabel import random_labels, salun
 from .runner import DIGITS_STACK, unlearn_models, unlearn_store
+from .sparse import l1_sparse
 from .steps import model_generator
 
 __all__ = ["ANY_DATASET", "DEFAULTS_FROM", "DIGITS_STACK", "HELD_OUT_ORACLE_START", "KEY_RANGES",
@@ -152,4 +162,5 @@ __all__ = ["ANY_DATASET", "DEFAULTS_FROM", "DIGITS_STACK", "HELD_OUT_ORACLE_STAR
            "get_method", "gradient_ascent", "gradient_descent", "held_out_oracle_ids",
            "model_generator", "neggrad_plus", "oracle_matching", "parse_overrides",
            "predict_logits", "register_method", "resolve_config", "unlearn_models",
-           "unlearn_store"]
+           "unlearn_store", "random_labels", "salun", "l1_sparse", "eu_k", "cf_k",
+           "noisy_descent"]

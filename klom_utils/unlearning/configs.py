@@ -104,7 +104,8 @@ KEY_RANGES = {
     "max_epochs": (0, None, "closed"), "momentum": (0.0, 1.0, "closed"),
     "weight_decay": (0.0, None, "closed"), "max_grad_norm": (0.0, None, "closed"),
     "gamma": (0.0, None, "closed"), "alpha": (0.0, None, "closed"),
-    "lr_milestones": (0, None, "closed"),
+    "lr_milestones": (0, None, "closed"), "fraction": (0.0, 1.0, "open"),
+    "k": (1, None, "closed"), "noise_std": (0.0, None, "closed"),
 }
 #: Narrower ranges of one method.
 METHOD_RANGES = {"neggrad_plus": {"alpha": (0.0, 1.0, "closed")}}

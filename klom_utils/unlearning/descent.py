@@ -4,7 +4,17 @@ gradient descent on the retain set, and NegGrad+ (both at once)."""
 from __future__ import annotations
 
 from .registry import ANY_DATASET, register_method
-from .steps import Cycle, batch_orders, cross_entropy, for_training, sgd, sgd_defaults, step
+from .steps import (
+    Cycle,
+    batch_orders,
+    cross_entropy,
+    for_training,
+    per_model_draws,
+    sgd,
+    sgd_defaults,
+    step,
+    trainable,
+)
 
 # ------------------------------------------------------------------------------------- methods
 #
@@ -85,4 +95,37 @@ def neggrad_plus(models, data, config, *, generators):
             loss = (alpha * cross_entropy(student(data.retain_x[r]), data.retain_y[r])
                     - (1 - alpha) * cross_entropy(student(data.forget_x[f]), data.forget_y[f]))
             step(opt, loss, config["max_grad_norm"])
+    return student.eval()
+
+
+@register_method("noisy_descent", {
+    # EasyDUB's noisy descent: noise_std 0.01, max_grad_norm 1.0 (its defaults)
+    "DIGITS": sgd_defaults(lr=0.01, epochs=3, batch_size=64, noise_std=0.01, max_grad_norm=1.0),
+    "CIFAR10": sgd_defaults(lr=1e-3, epochs=3, batch_size=64, noise_std=0.01,
+                            max_grad_norm=1.0),
+}, stacked=True, search={
+    "DIGITS": {"lr": [0.003, 0.01, 0.03], "noise_std": [0.003, 0.01, 0.03]},
+    "CIFAR10": {"lr": [1e-4, 1e-3, 1e-2], "noise_std": [0.003, 0.01, 0.03]},
+})
+def noisy_descent(models, data, config, *, generators):
+    """Noisy descent (EasyDUB): clipped, noisy gradient descent on the retain set.
+
+    Each step: the cross-entropy of a retain batch; each model's whole gradient clipped to
+    ``max_grad_norm``; Gaussian noise of standard deviation ``noise_std`` added to every
+    gradient entry (not scaled by the clipping norm, as EasyDUB's code does), drawn from the
+    model's own generator; SGD. Followed: EasyDUB's ``noisy_descent`` and its defaults.
+    """
+    student = for_training(models)
+    opt = sgd(student, config)
+    params = trainable(opt)
+
+    def add_noise() -> None:
+        for p, noise in zip(params, per_model_draws(params, generators, config["noise_std"])):
+            p.grad.add_(noise)
+
+    n = data.retain_y.shape[0]
+    for _ in range(config["epochs"]):
+        for idx in batch_orders(n, config["batch_size"], generators, data.device):
+            step(opt, cross_entropy(student(data.retain_x[idx]), data.retain_y[idx]),
+                 config["max_grad_norm"], before_step=add_noise)
     return student.eval()

@@ -31,6 +31,7 @@ class MethodSpec:
     needs_datamodel: bool = False
     stacked: bool = False
     search: Mapping = field(default_factory=dict)
+    check: Callable | None = None
 
     def __call__(self, model, data, config, *, generator):
         """The method on one model (a stacked method gets it as a stack of one)."""
@@ -97,7 +98,7 @@ def _per_dataset(defaults) -> dict:
 
 def register_method(name: str, defaults=None, *, needs_oracles: bool = False,
                     needs_datamodel: bool = False, stacked: bool = False,
-                    search=None, replace: bool = False):
+                    search=None, check=None, replace: bool = False):
     """Decorator registering ``fn(model, data, config, *, generator) -> model`` as ``name``.
 
     ``defaults``: ``{dataset: {key: value}}`` (dataset store names such as ``"DIGITS"``, and
@@ -120,7 +121,9 @@ def register_method(name: str, defaults=None, *, needs_oracles: bool = False,
     ``search``: the values each setting may take when ``klom compare`` chooses settings
     (:func:`klom_utils.unlearning.configs.search_space`), in the form of ``defaults`` with a
     list of values per key (``{"DIGITS": {"lr": [0.01, 0.05]}}`` or ``{"lr": [...]}``); keys
-    must be keys of the defaults. None: the defaults are the only candidate.
+    must be keys of the defaults. None: the defaults are the only candidate. ``check``:
+    ``check(config, state_dict)`` raising ValueError for a config that cannot work on a model
+    (for example more layers than it has), run before anything is written.
     """
     check_name(name)
     per_dataset = _per_dataset(defaults)
@@ -133,7 +136,7 @@ def register_method(name: str, defaults=None, *, needs_oracles: bool = False,
                              "(pass replace=True to replace it)")
         METHODS[name] = MethodSpec(name, fn, per_dataset, bool(needs_oracles),
                                    bool(needs_datamodel), bool(stacked),
-                                   _per_dataset(search))
+                                   _per_dataset(search), check)
         return _stacked_entry(fn) if stacked else fn
 
     return decorator

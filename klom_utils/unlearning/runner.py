@@ -60,6 +60,8 @@ def unlearn_models(method, models: Sequence, data: UnlearnData, *, dataset, conf
         raise ValueError(f"{len(ids)} model ids for {len(models)} models")
     key = dataset_key(dataset)
     config = resolve_config(spec, key, config)
+    if spec.check is not None and models:
+        spec.check(config, models[0].state_dict())
     gens = _generators(spec, ids, key, forget_set, seed)
     if not (spec.stacked and models and ModelStack.arch_of(models)):
         return [spec(m, data, dict(config), generator=g) for m, g in zip(models, gens)]
@@ -183,6 +185,8 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
         raise FileNotFoundError(f"store {str(store.root)!r} has no full models {missing[:10]} "
                                 f"in {full!r} (train them with `klom train` or download them)")
 
+    if spec.check is not None:  # e.g. k larger than the model's layers: before any write
+        spec.check(config, store.state_dict(full, ids[0]))
     for given, needed, what in ((oracle_ids, spec.needs_oracles, "oracle_ids (--oracle-ids)"),
                                 (datamodel, spec.needs_datamodel, "datamodel (--datamodel)")):
         if given is not None and not needed:

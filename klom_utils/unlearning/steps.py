@@ -56,9 +56,10 @@ def per_model(t, m: int):
     return t.unsqueeze(0) if t.dim() == 0 else t.unflatten(0, (m, -1))
 
 
-def step(optimizer, losses, max_grad_norm: float = 0.0):
+def step(optimizer, losses, max_grad_norm: float = 0.0, before_step=None):
     """One step on the sum of the per-model ``losses`` (M,); with ``max_grad_norm`` each
-    model's gradient is clipped to that norm on its own (as ``clip_grad_norm_`` would)."""
+    model's gradient is clipped to that norm on its own (as ``clip_grad_norm_`` would);
+    ``before_step()`` (if given) may change the gradients just before the update."""
     optimizer.zero_grad(set_to_none=True)
     losses.sum().backward()
     if max_grad_norm and max_grad_norm > 0:
@@ -70,7 +71,32 @@ def step(optimizer, losses, max_grad_norm: float = 0.0):
         coef = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
         for g in grads:
             g.mul_(coef.view(m, *[1] * (g.dim() - 1)))
+    if before_step is not None:
+        before_step()
     optimizer.step()
+
+
+def trainable(optimizer) -> list:
+    """The parameters an optimiser updates."""
+    return [p for g in optimizer.param_groups for p in g["params"]]
+
+
+def per_model_draws(params, generators, scale: float = 1.0) -> list:
+    """Gaussian draws shaped like each stacked tensor of ``params``, model j's slices from
+    ``generators[j]`` only (on the CPU, then moved), times ``scale``."""
+    m = len(generators)
+    out = []
+    for p in params:
+        rows = per_model(p, m)
+        draws = torch.stack([torch.randn(rows.shape[1:], generator=g) for g in generators])
+        out.append(draws.to(p.device, p.dtype).reshape(p.shape) * scale)
+    return out
+
+
+def random_wrong_labels(y, n_classes: int, generators):
+    """Per model, labels drawn uniformly from the classes other than ``y``: (M, n)."""
+    shift = torch.stack([torch.randint(1, n_classes, y.shape, generator=g) for g in generators])
+    return (y.cpu().unsqueeze(0) + shift).remainder(n_classes).to(y.device)
 
 
 def cross_entropy(logits, y):
