@@ -80,12 +80,12 @@ import numpy as np
 
 from klom_utils import download, klom, noise_floor, summarize
 from klom_utils.data import dataset_name, load_dataset
-from klom_utils.store import folder_margins
-from klom_utils.oracles import scoring_oracle_ids
 from klom_utils.hub import CARD_FOLDERS
+from klom_utils.layout import full_models_folder, oracle_folder
+from klom_utils.oracles import scoring_oracle_ids
 from klom_utils.plots import COLORS, klom_distributions, margin_histograms
 from klom_utils.prepare import StoreNeeds, prepare_store
-from klom_utils.layout import full_models_folder, oracle_folder
+from klom_utils.store import folder_margins
 from klom_utils.train import default_config, train_models
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets

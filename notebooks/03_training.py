@@ -80,11 +80,10 @@ import torch
 
 from klom_utils import open_store
 from klom_utils.data import load_dataset
-from klom_utils.layout import full_models_folder, oracle_folder
-from klom_utils.train import default_config, fit, lr_at, train_models
-from klom_utils.stack import init_state_dict
 from klom_utils.devices import resolve_device
-from klom_utils.layout import HELD_OUT_ORACLE_START
+from klom_utils.layout import HELD_OUT_ORACLE_START, full_models_folder, oracle_folder
+from klom_utils.stack import init_state_dict
+from klom_utils.train import default_config, fit, lr_at, train_models
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 

@@ -76,22 +76,36 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
-from klom_utils import klom
-from klom_utils.data import load_dataset
 from IPython.display import HTML, Markdown, display
 
+from klom_utils import klom
 from klom_utils.comparison import compare
+from klom_utils.data import load_dataset
 from klom_utils.evaluate import accuracies
-from klom_utils.plots import klom_vs_cost, p95_bars, protocol_comparison
-from klom_utils.report import (floor_aggregate, protocol_values, summarize_comparison,
-                               summary_html)
-from klom_utils.store import folder_margins
-from klom_utils.oracles import scoring_oracle_ids
-from klom_utils.plots import margin_histograms, method_color
-from klom_utils.prepare import StoreNeeds, prepare_store
 from klom_utils.layout import full_models_folder, oracle_folder, unlearned_folder
-from klom_utils.unlearning import (METHODS, get_method, held_out_oracle_ids, resolve_config, unlearn_store)
+from klom_utils.oracles import scoring_oracle_ids
+from klom_utils.plots import (
+    klom_vs_cost,
+    margin_histograms,
+    method_color,
+    p95_bars,
+    protocol_comparison,
+)
+from klom_utils.prepare import StoreNeeds, prepare_store
+from klom_utils.report import (
+    floor_aggregate,
+    protocol_values,
+    summarize_comparison,
+    summary_html,
+)
+from klom_utils.store import folder_margins
+from klom_utils.unlearning import (
+    METHODS,
+    get_method,
+    held_out_oracle_ids,
+    resolve_config,
+    unlearn_store,
+)
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 

@@ -73,12 +73,18 @@ import numpy as np
 
 from klom_utils import klom, noise_floor, p95_interval, summarize
 from klom_utils.data import load_dataset
-from klom_utils.store import folder_margins
-from klom_utils.evaluate import jsonable, klom_scores, load_margins, results_table, score_many
-from klom_utils.oracles import scoring_oracle_ids
+from klom_utils.evaluate import (
+    jsonable,
+    klom_scores,
+    load_margins,
+    results_table,
+    score_many,
+)
 from klom_utils.layout import oracle_folder
+from klom_utils.oracles import scoring_oracle_ids
 from klom_utils.plots import klom_distributions, p95_bars
 from klom_utils.prepare import StoreNeeds, prepare_store
+from klom_utils.store import folder_margins
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 

@@ -74,12 +74,12 @@ import torch
 import torch.nn.functional as F
 
 from klom_utils.data import load_dataset
+from klom_utils.devices import resolve_device
 from klom_utils.evaluate import jsonable, results_table, score
+from klom_utils.layout import full_models_folder, unlearned_folder
 from klom_utils.models import load_model
 from klom_utils.plots import p95_bars
 from klom_utils.prepare import StoreNeeds, prepare_store
-from klom_utils.layout import full_models_folder, unlearned_folder
-from klom_utils.devices import resolve_device
 from klom_utils.unlearning import UnlearnData, predict_logits, unlearn_store
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets

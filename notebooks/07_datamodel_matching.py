@@ -77,17 +77,16 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-
-from klom_utils.data import load_dataset
-from klom_utils.datamodels import build_datamodel, datamodel_quality, predicted_shift
 from IPython.display import Markdown, display
 
 from klom_utils.comparison import compare
+from klom_utils.data import load_dataset
+from klom_utils.datamodels import build_datamodel, datamodel_quality, predicted_shift
 from klom_utils.evaluate import jsonable, results_table, score_many
+from klom_utils.forget_sets import forget_indices
+from klom_utils.layout import full_models_folder, oracle_folder
 from klom_utils.oracles import mean_logits, scoring_oracle_ids
 from klom_utils.prepare import StoreNeeds, prepare_store
-from klom_utils.layout import full_models_folder, oracle_folder
-from klom_utils.forget_sets import forget_indices
 from klom_utils.unlearning import default_config, unlearn_store
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
