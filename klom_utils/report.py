@@ -45,7 +45,8 @@ def summarize_comparison(result: Record) -> list:
                     "validation_accuracy_gap": _mean([r["accuracy_gap"] for r in val]),
                     "seconds_per_model": _mean([r["seconds_per_model"] for r in val]),
                     "relative_cost": _mean([r["relative_cost"] for r in val]),
-                    "n_per_side": sorted({r["n_per_side"] for r in rows})})
+                    "n_per_side": sorted({r["n_per_side"] for r in rows
+                                          if r["n_per_side"] is not None})})
     out.sort(key=lambda e: np.inf if e["aggregate"] is None else e["aggregate"])
     for rank, entry in enumerate(out, 1):
         entry["rank"] = rank
@@ -131,7 +132,8 @@ def protocol_values(result: Record, group: str = "forget") -> dict:
 
 def write_comparison(result: Record, out: PathLike) -> dict:
     """Write ``results.json``, ``results.csv``, ``summary.md``, ``summary.html`` and the
-    figures ``p95.png``, ``cost.png``, ``protocols.png`` into ``out``; returns their paths."""
+    figures ``p95.png``, ``cost.png`` and (where more than one setting was tried)
+    ``protocols.png`` into ``out``; returns their paths."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     texts = {"results.json": json.dumps(jsonable(result), indent=2, allow_nan=False) + "\n",
@@ -143,8 +145,9 @@ def write_comparison(result: Record, out: PathLike) -> dict:
     label = result["protocol"] + (", optimistic" if result["label"] else "")
     figures = {"p95.png": p95_bars(result["records"], ncols=1),
                "cost.png": klom_vs_cost(summarize_comparison(result),
-                                        floor=floor_aggregate(result), label=label),
-               "protocols.png": protocol_comparison(protocol_values(result))}
+                                        floor=floor_aggregate(result), label=label)}
+    if result["budget"] > 1:  # with one setting per method both protocols choose it
+        figures["protocols.png"] = protocol_comparison(protocol_values(result))
     for name, fig in figures.items():
         files[name] = str(atomic_write(folder / name, _figure_writer(fig)))
     return files

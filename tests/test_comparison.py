@@ -134,6 +134,7 @@ def test_selection_prefers_settings_within_the_accuracy_tolerance():
     def trial(name, scores, gaps):
         t = C.Trial("m", {"x": name}, name)
         t.scores = {k: {"score": s, "accuracy_gap": {"validation": g}, "oracle_folder": "o",
+                        "folder": name,
                         "oracle_ids": [0], "cost": None}
                     for k, (s, g) in enumerate(zip(scores, gaps), 1)}
         return t
@@ -145,6 +146,8 @@ def test_selection_prefers_settings_within_the_accuracy_tolerance():
     assert C._choose(trials, [1, 2, 3], 3, "leave-one-out", 0.03)["folder"] == "good"
     assert C._choose(trials, [1, 2, 3], 3, "oracle-tuned", 0.03)["folder"] == "cheat"
     assert C._choose(trials, [1, 2, 3], 3, "oracle-tuned", 1.0)["folder"] == "wreck"
+    wreck.scores[1]["score"] = float("nan")  # diverged on a set: never chosen
+    assert C._choose(trials, [1, 2, 3], 3, "leave-one-out", 1.0)["folder"] == "good"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -174,3 +177,18 @@ def test_too_few_oracles_is_refused(data, tmp_path):
     with pytest.raises(ValueError, match="forget set 1 has 5 scoring oracles"):
         C.compare(data, root, [1, 2], ["do_nothing"], progress=False)
     shutil.rmtree(root)
+
+
+def test_trial_folders_carry_the_seed_and_prerequisites_are_checked_first(data, store_dir):
+    defaults = default_config("gradient_ascent", "digits")
+    other = {**defaults, "lr": 0.03}
+    names = {C._folder_name(C.Store(store_dir), "DIGITS", SETS, C.Trial("gradient_ascent", c, ""),
+                            seed) for c in (other,) for seed in (0, 1)}
+    assert len(names) == 2 and all(n.startswith("gradient_ascent.") for n in names)
+    before = sorted(str(p) for p in __import__("pathlib").Path(store_dir).rglob("*"))
+    with pytest.raises(FileNotFoundError, match="datamodel_matching needs a datamodel"):
+        C.compare(data, store_dir, SETS, ["do_nothing", "datamodel_matching"], progress=False)
+    with pytest.raises(ValueError, match="cf_k: k=3 is larger than the model's 2 blocks"):
+        C.compare(data, store_dir, SETS, ["cf_k"], search={"cf_k": {"k": [3]}}, budget=2,
+                  progress=False)
+    assert sorted(str(p) for p in __import__("pathlib").Path(store_dir).rglob("*")) == before

@@ -34,16 +34,20 @@ from .steps import (
 )
 
 
-def _n_classes(models, data) -> int:
+def _n_classes(student, data) -> int:
+    """The number of classes, from one forward of the (copied) student in eval mode."""
+    student.eval()
     with torch.no_grad():
-        return int(models.forward_shared(data.forget_x[:1], autocast=False).shape[-1])
+        n = int(student.forward_shared(data.forget_x[:1], autocast=False).shape[-1])
+    student.train()
+    return n
 
 
 def _relabel_finetune(models, data, config, generators, mask=None):
     """Random-label fine-tuning on forget plus retain; with ``mask`` (one 0/1 tensor per
     parameter) only the masked weights move (weight decay on them alone)."""
     student = for_training(models)
-    n_classes, m = _n_classes(models, data), student.m
+    n_classes, m = _n_classes(student, data), student.m
     decay = config["weight_decay"]
     opt = optimizer("sgd", student.parameters(), lr=config["lr"], momentum=config["momentum"],
                     weight_decay=0.0 if mask is not None else decay)

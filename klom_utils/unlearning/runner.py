@@ -259,7 +259,8 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                 bar.update(covered)
             bar.close()
     seconds = time.perf_counter() - start
-    if written:  # the measured cost, for comparisons (klom compare)
+    cost = store.path(f"{folder}/{COST_FILE}")
+    if written and (len(written) == len(ids) or not cost.is_file()):  # measured, for compare
         store.write_json(f"{folder}/{COST_FILE}", {
             "seconds_per_model": seconds / len(written), "n_models": len(written),
             "device": str(dev), "what": "wall time of the unlearn_store call that wrote "
