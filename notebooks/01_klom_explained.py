@@ -437,4 +437,4 @@ annotated_heatmap(grid, list(cases), list(variants), vmax=math.log(1e5),
 # The key numbers of this page, for the tests: <results_dir>/01_klom_explained.json
 out = Path(results_dir) / "01_klom_explained.json"
 out.parent.mkdir(parents=True, exist_ok=True)
-out.write_text(json.dumps(results, indent=2))
+_ = out.write_text(json.dumps(results, indent=2))

@@ -452,4 +452,4 @@ fig
 # The key numbers of this page, for the tests: <results_dir>/02_download.json
 out = Path(results_dir) / "02_download.json"
 out.parent.mkdir(parents=True, exist_ok=True)
-out.write_text(json.dumps(results, indent=2))
+_ = out.write_text(json.dumps(results, indent=2))

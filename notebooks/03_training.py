@@ -370,4 +370,4 @@ results["store_mib"] = size / 2**20
 # The key numbers of this page, for the tests: <results_dir>/03_training.json
 out = Path(results_dir) / "03_training.json"
 out.parent.mkdir(parents=True, exist_ok=True)
-out.write_text(json.dumps(results, indent=2))
+_ = out.write_text(json.dumps(results, indent=2))

@@ -360,4 +360,4 @@ results["records"] = [{key: r[key] for key in keep if key in r}
                       for r in records]
 out = Path(results_dir) / "05_computing_klom.json"
 out.parent.mkdir(parents=True, exist_ok=True)
-out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))
+_ = out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))

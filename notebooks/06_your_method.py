@@ -304,4 +304,4 @@ keep = ("method", "forget_set", "forget_size", "n_unlearned", "n_oracles",
 results["records"] = [{key: r[key] for key in keep if key in r} for r in records]
 out = Path(results_dir) / "06_your_method.json"
 out.parent.mkdir(parents=True, exist_ok=True)
-out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))
+_ = out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))
