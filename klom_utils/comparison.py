@@ -52,7 +52,7 @@ from .metric import klom, summarize
 from .oracles import held_out_oracle_ids, scoring_oracle_ids
 from .progress import progress_bar
 from .report import write_comparison
-from .store import Store, StoreLike, as_store, folder_margins
+from .store import RecordMismatchError, Store, StoreLike, as_store, folder_margins
 from .train import train_models
 from .uncertainty import MIN_MODELS, check_interval_settings
 from .unlearning import get_method, unlearn_store
@@ -276,8 +276,8 @@ def _run_trial(store: Store, data: Any, k: int, trial: Trial, ids: Sequence[int]
     try:
         run = unlearn_store(store, data, k, trial.method, ids, config=trial.config, name=name,
                             seed=seed, device=device, progress=False)
-    except ValueError as err:  # the method's own folder was made otherwise (other oracles...)
-        if name != trial.method or "unlearned differently" not in str(err):
+    except RecordMismatchError:  # the method's own folder was made otherwise (other oracles)
+        if name != trial.method:
             raise
         name = config_id(trial.method, {"config": trial.config, "seed": seed})
         run = unlearn_store(store, data, k, trial.method, ids, config=trial.config, name=name,

@@ -70,7 +70,7 @@ from .models import SAVE_PREFIX
 from .oracles import mean_logits, scoring_oracle_ids
 from .progress import progress_bar
 from .stack import init_state_dict
-from .store import Store, StoreLike, as_store, open_store
+from .store import RecordMismatchError, Store, StoreLike, as_store, open_store
 from .train import TrainConfig, choose_stack, default_config, fit
 
 __all__ = ["datamodel_folder", "subset_indices", "train_subset_models", "load_subset_runs",
@@ -126,7 +126,7 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
               "n_train_examples": int(len(next(iter(subsets.values())))), **config.recorded()}
     diff = store.record_or_compare(f"{folder}/{DATAMODELS_RECORD}", record)
     if diff:
-        raise ValueError(f"{folder} holds subset models trained differently ({', '.join(diff)});"
+        raise RecordMismatchError(f"{folder} holds subset models trained differently ({', '.join(diff)});"
                          " use another store or delete the folder")
     done = _complete_subset_ids(store, folder)
     todo = [i for i in ids if i not in done]

@@ -14,10 +14,10 @@ import numpy as np
 
 from ._typing import PathLike, Record
 from .files import atomic_write
+from .metric import GROUPS
 from .plots import klom_vs_cost, p95_bars, protocol_comparison
 from .tables import jsonable
 
-GROUPS = ("forget", "retain", "validation")
 #: Columns of the CSV table, in order (settings and the oracles that chose them as JSON).
 COLUMNS = ("dataset", "forget_set", "method", "group", "protocol", "label", "p95", "p95_low",
            "p95_high", "floor_p95", "floor_n_per_side", "n_per_side", "accuracy",

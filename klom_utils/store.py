@@ -75,6 +75,10 @@ def as_store(store: StoreLike) -> "Store":
     return store if isinstance(store, Store) else open_store(store)
 
 
+class RecordMismatchError(ValueError):
+    """A folder's record says its models were made with other settings than those asked."""
+
+
 class Store:
     """A model store rooted at ``root``; see the module docstring for the layout."""
 

@@ -38,7 +38,7 @@ from .layout import TRAIN_RECORD, full_models_folder, oracle_folder, recipe_name
 from .models import ARCHS, SAVE_PREFIX, load_model
 from .progress import progress_bar, tqdm_class
 from .stack import ModelStack, init_state_dict, optimizer, per_model_cross_entropy, predict, set_lr
-from .store import Store, open_store
+from .store import RecordMismatchError, Store, open_store
 
 #: Fields of a config that do not change the trained models (not compared on resumption).
 _RUNTIME_FIELDS = ("stack", "eval_batch_size", "threads")
@@ -325,7 +325,7 @@ def _record_config(store, folder: str, record: dict) -> None:
     """Write the folder's config file, or check that it matches the one already there."""
     diff = store.record_or_compare(f"{folder}/{TRAIN_RECORD}", record)
     if diff:
-        raise ValueError(f"{folder} was trained with another config ({', '.join(diff)}); "
+        raise RecordMismatchError(f"{folder} was trained with another config ({', '.join(diff)}); "
                          "use another store or the same config")
 
 

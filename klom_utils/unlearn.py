@@ -1,46 +1,19 @@
 """The former home of the unlearning methods, kept so that code written for it still runs
 (``from klom_utils.unlearn import register_method, unlearn_store``): everything lives in
-:mod:`klom_utils.unlearning` now; import from there."""
+:mod:`klom_utils.unlearning` now; import from there. Every name of that package is found
+here too, as are ``CONFIG_FILE`` (the record's name) and the function ``scrub``."""
 
 from __future__ import annotations
 
-from .layout import HELD_OUT_ORACLE_START
-from .layout import UNLEARN_RECORD as CONFIG_FILE
-from .unlearning import (
-                         ANY_DATASET,
-                         DEFAULTS_FROM,
-                         DIGITS_STACK,
-                         KEY_RANGES,
-                         METHOD_RANGES,
-                         METHODS,
-                         MethodSpec,
-                         Outputs,
-                         UnlearnData,
-                         check_config,
-                         datamodel_direct,
-                         datamodel_matching,
-                         default_config,
-                         do_nothing,
-                         get_method,
-                         gradient_ascent,
-                         gradient_descent,
-                         held_out_oracle_ids,
-                         model_generator,
-                         neggrad_plus,
-                         oracle_matching,
-                         parse_overrides,
-                         predict_logits,
-                         register_method,
-                         resolve_config,
-                         unlearn_models,
-                         unlearn_store,
-)
-from .unlearning.scrub import scrub
+from typing import Any
 
-__all__ = ["ANY_DATASET", "CONFIG_FILE", "DEFAULTS_FROM", "DIGITS_STACK", "HELD_OUT_ORACLE_START",
-           "KEY_RANGES", "METHODS", "METHOD_RANGES", "MethodSpec", "Outputs", "UnlearnData",
-           "check_config", "datamodel_direct", "datamodel_matching", "default_config",
-           "do_nothing", "get_method", "gradient_ascent", "gradient_descent",
-           "held_out_oracle_ids", "model_generator", "neggrad_plus", "oracle_matching",
-           "parse_overrides", "predict_logits", "register_method", "resolve_config", "scrub",
-           "unlearn_models", "unlearn_store"]
+from . import unlearning
+from .layout import UNLEARN_RECORD as CONFIG_FILE  # noqa: F401
+from .unlearning.scrub import scrub  # noqa: F401  (here the function, not the module)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        return getattr(unlearning, name)
+    except AttributeError:
+        raise AttributeError(f"module 'klom_utils.unlearn' has no attribute {name!r}") from None

@@ -8,6 +8,7 @@ from .steps import (
     Cycle,
     batch_orders,
     cross_entropy,
+    descend_on_retain,
     for_training,
     per_model_draws,
     sgd,
@@ -59,12 +60,7 @@ def gradient_ascent(models, data, config, *, generators):
 def gradient_descent(models, data, config, *, generators):
     """Fine-tune on the retain set only (minimise cross-entropy on R; SGD)."""
     student = for_training(models)
-    opt = sgd(student, config)
-    n = data.retain_y.shape[0]
-    for _ in range(config["epochs"]):
-        for idx in batch_orders(n, config["batch_size"], generators, data.device):
-            step(opt, cross_entropy(student(data.retain_x[idx]), data.retain_y[idx]))
-    return student.eval()
+    return descend_on_retain(student, sgd(student, config), data, config, generators)
 
 
 @register_method("neggrad_plus", {
@@ -123,9 +119,5 @@ def noisy_descent(models, data, config, *, generators):
         for p, noise in zip(params, per_model_draws(params, generators, config["noise_std"])):
             p.grad.add_(noise)
 
-    n = data.retain_y.shape[0]
-    for _ in range(config["epochs"]):
-        for idx in batch_orders(n, config["batch_size"], generators, data.device):
-            step(opt, cross_entropy(student(data.retain_x[idx]), data.retain_y[idx]),
-                 config["max_grad_norm"], before_step=add_noise)
-    return student.eval()
+    return descend_on_retain(student, opt, data, config, generators, config["max_grad_norm"],
+                             add_noise)

@@ -19,7 +19,7 @@ import torch
 from ..models import load_model
 from ..stack import ModelStack, blocks_of
 from .registry import register_method
-from .steps import batch_orders, cross_entropy, for_training, sgd, sgd_defaults, step
+from .steps import descend_on_retain, for_training, sgd, sgd_defaults
 
 
 def _k_fits(method: str, k: int, blocks: list) -> None:
@@ -43,12 +43,7 @@ def stack_blocks(models) -> list:
 
 def _retrain_last(student, data, config, generators, last):
     student.train_only(last)
-    opt = sgd(student, config)
-    n = data.retain_y.shape[0]
-    for _ in range(config["epochs"]):
-        for idx in batch_orders(n, config["batch_size"], generators, data.device):
-            step(opt, cross_entropy(student(data.retain_x[idx]), data.retain_y[idx]))
-    return student.eval()
+    return descend_on_retain(student, sgd(student, config), data, config, generators)
 
 
 def _last(models, config, method):

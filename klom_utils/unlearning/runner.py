@@ -29,7 +29,7 @@ from ..models import SAVE_PREFIX, infer_arch, load_model
 from ..oracles import held_out_oracle_ids, mean_oracle_logits
 from ..progress import progress_bar
 from ..stack import ModelStack, predict, predict_logits
-from ..store import as_store
+from ..store import RecordMismatchError, as_store
 from ..train import TrainConfig, choose_stack
 from .configs import dataset_key, resolve_config
 from .inputs import Outputs, UnlearnData
@@ -132,7 +132,7 @@ def _check_record(store, folder: str, record: dict) -> None:
     """Write the folder's record, or check that the one already there matches."""
     diff = store.record_or_compare(f"{folder}/{UNLEARN_RECORD}", record)
     if diff:
-        raise ValueError(f"{folder} holds models unlearned differently ({', '.join(diff)}); "
+        raise RecordMismatchError(f"{folder} holds models unlearned differently ({', '.join(diff)}); "
                          "choose another name (name=, --name) or delete the folder")
 
 

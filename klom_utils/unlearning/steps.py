@@ -76,6 +76,18 @@ def step(optimizer, losses, max_grad_norm: float = 0.0, before_step=None):
     optimizer.step()
 
 
+def descend_on_retain(student, optimizer, data, config, generators, max_grad_norm: float = 0.0,
+                      before_step=None):
+    """``config["epochs"]`` passes of cross-entropy descent on the retain set (batches of
+    ``config["batch_size"]``, each model its own order); returns the student in eval mode."""
+    n = data.retain_y.shape[0]
+    for _ in range(config["epochs"]):
+        for idx in batch_orders(n, config["batch_size"], generators, data.device):
+            step(optimizer, cross_entropy(student(data.retain_x[idx]), data.retain_y[idx]),
+                 max_grad_norm, before_step)
+    return student.eval()
+
+
 def trainable(optimizer) -> list:
     """The parameters an optimiser updates."""
     return [p for g in optimizer.param_groups for p in g["params"]]
