@@ -27,6 +27,8 @@ from .files import load_npy
 from .hub import CARD_FOLDERS, DEFAULT_KINDS, download
 from .ids import id_ranges, parse_ids, parse_model_range
 from .launch import ArrayOptions, import_plugins, parse_slurm_options, run_models
+from .lens_tables import lens_table
+from .lenses import parse_metrics
 from .store import open_store, store_status
 from .train import default_config
 from .unlearning import METHODS
@@ -265,6 +267,10 @@ def add_score_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--allow-mixed-recipes", action="store_true",
                    help="score full models and oracles trained with different recipes (a "
                         "warning names the differences; refused by default)")
+    p.add_argument("--metrics", default="klom", metavar="LIST",
+                   help="lenses to compute: klom (default), or 'all', or a comma list among "
+                        "klom, ulira, accuracy, ks (each with its interval and its null at "
+                        "the same N; a second table shows them)")
     p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
     p.set_defaults(func=cmd_score)
     return p
@@ -272,7 +278,8 @@ def add_score_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_score(args) -> int:
     settings = dict(level=args.level, n_splits=args.n_splits, seed=args.seed, bins=args.bins,
-                    direction=args.direction, variant=args.variant)
+                    direction=args.direction, variant=args.variant,
+                    metrics=parse_metrics(args.metrics))
     arrays = [args.unlearned, args.oracle, args.forget, args.n_train]
     store_form = [args.dataset, args.store, args.forget_set, args.method]
     if any(x is not None for x in arrays):
@@ -297,6 +304,8 @@ def cmd_score(args) -> int:
                        **settings)
     table_to = sys.stderr if args.json == "-" else sys.stdout
     print(results_table([record]), file=table_to)
+    if record.get("metrics"):
+        print("\n" + lens_table([record]), file=table_to)
     for warning in record["diagnostics"]["warnings"]:
         print(f"klom score: warning: {warning['message']}", file=sys.stderr)
     text = json.dumps(jsonable(record), indent=2, allow_nan=False) + "\n"

@@ -69,6 +69,10 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cost-models", type=int, default=None, metavar="N",
                    help="models trained once to measure the cost of training (default: 100 "
                         "for digits, else 1; 0: no relative cost)")
+    p.add_argument("--metrics", default="klom", metavar="LIST",
+                   help="lenses in the table besides KLOM: 'all' or a comma list among ulira, "
+                        "accuracy, ks (each with interval and null; settings are still chosen "
+                        "by KLOM; default: klom alone)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="folder of the table, summary and figures (default: "
                         "<store>/comparisons/<D>-<protocol>)")
@@ -99,7 +103,8 @@ def cmd_compare(args) -> int:
                      search=_search_items(args.search),
                      model_ids=None if args.models is None else parse_ids(args.models),
                      accuracy_tolerance=args.accuracy_tolerance, seed=args.seed,
-                     device=args.device, cost_models=args.cost_models, out=out,
+                     device=args.device, cost_models=args.cost_models, metrics=args.metrics,
+                     out=out,
                      progress=args.progress, root=args.data_root)
     text = json.dumps(jsonable(result), indent=2, allow_nan=False) + "\n"
     if args.json == "-":

@@ -48,6 +48,7 @@ from .layout import (
     oracle_folder,
     unlearned_folder,
 )
+from .lenses import parse_metrics
 from .metric import klom, summarize
 from .oracles import held_out_oracle_ids, scoring_oracle_ids
 from .progress import progress_bar
@@ -92,8 +93,8 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
             model_ids: Iterable[int] | None = None,
             accuracy_tolerance: float = ACCURACY_TOLERANCE, seed: int = 0, device: str = "auto",
             level: float = 0.95, n_splits: int = 25, cost_models: int | None = None,
-            out: PathLike | None = None, progress: bool | None = True,
-            root: PathLike | None = None) -> Record:
+            metrics: str | Sequence[str] | None = None, out: PathLike | None = None,
+            progress: bool | None = True, root: PathLike | None = None) -> Record:
     """Compare ``methods`` on ``forget_sets`` of ``store`` under ``protocol`` (see the module
     docstring); returns ``{"rows", "summary", "choices", "settings"}`` and, with ``out``,
     writes the table, the summary and the figures there
@@ -103,7 +104,10 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
     ``{key: [values]}`` replacing keys of its declared space; ``model_ids``: the full models
     to unlearn (default every complete one below 1000); ``cost_models``: models trained once,
     in a temporary store, to measure the training cost that relative costs divide by (default:
-    a DIGITS stack of 100, else 1; 0: no relative cost).
+    a DIGITS stack of 100, else 1; 0: no relative cost); ``metrics``: lenses besides KLOM
+    for the reported rows (``"all"`` or among ``ulira``, ``accuracy``, ``ks``; see
+    :func:`klom_utils.lenses.lenses`): columns ``ulira``, ``ks_p95``, ``tow`` and others,
+    each with interval and null. Settings are chosen by KLOM alone.
     """
     start = time.perf_counter()
     store, data = as_store(store), as_dataset(dataset, root)
@@ -115,6 +119,7 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
         raise ValueError(f"search given for {unknown[0]!r}, which is not among the methods "
                          f"compared ({', '.join(methods)})")
     check_interval_settings(level, n_splits)
+    metrics = parse_metrics(metrics)
     if cost_models is not None and (isinstance(cost_models, bool)
                                     or not isinstance(cost_models, int) or cost_models < 0):
         raise ValueError(f"cost_models must be a non-negative integer or None, got "
@@ -146,7 +151,7 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
         for k in sets:
             choice = choices[m][k]
             record = score(store, data, k, choice["folder"], model_ids=ids, level=level,
-                           n_splits=n_splits, seed=seed)
+                           n_splits=n_splits, seed=seed, metrics=metrics)
             records.append({**record, "method": m, "folder": choice["folder"]})
             rows += _rows(record, m, k, protocol, choice, oracles[k], reference)
     alternatives = {p: {m: {k: _choose(trials[m], sets, k, p, accuracy_tolerance)["reported"]
@@ -356,7 +361,35 @@ def _rows(record: Record, method: str, k: int, protocol: str, choice: dict,
         "relative_cost": relative, "settings": choice["config"], "folder": choice["folder"],
         "chosen_on": choice["chosen_on"], "warnings": [w["kind"] for w in
                                                        record["diagnostics"]["warnings"]],
+        **lens_columns(record.get("metrics"), g),
     } for g in GROUPS]
+
+
+def lens_columns(lens: Record | None, group: str) -> Record:
+    """The table's columns of the other lenses for one group (``None`` where not computed):
+    U-LiRA and the KS p95 of the group, each with interval and null; ToW and the average gap
+    of the whole record."""
+    out: Record = dict.fromkeys(LENS_COLUMNS)
+    ulira = ((lens or {}).get("ulira") or {}).get("groups")
+    if ulira:
+        e = ulira[group]
+        out.update(ulira=e["value"], ulira_low=e["low"], ulira_high=e["high"],
+                   ulira_null=e["null"])
+    ks = (lens or {}).get("ks")
+    if ks:
+        e = ks["groups"][group]
+        out.update(ks_p95=e["p95"], ks_p95_low=e["low"], ks_p95_high=e["high"],
+                   ks_null=e["null"])
+    acc = (lens or {}).get("accuracy")
+    if acc:
+        out.update(tow=acc["tow"]["value"], tow_null=acc["tow"]["null"],
+                   average_gap=acc["average_gap"]["value"])
+    return out
+
+
+#: The columns :func:`lens_columns` fills.
+LENS_COLUMNS = ("ulira", "ulira_low", "ulira_high", "ulira_null", "ks_p95", "ks_p95_low",
+                "ks_p95_high", "ks_null", "tow", "tow_null", "average_gap")
 
 
 def _trial_record(trial: Trial) -> Record:

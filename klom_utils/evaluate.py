@@ -28,13 +28,21 @@ from .data import DatasetLike, TensorDataset, as_dataset, dataset_name
 from .diagnostics import diagnose, outlier_models, outlier_warnings
 from .forget_sets import check_forget_indices, forget_indices, retain_mask
 from .layout import HELD_OUT_ORACLE_START, TRAIN_RECORD, full_models_folder, oracle_folder, unlearned_folder
+from .lenses import klom_cap, lenses, parse_metrics, saturation_warnings
 from .metric import klom, summarize
 from .oracles import scoring_oracle_ids, used_oracle_ids
 from .precomputed import oracle_margins_folder, precomputed_margins, train_width
 from .progress import tqdm_class
 from .store import Store, StoreLike, as_store, folder_margins
 from .tables import jsonable, results_table
-from .uncertainty import INTERVAL_COVERS, MIN_MODELS, check_interval_settings, noise_floor, p95_interval
+from .uncertainty import (
+    INTERVAL_COVERS,
+    MIN_MODELS,
+    check_interval_settings,
+    floor_split,
+    noise_floor,
+    p95_interval,
+)
 
 __all__ = ["GROUPS", "Margins", "accuracies", "do_nothing_klom", "jsonable", "klom_scores",
            "klom_settings", "load_margins", "recipe_differences", "results_table", "score",
@@ -135,7 +143,8 @@ def klom_settings(**klom_kwargs: Any) -> Record:
 def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, *,
           model_ids: Iterable[int] | None = None, oracle_ids: Iterable[int] | None = None,
           level: float = 0.95, n_splits: int = 25, seed: int = 0, root: PathLike | None = None,
-          allow_mixed_recipes: bool = False, **klom_kwargs: Any) -> Record:
+          allow_mixed_recipes: bool = False, metrics: str | Sequence[str] | None = None,
+          **klom_kwargs: Any) -> Record:
     """Score ``method`` on forget set ``k`` of ``store``: a JSON-ready record.
 
     The method's ``N`` unlearned models are scored against ``N`` oracles (see
@@ -155,7 +164,11 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     (``forget``, ``retain``, ``test``: mean over the unlearned
     models); ``klom`` (the estimator's settings); ``interval`` (what the interval covers);
     ``method``, ``dataset``, ``forget_set``, ``forget_size``, ``model_ids``, ``oracle_ids``,
-    ``seed``, ``seconds``. ``klom_kwargs`` go to :func:`klom_utils.metric.klom` (``bins``,
+    ``seed``, ``seconds``; ``klom_cap`` (the largest score of this estimator at this ``N``: a
+    group's p95 within 5% of it gets a ``saturated`` warning). ``metrics``: the lenses besides
+    KLOM (``"all"``, or among ``"ulira"``, ``"accuracy"``, ``"ks"``; see
+    :func:`klom_utils.lenses.lenses`), under ``record["metrics"]``, each with interval and
+    null at the floor's ``N``. ``klom_kwargs`` go to :func:`klom_utils.metric.klom` (``bins``,
     ``eps``, ``clip``, ``direction``, ``variant``). Full models and oracles trained with
     different recorded recipes are refused (:func:`recipe_differences`), or with
     ``allow_mixed_recipes`` scored with a ``mixed_recipes`` warning.
@@ -163,6 +176,7 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     start = time.perf_counter()
     klom_settings(**klom_kwargs)  # bad settings fail before anything is read
     check_interval_settings(level, n_splits)
+    metrics = parse_metrics(metrics)
     store, data = as_store(store), as_dataset(dataset, root)
     m = load_margins(store, data, forget_set, method, model_ids=model_ids, oracle_ids=oracle_ids)
     have = {i: row for row, i in enumerate(m.oracle_ids)}
@@ -180,7 +194,7 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
                          "--allow-mixed-recipes, scores them anyway, with a warning)")
     record: Record = {"method": method, "dataset": data.name, "forget_set": int(forget_set)}
     record.update(_score(m, oracle_margins, level=level, n_splits=n_splits, seed=seed,
-                         **klom_kwargs))
+                         metrics=metrics, **klom_kwargs))
     if mixed:
         record["diagnostics"]["warnings"].append({"kind": "mixed_recipes", "message": (
             "full models and oracles were trained with different recipes: "
@@ -218,18 +232,20 @@ def recipe_differences(store: Store, dataset: str, forget_set: int) -> list[str]
 
 def score_arrays(unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, n_train: int, *,
                  level: float = 0.95, n_splits: int = 25, seed: int = 0,
-                 **klom_kwargs: Any) -> Record:
+                 metrics: str | Sequence[str] | None = None, **klom_kwargs: Any) -> Record:
     """:func:`score` for margins given as arrays, without a store.
 
     ``unlearned`` ``(N, n_examples)`` and ``oracle`` ``(M, n_examples)`` hold margins on the
     train examples then the validation ones; ``forget`` indexes the train examples, the first
     ``n_train`` columns. The unlearned models are scored against the first ``min(N, M)``
     oracle rows; every oracle row is in the pool of the noise floor (at ``N`` when ``M >= 2N``,
-    else at ``M // 2`` with the method rescored there, labelled). No accuracies (no logits).
+    else at ``M // 2`` with the method rescored there, labelled). No ``accuracy`` entry (no
+    logits; ``metrics="accuracy"`` gives accuracies from the margins' signs).
     """
     start = time.perf_counter()
     klom_settings(**klom_kwargs)
     check_interval_settings(level, n_splits)
+    metrics = parse_metrics(metrics)
     u, o = _margin_rows("unlearned", unlearned), _margin_rows("oracle", oracle)
     if u.shape[1] != o.shape[1]:
         raise ValueError(f"unlearned margins cover {u.shape[1]} examples, oracle margins "
@@ -248,7 +264,7 @@ def score_arrays(unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, n_t
                 model_ids=list(range(len(u))), oracle_ids=list(range(n)), folder="",
                 oracle_pool=list(range(len(o))))
     record = _score(m, lambda ids: o[ids], level=level, n_splits=n_splits, seed=seed,
-                    **klom_kwargs)
+                    metrics=metrics, **klom_kwargs)
     record["seconds"] = time.perf_counter() - start
     return record
 
@@ -262,8 +278,10 @@ def _margin_rows(name: str, array: ArrayLike) -> np.ndarray:
 
 
 def _score(m: Margins, oracle_margins: Callable[[list], np.ndarray], *, level: float,
-           n_splits: int, seed: int, **klom_kwargs: Any) -> Record:
-    """The part of a record that needs only margins: scores, intervals, floor, diagnostics."""
+           n_splits: int, seed: int, metrics: Sequence[str] = ("klom",),
+           **klom_kwargs: Any) -> Record:
+    """The part of a record that needs only margins: scores, intervals, floor, diagnostics,
+    the other lenses."""
     settings = klom_settings(**klom_kwargs)
     n_u, n_o = len(m.model_ids), len(m.oracle_ids)
     groups: dict[str, Any] = dict(forget=m.forget, n_train=m.n_train)
@@ -285,6 +303,7 @@ def _score(m: Margins, oracle_margins: Callable[[list], np.ndarray], *, level: f
     # the method rescored at that size (also when the sides differ)
     pool = m.oracle_pool
     n_floor = min(n_u, n_o, len(pool) // 2)
+    null = None
     if n_floor < 1:
         diagnostics["warnings"].append({"kind": "no_floor", "message": (
             f"no noise floor: it needs at least 2 oracles to score against, {len(pool)} "
@@ -294,6 +313,8 @@ def _score(m: Margins, oracle_margins: Callable[[list], np.ndarray], *, level: f
         floor_m = oracle_margins(floor_ids)
         floor = summarize(noise_floor(floor_m, n_per_side=n_floor, seed=seed, **klom_kwargs),
                           **groups)
+        halves = floor_split(len(floor_m), n_floor, seed)
+        null = floor_m[halves[0]], floor_m[halves[1]]
         record["noise_floor"] = {"n_per_side": n_floor, "oracle_ids": floor_ids,
                                  **{g: {"p95": floor[g]["p95"], "mean": floor[g]["mean"]}
                                     for g in GROUPS}}
@@ -309,6 +330,13 @@ def _score(m: Margins, oracle_margins: Callable[[list], np.ndarray], *, level: f
                 "oracle_ids": m.oracle_ids[:n_floor],
                 **{g: {"p95": at[g]["p95"], "p95_low": at_ci[g]["low"],
                        "p95_high": at_ci[g]["high"]} for g in GROUPS}}
+    record["klom_cap"] = klom_cap(n_u, n_o, **klom_kwargs)
+    diagnostics["warnings"] += saturation_warnings(
+        "KLOM p95", {g: record[g]["p95"] for g in GROUPS}, record["klom_cap"])
+    if len(metrics) > 1:
+        record["metrics"] = lenses(m.unlearned, m.oracle, **groups, null=null, metrics=metrics,
+                                   level=level, n_splits=n_splits, seed=seed)
+        diagnostics["warnings"] += record["metrics"]["warnings"]
     record["diagnostics"] = diagnostics
     record["klom"] = settings
     record["interval"] = {"level": float(level), "n_splits": int(n_splits), "seed": int(seed),

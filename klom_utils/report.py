@@ -22,7 +22,8 @@ from .tables import jsonable
 COLUMNS = ("dataset", "forget_set", "method", "group", "protocol", "label", "p95", "p95_low",
            "p95_high", "floor_p95", "floor_n_per_side", "n_per_side", "accuracy",
            "oracle_accuracy", "accuracy_gap", "seconds_per_model", "relative_cost", "settings",
-           "folder", "chosen_on", "warnings")
+           "folder", "chosen_on", "warnings", "ulira", "ulira_low", "ulira_high", "ulira_null",
+           "ks_p95", "ks_p95_low", "ks_p95_high", "ks_null", "tow", "tow_null", "average_gap")
 AGGREGATE = ("aggregate: the mean over forget sets of the mean of the forget, retain and "
              "validation 95th percentiles of KLOM (lower is better)")
 
@@ -46,7 +47,9 @@ def summarize_comparison(result: Record) -> list:
                     "seconds_per_model": _mean([r["seconds_per_model"] for r in val]),
                     "relative_cost": _mean([r["relative_cost"] for r in val]),
                     "n_per_side": sorted({r["n_per_side"] for r in rows
-                                          if r["n_per_side"] is not None})})
+                                          if r["n_per_side"] is not None}),
+                    "forget_ulira": _mean([r.get("ulira") for r in rows if r["group"] == "forget"]),
+                    "tow": _mean([r.get("tow") for r in val])})
     out.sort(key=lambda e: np.inf if e["aggregate"] is None else e["aggregate"])
     for rank, entry in enumerate(out, 1):
         entry["rank"] = rank
@@ -89,7 +92,10 @@ def summary_markdown(result: Record) -> str:
             "device (for datamodel methods without estimating the datamodel). Accuracy gap: "
             "unlearned minus oracles' test accuracy.", ""]
     cols = ["rank", "method", "aggregate", "forget_p95", "retain_p95", "validation_p95",
-            "validation_accuracy_gap", "seconds_per_model", "relative_cost"]
+            "validation_accuracy_gap", "seconds_per_model", "relative_cost"] + _lens_cols(summary)
+    if len(cols) > 9:
+        head[-1:] = ["forget U-LiRA: chance 0.5, cap 1 (mean over forget sets); ToW: 1 = as "
+                     "retrained. Both at the same N as KLOM; their nulls are in results.csv.", ""]
     lines = ["| " + " | ".join(c.replace("_", " ") for c in cols) + " |",
              "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_cell(e[c], c) for c in cols) + " |" for e in summary]
@@ -100,7 +106,7 @@ def summary_html(result: Record) -> str:
     """The ranked summary as an HTML fragment (for notebooks and pages)."""
     summary = summarize_comparison(result)
     cols = ["rank", "method", "aggregate", "forget_p95", "retain_p95", "validation_p95",
-            "validation_accuracy_gap", "relative_cost"]
+            "validation_accuracy_gap", "relative_cost"] + _lens_cols(summary)
     head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{escape(_cell(e[c], c))}</td>" for c in cols)
                    + "</tr>" for e in summary)
@@ -111,14 +117,19 @@ def summary_html(result: Record) -> str:
             f"<tbody>{body}</tbody></table></div>")
 
 
+def _lens_cols(summary: list) -> list:
+    """The summary's columns of the other lenses, where they were computed."""
+    return [c for c in ("forget_ulira", "tow") if any(e[c] is not None for e in summary)]
+
+
 def table_csv(rows: Sequence[Record]) -> str:
     """The tidy table as CSV: one row per method x forget set x group."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({c: json.dumps(jsonable(r[c])) if isinstance(r[c], (dict, list))
-                         else ("" if r[c] is None else r[c]) for c in COLUMNS})
+        writer.writerow({c: json.dumps(jsonable(r.get(c))) if isinstance(r.get(c), (dict, list))
+                         else ("" if r.get(c) is None else r[c]) for c in COLUMNS})
     return buffer.getvalue()
 
 

@@ -47,7 +47,7 @@ import numpy as np
 from ._typing import ArrayLike
 from .metric import as_real, group_index, klom, model_arrays
 
-__all__ = ["p95_interval", "noise_floor", "check_interval_settings"]
+__all__ = ["p95_interval", "noise_floor", "floor_split", "check_interval_settings", "t_quantile"]
 
 #: Quantile the interval is about (the headline statistic of KLOM).
 QUANTILE = 95
@@ -95,7 +95,7 @@ def p95_interval(*, unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, 
     v_split = v_half - np.mean(half_noise, axis=0) + [
         _resampled_p95_var(scores[i], rng) for i in index.values()]
     sd = np.sqrt((v_half + np.maximum(v_split, 0)) / 2)
-    z = _t_quantile((1 + level) / 2, df=n_splits - 1)
+    z = t_quantile((1 + level) / 2, df=n_splits - 1)
     out = {}
     for g, i, s in zip(index, index.values(), sd):
         p95 = _p95(scores[i])
@@ -113,7 +113,7 @@ def check_interval_settings(level: float, n_splits: int) -> None:
         raise ValueError(f"n_splits must be an integer >= {MIN_SPLITS}, got {n_splits!r}")
 
 
-def _t_quantile(p: float, df: int) -> float:
+def t_quantile(p: float, df: int) -> float:
     """Student's t quantile (Cornish-Fisher expansion; within 0.2% for df >= 9)."""
     z = NormalDist().inv_cdf(p)
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
@@ -167,9 +167,15 @@ def noise_floor(oracle: ArrayLike, *, n_per_side: int | None = None, seed: int =
             or not 1 <= n_per_side <= most:
         raise ValueError(f"n_per_side must be an integer in [1, {most}] for {o.shape[0]} "
                          f"oracles (two disjoint groups), got {n_per_side!r}")
-    perm = np.random.default_rng(seed).permutation(o.shape[0])
-    return klom(unlearned=o[np.sort(perm[:n_per_side])],
-                oracle=o[np.sort(perm[n_per_side:2 * n_per_side])], **klom_kwargs)
+    a, b = floor_split(o.shape[0], n_per_side, seed)
+    return klom(unlearned=o[a], oracle=o[b], **klom_kwargs)
+
+
+def floor_split(n_oracles: int, n_per_side: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The two disjoint groups of oracle rows that :func:`noise_floor` scores against each
+    other (``n_per_side`` each, drawn with ``seed``); other metrics' nulls use the same."""
+    perm = np.random.default_rng(seed).permutation(n_oracles)
+    return np.sort(perm[:n_per_side]), np.sort(perm[n_per_side:2 * n_per_side])
 
 
 #: What the intervals of :func:`p95_interval` cover, in words (also in records and tables).

@@ -97,11 +97,11 @@ def test_odd_numbers_of_models_get_the_half_sampling_factor():
         assert odd[g]["sd"] == pytest.approx(even[g]["sd"], rel=0.35)
 
 
-def test_t_quantile():
-    from klom_utils.uncertainty import _t_quantile
+def testt_quantile():
+    from klom_utils.uncertainty import t_quantile
 
     for df, exact in ((9, 2.262157), (24, 2.063899), (99, 1.984217)):  # t tables, 0.975
-        assert _t_quantile(0.975, df) == pytest.approx(exact, rel=2e-3)
+        assert t_quantile(0.975, df) == pytest.approx(exact, rel=2e-3)
 
 
 def test_resampled_p95_variance_is_exact_in_law():

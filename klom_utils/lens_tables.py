@@ -1,0 +1,89 @@
+"""The table of the other lenses (U-LiRA, KS, accuracy gaps and ToW) of scored records: one row
+per method and lens, the three groups in columns, each value with its interval and its null."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from ._typing import Record
+from .tables import ResultsTable
+
+__all__ = ["lens_table"]
+
+_GROUPS = ("forget", "retain", "validation")
+
+
+def _cell(entry: dict[str, Any] | None, key: str = "value", signed: bool = False) -> str:
+    """``value [low, high] · null x`` (parts left out where missing)."""
+    if not entry:
+        return "-"
+    value = entry.get(key)
+    if value is None or not np.isfinite(value):
+        return "nan"
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    text = fmt.format(value)
+    low, high = entry.get("low"), entry.get("high")
+    if low is not None and high is not None and np.isfinite(low) and np.isfinite(high):
+        text += f" [{fmt.format(low)}, {fmt.format(high)}]"
+    if entry.get("null") is not None:
+        text += f" · null {fmt.format(entry['null'])}"
+    return text
+
+
+def _rows(r: Record) -> list[list[str]]:
+    lens = r["metrics"]
+    name = f"{r['forget_set']} (n={r['forget_size']})"
+    n = str(r["n_unlearned"]) if r["n_unlearned"] == r["n_oracles"] else \
+        f"{r['n_unlearned']}/{r['n_oracles']} (!)"
+    rows = []
+
+    def row(label, cells):
+        rows.append([name, r["method"], n, label, *cells])
+
+    ulira = lens.get("ulira")
+    if ulira and ulira.get("groups"):
+        row("U-LiRA (chance 0.5, cap 1)", [_cell(ulira["groups"][g]) for g in _GROUPS])
+    elif ulira:
+        row("U-LiRA", [ulira["why"], "", ""])
+    ks = lens.get("ks")
+    if ks:
+        row("KS p95 (cap 1)", [_cell(ks["groups"][g], "p95") for g in _GROUPS])
+        q = ks["forget_quality"]
+        null = q.get("null_p_value")
+        row("KS forget quality p", [f"{q['p_value']:.3g}"
+                                    + ("" if null is None else f" · null {null:.3g}"), "", ""])
+    acc = lens.get("accuracy")
+    if acc:
+        row("accuracy, unlearned", [_cell(acc["unlearned"][g]) for g in _GROUPS])
+        row("accuracy, oracles", [_cell(acc["oracle"][g]) for g in _GROUPS])
+        row("accuracy gap (unl. - orc.)", [_cell(acc["gap"][g], signed=True) for g in _GROUPS])
+        row("average gap; ToW", [_cell(acc["average_gap"]), _cell(acc["tow"]), ""])
+    return rows
+
+
+def lens_table(records: Iterable[Record]) -> ResultsTable:
+    """The lenses of records scored with ``metrics`` (see :func:`klom_utils.evaluate.score`)
+    as a table (plain text; HTML in a notebook). Records without lenses are skipped."""
+    records = [r for r in records if r.get("metrics")]
+    if not records:
+        raise ValueError("lens_table needs records scored with metrics (metrics='all', or "
+                         "--metrics all)")
+    header = ["forget set", "method", "N/side", "lens", *_GROUPS]
+    rows = [row for r in records for row in _rows(r)]
+    nulls = sorted({str(r["metrics"]["null_n_per_side"]) for r in records})
+    first = records[0]["metrics"]["interval"]
+    notes = [
+        f"[CI]: {100 * first['level']:g}% interval for the expected value at this N per side, "
+        f"over the randomness of training the models ({first['method']}).",
+        f"null: the same lens for two disjoint groups of oracles, N per side {', '.join(nulls)} "
+        "(compare a value with its null at the same N only).",
+        "U-LiRA retain and validation: random samples of the forget set's size (controls); "
+        "accuracy: share of examples with a positive margin; validation = the held-out split.",
+        "KS forget quality: exact KS p-value of the models' mean forget margins, unlearned vs "
+        "oracles (TOFU-style; small p: the unlearned models are told apart)."]
+    warnings = {w["message"] for r in records for w in r["metrics"].get("warnings", [])}
+    notes += [f"(!) {w}" for w in sorted(warnings)]
+    return ResultsTable.build("Other lenses on the same models (U-LiRA, KS, accuracies)",
+                              header, rows, notes)

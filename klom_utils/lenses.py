@@ -1,0 +1,253 @@
+"""Four lenses on the same margins: KLOM, U-LiRA, accuracy gaps with ToW, and KS, each with
+its interval, its null value at the same ``N`` and the value where it saturates.
+
+Everything comes from the margins a KLOM run already has (``N`` unlearned models and ``N``
+oracles on every example); no extra training.
+
+* **U-LiRA** (:mod:`klom_utils.membership`): mean per-example balanced accuracy of a
+  likelihood-ratio test telling unlearned from retrained models, on the forget set and, as
+  controls, on random samples of retain and validation examples of the forget set's size.
+  Chance 0.5, cap 1.0.
+* **Accuracies** (:mod:`klom_utils.accuracy_gaps`): per group the mean accuracy of each side,
+  the gap, the average gap and ToW.
+* **KS** (:mod:`klom_utils.ks_test`): per example the two-sample KS statistic, summarised by
+  its 95th percentile per group (cap 1.0), and the model-level "forget quality" p-value.
+
+**Intervals** (``level``, over the randomness of training the models, the examples fixed)
+are half-sampling intervals, the ``v_half`` part of :func:`klom_utils.uncertainty.
+p95_interval`: the variance of the statistic over ``n_splits`` random splits of each side's
+models into halves (both halves of a split scored), scaled to ``N``, times Student's t with
+``n_splits - 1`` degrees of freedom. They cover the expected value at this ``N`` per side;
+their coverage is measured by ``scripts/bench_metrics.py`` (numbers in the README). For the KS
+95th percentile the spread is estimated on a random sample of at most
+:data:`SPREAD_EXAMPLES` examples per group (the point estimate uses them all), and U-LiRA's
+halves use one random cross-fit split each: both make the interval wider, never narrower.
+
+**Nulls** are the same metrics for two disjoint groups of oracles, ``N`` each: the oracles of
+:func:`klom_utils.uncertainty.noise_floor` (:func:`klom_utils.uncertainty.floor_split`).
+Read a result against its null at the same ``N`` only.
+
+**Saturation**: a value within 5% of its cap (KLOM's largest score for the binning used, 1.0
+for U-LiRA and KS) is flagged: the metric cannot rank methods there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ._typing import ArrayLike
+from .accuracy_gaps import GAP_GROUPS, accuracy_gaps, model_accuracies
+from .ks_test import ks_statistics, model_level_ks
+from .membership import MIN_ULIRA_MODELS, ulira_accuracy
+from .metric import group_index, klom, model_arrays
+from .uncertainty import check_interval_settings, t_quantile
+
+__all__ = ["METRICS", "parse_metrics", "lenses", "klom_cap", "saturation_warnings",
+           "SATURATION_SHARE", "INTERVAL_METHOD"]
+
+#: The lenses, in the order tables show them (KLOM is always computed).
+METRICS = ("klom", "ulira", "accuracy", "ks")
+#: A value at or above this share of its cap is flagged as saturated.
+SATURATION_SHARE = 0.95
+#: Most examples per group on which the spread of the KS 95th percentile is estimated.
+SPREAD_EXAMPLES = 1000
+INTERVAL_METHOD = ("half-sampling over models (the v_half of p95_interval): variance over "
+                   "random half-splits of each side's models, Student t")
+_SATURATED = "saturated: the metric cannot rank methods here"
+
+
+def parse_metrics(metrics: str | Iterable[str] | None) -> tuple[str, ...]:
+    """The lenses asked for (``"all"``, ``"klom,ulira"`` or names), always with ``"klom"``."""
+    if metrics is None:
+        return ("klom",)
+    names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
+    names = [str(n).strip().lower() for n in names if str(n).strip()]
+    if names == ["all"]:
+        return METRICS
+    unknown = [n for n in names if n not in METRICS]
+    if unknown or not names:
+        raise ValueError(f"metrics={metrics!r}: expected 'all' or names among "
+                         f"{', '.join(METRICS)}, comma-separated")
+    return tuple(m for m in METRICS if m == "klom" or m in names)
+
+
+def klom_cap(n_unlearned: int, n_oracles: int, **klom_kwargs: Any) -> float:
+    """The largest KLOM score the estimator gives at these numbers of models (all of one
+    side's models in one bin, the other's elsewhere), for the settings ``klom_kwargs``."""
+    cases = []
+    for a_value, b in ((0.0, _spread(n_oracles)), (None, None)):
+        a = np.full((n_unlearned, 1), a_value) if a_value is not None else _spread(n_unlearned)
+        b = b if b is not None else np.zeros((n_oracles, 1))
+        cases += [klom(unlearned=a, oracle=b, **klom_kwargs)[0]]
+    ones = np.ones((n_unlearned, 1)), np.zeros((n_oracles, 1))
+    cases += [klom(unlearned=ones[0], oracle=ones[1], **klom_kwargs)[0],
+              klom(unlearned=1 - ones[0], oracle=1 - ones[1], **klom_kwargs)[0]]
+    return float(np.nanmax(cases))
+
+
+def _spread(n: int) -> np.ndarray:
+    """``n`` margins at 0.5 but one at 1.0 (so that the top edge's rule does not drop them)."""
+    x = np.full((n, 1), 0.5)
+    x[-1] = 1.0
+    return x
+
+
+def saturation_warnings(metric: str, values: Mapping[str, float], cap: float) -> list[dict[str, str]]:
+    """A ``saturated`` warning for every group whose value is within 5% of ``cap``."""
+    hot = {g: v for g, v in values.items() if np.isfinite(v) and v >= SATURATION_SHARE * cap}
+    if not hot:
+        return []
+    listed = ", ".join(f"{g} {v:.3g}" for g, v in hot.items())
+    return [{"kind": "saturated", "message": (
+        f"{_SATURATED}: {metric} {listed} within 5% of its cap {cap:.4g}")}]
+
+
+def lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike, n_train: int,
+           null: tuple[ArrayLike, ArrayLike] | None = None,
+           metrics: Sequence[str] = METRICS, level: float = 0.95, n_splits: int = 25,
+           seed: int = 0) -> dict[str, Any]:
+    """U-LiRA, accuracies and KS (those of ``metrics``) of the unlearned margins against the
+    oracles' (both ``(n_models, n_train + n_val)``), each with interval and null; see the
+    module docstring. ``null``: two disjoint groups of oracle margins, ``N`` each (none: no
+    null values). Returns a JSON-ready dict with one entry per lens and ``warnings``."""
+    check_interval_settings(level, n_splits)
+    u, o = model_arrays(unlearned, oracle)
+    if u.shape[1] != o.shape[1]:
+        raise ValueError(f"unlearned margins cover {u.shape[1]} examples, oracle margins "
+                         f"{o.shape[1]}: both must cover the same examples")
+    index = group_index(u.shape[1], forget, n_train, None)
+    pair = None if null is None else model_arrays(*null)
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {
+        "n_unlearned": len(u), "n_oracles": len(o),
+        "null_n_per_side": None if pair is None else [len(pair[0]), len(pair[1])],
+        "interval": {"level": float(level), "n_splits": int(n_splits),
+                     "method": INTERVAL_METHOD}, "warnings": []}
+    z = t_quantile((1 + level) / 2, df=n_splits - 1)
+    spread = dict(n_splits=n_splits, rng=rng)
+    if "ulira" in metrics and min(len(u), len(o)) < MIN_ULIRA_MODELS:
+        out["ulira"] = {"groups": None, "why": (
+            f"U-LiRA needs at least {MIN_ULIRA_MODELS} models per side, got {len(u)} and {len(o)}")}
+    elif "ulira" in metrics:
+        fits = pair is not None and min(map(len, pair)) >= MIN_ULIRA_MODELS
+        out["ulira"] = _ulira(u, o, index, pair if fits else None, seed, spread, z)
+        out["warnings"] += saturation_warnings(
+            "U-LiRA", {g: v["value"] for g, v in out["ulira"]["groups"].items()}, 1.0)
+    if "accuracy" in metrics:
+        out["accuracy"] = _accuracy(u, o, index, pair, spread, z)
+    if "ks" in metrics:
+        out["ks"] = _ks(u, o, index, pair, spread, z)
+        out["warnings"] += saturation_warnings(
+            "KS p95", {g: v["p95"] for g, v in out["ks"]["groups"].items()}, 1.0)
+    return out
+
+
+def _half_split(stat: Callable[[np.ndarray, np.ndarray], np.ndarray], u: np.ndarray,
+                o: np.ndarray, *, n_splits: int, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(point estimate on all models, half-sampling sd) of the vector statistic ``stat``."""
+    point = np.asarray(stat(u, o), dtype=np.float64)
+    hu, ho = len(u) // 2, len(o) // 2
+    vals = []
+    for _ in range(n_splits):
+        pu, po = rng.permutation(len(u)), rng.permutation(len(o))
+        for a in (0, 1):
+            vals.append(stat(u[np.sort(pu[a * hu:(a + 1) * hu])],
+                             o[np.sort(po[a * ho:(a + 1) * ho])]))
+    # over subsets of m of n models the spread is var(T_n) * (n/m - 1): var(T_n) for m = n/2
+    sd = np.sqrt(np.var(vals, axis=0, ddof=1) / ((len(u) + len(o)) / (hu + ho) - 1))
+    return point, sd
+
+
+def _interval(value: float, sd: float, z: float, bounds: tuple[float, float]) -> dict[str, float]:
+    lo, hi = bounds
+    return {"low": float(np.clip(value - z * sd, lo, hi)), "high": float(np.clip(value + z * sd, lo, hi)),
+            "sd": float(sd)}
+
+
+def _control_columns(index: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict:
+    """The forget set's columns, and random retain and validation samples of its size."""
+    k = len(index["forget"])
+    return {g: (i if g == "forget" or len(i) <= k else np.sort(rng.choice(i, k, replace=False)))
+            for g, i in index.items()}
+
+
+def _ulira(u, o, index, pair, seed, spread, z) -> dict[str, Any]:
+    cols = _control_columns(index, spread["rng"])
+    flat = np.concatenate(list(cols.values()))
+    cuts = np.cumsum([len(c) for c in cols.values()])[:-1]
+
+    def stat(a, b, repeats=1):
+        return [s.mean() for s in np.split(ulira_accuracy(a, b, seed=seed, n_repeats=repeats),
+                                           cuts)]
+
+    groups: dict[str, Any] = {}
+    uc, oc = u[:, flat], o[:, flat]
+    point = np.asarray(stat(uc, oc, 4))  # the estimate averages 4 cross-fit splits
+    sd = np.full(len(cols), np.nan)  # halves too small to fit the test again: no interval
+    if min(len(u), len(o)) >= 2 * MIN_ULIRA_MODELS:
+        sd = _half_split(stat, uc, oc, **spread)[1]
+    nulls = None if pair is None else stat(pair[0][:, flat], pair[1][:, flat], 4)
+    for j, g in enumerate(cols):
+        groups[g] = {"value": float(point[j]), **_interval(point[j], sd[j], z, (0, 1)),
+                     "count": int(len(cols[g])),
+                     "null": None if nulls is None else float(nulls[j])}
+    return {"groups": groups, "chance": 0.5, "cap": 1.0, "what": (
+        "mean per-example balanced accuracy of a cross-fitted likelihood-ratio test telling "
+        "unlearned from retrained models; retain and validation: random samples of the forget "
+        "set's size (controls)")}
+
+
+def _accuracy(u, o, index, pair, spread, z) -> dict[str, Any]:
+    cols = (index["forget"], len(index["forget"]) + len(index["retain"]))
+    acc_u, acc_o = model_accuracies(u, *cols), model_accuracies(o, *cols)
+    point, sd = _half_split(accuracy_gaps, acc_u, acc_o, **spread)
+    null = None if pair is None else accuracy_gaps(
+        model_accuracies(pair[0], *cols), model_accuracies(pair[1], *cols))
+    g3 = len(GAP_GROUPS)
+
+    def entry(j, bounds, with_null=True):
+        out = {"value": float(point[j]), **_interval(point[j], sd[j], z, bounds)}
+        if with_null:  # the accuracies themselves have none: the oracles' is the reference
+            out["null"] = None if null is None else float(null[j])
+        return out
+
+    return {
+        "unlearned": {g: entry(j, (0, 1), False) for j, g in enumerate(GAP_GROUPS)},
+        "oracle": {g: entry(g3 + j, (0, 1), False) for j, g in enumerate(GAP_GROUPS)},
+        "gap": {g: entry(2 * g3 + j, (-1, 1)) for j, g in enumerate(GAP_GROUPS)},
+        "average_gap": entry(3 * g3, (0, 1)), "tow": entry(3 * g3 + 1, (0, 1)),
+        "what": ("accuracy = share of examples with a positive margin; gap = unlearned minus "
+                 "oracle mean accuracy; average gap = mean |gap|; ToW = product of 1 - |gap| "
+                 "(1: as retrained)")}
+
+
+def _ks(u, o, index, pair, spread, z) -> dict[str, Any]:
+    d = ks_statistics(u, o)
+    null_d = None if pair is None else ks_statistics(*pair)
+    sample = {g: (i if len(i) <= SPREAD_EXAMPLES
+                  else np.sort(spread["rng"].choice(i, SPREAD_EXAMPLES, replace=False)))
+              for g, i in index.items()}
+    flat = np.concatenate(list(sample.values()))
+    cuts = np.cumsum([len(c) for c in sample.values()])[:-1]
+
+    def stat(a, b):
+        return [np.percentile(s, 95) for s in np.split(ks_statistics(a, b), cuts)]
+
+    sd = _half_split(stat, u[:, flat], o[:, flat], **spread)[1]
+    groups = {}
+    for j, (g, i) in enumerate(index.items()):
+        p95 = float(np.percentile(d[i], 95))
+        groups[g] = {"p95": p95, **_interval(p95, sd[j], z, (0, 1)),
+                     "count": int(len(i)),
+                     "null": None if null_d is None else float(np.percentile(null_d[i], 95))}
+    quality = model_level_ks(u, o, index["forget"])
+    if pair is not None:
+        quality["null_p_value"] = model_level_ks(pair[0], pair[1], index["forget"])["p_value"]
+    return {"groups": groups, "cap": 1.0, "forget_quality": quality, "what": (
+        "per-example two-sample KS statistic of the two sides' margins, 95th percentile per "
+        "group; forget_quality: exact KS p-value of the models' mean forget margins "
+        "(unlearned vs oracles; small: told apart)")}
+

@@ -1,0 +1,87 @@
+"""U-LiRA from margins: can a per-example likelihood-ratio test tell unlearned models from
+retrained ones?
+
+Hayes et al. ("Inexact unlearning needs more careful evaluations to avoid a false sense of
+privacy", 2024) train *shadow* models, unlearn them, fit per example one Gaussian to the
+unlearned shadows' outputs and one to the retrained shadows', and classify a target model by
+the likelihood ratio of the two. A KLOM run already holds populations of both kinds, so here
+the models themselves play shadows and targets, by cross-fitting:
+
+1. per example, the ``n_u`` unlearned models and the ``n_o`` oracles are each split at random
+   into two halves;
+2. a Gaussian (mean and unbiased variance, floored at a tiny value) is fitted to the margins
+   of one half of the unlearned models, another to one half of the oracles;
+3. every model of the other halves is classified as unlearned where the log-likelihood ratio
+   is positive, as retrained where negative (a tie counts half);
+4. the example's accuracy is the balanced accuracy (mean of the two sides' fractions
+   classified right), averaged over both assignments of the halves and ``n_repeats`` random
+   splits.
+
+The mean over a group's examples is 0.5 when the two kinds cannot be told apart (exactly, in
+expectation, whenever they are identically distributed: the classifier never sees its test
+models) and 1.0 when they are always told apart (the cap). Differences from the paper: the
+same models are attacked and used to fit the attack (cross-fitted, never the same model in
+both roles); the attack fits ``N/2`` models per side instead of many shadows per target, so it
+is weaker at small ``N`` and, like KLOM, depends on ``N``: compare at the same ``N`` only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._typing import ArrayLike
+from .metric import model_arrays
+
+__all__ = ["ulira_accuracy", "MIN_ULIRA_MODELS"]
+
+#: Fewest models per side (halves of 2 or more, so that a variance can be fitted).
+MIN_ULIRA_MODELS = 4
+_VAR_FLOOR = 1e-12
+
+
+def ulira_accuracy(unlearned: ArrayLike, oracle: ArrayLike, *, n_repeats: int = 4,
+                   seed: int = 0) -> np.ndarray:
+    """Per example (column), the cross-fitted U-LiRA balanced accuracy of telling the
+    unlearned models' margins ``(n_u, n_examples)`` from the oracles' ``(n_o, n_examples)``;
+    see the module docstring. Needs at least 4 models per side."""
+    u, o = model_arrays(unlearned, oracle, MIN_ULIRA_MODELS,
+                         " (U-LiRA fits a Gaussian to half of each side's models)")
+    if u.shape[1] != o.shape[1]:
+        raise ValueError(f"unlearned margins cover {u.shape[1]} examples, oracle margins "
+                         f"{o.shape[1]}: both must cover the same examples")
+    if isinstance(n_repeats, bool) or not isinstance(n_repeats, (int, np.integer)) \
+            or n_repeats < 1:
+        raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}")
+    u, o = u.astype(np.float64), o.astype(np.float64)
+    if not (np.isfinite(u).all() and np.isfinite(o).all()):
+        raise ValueError("U-LiRA needs finite margins (nan or inf found)")
+    rng = np.random.default_rng(seed)
+    total = np.zeros(u.shape[1])
+    for _ in range(n_repeats):
+        pu, po = rng.permutation(len(u)), rng.permutation(len(o))
+        hu, ho = len(u) // 2, len(o) // 2
+        halves = [(u[pu[:hu]], u[pu[hu:]], o[po[:ho]], o[po[ho:]])]
+        halves.append((halves[0][1], halves[0][0], halves[0][3], halves[0][2]))
+        for fit_u, test_u, fit_o, test_o in halves:
+            fits = _gaussian(fit_u), _gaussian(fit_o)
+            right_u = _side(_llr(test_u, *fits), unlearned=True)
+            right_o = _side(_llr(test_o, *fits), unlearned=False)
+            total += (right_u + right_o) / 2
+    return total / (2 * n_repeats)
+
+
+def _gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    var = x.var(axis=0, ddof=1)
+    return x.mean(axis=0), np.maximum(var, _VAR_FLOOR * (1 + np.abs(x).max(axis=0)) ** 2)
+
+
+def _llr(x, fit_u, fit_o) -> np.ndarray:
+    """log N(x; unlearned fit) - log N(x; oracle fit), per model and example."""
+    (mu, vu), (mo, vo) = fit_u, fit_o
+    return (-0.5 * ((x - mu) ** 2 / vu - (x - mo) ** 2 / vo) - 0.5 * np.log(vu / vo))
+
+
+def _side(llr: np.ndarray, *, unlearned: bool) -> np.ndarray:
+    """Fraction of one side's test models classified right, per example (ties count half)."""
+    right = (llr > 0) if unlearned else (llr < 0)
+    return (right + 0.5 * (llr == 0)).mean(axis=0)
