@@ -34,13 +34,13 @@ def _cell(entry: dict[str, Any] | None, key: str = "value", signed: bool = False
 
 def _rows(r: Record) -> list[list[str]]:
     lens = r["metrics"]
-    name = f"{r['forget_set']} (n={r['forget_size']})"
+    name = f"{r.get('forget_set', '-')} (n={r['forget_size']})"
     n = str(r["n_unlearned"]) if r["n_unlearned"] == r["n_oracles"] else \
         f"{r['n_unlearned']}/{r['n_oracles']} (!)"
     rows = []
 
     def row(label, cells):
-        rows.append([name, r["method"], n, label, *cells])
+        rows.append([name, r.get("method", "-"), n, label, *cells])
 
     ulira = lens.get("ulira")
     if ulira and ulira.get("groups"):

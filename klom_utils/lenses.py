@@ -17,11 +17,15 @@ oracles on every example); no extra training.
 are half-sampling intervals, the ``v_half`` part of :func:`klom_utils.uncertainty.
 p95_interval`: the variance of the statistic over ``n_splits`` random splits of each side's
 models into halves (both halves of a split scored), scaled to ``N``, times Student's t with
-``n_splits - 1`` degrees of freedom. They cover the expected value at this ``N`` per side;
-their coverage is measured by ``scripts/bench_metrics.py`` (numbers in the README). For the KS
+the effective degrees of freedom of the splits' and the models' (``1 / (1 / (n_splits - 1) +
+1 / (n_u + n_o - 2))``); the accuracy lenses use at least 200 splits (they are cheap). They
+cover the expected value at this ``N`` per side; their coverage is measured by ``scripts/bench_metrics.py`` (numbers in the README). For the KS
 95th percentile the spread is estimated on a random sample of at most
 :data:`SPREAD_EXAMPLES` examples per group (the point estimate uses them all), and U-LiRA's
 halves use one random cross-fit split each: both make the interval wider, never narrower.
+The KS interval's half-width also gets half a lattice step of the statistic, added in
+quadrature (its p95 jumps by such steps between model draws). The KS null's 95th percentile is estimated on at most
+:data:`NULL_EXAMPLES` examples per group.
 
 **Nulls** are the same metrics for two disjoint groups of oracles, ``N`` each: the oracles of
 :func:`klom_utils.uncertainty.noise_floor` (:func:`klom_utils.uncertainty.floor_split`).
@@ -53,6 +57,10 @@ METRICS = ("klom", "ulira", "accuracy", "ks")
 SATURATION_SHARE = 0.95
 #: Most examples per group on which the spread of the KS 95th percentile is estimated.
 SPREAD_EXAMPLES = 1000
+#: Half-splits for the accuracy lenses' intervals (at least; they are cheap).
+ACCURACY_SPLITS = 200
+#: Most examples per group on which the KS null's 95th percentile is estimated.
+NULL_EXAMPLES = 10_000
 INTERVAL_METHOD = ("half-sampling over models (the v_half of p95_interval): variance over "
                    "random half-splits of each side's models, Student t")
 _SATURATED = "saturated: the metric cannot rank methods here"
@@ -107,11 +115,12 @@ def saturation_warnings(metric: str, values: Mapping[str, float], cap: float) ->
 def lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike, n_train: int,
            null: tuple[ArrayLike, ArrayLike] | None = None,
            metrics: Sequence[str] = METRICS, level: float = 0.95, n_splits: int = 25,
-           seed: int = 0) -> dict[str, Any]:
+           seed: int = 0, intervals: bool = True) -> dict[str, Any]:
     """U-LiRA, accuracies and KS (those of ``metrics``) of the unlearned margins against the
     oracles' (both ``(n_models, n_train + n_val)``), each with interval and null; see the
     module docstring. ``null``: two disjoint groups of oracle margins, ``N`` each (none: no
-    null values). Returns a JSON-ready dict with one entry per lens and ``warnings``."""
+    null values); ``intervals=False``: values and nulls only (nan intervals). Returns a
+    JSON-ready dict with one entry per lens and ``warnings``."""
     check_interval_settings(level, n_splits)
     u, o = model_arrays(unlearned, oracle)
     if u.shape[1] != o.shape[1]:
@@ -125,8 +134,8 @@ def lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike, n_trai
         "null_n_per_side": None if pair is None else [len(pair[0]), len(pair[1])],
         "interval": {"level": float(level), "n_splits": int(n_splits),
                      "method": INTERVAL_METHOD}, "warnings": []}
-    z = t_quantile((1 + level) / 2, df=n_splits - 1)
-    spread = dict(n_splits=n_splits, rng=rng)
+    z = _t(level, n_splits, len(u) + len(o))
+    spread = dict(n_splits=n_splits if intervals else 0, rng=rng)
     if "ulira" in metrics and min(len(u), len(o)) < MIN_ULIRA_MODELS:
         out["ulira"] = {"groups": None, "why": (
             f"U-LiRA needs at least {MIN_ULIRA_MODELS} models per side, got {len(u)} and {len(o)}")}
@@ -136,7 +145,11 @@ def lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike, n_trai
         out["warnings"] += saturation_warnings(
             "U-LiRA", {g: v["value"] for g, v in out["ulira"]["groups"].items()}, 1.0)
     if "accuracy" in metrics:
-        out["accuracy"] = _accuracy(u, o, index, pair, spread, z)
+        # half-splits of per-model accuracies cost next to nothing: many, so that the
+        # interval's width is not noisy
+        splits = max(n_splits, ACCURACY_SPLITS) if intervals else 0
+        out["accuracy"] = _accuracy(u, o, index, pair, {**spread, "n_splits": splits},
+                                    _t(level, splits, len(u) + len(o)))
     if "ks" in metrics:
         out["ks"] = _ks(u, o, index, pair, spread, z)
         out["warnings"] += saturation_warnings(
@@ -144,11 +157,20 @@ def lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike, n_trai
     return out
 
 
+def _t(level: float, n_splits: int, n_models: int) -> float:
+    """Student's t quantile with the effective degrees of freedom of a half-sampling
+    variance: the splits' (``n_splits - 1``) and the models' (``n_models - 2``) combined."""
+    df = 1 / (1 / max(n_splits - 1, 1) + 1 / max(n_models - 2, 1))
+    return t_quantile((1 + level) / 2, df=max(df, 1.0))
+
+
 def _half_split(stat: Callable[[np.ndarray, np.ndarray], np.ndarray], u: np.ndarray,
                 o: np.ndarray, *, n_splits: int, rng: np.random.Generator
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(point estimate on all models, half-sampling sd) of the vector statistic ``stat``."""
     point = np.asarray(stat(u, o), dtype=np.float64)
+    if not n_splits:  # no interval asked for
+        return point, np.full(point.shape, np.nan)
     hu, ho = len(u) // 2, len(o) // 2
     vals = []
     for _ in range(n_splits):
@@ -165,6 +187,20 @@ def _interval(value: float, sd: float, z: float, bounds: tuple[float, float]) ->
     lo, hi = bounds
     return {"low": float(np.clip(value - z * sd, lo, hi)), "high": float(np.clip(value + z * sd, lo, hi)),
             "sd": float(sd)}
+
+
+def _sample(index: Mapping[str, np.ndarray], most: int, rng: np.random.Generator) -> dict:
+    """Each group's columns, a random sample of ``most`` where it has more."""
+    return {g: (i if len(i) <= most else np.sort(rng.choice(i, most, replace=False)))
+            for g, i in index.items()}
+
+
+def _group_p95(a: np.ndarray, b: np.ndarray, cols: Mapping[str, np.ndarray]) -> dict:
+    """The p95 of the per-example KS statistic of ``a`` against ``b`` on each group's columns."""
+    flat = np.concatenate(list(cols.values()))
+    parts = np.split(ks_statistics(a[:, flat], b[:, flat]),
+                     np.cumsum([len(c) for c in cols.values()])[:-1])
+    return {g: float(np.percentile(x, 95)) for g, x in zip(cols, parts)}
 
 
 def _control_columns(index: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict:
@@ -187,7 +223,7 @@ def _ulira(u, o, index, pair, seed, spread, z) -> dict[str, Any]:
     uc, oc = u[:, flat], o[:, flat]
     point = np.asarray(stat(uc, oc, 4))  # the estimate averages 4 cross-fit splits
     sd = np.full(len(cols), np.nan)  # halves too small to fit the test again: no interval
-    if min(len(u), len(o)) >= 2 * MIN_ULIRA_MODELS:
+    if spread["n_splits"] and min(len(u), len(o)) >= 2 * MIN_ULIRA_MODELS:
         sd = _half_split(stat, uc, oc, **spread)[1]
     nulls = None if pair is None else stat(pair[0][:, flat], pair[1][:, flat], 4)
     for j, g in enumerate(cols):
@@ -226,23 +262,29 @@ def _accuracy(u, o, index, pair, spread, z) -> dict[str, Any]:
 
 def _ks(u, o, index, pair, spread, z) -> dict[str, Any]:
     d = ks_statistics(u, o)
-    null_d = None if pair is None else ks_statistics(*pair)
-    sample = {g: (i if len(i) <= SPREAD_EXAMPLES
-                  else np.sort(spread["rng"].choice(i, SPREAD_EXAMPLES, replace=False)))
-              for g, i in index.items()}
-    flat = np.concatenate(list(sample.values()))
-    cuts = np.cumsum([len(c) for c in sample.values()])[:-1]
+    rng = spread["rng"]
+    null = None
+    if pair is not None:  # the null's p95 on a sample of each group (it only needs the p95)
+        null = _group_p95(pair[0], pair[1], _sample(index, NULL_EXAMPLES, rng))
 
     def stat(a, b):
         return [np.percentile(s, 95) for s in np.split(ks_statistics(a, b), cuts)]
 
-    sd = _half_split(stat, u[:, flat], o[:, flat], **spread)[1]
+    sd = np.full(len(index), np.nan)
+    if spread["n_splits"]:
+        sample = _sample(index, SPREAD_EXAMPLES, rng)
+        flat = np.concatenate(list(sample.values()))
+        cuts = np.cumsum([len(c) for c in sample.values()])[:-1]
+        sd = _half_split(stat, u[:, flat], o[:, flat], **spread)[1]
+    # the statistic lives on a lattice of steps about 2 / (n_u + n_o): its p95 jumps by such
+    # steps between model draws, which half-splits of a few values do not see; half a step
+    # is added to the half-width in quadrature (simulations: coverage below 93% without it)
+    step = 1 / (len(u) + len(o))
     groups = {}
     for j, (g, i) in enumerate(index.items()):
         p95 = float(np.percentile(d[i], 95))
-        groups[g] = {"p95": p95, **_interval(p95, sd[j], z, (0, 1)),
-                     "count": int(len(i)),
-                     "null": None if null_d is None else float(np.percentile(null_d[i], 95))}
+        groups[g] = {"p95": p95, **_interval(p95, np.hypot(sd[j], step / z), z, (0, 1)),
+                     "count": int(len(i)), "null": None if null is None else null[g]}
     quality = model_level_ks(u, o, index["forget"])
     if pair is not None:
         quality["null_p_value"] = model_level_ks(pair[0], pair[1], index["forget"])["p_value"]

@@ -52,33 +52,37 @@ def ulira_accuracy(unlearned: ArrayLike, oracle: ArrayLike, *, n_repeats: int = 
     if isinstance(n_repeats, bool) or not isinstance(n_repeats, (int, np.integer)) \
             or n_repeats < 1:
         raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}")
-    u, o = u.astype(np.float64), o.astype(np.float64)
     if not (np.isfinite(u).all() and np.isfinite(o).all()):
         raise ValueError("U-LiRA needs finite margins (nan or inf found)")
     rng = np.random.default_rng(seed)
     total = np.zeros(u.shape[1])
+    hu, ho = len(u) // 2, len(o) // 2
     for _ in range(n_repeats):
         pu, po = rng.permutation(len(u)), rng.permutation(len(o))
-        hu, ho = len(u) // 2, len(o) // 2
-        halves = [(u[pu[:hu]], u[pu[hu:]], o[po[:ho]], o[po[ho:]])]
-        halves.append((halves[0][1], halves[0][0], halves[0][3], halves[0][2]))
-        for fit_u, test_u, fit_o, test_o in halves:
-            fits = _gaussian(fit_u), _gaussian(fit_o)
-            right_u = _side(_llr(test_u, *fits), unlearned=True)
-            right_o = _side(_llr(test_o, *fits), unlearned=False)
+        su, so = (u[pu[:hu]], u[pu[hu:]]), (o[po[:ho]], o[po[ho:]])
+        for fit, test in ((0, 1), (1, 0)):
+            a, b, c = _log_ratio(_gaussian(su[fit]), _gaussian(so[fit]))
+            right_u = _side((a * su[test] + b) * su[test] + c, unlearned=True)
+            right_o = _side((a * so[test] + b) * so[test] + c, unlearned=False)
             total += (right_u + right_o) / 2
     return total / (2 * n_repeats)
 
 
 def _gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    var = x.var(axis=0, ddof=1)
-    return x.mean(axis=0), np.maximum(var, _VAR_FLOOR * (1 + np.abs(x).max(axis=0)) ** 2)
+    """Per column, the mean and the unbiased variance (floored), in float64."""
+    mean = x.mean(axis=0, dtype=np.float64)
+    var = x.var(axis=0, ddof=1, dtype=np.float64)
+    return mean, np.maximum(var, _VAR_FLOOR * (1 + np.abs(mean)) ** 2)
 
 
-def _llr(x, fit_u, fit_o) -> np.ndarray:
-    """log N(x; unlearned fit) - log N(x; oracle fit), per model and example."""
+def _log_ratio(fit_u, fit_o):
+    """Coefficients ``a, b, c`` of log N(x; unlearned fit) - log N(x; oracle fit) =
+    ``(a x + b) x + c``, per column (in the margins' dtype for the products)."""
     (mu, vu), (mo, vo) = fit_u, fit_o
-    return (-0.5 * ((x - mu) ** 2 / vu - (x - mo) ** 2 / vo) - 0.5 * np.log(vu / vo))
+    a = -0.5 * (1 / vu - 1 / vo)
+    b = mu / vu - mo / vo
+    c = -0.5 * (mu**2 / vu - mo**2 / vo) - 0.5 * np.log(vu / vo)
+    return a, b, c
 
 
 def _side(llr: np.ndarray, *, unlearned: bool) -> np.ndarray:

@@ -1,0 +1,185 @@
+"""The other lenses: U-LiRA, KS, accuracy gaps and ToW, their intervals, nulls and saturation."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from klom_utils.accuracy_gaps import accuracy_gaps, model_accuracies
+from klom_utils.cli import main
+from klom_utils.comparison import LENS_COLUMNS, lens_columns
+from klom_utils.evaluate import score_arrays
+from klom_utils.ks_test import ks_pvalue, ks_statistics, model_level_ks
+from klom_utils.lens_tables import lens_table
+from klom_utils.lenses import METRICS, klom_cap, lenses, parse_metrics
+from klom_utils.membership import ulira_accuracy
+from klom_utils.metric import VARIANTS
+
+
+def _ks_brute(u, o):
+    grid = np.union1d(u, o)
+    fu = np.searchsorted(np.sort(u), grid, side="right") / len(u)
+    fo = np.searchsorted(np.sort(o), grid, side="right") / len(o)
+    return np.abs(fu - fo).max()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ks_statistics_match_the_definition_with_ties(dtype):
+    rng = np.random.default_rng(0)
+    u = np.round(rng.normal(0.3, 1, (13, 500)) * 2) / 2  # many ties within and between
+    o = np.round(rng.normal(0, 1, (9, 500)) * 2) / 2
+    u[:, :5] = np.inf  # infinite margins keep their order
+    d = ks_statistics(u.astype(dtype), o.astype(dtype))
+    assert d.shape == (500,)
+    np.testing.assert_allclose(d, [_ks_brute(u[:, j], o[:, j]) for j in range(500)])
+    assert ks_statistics(o, o).max() == 0.0
+
+
+def test_ks_statistics_bad_input():
+    with pytest.raises(ValueError, match="same examples"):
+        ks_statistics(np.zeros((3, 4)), np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="nan"):
+        ks_statistics(np.full((3, 4), np.nan), np.zeros((3, 4)))
+
+
+def test_ks_exact_pvalue_counts_every_path():
+    """The exact p-value equals the share of all label orders with D at least as large."""
+    for n, m in [(3, 4), (5, 5), (4, 7)]:
+        stats = []
+        for pos in itertools.combinations(range(n + m), n):
+            lab = np.zeros(n + m, int)
+            lab[list(pos)] = 1
+            stats.append(np.max(np.abs(np.cumsum(lab) / n - np.cumsum(1 - lab) / m)))
+        stats = np.array(stats)
+        for d in np.unique(stats):
+            assert ks_pvalue(float(d), n, m) == pytest.approx(np.mean(stats >= d - 1e-12))
+    assert ks_pvalue(0.0, 10, 10) == 1.0
+    big = [ks_pvalue(d, 20_000, 20_000) for d in (0.005, 0.01, 0.02)]  # asymptotic
+    assert big[0] > big[1] > big[2] and 0 <= big[2] < 0.01
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        ks_pvalue(1.5, 3, 3)
+
+
+def test_model_level_ks_tells_shifted_models_apart():
+    rng = np.random.default_rng(1)
+    o = rng.normal(size=(40, 30))
+    same = model_level_ks(rng.normal(size=(40, 30)), o, np.arange(10))
+    shifted = model_level_ks(rng.normal(size=(40, 30)) + 1, o, np.arange(10))
+    assert same["p_value"] > 0.01 and shifted["p_value"] < 1e-6
+    assert shifted["n_unlearned"] == shifted["n_oracles"] == 40
+
+
+def test_ulira_is_half_when_nothing_differs_and_one_when_separated():
+    rng = np.random.default_rng(2)
+    nulls = [ulira_accuracy(rng.normal(size=(20, 40)), rng.normal(size=(20, 40)), seed=s).mean()
+             for s in range(100)]
+    assert abs(np.mean(nulls) - 0.5) < 0.005
+    far = ulira_accuracy(rng.normal(size=(10, 5)) + 50, rng.normal(size=(10, 5)))
+    np.testing.assert_array_equal(far, 1.0)
+    np.testing.assert_array_equal(ulira_accuracy(np.ones((6, 3)), np.ones((6, 3))), 0.5)
+    with pytest.raises(ValueError, match="n_models >= 4"):
+        ulira_accuracy(np.zeros((3, 4)), np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="n_repeats"):
+        ulira_accuracy(np.zeros((4, 4)), np.zeros((4, 4)), n_repeats=0)
+
+
+def test_accuracies_from_margin_signs_and_tow():
+    m = np.array([[1.0, -1, 2, 3, -2], [-1, -1, 2, -3, 4]])
+    acc = model_accuracies(m, np.array([0, 2]), 3)  # forget {0, 2}, retain {1}, validation {3, 4}
+    np.testing.assert_allclose(acc, [[1.0, 0.0, 0.5], [0.5, 0.0, 0.5]])
+    v = accuracy_gaps(np.array([[1.0, 0.9, 0.8]]), np.array([[0.5, 0.9, 0.7]]))
+    np.testing.assert_allclose(v[6:9], [0.5, 0.0, 0.1])
+    assert v[9] == pytest.approx(0.2) and v[10] == pytest.approx(0.5 * 1.0 * 0.9)
+
+
+def test_klom_cap_is_the_largest_score_of_each_variant():
+    assert klom_cap(100, 100) == pytest.approx(np.log(1e5))
+    for variant in VARIANTS:
+        for direction in ("unlearned||oracle", "oracle||unlearned"):
+            cap = klom_cap(50, 60, variant=variant, direction=direction)
+            assert 11.4 < cap < 11.6
+
+
+def test_parse_metrics():
+    assert parse_metrics(None) == ("klom",)
+    assert parse_metrics("all") == METRICS
+    assert parse_metrics("ks, ulira") == ("klom", "ulira", "ks")
+    with pytest.raises(ValueError, match="expected 'all' or names among"):
+        parse_metrics("ulira,lira")
+
+
+def _world(seed=3, n=30, shift=0.0, n_forget=20, n_train=200, n_val=100):
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(2, 2, n_train + n_val)
+    u = mu + rng.normal(size=(n, mu.size))
+    u[:, :n_forget] += shift
+    o = mu + rng.normal(size=(3 * n, mu.size))
+    return u, o, np.arange(n_forget), n_train
+
+
+def test_lenses_values_intervals_and_nulls():
+    u, o, forget, n_train = _world(shift=3.0)
+    r = lenses(u, o[:30], forget=forget, n_train=n_train, null=(o[30:60], o[60:]), n_splits=10)
+    ul = r["ulira"]["groups"]
+    assert ul["forget"]["value"] > 0.9 and abs(ul["retain"]["value"] - 0.5) < 0.1
+    assert ul["forget"]["low"] <= ul["forget"]["value"] <= ul["forget"]["high"]
+    assert abs(ul["forget"]["null"] - 0.5) < 0.1 and ul["retain"]["count"] == 20
+    ks = r["ks"]["groups"]
+    assert ks["forget"]["p95"] > 0.8 > ks["retain"]["p95"] and ks["retain"]["count"] == 180
+    assert ks["forget"]["null"] < 0.5 and r["ks"]["forget_quality"]["p_value"] < 1e-6
+    acc = r["accuracy"]
+    assert acc["gap"]["forget"]["value"] > 0 and 0 < acc["tow"]["value"] < 1
+    assert acc["tow"]["low"] <= acc["tow"]["value"] <= acc["tow"]["high"] <= 1
+    assert r["null_n_per_side"] == [30, 30]
+    json.dumps(r, allow_nan=False)
+    quick = lenses(u, o[:30], forget=forget, n_train=n_train, intervals=False, metrics=("ks",))
+    assert set(quick) >= {"ks"} and "ulira" not in quick
+    assert np.isnan(quick["ks"]["groups"]["forget"]["sd"])  # no interval asked for
+    assert quick["ks"]["groups"]["forget"]["null"] is None
+
+
+def test_saturated_lenses_are_flagged():
+    u, o, forget, n_train = _world(shift=100.0)
+    r = lenses(u, o[:30], forget=forget, n_train=n_train, n_splits=10)
+    messages = [w["message"] for w in r["warnings"]]
+    assert any("U-LiRA forget 1" in m and "cannot rank" in m for m in messages)
+    assert any(m.startswith("saturated") and "KS p95 forget 1" in m for m in messages)
+
+
+def test_score_arrays_with_all_metrics_and_the_tables():
+    u, o, forget, n_train = _world(shift=2.0)
+    record = score_arrays(u, o, forget, n_train, metrics="all", n_splits=10)
+    assert record["metrics"]["null_n_per_side"] == [30, 30]  # the floor's oracles
+    assert record["klom_cap"] == pytest.approx(np.log(1e5))
+    assert "metrics" not in score_arrays(u, o, forget, n_train, n_splits=10)
+    table = lens_table([record])
+    assert "U-LiRA (chance 0.5, cap 1)" in table and "null" in table and "ToW" in table
+    row = lens_columns(record["metrics"], "forget")
+    assert set(row) == set(LENS_COLUMNS) and row["ulira"] > 0.5 and row["tow"] < 1
+    assert set(lens_columns(None, "forget").values()) == {None}
+    with pytest.raises(ValueError, match="scored with metrics"):
+        lens_table([score_arrays(u, o, forget, n_train, n_splits=10)])
+
+
+def test_klom_saturation_is_a_diagnostic():
+    u, o, forget, n_train = _world(shift=1000.0)
+    record = score_arrays(u, o, forget, n_train, n_splits=10)
+    kinds = [(w["kind"], w["message"]) for w in record["diagnostics"]["warnings"]]
+    assert any(k == "saturated" and "KLOM p95 forget" in m for k, m in kinds)
+
+
+def test_cli_score_arrays_with_metrics(tmp_path, capsys):
+    u, o, forget, n_train = _world(shift=2.0)
+    for name, a in (("u", u), ("o", o), ("f", forget)):
+        np.save(tmp_path / f"{name}.npy", a)
+    args = ["score", "--unlearned", str(tmp_path / "u.npy"), "--oracle", str(tmp_path / "o.npy"),
+            "--forget", str(tmp_path / "f.npy"), "--n-train", str(n_train), "--n-splits", "10"]
+    assert main([*args, "--metrics", "all", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "Other lenses" in out and "KS forget quality p" in out
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert {"ulira", "accuracy", "ks"} <= set(record["metrics"])
+    assert main([*args, "--metrics", "lira"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "metrics='lira'" in err[0]
