@@ -19,12 +19,13 @@ p95_interval`: the variance of the statistic over ``n_splits`` random splits of 
 models into halves (both halves of a split scored), scaled to ``N``, times Student's t with
 the effective degrees of freedom of the splits' and the models' (``1 / (1 / (n_splits - 1) +
 1 / (n_u + n_o - 2))``); the accuracy lenses use at least 200 splits (they are cheap). They
-cover the expected value at this ``N`` per side; their coverage is measured by ``scripts/bench_metrics.py`` (numbers in the README). For the KS
-95th percentile the spread is estimated on a random sample of at most
-:data:`SPREAD_EXAMPLES` examples per group (the point estimate uses them all), and U-LiRA's
-halves use one random cross-fit split each: both make the interval wider, never narrower.
-The KS interval's half-width also gets half a lattice step of the statistic, added in
-quadrature (its p95 jumps by such steps between model draws). The KS null's 95th percentile is estimated on at most
+cover the expected value at this ``N`` per side; their coverage is measured by
+``scripts/bench_metrics.py`` (numbers in the README). For the KS 95th percentile the spread
+is estimated on a random sample of at most :data:`SPREAD_EXAMPLES` examples per group (the
+point estimate uses them all), and U-LiRA's halves use one random cross-fit split each: both
+make the interval wider, never narrower. The KS interval's half-width also gets half a
+lattice step of the statistic, added in quadrature (its p95 jumps by such steps between
+model draws). The KS null's 95th percentile is estimated on at most
 :data:`NULL_EXAMPLES` examples per group.
 
 **Nulls** are the same metrics for two disjoint groups of oracles, ``N`` each: the oracles of
