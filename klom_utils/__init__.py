@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .diagnostics import diagnose
     from .evaluate import score
     from .hub import download
+    from .lens_tables import lens_table
+    from .lenses import lenses
     from .metric import headline, klom, margins, summarize
     from .models import load_model
     from .store import Store, open_store
@@ -44,6 +46,8 @@ _EXPORTS = {
     "score": "evaluate",
     "results_table": "tables",
     "compare": "comparison",
+    "lenses": "lenses",
+    "lens_table": "lens_tables",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

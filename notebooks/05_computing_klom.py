@@ -70,6 +70,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from IPython.display import Markdown, display
 
 from klom_utils import klom, noise_floor, p95_interval, summarize
 from klom_utils.data import load_dataset
@@ -78,10 +79,13 @@ from klom_utils.evaluate import (
     klom_scores,
     load_margins,
     results_table,
+    score,
+    score_arrays,
     score_many,
 )
 from klom_utils.layout import oracle_folder
-from klom_utils.oracles import scoring_oracle_ids
+from klom_utils.lens_tables import lens_table
+from klom_utils.oracles import held_out_oracle_ids, scoring_oracle_ids
 from klom_utils.plots import klom_distributions, p95_bars
 from klom_utils.prepare import StoreNeeds, prepare_store
 from klom_utils.store import folder_margins
@@ -340,6 +344,118 @@ results["retain_spread"] = spread
 # A ratio of standard deviations well below 1 is the narrowing; a larger mean shift adds to
 # it. Matching more held-out oracles, or fewer epochs, trades forget-set fidelity against it.
 #
+# ## 7. Other lenses on the same models
+#
+# Reviewers ask for a membership-inference view beside a distribution metric, and papers
+# report accuracy gaps. All of them can be computed from the margins this page already has,
+# without training anything more (`score(..., metrics="all")`, or `klom score --metrics all`):
+#
+# - **U-LiRA**: per forget example, a likelihood-ratio test fitted on half of the unlearned
+#   models and half of the oracles tries to tell the other halves apart; the mean balanced
+#   accuracy is 0.5 when it cannot (chance) and 1.0 when it always can (the cap). Random
+#   retain and validation examples of the forget set's size are the controls.
+# - **KS**: per example, the two-sample Kolmogorov-Smirnov statistic between the two sides'
+#   margins (0 to 1), summarised like KLOM by its 95th percentile; and a "forget quality"
+#   p-value: the KS test of the models' mean forget margins, unlearned against oracles.
+# - **Accuracies**: per group the mean accuracy of each side, the gap (unlearned minus
+#   oracles), the average gap, and ToW, the product of $1 - |\text{gap}|$ (1: as retrained).
+#
+# Each comes with an interval over the randomness of training (half-sampling of the models)
+# and its **null**: the same lens for two disjoint groups of oracles at the same $N$, what a
+# perfect method would get. We score doing nothing, gradient ascent and oracle matching on
+# the first forget set.
+
+# %%
+lens_methods = [m for m in ("do_nothing", "gradient_ascent", "oracle_matching")
+                if m in methods]
+lens_records = [score(store, data, k0, name, n_splits=n_splits, seed=seed, metrics="all")
+                for name in lens_methods]
+lens_table(lens_records)
+
+# %% [markdown]
+# Side by side on the forget set, each with its null at the same $N$:
+
+# %%
+def forget_lenses(r):
+    lens = r["metrics"]
+    return {"KLOM p95": r["forget"]["p95"], "KLOM floor": r["noise_floor"]["forget"]["p95"],
+            "U-LiRA": lens["ulira"]["groups"]["forget"]["value"],
+            "U-LiRA null": lens["ulira"]["groups"]["forget"]["null"],
+            "KS p95": lens["ks"]["groups"]["forget"]["p95"],
+            "KS null": lens["ks"]["groups"]["forget"]["null"],
+            "forget quality p": lens["ks"]["forget_quality"]["p_value"],
+            "forget acc gap": lens["accuracy"]["gap"]["forget"]["value"],
+            "ToW": lens["accuracy"]["tow"]["value"]}
+
+
+side = {r["method"]: forget_lenses(r) for r in lens_records}
+print(f"forget set {k0}, N = {lens_records[0]['n_per_side']} per side")
+print(f"{'':<18s}" + "".join(f"{c:>17s}" for c in side[lens_methods[0]]))
+for name, row in side.items():
+    print(f"{name:<18s}" + "".join(f"{v:>17.3g}" for v in row.values()))
+results["lenses"] = {"forget_set": k0, "n_per_side": lens_records[0]["n_per_side"],
+                     "forget": side}
+
+# %% [markdown]
+# A sanity check of U-LiRA itself: the held-out oracles (ids from 1000, trained like the
+# others without the forget set) scored as if they were unlearned models must look like
+# oracles, so U-LiRA should sit near 0.5 there:
+
+# %%
+held = held_out_oracle_ids(store, D, k0)
+held_m = folder_margins(store, oracle_folder(D, k0), data, held)
+check = score_arrays(held_m, m.oracle, m.forget, m.n_train, n_splits=n_splits, seed=seed,
+                     metrics="ulira")
+check_ulira = check["metrics"]["ulira"]
+if check_ulira["groups"]:
+    u_check = check_ulira["groups"]["forget"]
+    print(f"{len(held)} held-out oracles against {check['n_oracles']} oracles: U-LiRA on the "
+          f"forget set {u_check['value']:.3f} [{u_check['low']:.3f}, {u_check['high']:.3f}]")
+    results["lenses"]["held_out_oracles_ulira"] = {
+        "n_per_side": check["n_per_side"], **{key: u_check[key] for key in ("value", "low", "high")}}
+else:  # too few held-out oracles in this run
+    print(check_ulira["why"])
+
+# %% [markdown]
+# Where the lenses agree and where they do not, on this run:
+
+# %%
+def ranks(metric, reverse=False):
+    return sorted(side, key=lambda name: side[name][metric], reverse=reverse)
+
+
+orders = {"KLOM p95": ranks("KLOM p95"), "U-LiRA": ranks("U-LiRA"), "KS p95": ranks("KS p95"),
+          "ToW": ranks("ToW", reverse=True)}
+keys = {"KLOM p95": "KLOM p95", "U-LiRA": "U-LiRA", "KS p95": "KS p95", "ToW": "ToW"}
+lines = [f"- **{lens}** (best first): " + ", ".join(
+    f"{name} {side[name][keys[lens]]:.3g}" for name in order) for lens, order in orders.items()]
+by_best = {}
+for lens, order in orders.items():
+    by_best.setdefault(order[0], []).append(lens)
+if len(by_best) == 1:
+    lines.append(f"- All four lenses put {next(iter(by_best))} first.")
+else:
+    lines.append("- They disagree on the best method: " + "; ".join(
+        f"{' and '.join(lenses)} put {name} first" for name, lenses in by_best.items()) + ".")
+gap_row = {name: row["forget acc gap"] for name, row in side.items()}
+lines.append("- Forget accuracy gaps (unlearned minus oracles): " + ", ".join(
+    f"{name} {v:+.3f}" for name, v in gap_row.items())
+    + f" (spread {max(gap_row.values()) - min(gap_row.values()):.3f}): accuracy moves only "
+      "where a prediction flips.")
+display(Markdown("\n".join(lines)))
+results["lenses"]["rankings"] = orders
+
+# %% [markdown]
+# How to read them together. KLOM and KS compare whole distributions of margins, example by
+# example, and look at the worst examples (the 95th percentile); U-LiRA averages a test's
+# success over the forget set, so a few badly unlearned examples among many good ones move it
+# little, and its Gaussian test also sees a difference in *spread*: models that agree with each
+# other more than oracles do (the narrowing of oracle matching in section 6) are told apart
+# even where their margins are centred right; accuracy gaps only see predictions that flip. A method can therefore pass the
+# accuracy view and fail KLOM, or the other way round. Read each against its own null at the
+# same $N$, and when a value sits within 5% of its cap the diagnostics say so: a saturated
+# metric cannot rank methods.
+#
 # ## Summary
 #
 # - KLOM per example, summarised per group by the 95th percentile; report beside every
@@ -349,6 +465,9 @@ results["retain_spread"] = spread
 # - `klom_utils.evaluate.score` does it for one method and forget set,
 #   `score_many` and `results_table` for the whole comparison, and `klom_utils.plots`
 #   draws the figures.
+# - Other lenses on the same models (`metrics="all"`): U-LiRA, KS with its forget quality,
+#   accuracy gaps and ToW, each with its interval and its null at the same $N$; they answer
+#   different questions, so report them beside KLOM, not instead of it.
 # - The numbers of this run are below (and in `05_computing_klom.json`).
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}

@@ -238,6 +238,14 @@ def test_05_computing_klom(pipeline, unlearned):
     # both directions are reported for every method
     assert set(r["directions"]) == {f"{TINY_SET}/{m}" for m in TINY_METHODS}
     assert sorted(r["ranking"][str(TINY_SET)]) == sorted(TINY_METHODS)
+    # the other lenses, side by side with their nulls at the same N
+    lenses = r["lenses"]
+    assert lenses["n_per_side"] == TINY_N and "do_nothing" in lenses["forget"]
+    for name, row in lenses["forget"].items():
+        assert 0 <= row["U-LiRA"] <= 1 and 0 <= row["KS p95"] <= 1 and 0 <= row["ToW"] <= 1
+        assert row["KLOM p95"] == pytest.approx(recs[name]["forget"]["p95"])
+    assert lenses["forget"]["do_nothing"]["KS p95"] > lenses["forget"]["do_nothing"]["KS null"]
+    assert set(lenses["rankings"]) == {"KLOM p95", "U-LiRA", "KS p95", "ToW"}
 
 
 @pytest.mark.slow
