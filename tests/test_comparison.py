@@ -86,7 +86,7 @@ def test_files_table_summary_and_figures(loo, store_dir):
 
 
 def test_oracle_tuned_is_labelled_optimistic_and_fixed_takes_the_defaults(data, store_dir,
-                                                                        loo):
+                                                                        loo, tmp_path):
     tuned = C.compare(data, store_dir, SETS, METHODS, protocol="oracle-tuned", budget=2,
                       cost_models=8, n_splits=10, progress=False)
     assert tuned["label"] == C.OPTIMISTIC
@@ -94,10 +94,15 @@ def test_oracle_tuned_is_labelled_optimistic_and_fixed_takes_the_defaults(data, 
     assert all([c["forget_set"] for c in r["chosen_on"]] == [r["forget_set"]]
                for r in tuned["rows"])
     fixed = C.compare(data, store_dir, SETS, METHODS, protocol="fixed", cost_models=8,
-                      n_splits=10,
-                      progress=False)
+                      n_splits=10, metrics="all", out=tmp_path / "fixed", progress=False)
     for r in fixed["rows"]:
         assert r["settings"] == default_config(r["method"], "digits") and not r["chosen_on"]
+        # the other lenses, in every row, with their nulls
+        assert 0 <= r["ulira"] <= 1 and r["ulira_low"] <= r["ulira"] <= r["ulira_high"]
+        assert 0 <= r["ks_p95"] <= 1 and r["ks_null"] is not None and 0 < r["tow"] <= 1
+    assert "ulira" in (tmp_path / "fixed" / "results.csv").read_text().splitlines()[0]
+    assert "forget ulira" in (tmp_path / "fixed" / "summary.md").read_text()
+    assert all(r.get("ulira") is None for r in tuned["rows"])  # KLOM alone by default
 
 
 def test_a_rerun_does_no_work_and_a_killed_run_is_finished(data, store_dir, loo, monkeypatch):
