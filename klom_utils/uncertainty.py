@@ -113,7 +113,7 @@ def check_interval_settings(level: float, n_splits: int) -> None:
         raise ValueError(f"n_splits must be an integer >= {MIN_SPLITS}, got {n_splits!r}")
 
 
-def t_quantile(p: float, df: int) -> float:
+def t_quantile(p: float, df: float) -> float:
     """Student's t quantile (Cornish-Fisher expansion; within 0.2% for df >= 9)."""
     z = NormalDist().inv_cdf(p)
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
