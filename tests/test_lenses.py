@@ -183,3 +183,15 @@ def test_cli_score_arrays_with_metrics(tmp_path, capsys):
     assert main([*args, "--metrics", "lira"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "metrics='lira'" in err[0]
+
+
+def test_published_living17_do_nothing_values_are_flagged_saturated():
+    """The supplementary LIVING-17 do-nothing p95s (retain 11.38-11.46, forget 10.81-11.51,
+    validation 10.70-10.74) against the cap of that code's KLOM, about 11.5."""
+    from klom_utils.lenses import saturation_warnings
+
+    cap = klom_cap(100, 100, variant="bench2025")
+    (w,) = saturation_warnings("KLOM p95", {"forget": 11.2, "retain": 11.42,
+                                            "validation": 10.72}, cap)
+    assert w["kind"] == "saturated" and "retain 11.4" in w["message"]
+    assert "forget 11.2" in w["message"] and "validation" not in w["message"]
