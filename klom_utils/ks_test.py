@@ -81,8 +81,9 @@ def _sorted_rows(x: np.ndarray) -> np.ndarray:
 
 def ks_pvalue(d: float, n: int, m: int) -> float:
     """Two-sided p-value ``P(D >= d)`` of the two-sample KS statistic ``d`` for samples of
-    sizes ``n`` and ``m`` without ties: exact where ``n * m <= 1e8``, else the asymptotic
-    Kolmogorov distribution with Stephens' small-sample correction."""
+    sizes ``n`` and ``m`` without ties: exact where ``n * m <= 1e8`` (computed as one minus
+    a probability, so values below about 1e-15 are rounding), else the asymptotic Kolmogorov
+    distribution with Stephens' small-sample correction."""
     if not 0 <= d <= 1:
         raise ValueError(f"d must be a KS statistic in [0, 1], got {d!r}")
     if n < 1 or m < 1:

@@ -32,6 +32,11 @@ def _cell(entry: dict[str, Any] | None, key: str = "value", signed: bool = False
     return text
 
 
+def _p(p: float) -> str:
+    """A p-value; below 1e-12 only the bound (float64 rounding decides the digits there)."""
+    return "< 1e-12" if p < 1e-12 else f"{p:.3g}"
+
+
 def _rows(r: Record) -> list[list[str]]:
     lens = r["metrics"]
     name = f"{r.get('forget_set', '-')} (n={r['forget_size']})"
@@ -52,8 +57,8 @@ def _rows(r: Record) -> list[list[str]]:
         row("KS p95 (cap 1)", [_cell(ks["groups"][g], "p95") for g in _GROUPS])
         q = ks["forget_quality"]
         null = q.get("null_p_value")
-        row("KS forget quality p", [f"{q['p_value']:.3g}"
-                                    + ("" if null is None else f" · null {null:.3g}"), "", ""])
+        row("KS forget quality p", [_p(q["p_value"])
+                                    + ("" if null is None else f" · null {_p(null)}"), "", ""])
     acc = lens.get("accuracy")
     if acc:
         row("accuracy, unlearned", [_cell(acc["unlearned"][g]) for g in _GROUPS])

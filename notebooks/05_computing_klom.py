@@ -392,7 +392,8 @@ side = {r["method"]: forget_lenses(r) for r in lens_records}
 print(f"forget set {k0}, N = {lens_records[0]['n_per_side']} per side")
 print(f"{'':<18s}" + "".join(f"{c:>17s}" for c in side[lens_methods[0]]))
 for name, row in side.items():
-    print(f"{name:<18s}" + "".join(f"{v:>17.3g}" for v in row.values()))
+    print(f"{name:<18s}" + "".join(f"{v:>17.3g}" if v >= 1e-12 else f"{'< 1e-12':>17s}"
+                                   for v in row.values()))
 results["lenses"] = {"forget_set": k0, "n_per_side": lens_records[0]["n_per_side"],
                      "forget": side}
 
