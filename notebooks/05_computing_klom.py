@@ -452,8 +452,8 @@ results["lenses"]["rankings"] = orders
 # success over the forget set, so a few badly unlearned examples among many good ones move it
 # little, and its Gaussian test also sees a difference in *spread*: models that agree with each
 # other more than oracles do (the narrowing of oracle matching in section 6) are told apart
-# even where their margins are centred right; accuracy gaps only see predictions that flip. A method can therefore pass the
-# accuracy view and fail KLOM, or the other way round. Read each against its own null at the
+# even where their margins are centred right; accuracy gaps only see predictions that flip.
+# A method can therefore pass the accuracy view and fail KLOM, or the other way round. Read each against its own null at the
 # same $N$, and when a value sits within 5% of its cap the diagnostics say so: a saturated
 # metric cannot rank methods.
 #
