@@ -22,10 +22,9 @@ the effective degrees of freedom of the splits' and the models' (``1 / (1 / (n_s
 cover the expected value at this ``N`` per side; their coverage is measured by
 ``scripts/bench_metrics.py`` (numbers in the README). For the KS 95th percentile the spread
 is estimated on a random sample of at most :data:`SPREAD_EXAMPLES` examples per group (the
-point estimate uses them all), and U-LiRA's halves use one random cross-fit split each: both
-make the interval wider, never narrower. The KS interval's half-width also gets half a
-lattice step of the statistic, added in quadrature (its p95 jumps by such steps between
-model draws). The KS null's 95th percentile is estimated on at most
+point estimate uses them all), which makes it wider, never narrower. The KS interval's
+half-width also gets half a lattice step of the statistic, added in quadrature (its p95
+jumps by such steps between model draws). The KS null's 95th percentile is estimated on at most
 :data:`NULL_EXAMPLES` examples per group.
 
 **Nulls** are the same metrics for two disjoint groups of oracles, ``N`` each: the oracles of
@@ -62,6 +61,8 @@ SPREAD_EXAMPLES = 1000
 ACCURACY_SPLITS = 200
 #: Most examples per group on which the KS null's 95th percentile is estimated.
 NULL_EXAMPLES = 10_000
+#: Cross-fit splits averaged by U-LiRA's estimate, on all models and on each half of a split.
+ULIRA_REPEATS = 4
 INTERVAL_METHOD = ("half-sampling over models (the v_half of p95_interval): variance over "
                    "random half-splits of each side's models, Student t")
 _SATURATED = "saturated: the metric cannot rank methods here"
@@ -216,17 +217,17 @@ def _ulira(u, o, index, pair, seed, spread, z) -> dict[str, Any]:
     flat = np.concatenate(list(cols.values()))
     cuts = np.cumsum([len(c) for c in cols.values()])[:-1]
 
-    def stat(a, b, repeats=1):
-        return [s.mean() for s in np.split(ulira_accuracy(a, b, seed=seed, n_repeats=repeats),
-                                           cuts)]
+    def stat(a, b):
+        return [s.mean() for s in np.split(
+            ulira_accuracy(a, b, seed=seed, n_repeats=ULIRA_REPEATS), cuts)]
 
     groups: dict[str, Any] = {}
     uc, oc = u[:, flat], o[:, flat]
-    point = np.asarray(stat(uc, oc, 4))  # the estimate averages 4 cross-fit splits
+    point = np.asarray(stat(uc, oc))
     sd = np.full(len(cols), np.nan)  # halves too small to fit the test again: no interval
     if spread["n_splits"] and min(len(u), len(o)) >= 2 * MIN_ULIRA_MODELS:
         sd = _half_split(stat, uc, oc, **spread)[1]
-    nulls = None if pair is None else stat(pair[0][:, flat], pair[1][:, flat], 4)
+    nulls = None if pair is None else stat(pair[0][:, flat], pair[1][:, flat])
     for j, g in enumerate(cols):
         groups[g] = {"value": float(point[j]), **_interval(point[j], sd[j], z, (0, 1)),
                      "count": int(len(cols[g])),

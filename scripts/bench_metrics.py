@@ -6,7 +6,8 @@ gaps and ToW.
    (the share below 0.01, 0.05, 0.10 and 0.50, and their mean).
 2. **Coverage** where the unlearned models differ (a share of forget examples shifted): for
    each lens, the share of replicates whose interval holds the expected value at this N (the
-   mean over all replicates), and the mean interval width.
+   mean over all replicates), the mean interval width, and that width over the ideal one
+   (an interval built with the spread of the estimate over the replicates: 1 = as wide).
 3. **Speed**: all lenses of one score on 60,000 examples x 100 vs 100 models (1,000 forget
    examples), as a ratio to one KLOM call measured in the same run, with and without the
    intervals; and the machine's load average.
@@ -86,16 +87,18 @@ def run_cell(name, n_models, shifted_share, reps, level, n_splits, seed):
         if shifted_share == 0 and q[0].startswith("accuracy gap"):
             truth = 0.0
         cover = np.mean((vals[:, 1] <= truth) & (truth <= vals[:, 2]))
-        table[q[0]] = (truth, cover, np.mean(vals[:, 2] - vals[:, 1]))
+        ideal = 2 * 1.96 * vals[:, 0].std()  # as wide as an interval with the true sd
+        table[q[0]] = (truth, cover, np.mean(vals[:, 2] - vals[:, 1]), ideal)
     pvals = np.array([r["ks"]["forget_quality"]["p_value"] for r in results])
     print(f"\n{name}: N = {n_models} per side, {reps} replicates, {level:.0%} intervals, "
           f"{n_splits} half-splits; forget 100, retain 2000, validation 1000 examples")
     mc = np.sqrt(level * (1 - level) / reps)
-    print(f"  {'quantity':<24}{'expected':>10}{'coverage':>10}{'mean width':>12}   "
-          f"(Monte Carlo sd of a coverage near {level:.0%}: {mc:.3f})")
-    for q, (truth, cover, width) in table.items():
+    print(f"  {'quantity':<24}{'expected':>10}{'coverage':>10}{'mean width':>12}"
+          f"{'width/ideal':>13}   (Monte Carlo sd of a coverage near {level:.0%}: {mc:.3f})")
+    for q, (truth, cover, width, ideal) in table.items():
         flag = "" if cover >= 0.93 else "  (!) below 93%"
-        print(f"  {q:<24}{truth:>10.4f}{cover:>10.3f}{width:>12.4f}{flag}")
+        ratio = width / ideal if ideal > 0 else float("nan")
+        print(f"  {q:<24}{truth:>10.4f}{cover:>10.3f}{width:>12.4f}{ratio:>13.2f}{flag}")
     shares = {a: np.mean(pvals <= a) for a in (0.01, 0.05, 0.10, 0.50)}
     print("  KS forget quality p-value: share <= " + ", ".join(
         f"{a:g}: {s:.3f}" for a, s in shares.items()) + f"; mean {pvals.mean():.3f}")
