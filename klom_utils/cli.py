@@ -193,6 +193,9 @@ def add_unlearn_parser(subparsers) -> argparse.ArgumentParser:
                    help="CPU threads (default: 2 for digits, torch's setting otherwise)")
     p.add_argument("--save-checkpoints", action="store_true",
                    help="also save the unlearned models' state dicts")
+    p.add_argument("--augment", action="store_true",
+                   help="unlearn the augmented recipe's models (full_models/<D>_augmented, from "
+                        "`klom train --augment`) into unlearned/<D>_augmented/")
     p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
     add_progress_options(p)
     add_array_options(p)
@@ -210,7 +213,7 @@ def cmd_unlearn(args) -> int:
         oracle_ids=None if args.oracle_ids is None else parse_ids(args.oracle_ids),
         seed=args.seed, device=args.device, threads=args.threads,
         save_checkpoints=args.save_checkpoints, progress=args.progress, root=args.data_root,
-        datamodel=args.datamodel)
+        datamodel=args.datamodel, augment=args.augment)
     if written is not None:
         print(f"{args.dataset} {args.method} forget set {args.forget_set}: unlearned "
               f"{len(written)}, {len(ids) - len(written)} already in {args.store} "
@@ -266,6 +269,9 @@ def add_score_parser(subparsers) -> argparse.ArgumentParser:
                    help="score full models and oracles trained with different recipes (a "
                         "warning names the differences; refused by default)")
     p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
+    p.add_argument("--augment", action="store_true",
+                   help="score unlearned/<D>_augmented/<M> against oracles of the augmented "
+                        "recipe (`klom train --augment --forget-set K`); never the plain ones")
     p.set_defaults(func=cmd_score)
     return p
 
@@ -294,7 +300,7 @@ def cmd_score(args) -> int:
                        model_ids=None if args.models is None else parse_ids(args.models),
                        oracle_ids=None if args.oracle_ids is None else parse_ids(args.oracle_ids),
                        root=args.data_root, allow_mixed_recipes=args.allow_mixed_recipes,
-                       **settings)
+                       augment=args.augment, **settings)
     table_to = sys.stderr if args.json == "-" else sys.stdout
     print(results_table([record]), file=table_to)
     for warning in record["diagnostics"]["warnings"]:

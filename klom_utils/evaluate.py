@@ -33,6 +33,7 @@ from .layout import (
     forget_set_folder,
     full_models_folder,
     oracle_folder,
+    recipe_name,
     unlearned_folder,
 )
 from .metric import klom, summarize
@@ -66,7 +67,7 @@ class Margins:
 
 def load_margins(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, *,
                  model_ids: Iterable[int] | None = None, oracle_ids: Iterable[int] | None = None,
-                 root: PathLike | None = None) -> Margins:
+                 root: PathLike | None = None, augment: bool = False) -> Margins:
     """The :class:`Margins` of ``method`` for forget set ``k`` and of the oracles it is scored
     against, at equal numbers of models per side by default.
 
@@ -75,9 +76,11 @@ def load_margins(store: StoreLike, dataset: DatasetLike, forget_set: int, method
     models (where fewer oracles exist, ``N`` is their number and the ``N`` lowest unlearned
     ids are used, unless ``model_ids`` was given). Giving an oracle that the method used is an
     error. Images are never loaded (labels only where a folder holds logits, not margins).
+    ``augment``: the augmented recipe's folders (``<D>_augmented``), against its own oracles.
     """
     store, data = as_store(store), dataset_labels(dataset, root)
-    folder = unlearned_folder(data.name, method, forget_set)
+    recipe = recipe_name(data.name, augment)
+    folder = unlearned_folder(recipe, method, forget_set)
     if not store.path(folder).is_dir():
         raise FileNotFoundError(f"store {str(store.root)!r} has no models of method {method!r} "
                                 f"for forget set {forget_set} ({folder!r}); run `klom unlearn` "
@@ -88,17 +91,26 @@ def load_margins(store: StoreLike, dataset: DatasetLike, forget_set: int, method
     model_ids = sorted({int(i) for i in model_ids})
     if not model_ids:
         raise FileNotFoundError(f"{folder!r} holds no complete unlearned model")
-    ofolder = oracle_folder(data.name, forget_set)
+    ofolder = oracle_folder(recipe, forget_set)
+    if augment and not store.path(ofolder).is_dir():
+        plain = oracle_folder(data.name, forget_set)
+        have = (f"; the store's {plain!r} were trained without augmentation (augment: unlearned "
+                "models True, oracles False) and are not scored against augmented models"
+                if store.path(plain).is_dir() else "")
+        raise FileNotFoundError(f"store {str(store.root)!r} has no oracles of the augmented recipe "
+                                f"for forget set {forget_set} ({ofolder!r}){have}: train them with "
+                                f"`klom train --dataset {data.name.lower()} --augment --forget-set "
+                                f"{forget_set}`")
     if not store.path(ofolder).is_dir():
         raise FileNotFoundError(f"store {str(store.root)!r} has no oracles for forget set "
                                 f"{forget_set} ({ofolder!r})")
     if oracle_ids is None:
-        pool = scoring_oracle_ids(store, data.name, forget_set, method)
+        pool = scoring_oracle_ids(store, recipe, forget_set, method)
         n = len(model_ids) if given_models else min(len(model_ids), len(pool))
         model_ids, oracle_ids = model_ids[:n], pool[:n]
     else:
         oracle_ids = sorted({int(i) for i in oracle_ids})
-        used = sorted(set(oracle_ids) & set(used_oracle_ids(store, data.name, forget_set, method)))
+        used = sorted(set(oracle_ids) & set(used_oracle_ids(store, recipe, forget_set, method)))
         if used:
             raise ValueError(f"oracles {used[:10]} were used by {method!r} to unlearn forget set "
                              f"{forget_set}; scoring against them would be circular")
@@ -145,7 +157,7 @@ def klom_settings(**klom_kwargs: Any) -> Record:
 def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, *,
           model_ids: Iterable[int] | None = None, oracle_ids: Iterable[int] | None = None,
           level: float = 0.95, n_splits: int = 25, seed: int = 0, root: PathLike | None = None,
-          allow_mixed_recipes: bool = False, **klom_kwargs: Any) -> Record:
+          allow_mixed_recipes: bool = False, augment: bool = False, **klom_kwargs: Any) -> Record:
     """Score ``method`` on forget set ``k`` of ``store``: a JSON-ready record.
 
     The method's ``N`` unlearned models are scored against ``N`` oracles (see
@@ -168,28 +180,32 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     ``seed``, ``seconds``. ``klom_kwargs`` go to :func:`klom_utils.metric.klom` (``bins``,
     ``eps``, ``clip``, ``direction``, ``variant``). Full models and oracles trained with
     different recorded recipes are refused (:func:`recipe_differences`), or with
-    ``allow_mixed_recipes`` scored with a ``mixed_recipes`` warning.
+    ``allow_mixed_recipes`` scored with a ``mixed_recipes`` warning; so are models and oracles
+    of two populations (:func:`check_populations`). ``augment``: the augmented recipe's
+    models and oracles (``<D>_augmented`` folders; never the plain oracles).
     """
     start = time.perf_counter()
     klom_settings(**klom_kwargs)  # bad settings fail before anything is read
     check_interval_settings(level, n_splits)
     store, data = as_store(store), dataset_labels(dataset, root)
-    m = load_margins(store, data, forget_set, method, model_ids=model_ids, oracle_ids=oracle_ids)
-    check_populations(store, m.folder, oracle_folder(data.name, forget_set), allow_mixed_recipes)
+    m = load_margins(store, data, forget_set, method, model_ids=model_ids, oracle_ids=oracle_ids,
+                     augment=augment)
+    recipe = recipe_name(data.name, augment)
+    check_populations(store, m.folder, oracle_folder(recipe, forget_set), allow_mixed_recipes)
     have = {i: row for row, i in enumerate(m.oracle_ids)}
 
     def oracle_margins(ids):
         if all(i in have for i in ids):
             return m.oracle[[have[i] for i in ids]]
-        return folder_margins(store, oracle_folder(data.name, forget_set), data, ids)
+        return folder_margins(store, oracle_folder(recipe, forget_set), data, ids)
 
-    mixed = recipe_differences(store, data.name, forget_set)
+    mixed = recipe_differences(store, recipe, forget_set)
     if mixed and not allow_mixed_recipes:
         raise ValueError(f"the full models and the oracles of forget set {forget_set} were "
                          f"trained with different recipes ({'; '.join(mixed)}): their scores "
                          "would mix two kinds of models (allow_mixed_recipes=True, or "
                          "--allow-mixed-recipes, scores them anyway, with a warning)")
-    record: Record = {"method": method, "dataset": data.name, "forget_set": int(forget_set)}
+    record: Record = {"method": method, "dataset": recipe, "forget_set": int(forget_set)}
     record.update(_score(m, oracle_margins, level=level, n_splits=n_splits, seed=seed,
                          **klom_kwargs))
     if mixed:
@@ -206,13 +222,13 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     if record["accuracy"] is None:
         record["diagnostics"]["warnings"].append({"kind": "no_accuracy", "message": (
             f"no accuracies: {m.folder!r} holds margins only, no logits")})
-    populations = {store.population(f) for f in (m.folder, oracle_folder(data.name, forget_set))}
+    populations = {store.population(f) for f in (m.folder, oracle_folder(recipe, forget_set))}
     if len(populations) > 1:
         record["diagnostics"]["warnings"].append({"kind": "mixed_populations", "message": (
             "unlearned models and oracles come from different populations: "
             + " vs ".join(sorted(populations)))})
-    revisions = store.download_revisions([full_models_folder(data.name), m.folder, forget_set_folder(
-        data.name), oracle_folder(data.name, forget_set)])
+    revisions = store.download_revisions([full_models_folder(recipe), m.folder, forget_set_folder(
+        data.name), oracle_folder(recipe, forget_set)])
     if len(set(revisions.values())) > 1:
         record["diagnostics"]["warnings"].append({"kind": "mixed_revisions", "message": (
             "folders downloaded from different revisions: " + "; ".join(
