@@ -215,6 +215,19 @@ def download_plan(folders: str | Iterable[str], *, kinds: Iterable[str] | str | 
                         files=[(s.rfilename, int(s.size or 0)) for s in siblings])
 
 
+def local_plan(root: str | os.PathLike, folders: str | Iterable[str], *,
+               kinds: Iterable[str] | str | None = DEFAULT_KINDS, repo: str = REPO_ID) -> DownloadPlan:
+    """:func:`download_plan` read from a local copy of ``repo`` at ``root`` (a snapshot, a
+    ``local_dir`` download, or a stand-in in its layout): the same files and sizes, offline."""
+    folder_list = _checked(folders, check_repo(repo), None)
+    root = Path(root)
+    files = sorted(p.relative_to(root).as_posix() for f in folder_list if (root / f).is_dir()
+                   for p in (root / f).rglob("*") if p.is_file())
+    kept = list(_hub_api().filter_repo_objects(files, allow_patterns=_patterns(folder_list, repo, kinds)))
+    return DownloadPlan(repo=repo, revision=None, commit=f"the local copy {str(root)!r}",
+                        folders=folder_list, files=[(f, (root / f).stat().st_size) for f in kept])
+
+
 def free_bytes(path: str | os.PathLike) -> int:
     """Free disk space where ``path`` (or its nearest existing parent) is."""
     target = Path(path).expanduser().absolute()

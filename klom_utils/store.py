@@ -384,7 +384,7 @@ class Store:
         """Indices (int64, into the train split) of forget set ``k``."""
         path = self.root / forget_set_file(dataset, k)
         if not path.exists() and self._easydub_forget_sets(dataset):
-            return self.easydub.forget_set(k)  # type: ignore[union-attr]
+            return self.easydub.forget_set(k, dataset)  # type: ignore[union-attr]
         if not path.exists():
             have = self.forget_set_ids(dataset)
             raise FileNotFoundError(
@@ -399,14 +399,14 @@ class Store:
     def forget_set_ids(self, dataset: str) -> list[int]:
         """Which forget sets the store holds for ``dataset``."""
         if self._easydub_forget_sets(dataset):
-            return self.easydub.forget_set_ids()  # type: ignore[union-attr]
+            return self.easydub.forget_set_ids(dataset)  # type: ignore[union-attr]
         return sorted(int(m.group(1)) for m in self.files_matching(forget_set_folder(dataset), FORGET_RE))
 
     def _easydub_forget_sets(self, dataset: str) -> bool:
         """True when ``dataset``'s forget sets are read from EasyDUB's ``forget_sets/``."""
-        return self.easydub is not None and dataset == "CIFAR10" \
+        return self.easydub is not None and dataset in self.easydub.datasets() \
             and not (self.root / forget_set_folder(dataset)).is_dir() \
-            and bool(self.easydub.forget_set_ids())
+            and bool(self.easydub.forget_set_ids(dataset))
 
     def forget_set_description(self, dataset: str, k: int) -> str | None:
         path = self.root / forget_set_file(dataset, k)
@@ -557,8 +557,9 @@ def store_status(store: "Store") -> dict:
                            "record": record}
     forget_root = store.root / "forget_set_indices"
     datasets = {p.name for p in forget_root.iterdir() if p.is_dir()} if forget_root.is_dir() else set()
-    if store._easydub_forget_sets("CIFAR10"):
-        datasets.add("CIFAR10")
+    for name in store.easydub.datasets() if store.easydub is not None else []:
+        if store._easydub_forget_sets(name):
+            datasets.add(name)
     return {"store": str(store.root), "folders": folders,
             "forget_sets": {d: store.forget_set_ids(d) for d in sorted(datasets)}}
 

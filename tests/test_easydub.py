@@ -9,6 +9,7 @@ from easydub_standin import FORGET_SETS, N_TRAIN, N_VAL, forget_set, full_margin
 import klom_utils.data
 from klom_utils import open_store
 from klom_utils.cli import main
+from klom_utils.easydub import export
 from klom_utils.files import save_npy
 from klom_utils.layout import full_models_folder, margins_name, oracle_folder, unlearned_folder
 from klom_utils.store import store_status
@@ -174,3 +175,17 @@ def test_logits_need_the_labels_alone(tmp_path, monkeypatch):
     record = json.loads(out.read_text())
     assert len(calls) == 1
     assert set(record["accuracy"]) == {"forget", "retain", "test"}
+
+
+def test_export_writes_the_layout_that_open_store_reads_back(tmp_path):
+    rng = np.random.default_rng(1)
+    full, oracles = rng.normal(size=(3, 42)), {2: rng.normal(size=(4, 42))}
+    sets = {2: np.array([9, 2, 5]), 3: np.array([0, 1])}
+    export(tmp_path / "e", "DIGITS", "mlp", full, oracles, sets, n_train=30)
+    assert (tmp_path / "e/margins/digits/oracle/forget_2/retain/mlp/id_3_epoch_0.npy").is_file()
+    store = open_store(tmp_path / "e")
+    assert store.folders() == [full_models_folder("DIGITS"), oracle_folder("DIGITS", 2)]
+    assert store.forget_set_ids("DIGITS") == [2, 3] and store.forget_set("DIGITS", 2).tolist() == [9, 2, 5]
+    got = store.margins(oracle_folder("DIGITS", 2), "train")
+    np.testing.assert_allclose(got, oracles[2][:, :30], rtol=1e-6)
+    np.testing.assert_allclose(store.margins(full_models_folder("DIGITS"), "val"), full[:, 30:], rtol=1e-6)

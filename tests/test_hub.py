@@ -12,7 +12,7 @@ from klom_utils.cli import main
 from klom_utils.data import TensorDataset
 from klom_utils.evaluate import score
 from klom_utils.hub import EASYDUB_REPO_ID as EASYDUB_REPO
-from klom_utils.hub import allow_patterns, download_plan
+from klom_utils.hub import allow_patterns, download_plan, local_plan
 from klom_utils.layout import full_models_folder, oracle_folder, unlearned_folder
 
 REPO = "royrin/KLOM-models"
@@ -191,3 +191,11 @@ def test_easydub_download_fetches_only_the_named_folders(tmp_path, capsys):
     assert store.folders() == [oracle_folder("CIFAR10", 2)]
     assert store.margins(oracle_folder("CIFAR10", 2), "train").shape == (2, 50_000)
     assert store.downloads()["margins/cifar10/oracle/forget_2"]["commit"] == COMMIT
+
+
+def test_local_plan_lists_what_the_hub_would(remote, tmp_path):
+    folders = [oracle_folder("CIFAR10", 3), "forget_set_indices/CIFAR10"]
+    online = download_plan(folders, endpoint=remote.endpoint)
+    offline = local_plan(remote.folder, folders)
+    assert offline.files == online.files and offline.total == online.total > 0
+    assert "total: 13 files" in offline.listing()
