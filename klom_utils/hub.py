@@ -78,7 +78,7 @@ def check_revision(revision: str | None) -> str | None:
     return revision
 
 
-def _clean_folder(folder: str, repo: str = REPO_ID) -> str:
+def _clean_folder(folder: str, repo: str = REPO_ID, strict: bool = True) -> str:
     top, example = REPOS[check_repo(repo)]
     if not isinstance(folder, str) or not folder.strip("/"):
         raise ValueError(f"a folder must be a non-empty path such as {example!r}, got {folder!r}")
@@ -91,7 +91,7 @@ def _clean_folder(folder: str, repo: str = REPO_ID) -> str:
     if path.parts[0] not in top:
         raise ValueError(f"folder {folder!r}: {repo} has no top-level folder "
                          f"{path.parts[0]!r}; expected one of {', '.join(top)}")
-    if repo == EASYDUB_REPO_ID:
+    if repo == EASYDUB_REPO_ID and strict:  # (a local copy may hold another dataset's folder)
         levels = EASYDUB_LEVELS[path.parts[0]]
         for depth, part in enumerate(path.parts[1:]):
             if depth >= len(levels) or not re.fullmatch(levels[depth], part):
@@ -161,9 +161,12 @@ class DownloadPlan:
     def total(self) -> int:
         return sum(size for _, size in self.files)
 
-    def listing(self) -> str:
-        """One line per file with its size, then the total."""
-        lines = [f"{human_bytes(size):>10}  {path}" for path, size in self.files]
+    def listing(self, max_files: int | None = None) -> str:
+        """One line per file with its size (the first ``max_files``), then the total."""
+        shown = self.files if max_files is None else self.files[:max_files]
+        lines = [f"{human_bytes(size):>10}  {path}" for path, size in shown]
+        if len(shown) < len(self.files):
+            lines.append(f"{'':>10}  ... and {len(self.files) - len(shown)} more files")
         return "\n".join(lines + [f"{human_bytes(self.total):>10}  total: {len(self.files)} files "
                                   f"({self.total} bytes) of {self.repo} at {self.commit}"])
 
@@ -219,7 +222,9 @@ def local_plan(root: str | os.PathLike, folders: str | Iterable[str], *,
                kinds: Iterable[str] | str | None = DEFAULT_KINDS, repo: str = REPO_ID) -> DownloadPlan:
     """:func:`download_plan` read from a local copy of ``repo`` at ``root`` (a snapshot, a
     ``local_dir`` download, or a stand-in in its layout): the same files and sizes, offline."""
-    folder_list = _checked(folders, check_repo(repo), None)
+    check_repo(repo)
+    folder_list = [_clean_folder(f, repo, strict=False)
+                   for f in ([folders] if isinstance(folders, str) else list(folders))]
     root = Path(root)
     files = sorted(p.relative_to(root).as_posix() for f in folder_list if (root / f).is_dir()
                    for p in (root / f).rglob("*") if p.is_file())
