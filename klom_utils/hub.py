@@ -173,11 +173,13 @@ class DownloadPlan:
 
 def human_bytes(n: float) -> str:
     """``n`` bytes as ``"1.5 GB"`` (powers of 1000, as the Hub shows sizes)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    if abs(n) < 1000:
+        return f"{n:.0f} B"
+    for unit in ("kB", "MB", "GB"):
         n /= 1000
-    return f"{n} B"  # not reached
+        if abs(n) < 1000:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1000:.1f} TB"
 
 
 def _checked(folders: str | Iterable[str], repo: str, revision: str | None) -> list[str]:
