@@ -78,10 +78,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from klom_utils import download, klom, noise_floor, summarize
+from klom_utils import download, klom, noise_floor, open_store, summarize
 from klom_utils.data import dataset_name, load_dataset
-from klom_utils.hub import CARD_FOLDERS
-from klom_utils.layout import full_models_folder, oracle_folder
+from klom_utils.easydub import export
+from klom_utils.hub import CARD_FOLDERS, EASYDUB_REPO_ID, REPO_ID, download_plan, local_plan
+from klom_utils.layout import forget_set_folder, full_models_folder, oracle_folder
 from klom_utils.oracles import scoring_oracle_ids
 from klom_utils.plots import COLORS, klom_distributions, margin_histograms
 from klom_utils.prepare import StoreNeeds, prepare_store
@@ -456,11 +457,6 @@ fig
 # numbers). With `source = "hub"` they are the two real datasets.
 
 # %%
-from klom_utils import open_store
-from klom_utils.easydub import export
-from klom_utils.hub import EASYDUB_REPO_ID, REPO_ID, download_plan, local_plan
-from klom_utils.layout import forget_set_folder
-
 klom_folders = [full, *(oracle_folder(D, k) for k in forget_sets), forget_set_folder(D)]
 e_dir = D.lower()
 easydub_folders = [f"margins/{e_dir}/pretrain/retain", f"margins/{e_dir}/pretrain/val",
