@@ -24,7 +24,7 @@ from .cli_options import add_device_option, add_progress_options, writable_json
 from .datamodels import DEFAULT_RIDGE, build_datamodel, datamodel_quality
 from .evaluate import jsonable, results_table, score, score_arrays
 from .files import load_npy
-from .hub import CARD_FOLDERS, DEFAULT_KINDS, download
+from .hub import CARD_FOLDERS, DEFAULT_KINDS, REPO_ID, REPOS, download, download_plan
 from .ids import id_ranges, parse_ids, parse_model_range
 from .launch import ArrayOptions, import_plugins, parse_slurm_options, run_models
 from .lens_tables import lens_table
@@ -195,6 +195,9 @@ def add_unlearn_parser(subparsers) -> argparse.ArgumentParser:
                    help="CPU threads (default: 2 for digits, torch's setting otherwise)")
     p.add_argument("--save-checkpoints", action="store_true",
                    help="also save the unlearned models' state dicts")
+    p.add_argument("--augment", action="store_true",
+                   help="unlearn the augmented recipe's models (full_models/<D>_augmented, from "
+                        "`klom train --augment`) into unlearned/<D>_augmented/")
     p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
     add_progress_options(p)
     add_array_options(p)
@@ -212,7 +215,7 @@ def cmd_unlearn(args) -> int:
         oracle_ids=None if args.oracle_ids is None else parse_ids(args.oracle_ids),
         seed=args.seed, device=args.device, threads=args.threads,
         save_checkpoints=args.save_checkpoints, progress=args.progress, root=args.data_root,
-        datamodel=args.datamodel)
+        datamodel=args.datamodel, augment=args.augment)
     if written is not None:
         print(f"{args.dataset} {args.method} forget set {args.forget_set}: unlearned "
               f"{len(written)}, {len(ids) - len(written)} already in {args.store} "
@@ -272,6 +275,9 @@ def add_score_parser(subparsers) -> argparse.ArgumentParser:
                         "klom, ulira, accuracy, ks (each with its interval and its null at "
                         "the same N; a second table shows them)")
     p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
+    p.add_argument("--augment", action="store_true",
+                   help="score unlearned/<D>_augmented/<M> against oracles of the augmented "
+                        "recipe (`klom train --augment --forget-set K`); never the plain ones")
     p.set_defaults(func=cmd_score)
     return p
 
@@ -301,7 +307,7 @@ def cmd_score(args) -> int:
                        model_ids=None if args.models is None else parse_ids(args.models),
                        oracle_ids=None if args.oracle_ids is None else parse_ids(args.oracle_ids),
                        root=args.data_root, allow_mixed_recipes=args.allow_mixed_recipes,
-                       **settings)
+                       augment=args.augment, **settings)
     table_to = sys.stderr if args.json == "-" else sys.stdout
     print(results_table([record]), file=table_to)
     if record.get("metrics"):
@@ -345,6 +351,7 @@ def cmd_status(args) -> int:
     status = store_status(store)
     for folder, info in status["folders"].items():
         info["claimed"] = held_claims(store.root, folder)
+    status["downloads"] = store.downloads()
     if args.json:
         print(json.dumps(status, indent=2))
         return 0
@@ -363,17 +370,30 @@ def cmd_status(args) -> int:
             print(f"      recorded: {json.dumps(recipe)[:150]}")
     for dataset, ks in status["forget_sets"].items():
         print(f"  forget sets of {dataset}: {', '.join(map(str, ks)) or '-'}")
+    for folder, entry in store.downloads().items():
+        print(f"  downloaded {folder}: {entry.get('repo')} revision {entry.get('revision')} = commit "
+              f"{entry.get('commit')} ({entry.get('files')} files, {entry.get('bytes')} bytes)")
     return 0
 
 
 def add_download_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "download", help="download folders of the Hub dataset royrin/KLOM-models",
-        description="Download folders of royrin/KLOM-models (cached and resumable, through "
-                    "huggingface_hub) and print the local store that holds them. Folders of "
-                    f"the dataset card: {', '.join(CARD_FOLDERS)}.")
+        "download", help="download folders of royrin/KLOM-models or easydub/EasyDUB-dataset",
+        description="Download folders of a Hub dataset (cached and resumable, through "
+                    "huggingface_hub) and print the local store that holds them, with the commit "
+                    "they came from (recorded in the store; `klom status` shows it). Folders of "
+                    f"royrin/KLOM-models' card: {', '.join(CARD_FOLDERS)}; of easydub/EasyDUB-dataset: "
+                    "margins/cifar10/pretrain, margins/cifar10/oracle/forget_<K>, forget_sets/cifar10. "
+                    "A download larger than the free disk space is refused before it starts.")
     p.add_argument("folders", nargs="+", metavar="FOLDER",
                    help="e.g. full_models/CIFAR10 oracles/CIFAR10/forget_set_1")
+    p.add_argument("--repo", default=REPO_ID, choices=list(REPOS),
+                   help=f"the dataset (default {REPO_ID})")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the files that would be fetched with their sizes and the total; "
+                        "fetch nothing")
+    p.add_argument("--local-dir", default=None, metavar="DIR",
+                   help="download into DIR (a plain store folder) instead of the cache")
     p.add_argument("--kinds", nargs="+", default=None, metavar="KIND",
                    choices=["margins", "logits", "checkpoints"],
                    help="files to fetch (default: margins logits; checkpoints are large)")
@@ -383,17 +403,31 @@ def add_download_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true",
                    help="read the cache only (also HF_HUB_OFFLINE=1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--endpoint", default=None, metavar="URL",
+                   help="the Hub's address (default: huggingface_hub's, HF_ENDPOINT)")
     p.set_defaults(func=cmd_download)
     return p
 
 
 def cmd_download(args) -> int:
-    store = download(args.folders, kinds=args.kinds or DEFAULT_KINDS, revision=args.revision,
-                     cache_dir=args.cache_dir, offline=True if args.offline else None,
-                     progress=not args.quiet)
+    kinds = args.kinds or DEFAULT_KINDS
+    if args.dry_run:
+        if args.offline:
+            raise ValueError("--dry-run reads the Hub's file list: it cannot run --offline")
+        plan = download_plan(args.folders, kinds=kinds, revision=args.revision, repo=args.repo,
+                             endpoint=args.endpoint)
+        print(f"would fetch (nothing fetched; sizes from the Hub's file metadata):\n{plan.listing()}")
+        return 0
+    store = download(args.folders, kinds=kinds, revision=args.revision, repo=args.repo,
+                     cache_dir=args.cache_dir, local_dir=args.local_dir,
+                     offline=True if args.offline else None, progress=not args.quiet,
+                     endpoint=args.endpoint)
     print(f"store: {store.root}")
     for folder in store.folders():
         print(f"  {folder}: {len(store.model_ids(folder))} models")
+    for folder, entry in store.downloads().items():
+        if folder in args.folders or folder.strip("/") in args.folders:
+            print(f"  downloaded {folder} at {entry['revision']} = commit {entry['commit']}")
     return 0
 
 

@@ -268,6 +268,9 @@ def _oracle_side(store: Store, data: Any, k: int, ids: Sequence[int]) -> dict:
     folder = oracle_folder(data.name, k)
     forget = forget_indices(store, data, k)
     acc = accuracies(store, folder, data, oracle_ids, forget)
+    if acc is None:
+        raise FileNotFoundError(f"{folder!r} holds margins only: comparing methods needs the "
+                                "oracles' logits (for their accuracies)")
     return {"forget": acc["forget"], "retain": acc["retain"], "validation": acc["test"],
             "oracle_ids": oracle_ids, "folder": folder, "forget_indices": forget,
             "margins": folder_margins(store, folder, data, oracle_ids)}

@@ -139,7 +139,7 @@ class TensorDataset:
 
 
 #: A loaded dataset or its name (``"digits"``, ``"CIFAR10"``, ...).
-DatasetLike = Union[TensorDataset, str]
+DatasetLike = Union[TensorDataset, "DatasetLabels", str]
 
 
 def dataset_name(name: str) -> str:
@@ -442,4 +442,68 @@ def load_living17(root: PathLike | None, check_sizes: bool = True) -> TensorData
 
 def as_dataset(dataset: DatasetLike, root: PathLike | None = None) -> TensorDataset:
     """``dataset`` itself if it is loaded, else :func:`load_dataset` of its name."""
+    if isinstance(dataset, DatasetLabels):
+        return load_dataset(dataset.name, root=dataset.root if root is None else root)
     return dataset if isinstance(dataset, TensorDataset) else load_dataset(dataset, root=root)
+
+
+# ------------------------------------------------------------------------------- labels alone
+
+#: Split sizes of the datasets whose images are not embedded.
+SPLIT_SIZES = {"CIFAR10": {"train": 50_000, "val": 10_000}, "LIVING17": LIVING17_SIZES}
+
+
+def read_cifar10_labels(root: PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_labels, test_labels)`` int64 of CIFAR-10 from the cached archive (downloaded
+    if missing); no image tensors are made."""
+    _, train_y, _, test_y = parse_cifar10_archive(download_cifar10(root))
+    return train_y, test_y
+
+
+class DatasetLabels:
+    """What scoring needs of a dataset without its images: ``name``, ``n_train``, ``n_val``, and
+    ``train_y``/``val_y`` (int64 numpy), read on first use (only where a store holds logits and
+    no margins, or for accuracies), from the CIFAR-10 archive or the LIVING-17 label files."""
+
+    def __init__(self, name: str, root: PathLike | None = None) -> None:
+        self.name = dataset_name(name)
+        if self.name not in SPLIT_SIZES:
+            raise ValueError(f"labels alone are read for {sorted(SPLIT_SIZES)}, not {name!r}")
+        self.root = root
+        self.n_train, self.n_val = SPLIT_SIZES[self.name]["train"], SPLIT_SIZES[self.name]["val"]
+        self._labels: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __repr__(self) -> str:
+        return f"DatasetLabels({self.name!r}, loaded={self._labels is not None})"
+
+    @property
+    def loaded(self) -> bool:
+        """True once the labels were read."""
+        return self._labels is not None
+
+    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._labels is None:
+            self._labels = (read_cifar10_labels(self.root) if self.name == "CIFAR10"
+                            else read_living17_labels(self.root))
+        return self._labels
+
+    @property
+    def train_y(self) -> np.ndarray:
+        return self.labels()[0]
+
+    @property
+    def val_y(self) -> np.ndarray:
+        return self.labels()[1]
+
+
+#: A loaded dataset, or a dataset's labels read on first use.
+SplitsLike = Union[TensorDataset, DatasetLabels]
+
+
+def dataset_labels(dataset: DatasetLike, root: PathLike | None = None) -> SplitsLike:
+    """For scoring: ``dataset`` itself if loaded; the embedded DIGITS (small); else a
+    :class:`DatasetLabels` that reads no images and its labels only if asked."""
+    if isinstance(dataset, (TensorDataset, DatasetLabels)):
+        return dataset
+    name = dataset_name(dataset)
+    return load_digits() if name == "DIGITS" else DatasetLabels(name, root)

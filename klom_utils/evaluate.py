@@ -24,10 +24,18 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ._typing import ArrayLike, PathLike, Record
-from .data import DatasetLike, TensorDataset, as_dataset, dataset_name
+from .data import DatasetLike, SplitsLike, dataset_labels, dataset_name
 from .diagnostics import diagnose, outlier_models, outlier_warnings
 from .forget_sets import check_forget_indices, forget_indices, retain_mask
-from .layout import HELD_OUT_ORACLE_START, TRAIN_RECORD, full_models_folder, oracle_folder, unlearned_folder
+from .layout import (
+    HELD_OUT_ORACLE_START,
+    TRAIN_RECORD,
+    forget_set_folder,
+    full_models_folder,
+    oracle_folder,
+    recipe_name,
+    unlearned_folder,
+)
 from .lenses import klom_cap, lenses, parse_metrics, saturation_warnings
 from .metric import klom, summarize
 from .oracles import scoring_oracle_ids, used_oracle_ids
@@ -67,7 +75,7 @@ class Margins:
 
 def load_margins(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, *,
                  model_ids: Iterable[int] | None = None, oracle_ids: Iterable[int] | None = None,
-                 root: PathLike | None = None) -> Margins:
+                 root: PathLike | None = None, augment: bool = False) -> Margins:
     """The :class:`Margins` of ``method`` for forget set ``k`` and of the oracles it is scored
     against, at equal numbers of models per side by default.
 
@@ -75,31 +83,42 @@ def load_margins(store: StoreLike, dataset: DatasetLike, forget_set: int, method
     default the ``N`` lowest of :func:`scoring_oracle_ids`, ``N`` = the number of unlearned
     models (where fewer oracles exist, ``N`` is their number and the ``N`` lowest unlearned
     ids are used, unless ``model_ids`` was given). Giving an oracle that the method used is an
-    error.
+    error. Images are never loaded (labels only where a folder holds logits, not margins).
+    ``augment``: the augmented recipe's folders (``<D>_augmented``), against its own oracles.
     """
-    store, data = as_store(store), as_dataset(dataset, root)
-    folder = unlearned_folder(data.name, method, forget_set)
+    store, data = as_store(store), dataset_labels(dataset, root)
+    recipe = recipe_name(data.name, augment)
+    folder = unlearned_folder(recipe, method, forget_set)
     if not store.path(folder).is_dir():
         raise FileNotFoundError(f"store {str(store.root)!r} has no models of method {method!r} "
                                 f"for forget set {forget_set} ({folder!r}); run `klom unlearn` "
                                 "first")
     given_models = model_ids is not None
     if model_ids is None:
-        model_ids = store.complete_model_ids(folder)
+        model_ids = store.readable_model_ids(folder)
     model_ids = sorted({int(i) for i in model_ids})
     if not model_ids:
         raise FileNotFoundError(f"{folder!r} holds no complete unlearned model")
-    ofolder = oracle_folder(data.name, forget_set)
+    ofolder = oracle_folder(recipe, forget_set)
+    if augment and not store.path(ofolder).is_dir():
+        plain = oracle_folder(data.name, forget_set)
+        have = (f"; the store's {plain!r} were trained without augmentation (augment: unlearned "
+                "models True, oracles False) and are not scored against augmented models"
+                if store.path(plain).is_dir() else "")
+        raise FileNotFoundError(f"store {str(store.root)!r} has no oracles of the augmented recipe "
+                                f"for forget set {forget_set} ({ofolder!r}){have}: train them with "
+                                f"`klom train --dataset {data.name.lower()} --augment --forget-set "
+                                f"{forget_set}`")
     if not store.path(ofolder).is_dir():
         raise FileNotFoundError(f"store {str(store.root)!r} has no oracles for forget set "
                                 f"{forget_set} ({ofolder!r})")
     if oracle_ids is None:
-        pool = scoring_oracle_ids(store, data.name, forget_set, method)
+        pool = scoring_oracle_ids(store, recipe, forget_set, method)
         n = len(model_ids) if given_models else min(len(model_ids), len(pool))
         model_ids, oracle_ids = model_ids[:n], pool[:n]
     else:
         oracle_ids = sorted({int(i) for i in oracle_ids})
-        used = sorted(set(oracle_ids) & set(used_oracle_ids(store, data.name, forget_set, method)))
+        used = sorted(set(oracle_ids) & set(used_oracle_ids(store, recipe, forget_set, method)))
         if used:
             raise ValueError(f"oracles {used[:10]} were used by {method!r} to unlearn forget set "
                              f"{forget_set}; scoring against them would be circular")
@@ -118,11 +137,14 @@ def klom_scores(margins: Margins, **klom_kwargs: Any) -> np.ndarray:
     return klom(unlearned=margins.unlearned, oracle=margins.oracle, **klom_kwargs)
 
 
-def accuracies(store: Store, folder: str, data: TensorDataset, model_ids: Sequence[int],
-               forget: ArrayLike) -> dict[str, float]:
-    """Mean accuracy of the models ``model_ids`` of ``folder`` on forget, retain and test."""
+def accuracies(store: Store, folder: str, data: SplitsLike, model_ids: Sequence[int],
+               forget: ArrayLike) -> dict[str, float] | None:
+    """Mean accuracy of the models ``model_ids`` of ``folder`` on forget, retain and test;
+    None where the folder holds no logits (margins only, e.g. EasyDUB's dataset)."""
+    if not store.has_logits(folder):
+        return None
     keep = retain_mask(data.n_train, forget)
-    y_train, y_val = data.train_y.numpy(), data.val_y.numpy()
+    y_train, y_val = np.asarray(data.train_y), np.asarray(data.val_y)
     train = store.logits_of(folder, "train", model_ids).argmax(-1) == y_train
     val = store.logits_of(folder, "val", model_ids).argmax(-1) == y_val
     return {"forget": float(train[:, forget].mean()), "retain": float(train[:, keep].mean()),
@@ -143,8 +165,8 @@ def klom_settings(**klom_kwargs: Any) -> Record:
 def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, *,
           model_ids: Iterable[int] | None = None, oracle_ids: Iterable[int] | None = None,
           level: float = 0.95, n_splits: int = 25, seed: int = 0, root: PathLike | None = None,
-          allow_mixed_recipes: bool = False, metrics: str | Sequence[str] | None = None,
-          **klom_kwargs: Any) -> Record:
+          allow_mixed_recipes: bool = False, augment: bool = False,
+          metrics: str | Sequence[str] | None = None, **klom_kwargs: Any) -> Record:
     """Score ``method`` on forget set ``k`` of ``store``: a JSON-ready record.
 
     The method's ``N`` unlearned models are scored against ``N`` oracles (see
@@ -171,43 +193,72 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     null at the floor's ``N``. ``klom_kwargs`` go to :func:`klom_utils.metric.klom` (``bins``,
     ``eps``, ``clip``, ``direction``, ``variant``). Full models and oracles trained with
     different recorded recipes are refused (:func:`recipe_differences`), or with
-    ``allow_mixed_recipes`` scored with a ``mixed_recipes`` warning.
+    ``allow_mixed_recipes`` scored with a ``mixed_recipes`` warning; so are models and oracles
+    of two populations (:func:`check_populations`). ``augment``: the augmented recipe's
+    models and oracles (``<D>_augmented`` folders; never the plain oracles).
     """
     start = time.perf_counter()
     klom_settings(**klom_kwargs)  # bad settings fail before anything is read
     check_interval_settings(level, n_splits)
     metrics = parse_metrics(metrics)
-    store, data = as_store(store), as_dataset(dataset, root)
-    m = load_margins(store, data, forget_set, method, model_ids=model_ids, oracle_ids=oracle_ids)
+    store, data = as_store(store), dataset_labels(dataset, root)
+    m = load_margins(store, data, forget_set, method, model_ids=model_ids, oracle_ids=oracle_ids,
+                     augment=augment)
+    recipe = recipe_name(data.name, augment)
+    check_populations(store, m.folder, oracle_folder(recipe, forget_set), allow_mixed_recipes)
     have = {i: row for row, i in enumerate(m.oracle_ids)}
 
     def oracle_margins(ids):
         if all(i in have for i in ids):
             return m.oracle[[have[i] for i in ids]]
-        return folder_margins(store, oracle_folder(data.name, forget_set), data, ids)
+        return folder_margins(store, oracle_folder(recipe, forget_set), data, ids)
 
-    mixed = recipe_differences(store, data.name, forget_set)
+    mixed = recipe_differences(store, recipe, forget_set)
     if mixed and not allow_mixed_recipes:
         raise ValueError(f"the full models and the oracles of forget set {forget_set} were "
                          f"trained with different recipes ({'; '.join(mixed)}): their scores "
                          "would mix two kinds of models (allow_mixed_recipes=True, or "
                          "--allow-mixed-recipes, scores them anyway, with a warning)")
-    record: Record = {"method": method, "dataset": data.name, "forget_set": int(forget_set)}
+    record: Record = {"method": method, "dataset": recipe, "forget_set": int(forget_set)}
     record.update(_score(m, oracle_margins, level=level, n_splits=n_splits, seed=seed,
                          metrics=metrics, **klom_kwargs))
     if mixed:
         record["diagnostics"]["warnings"].append({"kind": "mixed_recipes", "message": (
             "full models and oracles were trained with different recipes: "
             + "; ".join(mixed))})
-    available = len(store.complete_model_ids(m.folder))
+    available = len(store.readable_model_ids(m.folder))
     if model_ids is None and available > len(m.model_ids):
         record["diagnostics"]["warnings"].append({"kind": "fewer_oracles", "message": (
             f"only {len(m.oracle_ids)} oracles to score against: scored the "
             f"{len(m.model_ids)} lowest ids of the {available} unlearned models (train more "
             "oracles to use them all)")})
     record["accuracy"] = accuracies(store, m.folder, data, m.model_ids, m.forget)
+    if record["accuracy"] is None:
+        record["diagnostics"]["warnings"].append({"kind": "no_accuracy", "message": (
+            f"no accuracies: {m.folder!r} holds margins only, no logits")})
+    populations = {store.population(f) for f in (m.folder, oracle_folder(recipe, forget_set))}
+    if len(populations) > 1:
+        record["diagnostics"]["warnings"].append({"kind": "mixed_populations", "message": (
+            "unlearned models and oracles come from different populations: "
+            + " vs ".join(sorted(populations)))})
+    revisions = store.download_revisions([full_models_folder(recipe), m.folder, forget_set_folder(
+        data.name), oracle_folder(recipe, forget_set)])
+    if len(set(revisions.values())) > 1:
+        record["diagnostics"]["warnings"].append({"kind": "mixed_revisions", "message": (
+            "folders downloaded from different revisions: " + "; ".join(
+                f"{f} at {r}" for f, r in sorted(revisions.items())))})
     record["seconds"] = time.perf_counter() - start
     return record
+
+
+def check_populations(store: Store, models: str, oracles: str, allow_mixed: bool) -> None:
+    """Refuse scoring the models of one population (EasyDUB's dataset, the KLOM-models
+    layout) against the other's oracles, unless ``allow_mixed``."""
+    a, b = store.population(models), store.population(oracles)
+    if a != b and not allow_mixed:
+        raise ValueError(f"{models!r} holds models of {a} but the oracles {oracles!r} are from "
+                         f"{b}: scores would mix two populations (allow_mixed_recipes=True, or "
+                         "--allow-mixed-recipes, scores them anyway, with a warning)")
 
 
 #: Keys of a training record that differ between full models and oracles by design.
@@ -355,7 +406,7 @@ def _p95_interval(unlearned, oracle, groups, settings) -> dict:
 def score_many(store: StoreLike, dataset: DatasetLike, forget_sets: Iterable[int],
                methods: Iterable[str], *, progress: bool = True, **kwargs: Any) -> list[Record]:
     """:func:`score` for every (forget set, method) pair; a list of records."""
-    store, data = as_store(store), as_dataset(dataset, kwargs.pop("root", None))
+    store, data = as_store(store), dataset_labels(dataset, kwargs.pop("root", None))
     pairs = [(k, m) for k in forget_sets for m in methods]
     return [score(store, data, k, m, **kwargs)
             for k, m in tqdm_class()(pairs, desc="scoring", disable=not progress)]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._typing import ArrayLike
 from .claims import store_lock
-from .data import TensorDataset, load_digits
+from .data import SplitsLike, TensorDataset, load_digits
 from .layout import forget_set_folder
 from .store import Store
 
@@ -110,12 +110,12 @@ def ensure_digits_forget_sets(store: Store, dataset: TensorDataset | None = None
         write_digits_forget_sets(store, dataset)  # only the missing ones, each atomically
 
 
-def forget_indices(store: Store, dataset: TensorDataset, k: int) -> np.ndarray:
+def forget_indices(store: Store, dataset: SplitsLike, k: int) -> np.ndarray:
     """Forget set ``k`` of ``dataset`` from the store, checked against the train split.
 
     DIGITS forget sets are written into the store first if it has none.
     """
-    if dataset.name == "DIGITS":
+    if isinstance(dataset, TensorDataset) and dataset.name == "DIGITS":
         ensure_digits_forget_sets(store, dataset)
     try:
         indices = store.forget_set(dataset.name, k)

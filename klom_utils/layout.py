@@ -33,6 +33,8 @@ TRAIN_RECORD = "klom_train.json"
 UNLEARN_RECORD = "klom_unlearn.json"
 DATAMODELS_RECORD = "klom_datamodels.json"
 RECORD_FILES = (TRAIN_RECORD, UNLEARN_RECORD, DATAMODELS_RECORD)
+#: At a store's root: which repository, revision and commit each downloaded folder came from.
+DOWNLOAD_RECORD = "klom_download.json"
 #: Beside unlearned models: the measured wall time of the call that unlearned them.
 COST_FILE = "klom_cost.json"
 #: The estimated datamodel, inside :func:`datamodel_folder`.

@@ -14,13 +14,16 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
 from ._typing import ArrayLike
+from .easydub import REPO_ID as EASYDUB_REPO
+from .easydub import EasyDUBView, is_easydub
 from .files import atomic_write, float_tensor, load_npy, load_torch, save_npy, save_torch
 from .layout import (
+    DOWNLOAD_RECORD,
     EPOCH_LOGITS_RE,
     FORGET_RE,
     KNOWN_SPLIT_SIZES,
@@ -44,13 +47,19 @@ if TYPE_CHECKING:
 
 #: A :class:`Store` or the path of one.
 StoreLike = Union["Store", str, "os.PathLike[str]"]
+#: Labels of a split, or a function that returns them (called only where logits need them).
+Labels = Union[ArrayLike, Callable[[], Any], None]
+#: The population of folders in the KLOM-models layout (the Hub's, or trained here).
+KLOM_MODELS_POPULATION = "royrin/KLOM-models layout"
 
 
 # -- the store ---------------------------------------------------------------------------------
 
 
 def open_store(path: str | os.PathLike, *, create: bool = False) -> "Store":
-    """Open a folder in the KLOM-models layout (a Hub snapshot or one written here).
+    """Open a folder in the KLOM-models layout (a Hub snapshot or one written here) or in
+    EasyDUB's (``easydub/EasyDUB-dataset``, read through the same folder names: see
+    :mod:`klom_utils.easydub`).
 
     With ``create=True`` the folder is made if needed and must be writable.
     """
@@ -64,7 +73,7 @@ def open_store(path: str | os.PathLike, *, create: bool = False) -> "Store":
             raise PermissionError(f"store folder {str(root)!r} is not writable")
     elif not root.is_dir():
         raise FileNotFoundError(
-            f"no store at {str(root)!r}: expected a folder in the KLOM-models layout "
+            f"no store at {str(root)!r}: expected a folder in the KLOM-models or EasyDUB layout "
             "(download one with klom_utils.download or train one with `klom train`)"
         )
     return Store(root)
@@ -84,18 +93,37 @@ class Store:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
+        #: EasyDUB's files read by the store's folder names, where the root holds them
+        self.easydub = EasyDUBView(self.root) if is_easydub(self.root) else None
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
 
     def path(self, relpath: str) -> Path:
-        """Absolute path of ``relpath`` inside the store."""
+        """Absolute path of ``relpath`` inside the store (for a model folder of EasyDUB's
+        layout, the folder of its files)."""
+        if self._mapped(relpath):
+            return self.easydub.physical(relpath)  # type: ignore[union-attr,return-value]
         return self.root / relpath
+
+    def _mapped(self, folder: str) -> bool:
+        """True when ``folder`` is read from EasyDUB's files (no folder of that name here)."""
+        return self.easydub is not None and not (self.root / folder).is_dir() \
+            and self.easydub.holds(folder)
+
+    def population(self, folder: str) -> str:
+        """Which population the models of ``folder`` belong to: EasyDUB's dataset or the
+        KLOM-models layout (the Hub's ``royrin/KLOM-models`` or models trained here)."""
+        return EASYDUB_REPO if self._mapped(folder) else KLOM_MODELS_POPULATION
+
+    def has_logits(self, folder: str) -> bool:
+        """True when ``folder`` holds logits files (EasyDUB's dataset holds margins only)."""
+        return not self._mapped(folder) and bool(self._logit_files(folder, "train"))
 
     # ---- listing
 
     def _folder(self, folder: str) -> Path:
-        path = self.root / folder
+        path = self.path(folder)
         if not path.is_dir():
             raise FileNotFoundError(f"store {str(self.root)!r} has no folder {folder!r}")
         return path
@@ -116,6 +144,8 @@ class Store:
                 for p in (MARGINS_RE, LOGITS_RE, EPOCH_LOGITS_RE, STATE_DICT_RE)
             ) or any(f.endswith("_margins_all.pt") for f in filenames):
                 found.add(Path(dirpath).relative_to(self.root).as_posix())
+        if self.easydub is not None:
+            found |= set(self.easydub.folders())
         return sorted(found)
 
     def _margin_files(self, folder: str, split: str) -> dict[int, dict[int, str]]:
@@ -143,6 +173,8 @@ class Store:
     def model_ids(self, folder: str) -> list[int]:
         """Ids of the models that ``folder`` holds any file of (sorted)."""
         self._folder(folder)
+        if self._mapped(folder):
+            return self.easydub.model_ids(folder)  # type: ignore[union-attr]
         ids = set()
         for split in SPLITS:
             ids |= set(self._margin_files(folder, split)) | set(self._logit_files(folder, split))
@@ -155,6 +187,8 @@ class Store:
 
     def has_model(self, folder: str, model_id: int) -> bool:
         """True when every file :meth:`write_model` writes for ``model_id`` is present."""
+        if self._mapped(folder):
+            return int(model_id) in self.easydub.complete_model_ids(folder)  # type: ignore[union-attr]
         path = self.root / folder
         margin_ids = [self._margin_files(folder, s).get(int(model_id)) for s in SPLITS]
         return all(margin_ids) and all(
@@ -166,13 +200,27 @@ class Store:
         listings of the folder, however many models; :meth:`has_model` for a single id)."""
         if not self.path(folder).is_dir():
             return []
+        if self._mapped(folder):
+            return self.easydub.complete_model_ids(folder)  # type: ignore[union-attr]
         names = {m.group(0) for m in self.files_matching(folder, LOGITS_RE)}
         ids = set.intersection(*(set(self._margin_files(folder, s)) for s in SPLITS))
         return sorted(i for i in ids if all(logits_name(s, i) in names for s in SPLITS))
 
+    def readable_model_ids(self, folder: str) -> list[int]:
+        """Ids whose train and val margins can be read: per split a margins or a logits file
+        (EasyDUB's folders: every file the margins need)."""
+        if not self.path(folder).is_dir():
+            return []
+        if self._mapped(folder):
+            return self.easydub.complete_model_ids(folder)  # type: ignore[union-attr]
+        per_split = [set(self._margin_files(folder, s)) | set(self._logit_files(folder, s))
+                     for s in SPLITS]
+        return sorted(set.intersection(*per_split))
+
     def logits_of(self, folder: str, split: str, model_ids: Sequence[int]) -> np.ndarray:
         """Logits of several models, float32 ``(len(model_ids), n_examples, n_classes)``
         (the folder is listed once)."""
+        self._no_logits_in_easydub(folder)
         files = self._logit_files(folder, check_split(split))
         missing = [i for i in model_ids if int(i) not in files]
         if missing:
@@ -186,6 +234,11 @@ class Store:
                                  "dataset? (delete it and rerun the command that wrote it)")
             arrays.append(array)
         return np.stack(arrays)
+
+    def _no_logits_in_easydub(self, folder: str) -> None:
+        if self._mapped(folder):
+            raise FileNotFoundError(f"{folder!r} is read from EasyDUB's dataset, which holds "
+                                    "margins only (no logits, no checkpoints)")
 
     # ---- reading
 
@@ -201,6 +254,7 @@ class Store:
 
     def logits(self, folder: str, split: str, model_id: int) -> torch.Tensor:
         """Logits of one model on ``split`` as a float32 torch tensor (n_examples, n_classes)."""
+        self._no_logits_in_easydub(folder)
         name = self._logit_files(folder, check_split(split)).get(int(model_id))
         if name is None:
             raise FileNotFoundError(f"no {split} logits of model {model_id} in {folder!r}")
@@ -213,17 +267,20 @@ class Store:
         self,
         folder: str,
         split: str,
-        labels: ArrayLike | None = None,
+        labels: Labels = None,
         model_ids: Sequence[int] | None = None,
     ) -> np.ndarray:
         """Margins of the models in ``folder`` on ``split``: float32 (n_models, n_examples).
 
         Sources, in order of preference: per-model margins files (latest epoch), the stacked
-        ``<split>_margins_all.pt``, or logits files with ``labels``. Rows follow ``model_ids``
-        (default: every model of the folder, sorted).
+        ``<split>_margins_all.pt``, or logits files with ``labels`` (the array, or a function
+        returning it, called only if logits are read). Rows follow ``model_ids`` (default:
+        every model of the folder, sorted). EasyDUB's folders: see :mod:`klom_utils.easydub`.
         """
         check_split(split)
         self._folder(folder)
+        if self._mapped(folder):
+            return self.easydub.margins(folder, split, model_ids)  # type: ignore[union-attr]
         margin_files = self._margin_files(folder, split)
         logit_files = self._logit_files(folder, split)
         stacked_path = self.root / folder / stacked_margins_name(split)
@@ -271,6 +328,8 @@ class Store:
         return np.stack(rows).astype(np.float32, copy=False)
 
     def _margins_from_logits(self, folder: str, name: str, split: str, labels) -> np.ndarray:
+        if callable(labels):
+            labels = labels()
         if labels is None:
             raise ValueError(
                 f"{folder}/{name} holds logits, not margins: pass the {split} labels "
@@ -302,6 +361,7 @@ class Store:
 
     def state_dict(self, folder: str, model_id: int, epoch: int | None = None) -> dict:
         """State dict of a model (latest saved epoch unless ``epoch`` is given)."""
+        self._no_logits_in_easydub(folder)
         epochs = {
             int(m.group(2)): m.group(0)
             for m in self.files_matching(folder, STATE_DICT_RE)
@@ -323,6 +383,8 @@ class Store:
     def forget_set(self, dataset: str, k: int) -> np.ndarray:
         """Indices (int64, into the train split) of forget set ``k``."""
         path = self.root / forget_set_file(dataset, k)
+        if not path.exists() and self._easydub_forget_sets(dataset):
+            return self.easydub.forget_set(k, dataset)  # type: ignore[union-attr]
         if not path.exists():
             have = self.forget_set_ids(dataset)
             raise FileNotFoundError(
@@ -336,7 +398,15 @@ class Store:
 
     def forget_set_ids(self, dataset: str) -> list[int]:
         """Which forget sets the store holds for ``dataset``."""
+        if self._easydub_forget_sets(dataset):
+            return self.easydub.forget_set_ids(dataset)  # type: ignore[union-attr]
         return sorted(int(m.group(1)) for m in self.files_matching(forget_set_folder(dataset), FORGET_RE))
+
+    def _easydub_forget_sets(self, dataset: str) -> bool:
+        """True when ``dataset``'s forget sets are read from EasyDUB's ``forget_sets/``."""
+        return self.easydub is not None and dataset in self.easydub.datasets() \
+            and not (self.root / forget_set_folder(dataset)).is_dir() \
+            and bool(self.easydub.forget_set_ids(dataset))
 
     def forget_set_description(self, dataset: str, k: int) -> str | None:
         path = self.root / forget_set_file(dataset, k)
@@ -409,6 +479,28 @@ class Store:
         """The content of a JSON file of the store."""
         return json.loads((self.root / relpath).read_text())
 
+    def downloads(self) -> dict[str, dict]:
+        """The download record: downloaded folder → ``repo``, ``revision`` (as asked),
+        ``commit`` (as resolved), ``files``, ``bytes``; empty where nothing was recorded."""
+        path = self.root / DOWNLOAD_RECORD
+        return dict(self.read_json(DOWNLOAD_RECORD).get("folders", {})) if path.is_file() else {}
+
+    def record_download(self, entries: Mapping[str, dict]) -> Path:
+        """Add downloaded folders to the download record (a folder downloaded again replaces
+        its entry)."""
+        return self.write_json(DOWNLOAD_RECORD, {"folders": {**self.downloads(), **entries}})
+
+    def download_revisions(self, folders: Iterable[str]) -> dict[str, str]:
+        """Downloaded folder → commit, for the recorded downloads inside or around ``folders``."""
+        out = {}
+        for folder in folders:
+            path = self.path(folder)
+            rel = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else folder
+            for name, entry in self.downloads().items():
+                if rel == name or rel.startswith(name + "/") or name.startswith(rel + "/"):
+                    out[name] = str(entry.get("commit"))
+        return out
+
     def record_or_compare(self, relpath: str, record: dict) -> list[str]:
         """Write ``record`` if ``relpath`` is new; else list how the stored record differs.
 
@@ -464,10 +556,12 @@ def store_status(store: "Store") -> dict:
         folders[folder] = {"complete": sorted(done), "partial": partial, "missing": missing,
                            "record": record}
     forget_root = store.root / "forget_set_indices"
-    datasets = sorted(p.name for p in forget_root.iterdir() if p.is_dir()) \
-        if forget_root.is_dir() else []
+    datasets = {p.name for p in forget_root.iterdir() if p.is_dir()} if forget_root.is_dir() else set()
+    for name in store.easydub.datasets() if store.easydub is not None else []:
+        if store._easydub_forget_sets(name):
+            datasets.add(name)
     return {"store": str(store.root), "folders": folders,
-            "forget_sets": {d: store.forget_set_ids(d) for d in datasets}}
+            "forget_sets": {d: store.forget_set_ids(d) for d in sorted(datasets)}}
 
 
 def split_labels(labels: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -489,9 +583,10 @@ def folder_margins(store: Store, folder: str, labels: Any,
     """Margins (n_models, n_train + n_val) of ``model_ids`` in ``folder``, train then val.
 
     ``labels``: the dataset, or its labels ``(train, val)``, or None where the folder holds
-    margins (files or stacked; logits need labels); ``model_ids`` None: every model."""
-    train_y, val_y = split_labels(labels)
+    margins (files or stacked; logits need labels, read from ``labels`` only then: a dataset
+    whose labels load on first use is never loaded for margins on disk); ``model_ids`` None:
+    every model."""
     return np.concatenate([
-        store.margins(folder, "train", labels=train_y, model_ids=model_ids),
-        store.margins(folder, "val", labels=val_y, model_ids=model_ids),
+        store.margins(folder, "train", labels=lambda: split_labels(labels)[0], model_ids=model_ids),
+        store.margins(folder, "val", labels=lambda: split_labels(labels)[1], model_ids=model_ids),
     ], axis=1)

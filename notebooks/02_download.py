@@ -78,10 +78,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from klom_utils import download, klom, noise_floor, summarize
+from klom_utils import download, klom, noise_floor, open_store, summarize
 from klom_utils.data import dataset_name, load_dataset
-from klom_utils.hub import CARD_FOLDERS
-from klom_utils.layout import full_models_folder, oracle_folder
+from klom_utils.easydub import export
+from klom_utils.hub import CARD_FOLDERS, EASYDUB_REPO_ID, REPO_ID, download_plan, local_plan
+from klom_utils.layout import forget_set_folder, full_models_folder, oracle_folder
 from klom_utils.oracles import scoring_oracle_ids
 from klom_utils.plots import COLORS, klom_distributions, margin_histograms
 from klom_utils.prepare import StoreNeeds, prepare_store
@@ -431,12 +432,97 @@ fig = klom_distributions({f"do nothing (N={n0})": do_nothing[k0],
                          forget[k0], data.n_train)
 fig.suptitle(f"{D}, forget set {k0}: per-example KLOM")
 fig
+
+# %% [markdown]
+# ## 6. Two populations of models
+#
+# A second public population of CIFAR-10 ResNet-9s exists for KLOM: EasyDUB's dataset
+# `easydub/EasyDUB-dataset` {cite:p}`rinberg2026easydub` (200 models trained on everything,
+# 200 oracles for each of 10 forget sets), which holds *margins only*, in its own layout:
+# `margins/cifar10/pretrain/{retain,val}/resnet9/id_<k>_epoch_23.npy` for the full models and
+# `margins/cifar10/oracle/forget_<k>/{retain,forget,val}/…` for the oracles, whose `retain`
+# arrays leave the forget set's columns out. `open_store` recognises that layout and reads it
+# through the same folder names as every other store (`full_models/CIFAR10`,
+# `oracles/CIFAR10/forget_set_<k>`; doing nothing is the full models themselves), putting
+# the oracles' retain and forget columns back at their training indices, so that `klom
+# score` and everything after it work unchanged, with no CIFAR-10 images.
+#
+# Before fetching anything, `download_plan` (`klom download --dry-run`) lists the files a
+# download would fetch, with their sizes from the Hub's file metadata, and fetches nothing;
+# `download(..., revision=...)` pins a revision and records the commit it resolves to in the
+# store (`klom status` shows it). **Embedded run:** without the Hub the listings below are
+# the same listings of local copies (`local_plan`): this page's store, and a stand-in of
+# EasyDUB's dataset in its exact layout written here from this store's margins (so the two
+# "populations" below are the same models: the check is that both layouts read the same
+# numbers). With `source = "hub"` they are the two real datasets.
+
+# %%
+klom_folders = [full, *(oracle_folder(D, k) for k in forget_sets), forget_set_folder(D)]
+e_dir = D.lower()
+easydub_folders = [f"margins/{e_dir}/pretrain/retain", f"margins/{e_dir}/pretrain/val",
+                   *(f"margins/{e_dir}/oracle/forget_{k}" for k in forget_sets),
+                   f"forget_sets/{e_dir}"]
+if source == "hub":
+    plans = {REPO_ID: download_plan(klom_folders, kinds=hub_kinds),
+             EASYDUB_REPO_ID: download_plan(easydub_folders, repo=EASYDUB_REPO_ID)}
+    e_store = download(easydub_folders, repo=EASYDUB_REPO_ID, cache_dir=hub_cache_dir)
+else:  # a stand-in in EasyDUB's layout, from this store's margins
+    e_root = Path(store_dir).parent / "easydub_standin"
+    export(e_root, D, default_config(dataset).arch, full_m, oracle_m, forget, data.n_train)
+    plans = {f"{REPO_ID} layout (this page's store)": local_plan(store.root, klom_folders,
+                                                               kinds=hub_kinds),
+             f"{EASYDUB_REPO_ID} layout (stand-in)": local_plan(e_root, easydub_folders,
+                                                              repo=EASYDUB_REPO_ID)}
+    e_store = open_store(e_root)
+for name, plan in plans.items():
+    print(f"{name}: would fetch\n{plan.listing(max_files=4)}\n")
+print(f"read as a store: {e_store.folders()}")
+
+# %% [markdown]
+# Doing nothing on this page's first forget set, read through each layout, at the same $N$
+# per side (EasyDUB's estimator: `variant="easydub"`, KL(unlearned ‖ oracle); 95th
+# percentile per group, lower is better):
+
+# %%
+rows = {}
+for name, st in [("KLOM-models layout", store), ("EasyDUB layout", e_store)]:
+    n = min(len(full_ids), len(oracle_ids[k0]))
+    u = folder_margins(st, full, None if st is e_store else data, full_ids[:n])
+    o = folder_margins(st, oracle_folder(D, k0), None if st is e_store else data, oracle_ids[k0][:n])
+    rows[name] = summarize(klom(unlearned=u, oracle=o, variant="easydub"),
+                           forget=st.forget_set(D, k0), n_train=data.n_train)
+    print(f"{name:<20s} N={n}: " + "  ".join(f"{g} p95 {s['p95']:.4f}" for g, s in rows[name].items()))
+results["populations"] = {"source": source, "forget_set": k0, "n_per_side": n,
+                          **{name: {g: s["p95"] for g, s in r.items()} for name, r in rows.items()},
+                          "listed_bytes": {name: plan.total for name, plan in plans.items()}}
+
+# %% [markdown]
+# On the embedded run the two lines are the same models read through two layouts, and agree
+# exactly. On the Hub they are two populations, and their published "do nothing" values
+# (forget set 2, $N$ = 100 per side) differ about twofold on retain and validation:
+#
+# | population | source | estimator | retain p95 | validation p95 | forget p95 |
+# |---|---|---|---|---|---|
+# | `royrin/KLOM-models` | data-unlearning-bench results table {cite:p}`rinberg2025dub` | `bench2025`, KL(oracle ‖ unlearned) | 0.639 | 0.651 | 9.287 |
+# | `easydub/EasyDUB-dataset` | EasyDUB README {cite:p}`rinberg2026easydub` | `easydub`, KL(unlearned ‖ oracle) | 0.3191 | 0.2639 | 9.2647 |
+#
+# The two rows also use different estimators, but on the same margins those differ by about
+# 15% (chapter 1), far less than the gap: the models differ. **Scores compare only within a
+# population**: a method scored on EasyDUB's dataset is compared with other methods scored
+# there, never with numbers from `royrin/KLOM-models`. A store refuses to score one
+# population's models against the other's oracles (`--allow-mixed-recipes` scores them
+# anyway, with a warning naming both).
 #
 # ## Summary
 #
 # - `klom_utils.download([...folders...], kinds=[...])` fetches only what you need from
-#   `royrin/KLOM-models` and returns a store; a store trained locally has the same layout and
-#   is read by the same code.
+#   `royrin/KLOM-models` (or, with `repo="easydub/EasyDUB-dataset"`, EasyDUB's dataset) and
+#   returns a store; a store trained locally has the same layout and is read by the same code.
+#   `download_plan` (`klom download --dry-run`) lists the files and sizes first; `revision=`
+#   pins a download, and the store records the commit.
+# - Two populations of CIFAR-10 models exist (`royrin/KLOM-models`, EasyDUB's dataset); their
+#   "do nothing" scores differ about twofold on retain and validation, so scores compare only
+#   within one population.
 # - Check the row order (arg-max of training logits against the labels: nearly 100% when
 #   right, about 10% when wrong) and the forget sets (CIFAR-10 sets 1, 4 and 7 have known
 #   contents) before trusting any score.

@@ -175,6 +175,11 @@ def test_02_download_local_store(pipeline):
     floor = r["noise_floor"][str(TINY_SET)]
     assert floor["n_per_side"] == TINY_N
     assert dn["retain"]["p95"] > floor["retain"]["p95"]
+    # the stand-in of EasyDUB's layout reads the same models: the same numbers, both listed
+    pop = r["populations"]
+    layouts = [k for k in pop if k.endswith("layout")]
+    assert len(layouts) == 2 and pop[layouts[0]] == pop[layouts[1]]
+    assert all(size > 0 for size in pop["listed_bytes"].values())
 
 
 @pytest.mark.slow

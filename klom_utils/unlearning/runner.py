@@ -23,6 +23,7 @@ from ..layout import (
     UNLEARN_RECORD,
     datamodel_folder,
     full_models_folder,
+    recipe_name,
     unlearned_folder,
 )
 from ..models import SAVE_PREFIX, infer_arch, load_model
@@ -140,7 +141,7 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                   name: str | None = None, oracle_ids=None, seed: int = 0, device="auto",
                   save_checkpoints: bool = False, threads: int | None = None,
                   progress: bool | None = True, root=None, datamodel=None,
-                  stack="auto") -> dict:
+                  stack="auto", augment: bool = False) -> dict:
     """Unlearn forget set ``forget_set`` from the full models ``model_ids`` of ``store``.
 
     Each original model is loaded from its checkpoint (``load_model``: our checkpoints and the
@@ -163,6 +164,10 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     model gets the same result whatever it is unlearned with. Each model is claimed before it
     is unlearned (:func:`klom_utils.claims.claimed`), so concurrent runs never do one twice.
     ``progress``: bars, ``False`` nothing, ``None`` bars on a terminal and lines in logs.
+    ``augment``: unlearn the models of the augmented recipe (``full_models/<D>_augmented``,
+    from ``klom train --augment``; the Hub's ``full_models/CIFAR10_augmented``) into
+    ``unlearned/<D>_augmented/<name>/forget_set_<k>``, with held-out oracles of the same recipe
+    (``oracles/<D>_augmented/forget_set_<k>``); forget sets are the dataset's.
     Returns ``{"folder", "written"`` (ids this call unlearned), ``"skipped"`` (the others),
     ``"seconds"}``.
     """
@@ -175,15 +180,19 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     data = as_dataset(dataset, root)
     config = resolve_config(spec, data.name, config)
     forget = forget_indices(store, data, forget_set)
+    if not isinstance(augment, bool):
+        raise ValueError(f"augment must be True or False, got {augment!r}")
+    recipe = recipe_name(data.name, augment)
     ids = sorted({int(i) for i in model_ids})
     if not ids:
         raise ValueError("no model ids given")
-    full = full_models_folder(data.name)
+    full = full_models_folder(recipe)
     have = set(store.model_ids(full)) if store.path(full).is_dir() else set()
     missing = [i for i in ids if i not in have]
     if missing:
         raise FileNotFoundError(f"store {str(store.root)!r} has no full models {missing[:10]} "
-                                f"in {full!r} (train them with `klom train` or download them)")
+                                f"in {full!r} (train them with `klom train"
+                                f"{' --augment' if augment else ''}` or download them)")
 
     if spec.check is not None:  # e.g. k larger than the model's layers: before any write
         spec.check(config, store.state_dict(full, ids[0]))
@@ -193,13 +202,14 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
             raise ValueError(f"{what} was given, but {spec.name} does not use it (it would be "
                              "ignored); drop it or choose a method that does")
     if spec.needs_oracles:
-        oracle_ids = (held_out_oracle_ids(store, data.name, forget_set) if oracle_ids is None
+        oracle_ids = (held_out_oracle_ids(store, recipe, forget_set) if oracle_ids is None
                       else sorted({int(i) for i in oracle_ids}))
         if not oracle_ids:
             raise FileNotFoundError(
                 f"{spec.name} needs held-out oracles of forget set {forget_set}: none with ids "
-                f">= {HELD_OUT_ORACLE_START} in oracles/{data.name}/forget_set_{forget_set}; "
-                f"train some (`klom train --dataset {data.name.lower()} --forget-set "
+                f">= {HELD_OUT_ORACLE_START} in oracles/{recipe}/forget_set_{forget_set}; "
+                f"train some (`klom train --dataset {data.name.lower()}"
+                f"{' --augment' if augment else ''} --forget-set "
                 f"{forget_set} --models {HELD_OUT_ORACLE_START}-{HELD_OUT_ORACLE_START + 9}`) "
                 "or pass oracle_ids")
     else:
@@ -222,8 +232,9 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                              f"x {shift.shape[1]} classes; {data.name} needs {expected[0]} "
                              f"(train then validation) x {expected[1]}")
 
-    folder = unlearned_folder(data.name, name, forget_set)
+    folder = unlearned_folder(recipe, name, forget_set)
     record = {"method": spec.name, "dataset": data.name, "forget_set": int(forget_set),
+              **({"augment": True} if augment else {}),
               "config": config, "seed": int(seed), "oracle_ids": oracle_ids,
               **({"datamodel": {**datamodel_about(datamodel_path), "shrunk": shrink,
                                 "shift_sha1": hashlib.sha1(shift.tobytes()).hexdigest()}}
@@ -234,7 +245,7 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     written: list = []
     if todo:
         dev = resolve_device(device)
-        targets = (mean_oracle_logits(store, data.name, forget_set, oracle_ids)
+        targets = (mean_oracle_logits(store, recipe, forget_set, oracle_ids)
                    if oracle_ids else None)
         udata = UnlearnData.from_dataset(data, forget, oracle_train_logits=targets,
                                          datamodel_shift=shift, device=dev)
