@@ -67,7 +67,9 @@ def test_record_layout_is_json_ready(scored):
     assert record["n_per_side"] == N_MODELS
     assert record["interval"]["level"] == 0.95 and "expected" in record["interval"]["covers"]
     kinds = [w["kind"] for w in record["diagnostics"]["warnings"]]
-    assert kinds == ["small_n", "small_forget"]  # 16 models per side, 50 forget examples
+    # 16 models per side, 50 forget examples; doing nothing sits at KLOM's cap on the forget set
+    assert kinds == ["small_n", "small_forget", "saturated"]
+    assert record["forget"]["p95"] >= 0.95 * record["klom_cap"]
     assert record["forget"]["above_retain_p99"] == record["diagnostics"][
         "forget_above_retain_p99"]
     assert record["klom"]["bins"] == BINS and record["klom"]["variant"] == "canonical"
