@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from klom_utils.metric import klom, summarize
-from klom_utils.uncertainty import _resampled_p95_var, noise_floor, p95_interval
+from klom_utils.uncertainty import _p95_and_noise, noise_floor, p95_interval
 
 
 def _toy_run(n_models=40, n_train=300, n_val=100, seed=0, shared=0.0):
@@ -104,14 +104,27 @@ def test_t_quantile():
         assert _t_quantile(0.975, df) == pytest.approx(exact, rel=2e-3)
 
 
-def test_resampled_p95_variance_is_exact_in_law():
+def test_p95_and_resampled_variance_are_exact_in_law():
     rng = np.random.default_rng(0)
-    for n in (1, 3, 20, 400):
+    for n in (1, 3, 20, 400, 5000):
         x = rng.gamma(2.0, size=n)
+        assert _p95_and_noise(x, rng)[0] == pytest.approx(np.percentile(x, 95), rel=1e-14)
+        if n > 400:
+            continue
         brute = np.var([np.percentile(x[rng.integers(0, n, n)], 95) for _ in range(4000)])
-        ours = np.mean([_resampled_p95_var(x, rng) for _ in range(40)])
+        ours = np.mean([_p95_and_noise(x, rng)[1] for _ in range(40)])
         assert ours == pytest.approx(brute, rel=0.1, abs=1e-12)
-    assert np.isnan(_resampled_p95_var(np.array([]), rng))
+    assert np.isnan(_p95_and_noise(np.array([]), rng)[1])
+
+
+def test_order_window_of_large_vectors():
+    from klom_utils.uncertainty import _order_window
+
+    rng = np.random.default_rng(3)
+    for x in (rng.normal(size=50_000), np.round(rng.gamma(1.0, size=20_000), 1),
+              np.sort(rng.normal(size=30_000))[::-1].copy(), np.zeros(40_000)):
+        for k0, k1 in ((100, 900), (len(x) - 600, len(x) - 1), (0, 50)):
+            np.testing.assert_array_equal(_order_window(x, k0, k1), np.sort(x)[k0:k1 + 1])
 
 
 def test_p95_interval_errors():
