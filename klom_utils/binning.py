@@ -1,9 +1,13 @@
 """The compiled inner loops of KLOM: per-example bin counts of a sample of margins.
 
 ``count_slots`` (bins given by a range) and ``count_slots_edges`` (bins given by explicit edges:
-the float32 edges of the NumPy 2 references) are compiled by numba on first use (about half a
-second each; cached on disk next to this file) and release the GIL, so chunks of examples can be
-counted in several threads.
+the float32 edges of the NumPy 2 references) serve every variant; ``histogram_chunk`` is the
+canonical estimator's fast path (at most 24 bins: range, counts and divergence of a chunk of
+examples in one call, the values read twice); ``histogram_slots`` and ``split_scores`` score
+random halves of the models for the intervals from bins computed once. All are compiled by
+numba on first use (cached on disk next to this file) and release the GIL, so chunks of
+examples can be counted in several threads. ``Binning`` and ``exact_slots`` (numpy) hold the
+float64 estimate's parameters and the references' own algorithm, for ranges too narrow for it.
 """
 
 from __future__ import annotations
@@ -357,67 +361,56 @@ def histogram_slots(p: np.ndarray, q: np.ndarray, start: int, cmin: float, cmax:
 @numba.njit(nogil=True, cache=True)
 def _add_rows(slots: np.ndarray, rows: np.ndarray, start: int, words: np.ndarray,
               counts: np.ndarray) -> None:
-    """Add to ``counts`` (bins <= 24, c) the bin counts of the given rows of ``slots[:, start:
-    start + c]``, through 8-bit counters packed in three 64-bit words per example."""
+    """Add to ``counts`` (bins <= 20, c) the bin counts of the given rows of ``slots[:, start:
+    start + c]``, through 8-bit counters packed in five 32-bit words per example (32-bit lanes:
+    twice as many per vector instruction as 64-bit ones)."""
     c = counts.shape[1]
-    w0, w1, w2 = words[0], words[1], words[2]
-    one, zero = np.uint64(1), np.uint64(0)
+    w0, w1, w2, w3, w4 = words[0], words[1], words[2], words[3], words[4]
+    one, zero, two, three = np.uint32(1), np.uint32(0), np.uint32(2), np.uint32(3)
     for i0 in range(0, rows.shape[0], 255):
-        w0[:], w1[:], w2[:] = zero, zero, zero
+        words[:] = zero
         for i in range(i0, min(i0 + 255, rows.shape[0])):
             row = slots[rows[i], start: start + c]
             for j in range(c):
-                k = np.int64(row[j])
-                bit = one << np.uint64((k & 7) << 3)
-                w = k >> 3
+                k = np.uint32(row[j])
+                bit = one << ((k & three) << three)
+                w = k >> two
                 w0[j] += bit if w == 0 else zero
                 w1[j] += bit if w == 1 else zero
                 w2[j] += bit if w == 2 else zero
+                w3[j] += bit if w == 3 else zero
+                w4[j] += bit if w == 4 else zero
         for k in range(counts.shape[0]):
-            word, shift, to = words[k >> 3], np.uint64((k & 7) << 3), counts[k]
+            word, shift, to = words[k >> 2], np.uint32((k & 3) << 3), counts[k]
             for j in range(c):
-                to[j] += np.int32((word[j] >> shift) & np.uint64(255))
+                to[j] += np.int32((word[j] >> shift) & np.uint32(255))
 
 
 @numba.njit(nogil=True, cache=True)
 def split_scores(slots_p: np.ndarray, slots_q: np.ndarray, start: int, c: int,
-                 halves_p: np.ndarray, halves_q: np.ndarray, bins: int, table: np.ndarray,
+                 halves_p: np.ndarray, halves_q: np.ndarray, table: np.ndarray,
                  out: np.ndarray) -> None:
-    """Scores of both halves of every split, for the examples ``start ... start + c``.
+    """Scores of one half of every split, for the examples ``start ... start + c``.
 
-    ``halves_p`` ``(n_splits, 2, h_p)`` holds the rows of ``slots_p`` in each half of each split
-    (likewise ``halves_q``; a row in neither half is left out); ``table[count_p, count_q]`` is
-    the term of one bin at ``h_p`` vs ``h_q`` models. ``out[s, a, start: start + c]`` receives
-    the score of half ``a`` of split ``s``: the sum of the terms of its counts on the examples'
-    full-sample bins. The second half is counted as all rows minus the first minus the rest.
+    ``halves_p`` ``(n_splits, h_p)`` holds the rows of ``slots_p`` in the half of each split
+    (likewise ``halves_q``); ``table[count_p, count_q]`` is the term of one bin at ``h_p`` vs
+    ``h_q`` models. ``out[s, start: start + c]`` receives the score of the half of split ``s``:
+    the sum, in float32, of the terms of its counts on the examples' full-sample bins (bins =
+    ``slots`` values, at most 20).
     """
-    words = np.empty((3, c), np.uint64)
-    all_p, all_q = np.zeros((bins, c), np.int32), np.zeros((bins, c), np.int32)
-    _add_rows(slots_p, np.arange(slots_p.shape[0]), start, words, all_p)
-    _add_rows(slots_q, np.arange(slots_q.shape[0]), start, words, all_q)
+    bins = 20
+    words = np.empty((5, c), np.uint32)
     cp, cq = np.empty((bins, c), np.int32), np.empty((bins, c), np.int32)
-    rp, rq = np.empty((bins, c), np.int32), np.empty((bins, c), np.int32)
-    flat, n_q = table.ravel(), table.shape[1]
+    flat, n_q = table.ravel().astype(np.float32), np.int32(table.shape[1])
     for s in range(halves_p.shape[0]):
-        cp[:], cq[:], rp[:], rq[:] = 0, 0, 0, 0
-        _add_rows(slots_p, halves_p[s, 0], start, words, cp)
-        _add_rows(slots_q, halves_q[s, 0], start, words, cq)
-        _add_rows(slots_p, _rest(slots_p.shape[0], halves_p[s]), start, words, rp)
-        _add_rows(slots_q, _rest(slots_q.shape[0], halves_q[s]), start, words, rq)
-        first, second = out[s, 0, start: start + c], out[s, 1, start: start + c]
-        first[:], second[:] = 0.0, 0.0
-        for k in range(bins):
-            ap, aq, tp, tq, lp, lq = cp[k], cq[k], all_p[k], all_q[k], rp[k], rq[k]
+        cp[:], cq[:] = 0, 0
+        _add_rows(slots_p, halves_p[s], start, words, cp)
+        _add_rows(slots_q, halves_q[s], start, words, cq)
+        cp *= n_q
+        cp += cq
+        score = out[s, start: start + c]
+        score[:] = np.float32(0)
+        for k in range(bins):  # empty bins add table[0, 0] = 0
+            index = cp[k]
             for j in range(c):
-                first[j] += flat[ap[j] * n_q + aq[j]]
-                second[j] += flat[(tp[j] - ap[j] - lp[j]) * n_q + tq[j] - aq[j] - lq[j]]
-
-
-@numba.njit(nogil=True, cache=True)
-def _rest(n: int, halves: np.ndarray) -> np.ndarray:
-    """The rows of ``range(n)`` in neither half."""
-    used = np.zeros(n, np.bool_)
-    for a in range(halves.shape[0]):
-        for i in range(halves.shape[1]):
-            used[halves[a, i]] = True
-    return np.flatnonzero(~used)
+                score[j] += flat[index[j]]

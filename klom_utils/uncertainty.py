@@ -84,12 +84,10 @@ def p95_interval(*, unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, 
     index = group_index(scores.size, forget, n_train, groups)
     rng = np.random.default_rng(seed)
     hu, ho = len(u) // 2, len(o) // 2
-    perms = [(rng.permutation(len(u)), rng.permutation(len(o))) for _ in range(n_splits)]
-    halves_u = np.array([[np.sort(pu[:hu]), np.sort(pu[hu:2 * hu])] for pu, _ in perms])
-    halves_o = np.array([[np.sort(po[:ho]), np.sort(po[ho:2 * ho])] for _, po in perms])
-    half = _half_scores(u, o, halves_u, halves_o, klom_kwargs)
+    halves_u, halves_o = (np.array([np.sort(rng.permutation(n)[:h]) for _ in range(n_splits)])
+                          for n, h in ((len(u), hu), (len(o), ho)))
     half_p95, half_noise = [], []
-    for s in half.reshape(-1, half.shape[-1]):
+    for s in _half_scores(u, o, halves_u, halves_o, klom_kwargs):
         found = [_p95_and_noise(s[i], rng) for i in index.values()]
         half_p95.append([f[0] for f in found])
         half_noise.append([f[1] for f in found])
@@ -109,26 +107,26 @@ def p95_interval(*, unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, 
 
 
 def _half_scores(u, o, halves_u, halves_o, klom_kwargs):
-    """Per-example KLOM of both halves of every split, ``(n_splits, 2, n_examples)``.
+    """Per-example KLOM of the half of every split, ``(n_splits, n_examples)``.
 
-    The canonical estimator (at most 24 bins) bins every value once, on its example's joint
+    The canonical estimator (at most 20 bins) bins every value once, on its example's joint
     range over all models, and counts each half from those bins (compiled, in a few threads);
     other settings score each half with :func:`klom_utils.metric.klom`, on the half's own range.
     """
     opts = {"bins": 20, "eps": 1e-5, "clip": (-100.0, 100.0), "direction": "unlearned||oracle",
             "variant": "canonical", **klom_kwargs}
+    if opts["variant"] != "canonical" or opts["bins"] > 20:
+        return np.array([klom(unlearned=u[hu], oracle=o[ho], **klom_kwargs)
+                         for hu, ho in zip(halves_u, halves_o)])
     b = _binning()
-    if opts["variant"] != "canonical" or opts["bins"] > b.FAST_MAX_BINS:
-        return np.array([[klom(unlearned=u[hu], oracle=o[ho], **klom_kwargs) for hu, ho in zip(su, so)]
-                         for su, so in zip(halves_u, halves_o)])
     p, q, halves_p, halves_q = u, o, halves_u, halves_o
     if opts["direction"] == "oracle||unlearned":
         p, q, halves_p, halves_q = o, u, halves_o, halves_u
     bins, n = int(opts["bins"]), p.shape[1]
     cmin, cmax = (float(c) for c in opts["clip"])
-    table = term_table(halves_p.shape[2], halves_q.shape[2], opts["eps"])
+    table = term_table(halves_p.shape[1], halves_q.shape[1], opts["eps"])
     slots = np.empty(p.shape, np.uint8), np.empty(q.shape, np.uint8)
-    out = np.empty(halves_p.shape[:2] + (n,))
+    out = np.empty((len(halves_p), n), np.float32)
 
     def work(start):
         c = min(_CHUNK, n - start)
@@ -140,7 +138,7 @@ def _half_scores(u, o, halves_u, halves_o, klom_kwargs):
             v = np.clip(a[:, start + redo].astype(np.float64), lo[redo], hi[redo]).ravel()
             to[:, start + redo] = b.exact_slots(v, np.tile(redo, len(a)), lo, hi,
                                                 VARIANTS["canonical"], bins).reshape(len(a), -1)
-        b.split_scores(*slots, start, c, halves_p, halves_q, bins, table, out)
+        b.split_scores(*slots, start, c, halves_p, halves_q, table, out)
 
     with ThreadPoolExecutor(min(os.cpu_count() or 1, 8)) as pool:
         list(pool.map(work, range(0, n, _CHUNK)))

@@ -34,6 +34,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from baseline import BASELINE_REV, baseline_module  # noqa: E402
+
 from klom_utils.metric import group_index, klom  # noqa: E402
 from klom_utils.uncertainty import p95_interval  # noqa: E402
 
@@ -45,7 +47,7 @@ POOL, N = 1000, 100
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--settings", nargs="+", default=list(SYNTHETIC + DIGITS),
+    p.add_argument("--settings", nargs="*", default=list(SYNTHETIC + DIGITS),
                    choices=list(SYNTHETIC + DIGITS))
     p.add_argument("--replicates", type=int, default=100)
     p.add_argument("--truth-draws", type=int, default=1000)
@@ -56,6 +58,10 @@ def parse_args(argv=None):
                    help="DIGITS store with the pools (trained here on first use)")
     p.add_argument("--no-cost", dest="cost", action="store_false",
                    help="skip the timing on 60,000 examples")
+    p.add_argument("--baseline-rev", default=BASELINE_REV,
+                   help="git commit of the previous p95_interval, timed beside it")
+    p.add_argument("--baseline-splits", type=int, default=25,
+                   help="n_splits of the previous p95_interval (its default)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.replicates < 1 or args.truth_draws < 2:
@@ -160,24 +166,29 @@ def measure(name, u_pool, o_pool, forget, n_train, args, rng):
     return rows, float(np.median(seconds)), int(u_pool.shape[1])
 
 
-def cost_per_call(args, repeats=3):
-    """Seconds per p95_interval call on 60,000 examples x 100 vs 100 (best of ``repeats``)."""
+def cost_per_call(args, repeats=5):
+    """Seconds per p95_interval call on 60,000 examples x 100 vs 100, of one klom call and of
+    the previous p95_interval (commit ``--baseline-rev``), best of ``repeats`` interleaved."""
     rng = np.random.default_rng(args.seed)
     n_train, n = 50_000, 60_000
     mu = rng.normal(3, 2, n).astype(np.float32)
     u = mu + rng.normal(size=(N, n)).astype(np.float32)
     o = mu + rng.normal(size=(N, n)).astype(np.float32)
     forget = rng.choice(n_train, 100, replace=False)
-    klom(unlearned=u, oracle=o)  # warm up (compiles or loads the counting loop)
-    best = np.inf
+    old = baseline_module("uncertainty", args.baseline_rev).p95_interval
+    kw = dict(unlearned=u, oracle=o, forget=forget, n_train=n_train)
+    calls = {"klom": lambda: klom(unlearned=u, oracle=o),
+             "p95_interval": lambda: p95_interval(n_splits=args.n_splits, **kw),
+             "previous p95_interval": lambda: old(n_splits=args.baseline_splits, **kw)}
+    best = {name: np.inf for name in calls}
+    for call in calls.values():  # warm up (compiles or loads the kernels)
+        call()
     for _ in range(repeats):
-        start = time.perf_counter()
-        p95_interval(unlearned=u, oracle=o, forget=forget, n_train=n_train,
-                     n_splits=args.n_splits)
-        best = min(best, time.perf_counter() - start)
-    start = time.perf_counter()
-    klom(unlearned=u, oracle=o)
-    return best, time.perf_counter() - start
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def table(header, rows):
@@ -207,11 +218,17 @@ def main(argv=None):
     print()
     print(table(["setting", "examples", "seconds per p95_interval call (median)"], costs))
     if args.cost:
-        best, one = cost_per_call(args)
-        print(f"\n60,000 examples x {N} vs {N} models (float32), n_splits={args.n_splits}: "
-              f"{best:.2f} s per p95_interval call (best of 3; one klom call: {one:.3f} s); "
-              f"load average {os.getloadavg()[0]:.1f}")
-
+        best = cost_per_call(args)
+        one = best["klom"]
+        print(f"\n60,000 examples x {N} vs {N} models (float32), best of 5 interleaved rounds, load "
+              f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores:")
+        print(table(["call", "seconds", "klom calls"],
+                    [["klom (one call)", f"{one:.4f}", "1"],
+                     [f"p95_interval, n_splits={args.n_splits}", f"{best['p95_interval']:.4f}",
+                      f"{best['p95_interval'] / one:.1f}"],
+                     [f"previous p95_interval (commit {args.baseline_rev}), "
+                      f"n_splits={args.baseline_splits}", f"{best['previous p95_interval']:.4f}",
+                      f"{best['previous p95_interval'] / one:.1f}"]]))
 
 if __name__ == "__main__":
     main()
