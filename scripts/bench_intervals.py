@@ -175,7 +175,8 @@ def cost_per_call(args, repeats=5):
     u = mu + rng.normal(size=(N, n)).astype(np.float32)
     o = mu + rng.normal(size=(N, n)).astype(np.float32)
     forget = rng.choice(n_train, 100, replace=False)
-    old = baseline_module("uncertainty", args.baseline_rev).p95_interval
+    baseline = baseline_module("uncertainty", args.baseline_rev)
+    old = baseline.p95_interval if baseline else p95_interval
     kw = dict(unlearned=u, oracle=o, forget=forget, n_train=n_train)
     calls = {"klom": lambda: klom(unlearned=u, oracle=o),
              "p95_interval": lambda: p95_interval(n_splits=args.n_splits, **kw),

@@ -97,7 +97,8 @@ def main():
           f"{args.models} oracle models (float32 margins), 20 bins; best of {args.repeats} "
           f"interleaved rounds; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
-    old_klom = baseline_module("metric", args.baseline_rev).klom
+    baseline = baseline_module("metric", args.baseline_rev)
+    old_klom = baseline.klom if baseline else klom
     start = time.perf_counter()  # numba compiles the kernels, or loads them from its cache
     klom(unlearned=unlearned[:, :10], oracle=oracle[:, :10])
     first_call = time.perf_counter() - start
