@@ -7,7 +7,10 @@ What is measured. In each setting there is a pool of 1,000 unlearned models and 
 A replicate draws ``N = 100`` of each without replacement and computes the point estimate and
 interval of each group's 95th percentile (:func:`klom_utils.p95_interval`). The target is the
 expected 95th percentile at ``N = 100`` vs ``100``: the mean over ``--truth-draws`` further
-draws from the same pools (its standard deviation over those draws is the "true sd").
+draws from the same pools (its standard deviation over those draws, divided by ``sqrt(1 - N /
+pool)`` to be that of fresh models rather than of draws from a finite pool, is the "true sd";
+the replicates' own draws spread less, so coverage is a little conservative, the more so for
+small pools).
 Printed per setting and group: coverage (share of replicates whose interval holds the target),
 the median of width / (2 z true sd) (1: as wide as an interval built with the true sd), and
 whether every interval held its own point estimate; and, as the baseline, the same for the
@@ -17,9 +20,10 @@ Settings: ``independent`` (synthetic normal margins, independent per model and e
 unlearned models keep a shift on 50 forget examples), ``shared`` (the same with a per-model
 effect shared by all examples, correlation 0.3), ``heavy`` (Student-t margins, 3 degrees of
 freedom), ``digits_do_nothing`` and ``digits_gradient_ascent`` (DIGITS forget set 2, 50
-examples: 1,000 full models, or the same unlearned by gradient ascent, against 1,000 oracles;
-trained once into ``--store`` and reused). ``--cost`` times one call on 60,000 examples x 100
-vs 100 (best of 3).
+examples: ``--digits-pool`` (1,000) full models, or the same unlearned by gradient ascent,
+against as many oracles; trained once into ``--store`` and reused). The cost: one call on
+60,000 examples x 100 vs 100 against one klom call and the previous p95_interval (commit
+``--baseline-rev``), in the same run (best of 5 interleaved rounds; ``--no-cost`` skips it).
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument("--n-splits", type=int, default=25, help="p95_interval's n_splits")
     p.add_argument("--baseline-resamples", type=int, default=50,
                    help="resamples of the with-replacement bootstrap (0: skip the baseline)")
+    p.add_argument("--digits-pool", type=int, default=POOL,
+                   help="DIGITS models per pool (trained on first use; fewer: quicker, and the "
+                        "replicates' draws overlap more)")
     p.add_argument("--store", default="runs/bench_intervals/store",
                    help="DIGITS store with the pools (trained here on first use)")
     p.add_argument("--no-cost", dest="cost", action="store_false",
@@ -88,7 +95,7 @@ def synthetic_pools(name, rng, n_train=2000, n_val=1000, n_forget=50):
     return draw(shift), draw(0.0), forget, n_train
 
 
-def digits_pools(name, store_dir, forget_set=2):
+def digits_pools(name, store_dir, pool=POOL, forget_set=2):
     """DIGITS pools from a store (trained here on first use, then read)."""
     from klom_utils.data import load_dataset
     from klom_utils.forget_sets import forget_indices
@@ -98,7 +105,7 @@ def digits_pools(name, store_dir, forget_set=2):
     from klom_utils.unlearning import unlearn_store
 
     data = load_dataset("digits")
-    ids = range(POOL)
+    ids = range(pool)
     train_models(data, store_dir, ids)
     train_models(data, store_dir, ids, forget_set=forget_set)
     if name == "digits_do_nothing":
@@ -134,7 +141,9 @@ def measure(name, u_pool, o_pool, forget, n_train, args, rng):
     draw = lambda pool: pool[np.sort(rng.choice(len(pool), N, replace=False))]
     truth_p95 = np.array([p95s(klom(unlearned=draw(u_pool), oracle=draw(o_pool)), index)
                           for _ in range(args.truth_draws)])
-    truth, true_sd = truth_p95.mean(0), truth_p95.std(0, ddof=1)
+    # the spread of draws without replacement from a finite pool is that of fresh models times
+    # sqrt(1 - N / pool) (exact for a mean): the ideal interval is built with the fresh one
+    truth, true_sd = truth_p95.mean(0), truth_p95.std(0, ddof=1) / np.sqrt(1 - N / len(u_pool))
     z = NormalDist().inv_cdf(0.975)
     ours, base, seconds = [], [], []
     for _ in range(args.replicates):
@@ -208,7 +217,7 @@ def main(argv=None):
     for name in args.settings:
         start = time.perf_counter()
         pools = (synthetic_pools(name, rng) if name in SYNTHETIC
-                 else digits_pools(name, args.store))
+                 else digits_pools(name, args.store, args.digits_pool))
         found, seconds, n_examples = measure(name, *pools, args, rng)
         rows += found
         costs.append([name, str(n_examples), f"{seconds:.3f}"])
