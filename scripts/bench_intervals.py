@@ -210,7 +210,8 @@ def table(header, rows):
 def main(argv=None):
     args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    print(f"N = {N} vs {N} drawn from pools of {POOL}; {args.replicates} replicates; target: "
+    print(f"N = {N} vs {N} drawn from pools of {POOL} (DIGITS: {args.digits_pool}); "
+          f"{args.replicates} replicates; target: "
           f"mean p95 over {args.truth_draws} draws; 95% intervals; n_splits={args.n_splits}; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
     rows, costs = [], []
