@@ -176,6 +176,7 @@ def exact_slots(v, col, lo, hi, spec, bins):
 #: Most bins of the fast path (three 64-bit words of 8-bit counters per example).
 FAST_MAX_BINS = 24
 FLAT, REDO, ESTIMATE = 0, 1, 2  # per-example state (see histogram_chunk)
+_TOL, _TINY, _HUGE = 2.0**-49, 2.0**-1070, 2.0**900  # constants, not powers in the loop
 
 
 @numba.njit(nogil=True, cache=True)
@@ -236,23 +237,29 @@ def _range_bins(p: np.ndarray, q: np.ndarray, start: int, cmin: float, cmax: flo
     _min_max(p, start, mn, mx)
     mn2, mx2 = np.full(c, np.inf, q.dtype), np.full(c, -np.inf, q.dtype)
     _min_max(q, start, mn2, mx2)
+    nan = False
     for j in range(c):
-        if mn[j] != mn[j] or mn2[j] != mn2[j]:
-            return False
+        nan |= (mn[j] != mn[j]) | (mn2[j] != mn2[j])
+    if nan:
+        return False
+    n_seg = np.float64(bins)
+    for j in range(c):  # branch-free (selects), so in vector instructions
         a = min(np.float64(mn[j]), np.float64(mn2[j]))
         b = max(np.float64(mx[j]), np.float64(mx2[j]))
-        lo[j], hi[j] = min(max(a, cmin), cmax), min(max(b, cmin), cmax)
-        delta, magnitude = hi[j] - lo[j], max(abs(lo[j]), abs(hi[j]))
-        state[j] = FLAT
-        if delta > 0:  # the tolerance of Binning: rounding of the estimate and of the edges
-            s = bins / delta  # (the 2**-1070 term changes tol only for huge scales: skipped
-            tol = 2.0**-49 * (4 * magnitude * s + bins + 2)  # below, it would be subnormal)
-            tol += 2.0**-1070 * s if s > 2.0**900 else 0.0
-            if tol < 0.125 and magnitude < 1e300 and s < 1e300 and delta / bins > 0:
-                state[j] = ESTIMATE
-                step[j], scale[j], offset[j] = delta / bins, s, tol - lo[j] * s
-            else:
-                state[j] = REDO
+        low, high = min(max(a, cmin), cmax), min(max(b, cmin), cmax)
+        lo[j], hi[j] = low, high
+        delta, magnitude = high - low, max(abs(low), abs(high))
+        wide = delta > 0
+        d = delta if wide else 1.0
+        s, width = n_seg / d, d / n_seg
+        # the tolerance of Binning: rounding of the estimate and of the edges (the 2**-1070
+        # term matters for huge scales only; elsewhere it would be a slow subnormal)
+        tol = _TOL * (4 * magnitude * s + n_seg + 2) + _TINY * (s if s > _HUGE else 0.0)
+        ok = wide & (tol < 0.125) & (magnitude < 1e300) & (s < 1e300) & (width > 0)
+        state[j] = ESTIMATE if ok else (REDO if wide else FLAT)
+        step[j] = width if ok else 0.0
+        scale[j] = s if ok else 0.0
+        offset[j] = tol - low * s if ok else 0.5
     return True
 
 
