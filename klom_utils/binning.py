@@ -193,6 +193,18 @@ def _min_max(x: np.ndarray, start: int, lo: np.ndarray, hi: np.ndarray) -> None:
             hi[j] = v if v > b else b
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _bin(v: float, lo: float, step: float, scale: float, offset: float, top: float) -> int:
+    """The ``numpy.histogram`` bin of a value: the float64 estimate (as in ``count_slots``)
+    settled against the edge. A value beyond a clip bound lands in the end bin anyway:
+    clamping the estimate to ``[0, top]`` is enough (and keeps it finite)."""
+    t = v * scale + offset
+    t = top if t > top else t
+    k = np.int64(0.0 if t < 0.0 else t)
+    k -= 1 if v < np.float64(k) * step + lo else 0
+    return 0 if k < 0 else k
+
+
 @numba.njit(nogil=True, cache=True)
 def _count_words(x: np.ndarray, start: int, lo: np.ndarray, step: np.ndarray, scale: np.ndarray,
                  offset: np.ndarray, kmax: int, words: np.ndarray, counts: np.ndarray) -> None:
@@ -208,12 +220,7 @@ def _count_words(x: np.ndarray, start: int, lo: np.ndarray, step: np.ndarray, sc
         for r in range(r0, min(r0 + 255, x.shape[0])):
             row = x[r, start: start + c]
             for j in range(c):  # branch-free: vector instructions
-                v = np.float64(row[j])  # a value beyond a clip bound lands in the end bin
-                t = v * scale[j] + offset[j]  # anyway: clamping the estimate is enough
-                t = top if t > top else t
-                k = np.int64(0.0 if t < 0.0 else t)
-                k -= 1 if v < np.float64(k) * step[j] + lo[j] else 0
-                k = 0 if k < 0 else k
+                k = _bin(np.float64(row[j]), lo[j], step[j], scale[j], offset[j], top)
                 bit = one << np.uint64((k & 7) << 3)
                 w = k >> 3
                 w0[j] += bit if w == 0 else zero
@@ -338,13 +345,8 @@ def _slots_of(x: np.ndarray, start: int, lo: np.ndarray, step: np.ndarray, scale
     c, top = lo.shape[0], np.float64(kmax)
     for r in range(x.shape[0]):
         row, to = x[r, start: start + c], out[r, start: start + c]
-        for j in range(c):  # the bin of _count_words
-            v = np.float64(row[j])
-            t = v * scale[j] + offset[j]
-            t = top if t > top else t
-            k = np.int64(0.0 if t < 0.0 else t)
-            k -= 1 if v < np.float64(k) * step[j] + lo[j] else 0
-            to[j] = np.uint8(0 if k < 0 else k)
+        for j in range(c):
+            to[j] = np.uint8(_bin(np.float64(row[j]), lo[j], step[j], scale[j], offset[j], top))
 
 
 @numba.njit(nogil=True, cache=True)
