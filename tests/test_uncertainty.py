@@ -156,3 +156,49 @@ def test_noise_floor_at_a_chosen_n():
     with pytest.raises(ValueError, match=r"n_per_side must be an integer in \[1, 100\] for 201 "
                                          r"oracles .*got 101"):
         noise_floor(oracle, n_per_side=101)
+
+
+def test_half_scores_count_halves_on_the_full_samples_bins():
+    """The fast path scores each half on its example's bins over all models (np.histogram on
+    the joint range of every model, clipped); other settings score halves with klom."""
+    from klom_utils.uncertainty import _half_scores
+
+    rng = np.random.default_rng(4)
+    u, o = rng.normal(0, 1, (9, 60)), rng.normal(0.3, 1.5, (7, 60)).astype(np.float32)
+    u[:, :5] = np.round(u[:, :5] * 2) / 2  # ties on edges
+    u[:, 5], o[:, 5] = 2.0, 2.0  # every value equal: 0
+    o[:, 6] = 300.0  # beyond the clip range
+    halves_u, halves_o = np.array([[0, 2, 5, 7], [1, 3, 4, 8]]), np.array([[1, 2, 6], [0, 4, 5]])
+    got = _half_scores(u, o, halves_u, halves_o, {"bins": 12})
+    assert got.shape == (2, 60)
+    cu, co = np.clip(u, -100, 100), np.clip(o.astype(np.float64), -100, 100)
+    lo, hi = np.minimum(cu.min(0), co.min(0)), np.maximum(cu.max(0), co.max(0))
+    for s in range(2):
+        for e in range(60):
+            if lo[e] == hi[e]:
+                assert got[s, e] == 0
+                continue
+            p = np.histogram(cu[halves_u[s], e], 12, (lo[e], hi[e]))[0] / 4
+            q = np.histogram(co[halves_o[s], e], 12, (lo[e], hi[e]))[0] / 3
+            m = p > 0
+            assert got[s, e] == pytest.approx(np.sum(p[m] * np.log(p[m] / np.maximum(q[m], 1e-5))),
+                                              rel=1e-5, abs=1e-6)
+    slow = _half_scores(u, o, halves_u, halves_o, {"variant": "easydub"})
+    np.testing.assert_array_equal(slow[1], klom(unlearned=u[halves_u[1]], oracle=o[halves_o[1]],
+                                                variant="easydub"))
+
+
+def test_half_scores_with_halves_over_255_models():
+    from klom_utils.uncertainty import _half_scores
+
+    rng = np.random.default_rng(6)
+    u, o = rng.normal(0, 1, (520, 8)), rng.normal(0, 1, (520, 8))
+    halves = np.array([np.sort(rng.permutation(520)[:260])])
+    got = _half_scores(u, o, halves, halves, {})[0]
+    lo, hi = np.minimum(u.min(0), o.min(0)), np.maximum(u.max(0), o.max(0))
+    for e in range(8):
+        p = np.histogram(u[halves[0], e], 20, (lo[e], hi[e]))[0] / 260
+        q = np.histogram(o[halves[0], e], 20, (lo[e], hi[e]))[0] / 260
+        m = p > 0
+        assert got[e] == pytest.approx(np.sum(p[m] * np.log(p[m] / np.maximum(q[m], 1e-5))),
+                                       rel=1e-5)
