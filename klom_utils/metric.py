@@ -304,6 +304,9 @@ def _klom_chunks(named, spec, bins, eps, cmin, cmax, float32=False):
 
 
 def _score_chunk(named, cols, spec, bins, eps, cmin, cmax, float32=False):
+    n_p, n_q = len(named[0][1]), len(named[1][1])
+    if spec.histogram and bins <= _binning().FAST_MAX_BINS and (n_p + 1) * (n_q + 1) <= 1 << 20:
+        return _score_chunk_fast(named, cols, spec, bins, eps, cmin, cmax)
     if float32 and spec.numpy == 2:
         return _score_chunk_float32(named, cols, spec, bins, eps, cmin, cmax)
     (_, p_all), (_, q_all) = named
@@ -319,12 +322,30 @@ def _score_chunk(named, cols, spec, bins, eps, cmin, cmax, float32=False):
     lo[unusable] = hi[unusable] = 0.0
     if spec.widen:
         hi = np.where(hi == lo, lo + 1.0, hi)
-    binning = _Binning(lo, hi, spec, bins)
+    binning = _binning().Binning(lo, hi, spec, bins)
     cp, cq = (binning.counts(a, cols.start, *bounds) for a, bounds in groups)
     score = _divergence(cp, cq, len(p_all), len(q_all), spec, eps)
     if spec.on_equal is not None:
         score[hi == lo] = spec.on_equal
     score[unusable] = np.nan
+    return score
+
+
+def _score_chunk_fast(named, cols, spec, bins, eps, cmin, cmax):
+    """The canonical estimator with at most 24 bins, in one compiled call (``binning``)."""
+    b = _binning()
+    (_, p), (_, q) = named
+    c = cols.stop - cols.start
+    lo, hi, state, score = np.empty(c), np.empty(c), np.empty(c, np.int8), np.empty(c)
+    counts = np.zeros((2, bins, c), np.int32)
+    table = _term_table(len(p), len(q), spec, eps)
+    if not b.histogram_chunk(p, q, cols.start, cmin, cmax, table, lo, hi, state, *counts, score):
+        raise _nan_error(named)
+    redo = np.flatnonzero(state == b.REDO)
+    if redo.size:  # range too narrow for the estimate: every value, literally
+        exact = [b.exact_counts(a, cols.start, redo, lo, hi, lo, hi, spec, bins) for a in (p, q)]
+        score[redo] = _divergence(*exact, len(p), len(q), spec, eps)
+    score[state == b.FLAT] = spec.on_equal
     return score
 
 
@@ -358,7 +379,7 @@ def _score_chunk_float32(named, cols, spec, bins, eps, cmin, cmax):
     lo[unusable] = hi[unusable] = 0
     top = np.where(lo >= hi, lo + np.float32(1), hi)  # float32, as in the reference
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        edges = _linspace_at(lo[:, None], top[:, None], bins + 1,
+        edges = _binning().linspace_at(lo[:, None], top[:, None], bins + 1,
                              np.arange(bins + 1, dtype=np.float32))
         width = top.astype(np.float64) - lo
         scale = np.where(width > 0, bins / width, 0.0)
@@ -383,83 +404,6 @@ def _joint_range(groups):
     return np.minimum(*lows), np.maximum(*highs)
 
 
-class _Binning:
-    """The bins of a chunk of examples (joint ranges ``lo``, ``hi``), and counting into them.
-
-    A float64 estimate of each value's edge index, biased up by a tolerance that bounds every
-    rounding error (of the estimate and of the edges) 16 times over, is the true index or one
-    above; the compiled kernel settles which against the reference's own edge, bit for bit.
-    Examples whose range is too narrow for the estimate are redone with the reference's
-    algorithm, literally.
-    """
-
-    def __init__(self, lo, hi, spec, bins):
-        self.lo, self.hi, self.spec, self.bins = lo, hi, spec, bins
-        self.n_seg = bins + spec.n_edges_extra - 1
-        delta = hi - lo
-        magnitude = np.maximum(abs(lo), abs(hi))
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            flat = ~(delta > 0)  # every value equal: the caller decides the score
-            self.step = delta / self.n_seg
-            scale = np.where(flat, 0.0, self.n_seg / delta)
-            # rounding of scale, of the products and of the sums, each at most 2**-53
-            # relative (or 2**-1074 absolute), and of the edges
-            tol = 2.0**-49 * (4 * magnitude * scale + self.n_seg + 2) + 2.0**-1070 * scale
-            self.redo = ~flat & ~((tol < 0.125) & (magnitude < 1e300) & (scale < 1e300)
-                                  & (self.step > 0))
-        if spec.widen:  # still flat after widening (|min| >= 2**53): every edge is the minimum,
-            self.redo |= flat  # so the reference drops every value
-        estimate = ~(flat | self.redo)
-        self.scale = np.where(estimate, scale, 0.0)
-        self.offset = np.where(estimate, tol - lo * self.scale, 0.5)
-
-    def counts(self, a, start, cmin, cmax):
-        """Counts per example and slot, (c, bins + 1), of the values of ``a[:, start: start +
-        c]``, clipped to ``[cmin, cmax]``; the last slot holds the samples a reference
-        implementation drops."""
-        count_slots = _binning().count_slots
-        spec, bins, lo, hi = self.spec, self.bins, self.lo, self.hi
-        out = np.zeros((lo.size, bins + 1), np.int64)
-        k_max = bins - 1 if spec.histogram else self.n_seg
-        low, high = np.clip(lo, cmin, cmax), np.clip(hi, cmin, cmax)
-        count_slots(a, start, low, high, lo, self.step, hi, self.scale, self.offset, self.n_seg,
-                    k_max, spec.shift, out)
-        if self.redo.any():  # range too narrow for the estimate: every value, literally
-            cols = np.flatnonzero(self.redo)
-            v = np.clip(a[:, start + cols].astype(np.float64), low[cols], high[cols]).ravel()
-            slots = _exact_slots(v, np.tile(cols, len(a)), lo, hi, spec, bins)
-            index = np.tile(np.arange(cols.size), len(a)) * (bins + 1) + slots
-            out[cols] = np.bincount(index, minlength=cols.size * (bins + 1)).reshape(-1, bins + 1)
-        return out
-
-
-def _linspace_at(lo, hi, num, k):
-    """``np.linspace(lo, hi, num)[k]``, bit for bit, elementwise (broadcasting)."""
-    div = num - 1
-    delta = hi - lo
-    step = delta / div
-    # np.linspace scales k / div instead where the step underflows to 0 (a subnormal range)
-    y = np.where(step == 0, (k / div) * delta, k * step) + lo
-    return np.where(k == div, hi, y)
-
-
-def _exact_slots(v, col, lo, hi, spec, bins):
-    """Slots of values v in examples col, exactly as the reference computes them."""
-    n_edges = bins + spec.n_edges_extra
-    lo, hi = lo[col], hi[col]
-    if spec.histogram:  # numpy.histogram's uniform-bin algorithm, literally
-        j = ((v - lo) / (hi - lo) * bins).astype(np.intp)
-        j[j == bins] -= 1
-        j -= v < _linspace_at(lo, hi, n_edges, j)
-        j += (v >= _linspace_at(lo, hi, n_edges, j + 1)) & (j != bins - 1)
-        return j
-    # numpy.digitize(right=False): k = number of edges <= v; a value equal to the maximum
-    # (past the last edge) is dropped into the spare slot
-    edges = _linspace_at(lo[:, None], hi[:, None], n_edges, np.arange(n_edges))
-    k = (edges <= v[:, None]).sum(1) - 1
-    return np.where(k < n_edges - 1, k + spec.shift, bins)
-
-
 def _divergence(cp, cq, n_p, n_q, spec, eps):
     """KL(p || q) per row from slot counts, with the variant's normalisation and smoothing."""
     if spec.per_model and not spec.renorm and (n_p + 1) * (n_q + 1) <= 1 << 20:
@@ -475,6 +419,12 @@ def _divergence(cp, cq, n_p, n_q, spec, eps):
     if spec.floor_all:  # the 2024 code divides q's counts by their sum unguarded: 0 / 0 when
         score[~(cq > 0).any(1)] = np.nan  # nothing of q was counted, and nan survives the floor
     return score
+
+
+def term_table(n_p: int, n_q: int, eps: float) -> np.ndarray:
+    """The canonical estimator's term of one bin, for every pair of counts ``(0..n_p, 0..n_q)``
+    of ``n_p`` and ``n_q`` models."""
+    return _term_table(n_p, n_q, VARIANTS["canonical"], float(eps))
 
 
 @functools.lru_cache(maxsize=16)

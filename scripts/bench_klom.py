@@ -1,10 +1,14 @@
-"""Benchmark: vectorised ``klom_utils.metric.klom`` against a plain per-example loop.
+"""Benchmark: ``klom_utils.metric.klom`` against a read-only pass over the same margins, the
+previous implementation and a plain per-example loop.
 
-Both compute the canonical KLOM (clip, np.histogram on the joint range, q floored at eps where
-p > 0, no renormalisation). The one-off cost of the first call in a process (numba compiling
-the counting kernel, or loading it from its cache) is measured and printed apart. By default
-the loop runs over every example; ``--loop-examples`` times it on fewer and extrapolates
-linearly. The results are checked to agree.
+All compute the canonical KLOM (clip, np.histogram on the joint range, q floored at eps where
+p > 0, no renormalisation). The read-only pass is ``np.add.reduce`` over both arrays (what
+reading the margins once costs: KLOM's floor). The previous implementation is the package at
+commit ``--baseline-rev`` (``scripts/baseline.py``); the script checks that both give the same
+scores bit for bit, in every variant and direction. The one-off cost of the first call in a
+process (numba compiling the kernels, or loading them from its cache) is measured and printed
+apart. By default the loop runs over every example; ``--loop-examples`` times it on fewer and
+extrapolates linearly. The results are checked to agree.
 
     python scripts/bench_klom.py                 # 60,000 examples, 100 vs 100 models
     python scripts/bench_klom.py --examples 10000 --models 200 --loop-examples 1000
@@ -12,12 +16,17 @@ linearly. The results are checked to agree.
 
 import argparse
 import os
+import sys
 import time
 import tracemalloc
 
 import numpy as np
 
-from klom_utils.metric import klom
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from baseline import BASELINE_REV, baseline_module  # noqa: E402
+
+from klom_utils.metric import DIRECTIONS, VARIANTS, klom  # noqa: E402
 
 
 def klom_loop(unlearned, oracle, bins=20, eps=1e-5, clip=(-100.0, 100.0)):
@@ -73,8 +82,10 @@ def main():
     parser.add_argument("--loop-examples", type=int, default=None,
                         help="time the per-example loop on this many examples and extrapolate "
                              "(default: all of them)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="best of this many rounds (each round runs both, in turn)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="best of this many rounds (each round runs all, in turn)")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV,
+                        help="git commit of the previous implementation")
     args = parser.parse_args()
     for name in ("examples", "models", "loop_examples", "repeats"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -84,42 +95,57 @@ def main():
     n_loop = min(args.loop_examples or args.examples, args.examples)
     print(f"KLOM, canonical: {args.examples:,} examples, {args.models} unlearned vs "
           f"{args.models} oracle models (float32 margins), 20 bins; best of {args.repeats} "
-          f"interleaved rounds")
+          f"interleaved rounds; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
-    start = time.perf_counter()  # numba compiles the kernel, or loads it from its cache
+    baseline = baseline_module("metric", args.baseline_rev)
+    old_klom = baseline.klom if baseline else klom
+    start = time.perf_counter()  # numba compiles the kernels, or loads them from its cache
     klom(unlearned=unlearned[:, :10], oracle=oracle[:, :10])
     first_call = time.perf_counter() - start
-    (w_ours, w_loop), (c_ours, c_loop), (ours, loop) = interleaved_best(
-        [lambda: klom(unlearned=unlearned, oracle=oracle),
+    old_klom(unlearned=unlearned[:, :10], oracle=oracle[:, :10])
+    wall, cpu, (_, ours, old, loop) = interleaved_best(
+        [lambda: (np.add.reduce(unlearned), np.add.reduce(oracle)),
+         lambda: klom(unlearned=unlearned, oracle=oracle),
+         lambda: old_klom(unlearned=unlearned, oracle=oracle),
          lambda: klom_loop(unlearned[:, :n_loop], oracle[:, :n_loop])], args.repeats)
     scale = args.examples / n_loop  # the loop is linear in the number of examples
-    w_loop, c_loop = w_loop * scale, c_loop * scale
+    wall[3], cpu[3] = wall[3] * scale, cpu[3] * scale
 
     diff = np.max(np.abs(ours[:n_loop] - loop)) if n_loop else 0.0
     if not diff <= 1e-12:
         raise SystemExit(f"results disagree: max |ours - loop| = {diff:.3g}")
-
     rows = [
-        (f"per-example loop (timed on {n_loop:,} examples, x{scale:.1f})", w_loop, c_loop),
-        ("klom_utils.metric.klom (all examples)", w_ours, c_ours),
+        ("read-only pass: np.add.reduce over both arrays", wall[0], cpu[0]),
+        ("klom_utils.metric.klom", wall[1], cpu[1]),
+        (f"previous klom (commit {args.baseline_rev})", wall[2], cpu[2]),
+        (f"per-example loop (timed on {n_loop:,} examples, x{scale:.1f})", wall[3], cpu[3]),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"{'implementation':<{width}}  {'wall (s)':>8}  {'CPU (s)':>8}  {'speed-up wall':>13}"
-          f"  {'speed-up CPU':>12}")
-    for name, wall, cpu in rows:
-        print(f"{name:<{width}}  {wall:8.3f}  {cpu:8.3f}  {w_loop / wall:12.0f}x"
-              f"  {c_loop / cpu:11.0f}x")
-    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-          f"(other processes share the machine; wall-clock ratios suffer most)")
-    print(f"results agree on the {n_loop:,} looped examples: max |diff| = {diff:.1e}")
-    print(f"one-off cost of the first klom call in a process (compiling the kernel, or loading "
-          f"it from numba's cache): {first_call:.2f} s, not included above")
+    print(f"{'implementation':<{width}}  {'wall (s)':>8}  {'CPU (s)':>8}  {'/ read-only':>11}"
+          f"  {'klom faster, wall':>17}")
+    for name, w, c in rows:
+        print(f"{name:<{width}}  {w:8.4f}  {c:8.4f}  {w / wall[0]:10.1f}x  {w / wall[1]:16.1f}x")
+    print(f"klom: {wall[1] / wall[0]:.2f} times the read-only pass (wall; CPU "
+          f"{cpu[1] / cpu[0]:.2f}), {wall[2] / wall[1]:.2f} times faster than the previous "
+          f"implementation; load average after the run {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores (other processes share the machine)")
+    print(f"results agree with the loop on the {n_loop:,} looped examples: max |diff| = {diff:.1e}")
+    same = [f"{v}/{d}" for v in VARIANTS for d in DIRECTIONS for a in (np.float32, np.float64)
+            if np.array_equal(klom(unlearned=unlearned.astype(a), oracle=oracle.astype(a),
+                                   variant=v, direction=d),
+                              old_klom(unlearned=unlearned.astype(a), oracle=oracle.astype(a),
+                                       variant=v, direction=d), equal_nan=True)]
+    print(f"bit for bit equal to the previous implementation (float32 and float64 margins): "
+          f"{len(same)} of {2 * len(VARIANTS) * len(DIRECTIONS)} (variant, direction, dtype)")
+    print(f"one-off cost of the first klom call in a process (compiling the kernels, or loading "
+          f"them from numba's cache): {first_call:.2f} s, not included above")
     tracemalloc.start()  # numpy reports its allocations to tracemalloc
     klom(unlearned=unlearned, oracle=oracle)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     print(f"memory: input {(unlearned.nbytes + oracle.nbytes) / 2**20:.0f} MiB; peak allocated "
-          f"during one klom call {peak / 2**20:.1f} MiB (tracemalloc, separate untimed run)")
+          f"during one klom call {peak / 2**20:.1f} MiB (tracemalloc, separate untimed run; "
+          f"numba's own buffers, a few per chunk of examples, are not counted)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from klom_utils.metric import klom, summarize
-from klom_utils.uncertainty import _resampled_p95_var, noise_floor, p95_interval
+from klom_utils.uncertainty import _p95_and_noise, noise_floor, p95_interval
 
 
 def _toy_run(n_models=40, n_train=300, n_val=100, seed=0, shared=0.0):
@@ -104,14 +104,27 @@ def testt_quantile():
         assert t_quantile(0.975, df) == pytest.approx(exact, rel=2e-3)
 
 
-def test_resampled_p95_variance_is_exact_in_law():
+def test_p95_and_resampled_variance_are_exact_in_law():
     rng = np.random.default_rng(0)
-    for n in (1, 3, 20, 400):
+    for n in (1, 3, 20, 400, 5000):
         x = rng.gamma(2.0, size=n)
+        assert _p95_and_noise(x, rng)[0] == pytest.approx(np.percentile(x, 95), rel=1e-14)
+        if n > 400:
+            continue
         brute = np.var([np.percentile(x[rng.integers(0, n, n)], 95) for _ in range(4000)])
-        ours = np.mean([_resampled_p95_var(x, rng) for _ in range(40)])
+        ours = np.mean([_p95_and_noise(x, rng)[1] for _ in range(40)])
         assert ours == pytest.approx(brute, rel=0.1, abs=1e-12)
-    assert np.isnan(_resampled_p95_var(np.array([]), rng))
+    assert np.isnan(_p95_and_noise(np.array([]), rng)[1])
+
+
+def test_order_window_of_large_vectors():
+    from klom_utils.uncertainty import _order_window
+
+    rng = np.random.default_rng(3)
+    for x in (rng.normal(size=50_000), np.round(rng.gamma(1.0, size=20_000), 1),
+              np.sort(rng.normal(size=30_000))[::-1].copy(), np.zeros(40_000)):
+        for k0, k1 in ((100, 900), (len(x) - 600, len(x) - 1), (0, 50)):
+            np.testing.assert_array_equal(_order_window(x, k0, k1), np.sort(x)[k0:k1 + 1])
 
 
 def test_p95_interval_errors():
@@ -143,3 +156,49 @@ def test_noise_floor_at_a_chosen_n():
     with pytest.raises(ValueError, match=r"n_per_side must be an integer in \[1, 100\] for 201 "
                                          r"oracles .*got 101"):
         noise_floor(oracle, n_per_side=101)
+
+
+def test_half_scores_count_halves_on_the_full_samples_bins():
+    """The fast path scores each half on its example's bins over all models (np.histogram on
+    the joint range of every model, clipped); other settings score halves with klom."""
+    from klom_utils.uncertainty import _half_scores
+
+    rng = np.random.default_rng(4)
+    u, o = rng.normal(0, 1, (9, 60)), rng.normal(0.3, 1.5, (7, 60)).astype(np.float32)
+    u[:, :5] = np.round(u[:, :5] * 2) / 2  # ties on edges
+    u[:, 5], o[:, 5] = 2.0, 2.0  # every value equal: 0
+    o[:, 6] = 300.0  # beyond the clip range
+    halves_u, halves_o = np.array([[0, 2, 5, 7], [1, 3, 4, 8]]), np.array([[1, 2, 6], [0, 4, 5]])
+    got = _half_scores(u, o, halves_u, halves_o, {"bins": 12})
+    assert got.shape == (2, 60)
+    cu, co = np.clip(u, -100, 100), np.clip(o.astype(np.float64), -100, 100)
+    lo, hi = np.minimum(cu.min(0), co.min(0)), np.maximum(cu.max(0), co.max(0))
+    for s in range(2):
+        for e in range(60):
+            if lo[e] == hi[e]:
+                assert got[s, e] == 0
+                continue
+            p = np.histogram(cu[halves_u[s], e], 12, (lo[e], hi[e]))[0] / 4
+            q = np.histogram(co[halves_o[s], e], 12, (lo[e], hi[e]))[0] / 3
+            m = p > 0
+            assert got[s, e] == pytest.approx(np.sum(p[m] * np.log(p[m] / np.maximum(q[m], 1e-5))),
+                                              rel=1e-5, abs=1e-6)
+    slow = _half_scores(u, o, halves_u, halves_o, {"variant": "easydub"})
+    np.testing.assert_array_equal(slow[1], klom(unlearned=u[halves_u[1]], oracle=o[halves_o[1]],
+                                                variant="easydub"))
+
+
+def test_half_scores_with_halves_over_255_models():
+    from klom_utils.uncertainty import _half_scores
+
+    rng = np.random.default_rng(6)
+    u, o = rng.normal(0, 1, (520, 8)), rng.normal(0, 1, (520, 8))
+    halves = np.array([np.sort(rng.permutation(520)[:260])])
+    got = _half_scores(u, o, halves, halves, {})[0]
+    lo, hi = np.minimum(u.min(0), o.min(0)), np.maximum(u.max(0), o.max(0))
+    for e in range(8):
+        p = np.histogram(u[halves[0], e], 20, (lo[e], hi[e]))[0] / 260
+        q = np.histogram(o[halves[0], e], 20, (lo[e], hi[e]))[0] / 260
+        m = p > 0
+        assert got[e] == pytest.approx(np.sum(p[m] * np.log(p[m] / np.maximum(q[m], 1e-5))),
+                                       rel=1e-5)
