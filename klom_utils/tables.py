@@ -1,8 +1,11 @@
-"""Tables of scored records: plain text to print or save, HTML in a notebook, with what every
-interval covers and every diagnostic warning below; and records made JSON-ready."""
+"""Tables of scored records: plain text to print or save, HTML in a notebook (one table per
+forget set, intervals compact, accuracies in their own columns), with what every interval
+covers and every diagnostic warning below; records made JSON-ready; and numbers glued into a
+page's prose (:func:`glue`)."""
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any, Iterable
 
@@ -27,8 +30,54 @@ def jsonable(x: Any) -> Any:
     return x
 
 
-def _number(x) -> str:
-    return "nan" if x is None or not np.isfinite(x) else f"{x:.2f}"
+GLUE_PREFIX = "application/papermill.record/"  # how myst-nb recognises a glued output
+
+
+class Glued:
+    """One value for a page's prose: displayed, it is a hidden output that myst-nb's
+    ``{glue}`name``` role shows in the text (the page renders ``text``)."""
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name, self.text = name, text
+
+    def __repr__(self) -> str:
+        return f"Glued({self.name!r}, {self.text!r})"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return ({GLUE_PREFIX + "text/plain": self.text},
+                {"scrapbook": {"name": self.name, "mime_prefix": GLUE_PREFIX}})
+
+
+def glue_text(value: Any, digits: int = 2) -> str:
+    """How :func:`glue` writes a value: a bool or str as is, an int in full, a float with
+    ``digits`` decimals (nan as "nan")."""
+    if isinstance(value, (bool, str)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return _number(float(value), digits)
+    raise TypeError(f"glue takes numbers, bools and strings, got {type(value).__name__} "
+                    f"{value!r}")
+
+
+def glue(results: dict, digits: int = 2, **values: Any) -> list[Glued]:
+    """The values of a page's prose, ready to ``display(*glue(results, name=value, ...))``:
+    each becomes a hidden output that ``{glue}`name``` shows in the text, and its text is
+    kept in ``results["glued"][name]`` (saved with the page's results) so a build check can
+    hold the prose to the results."""
+    if not values:
+        raise ValueError("glue needs at least one name=value")
+    shown = results.setdefault("glued", {})
+    out = []
+    for name, value in values.items():
+        shown[name] = glue_text(value, digits)
+        out.append(Glued(name, shown[name]))
+    return out
+
+
+def _number(x, digits: int = 2) -> str:
+    return "nan" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
 def _with_ci(group: dict) -> str:
@@ -77,7 +126,7 @@ def results_table(records: Iterable[Record]) -> ResultsTable:
     mixed = len({_setting(r) for r in records}) > 1
     header = (["forget set", "method", "N/side", "forget p95 [CI]"]
               + (["forget mean", "forget > retain p99"] if small else [])
-              + ["retain p95 [CI]", "validation p95 [CI]", "acc forget/retain/test"])
+              + ["retain p95 [CI]", "validation p95 [CI]", ACCURACY_HEADER])
     blank = [""] * (2 if small else 0)
     by_set: dict[tuple, list[Record]] = {}
     for r in records:  # rows grouped by forget set, in order of first appearance
@@ -151,11 +200,49 @@ class ResultsTable(str):
         return table
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{escape(str(h))}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>"
-                       for row in self.rows)
+        """One HTML table per forget set (its rows, without the forget-set column), each
+        interval under its estimate in small print, the accuracies in columns of their own."""
+        acc = ACCURACY_HEADER in self.header
+        header = [h for h in self.header[1:] if h != ACCURACY_HEADER]
+        header = [h.replace(" [CI]", "") for h in header]
+        if acc:
+            header += ["acc forget", "acc retain", "acc test"]
+        head = "".join(f"<th>{escape(h)}</th>" for h in header)
+        by_set: dict[str, list] = {}
+        for row in self.rows:
+            by_set.setdefault(str(row[0]), []).append(row[1:])
+        tables = []
+        for name, rows in by_set.items():
+            body = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>"
+                                            for c in _split_accuracy(row, self.header, acc))
+                           + "</tr>" for row in rows)
+            tables.append(f"<p style=\"margin:0.6em 0 0.2em\">forget set {escape(name)}</p>"
+                          f'<table class="klom-table" style="font-size:0.85em;'
+                          f'white-space:nowrap"><thead><tr>{head}</tr></thead>'
+                          f"<tbody>{body}</tbody></table>")
         notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)
         return (f'<div class="klom-results"><p><strong>{escape(self.heading)}</strong></p>'
-                f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead>'
-                f'<tbody>{body}</tbody></table></div>'
+                f'<div style="overflow-x:auto">{"".join(tables)}</div>'
                 f'<ul style="font-size:smaller">{notes}</ul></div>')
+
+
+ACCURACY_HEADER = "acc forget/retain/test"
+_INTERVAL = re.compile(r"^(\S+) \[(\S+), (\S+)\]$")
+
+
+def _html_cell(cell) -> str:
+    """An estimate with its interval ``p95 [low, high]`` as the estimate over the interval
+    in small print; any other cell escaped as is."""
+    found = _INTERVAL.match(str(cell))
+    if not found:
+        return escape(str(cell))
+    mid, low, high = (escape(x) for x in found.groups())
+    return f'{mid}<br><span style="font-size:0.8em;color:#555">[{low}, {high}]</span>'
+
+
+def _split_accuracy(row, header, acc) -> list:
+    if not acc:
+        return list(row)
+    at = header.index(ACCURACY_HEADER) - 1
+    parts = str(row[at]).split("/")
+    return list(row[:at]) + list(row[at + 1:]) + (parts if len(parts) == 3 else ["", "", ""])

@@ -22,6 +22,10 @@ Steps (any failure stops the build with a non-zero exit status):
    ``store_dir`` under ``--run-dir`` (papermill is never passed a name a notebook does not
    declare). A notebook must write ``<results_dir>/<stem>.json``. With ``progress: false`` in
    the parameter file (the published build) a page that wrote anything to stderr fails it.
+   Each executed page is then held to its results file (``scripts/book_checks.py``): every
+   glued number its text uses exists, the numbers listed there (method counts, verdict
+   ratios, the floor comparison) are glued and agree with the results file, and every figure
+   on the page went through the chapter's ``FigureLog`` and keeps the book's style.
 3. ``jupyter-book build _build/src --path-output . --all -W`` (full rebuild, warnings are
    errors, execution off): the site lands in ``_build/html``. Because page paths stay
    ``notebooks/<stem>``, the Colab launch buttons point at ``notebooks/<stem>.ipynb`` on GitHub.
@@ -346,14 +350,26 @@ def execute(stem: str, parameters: dict, results_dir: Path, out_dir: Path) -> fl
             f"notebooks/{stem} ran but did not write {result_json}: every notebook writes its "
             f"key numbers to <results_dir>/{stem}.json"
         )
-    json.loads(result_json.read_text())  # must be valid JSON
+    results = json.loads(result_json.read_text())  # must be valid JSON
     nb = nbformat.read(out, as_version=4)
+    check_against_results(stem, nb, results)
     tidy_for_render(nb)
     nbformat.write(nb, out)
     if not parameters.get("progress", True):
         check_no_stderr(stem, nb)
     print(f"    done in {seconds:.1f} s", flush=True)
     return seconds
+
+
+def check_against_results(stem: str, nb, results: dict) -> None:
+    """The page's glued numbers agree with its results file; its figures keep the style."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from book_checks import figure_problems, glue_problems
+
+    problems = glue_problems(stem, nb, results) + figure_problems(nb, results)
+    if problems:
+        raise BuildError(f"notebooks/{stem}: the page contradicts its results file or the "
+                         "book's figure style:\n  " + "\n  ".join(problems))
 
 
 def check_no_stderr(stem: str, nb) -> None:
