@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 GROUPS = ("forget", "retain", "validation")
-# One colour per role of a group of models, in every figure: originals (the models before
-# unlearning), oracles (retrained without the forget set), unlearned models (any method: where
-# one method is shown, its own colour, :func:`method_color`), and the noise floor.
+#: One colour per role of a group of models, in every figure: originals (the models before
+#: unlearning), oracles (retrained without the forget set), unlearned models (any method: where
+#: one method is shown, its own colour, :func:`method_color`), and the noise floor.
 COLORS = {"oracle": "#4C72B0", "unlearned": "#DD8452", "original": "#8C8C8C", "floor": "#000000"}
 # The names a legend entry may carry for each role (after dropping a "(...)" suffix).
 ROLE_LABELS = {"oracle": ("oracle", "oracles"), "original": ("original", "originals",
@@ -41,7 +41,7 @@ STYLE = {
     "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5,
     "figure.constrained_layout.use": True,
 }
-# The colours of a chapter's own lines where no method or role applies (not a method's colour).
+#: The colours of a chapter's own lines where no method or role applies (not a method's colour).
 OTHER_COLORS = ("#333333", "#17BECF", "#BCBD22", "#7F7F7F", "#E377C2")
 # One colour per method in every figure of the book (colour-blind-safe "tab10"-like hues).
 METHOD_COLORS = {

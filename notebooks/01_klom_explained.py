@@ -48,6 +48,7 @@ seed = 0
 results_dir = "klom_run/results"  # writes <results_dir>/01_klom_explained.json
 
 # %%
+# %matplotlib inline
 import json
 import math
 from pathlib import Path

@@ -30,7 +30,7 @@
 #
 # > **Embedded run: these are not the Hub's models.** The Hub is not reachable from the
 # > machine that builds this book, so the published page runs the *same code* on a local
-# > store: DIGITS models trained on a CPU by the next chapter ("Training the models") in
+# > store: DIGITS models trained on a CPU (no GPU needed) by the next chapter ("Training the models") in
 # > the same build (run alone, this page trains them itself). A store is a store, whether
 # > downloaded or trained (both have the Hub's layout), and every line after the first code
 # > cell is identical in the two cases. Set `source = "hub"` and `dataset = "cifar10"` (as
@@ -69,6 +69,7 @@ store_dir = "klom_run/store"  # the local store (read when source is local)
 results_dir = "klom_run/results"  # writes <results_dir>/02_download.json
 
 # %%
+# %matplotlib inline
 import json
 import re
 import time

@@ -66,6 +66,7 @@ store_dir = "klom_run/store"  # the model store (KLOM-models layout)
 results_dir = "klom_run/results"  # writes <results_dir>/03_training.json
 
 # %%
+# %matplotlib inline
 import dataclasses
 import json
 import re
