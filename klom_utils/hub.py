@@ -16,7 +16,7 @@ from .store import Store
 
 REPO_ID = "royrin/KLOM-models"
 
-# Folders named by the dataset card.
+#: The folders that the dataset card of royrin/KLOM-models names.
 CARD_FOLDERS = (
     "full_models/CIFAR10",
     "full_models/CIFAR10_augmented",

@@ -6,6 +6,7 @@ page's prose (:func:`glue`)."""
 from __future__ import annotations
 
 import re
+import sys
 from html import escape
 from typing import Any, Iterable
 
@@ -43,9 +44,16 @@ class Glued:
     def __repr__(self) -> str:
         return f"Glued({self.name!r}, {self.text!r})"
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
+    def bundle(self) -> tuple[dict, dict]:
+        """(data, metadata) of the output, in the form myst-nb's ``glue`` writes."""
         return ({GLUE_PREFIX + "text/plain": self.text},
                 {"scrapbook": {"name": self.name, "mime_prefix": GLUE_PREFIX}})
+
+    def _ipython_display_(self) -> None:
+        # Called by IPython's display() only, so IPython is loaded; published raw, without
+        # the text/plain repr that IPython's formatters would add (myst-nb would show it).
+        data, metadata = self.bundle()
+        sys.modules["IPython.display"].publish_display_data(data=data, metadata=metadata)
 
 
 def glue_text(value: Any, digits: int = 2) -> str:

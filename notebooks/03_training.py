@@ -263,7 +263,7 @@ for k in forget_sets:
 for k in store.forget_set_ids(D):
     size = len(store.forget_set(D, k))
     about = store.forget_set_description(D, k) or ""
-    print(textwrap.fill(f"forget set {k} ({size} images): {about}", 88,
+    print(textwrap.fill(f"forget set {k} ({size} images): {about}", 78,
                         subsequent_indent="    "))
 results["timings"] = timings
 results["forget_set_sizes"] = {str(k): int(len(store.forget_set(D, k)))

@@ -177,14 +177,14 @@ for name in methods:
     configs[name] = resolve_config(spec, D, method_configs.get(name))
     doc = (spec.fn.__doc__ or "").strip().split("\n")[0]
     oracles = " [needs held-out oracles]" if spec.needs_oracles else ""
-    print(textwrap.fill(f"{name}: {doc}{oracles}", 88, subsequent_indent="    "))
+    print(textwrap.fill(f"{name}: {doc}{oracles}", 78, subsequent_indent="    "))
     settings = ", ".join(f"{key}={value}" for key, value in configs[name].items())
-    print(textwrap.fill(settings or "(no settings)", 88, initial_indent="    ",
+    print(textwrap.fill(settings or "(no settings)", 78, initial_indent="    ",
                         subsequent_indent="    "))
 results["configs"] = configs
 results["registered"] = list(METHODS)
 results["baselines"] = [b for b in baselines if b not in methods]
-print(textwrap.fill(f"{len(METHODS)} registered methods: " + ", ".join(METHODS), 88))
+print(textwrap.fill(f"{len(METHODS)} registered methods: " + ", ".join(METHODS), 78))
 display(*glue(results, n_registered=len(METHODS), n_methods=len(methods),
               n_baselines=len(results["baselines"])))
 

@@ -250,7 +250,7 @@ reverse = score_many(store, data, forget_sets, methods, n_splits=n_splits, seed=
                      direction="oracle||unlearned", progress=progress)
 directions = {}
 groups = ("forget", "retain", "validation")
-print("95th percentiles, KL(unlearned || oracle) / KL(oracle || unlearned); "
+print("95th percentiles, KL(unlearned || oracle) / KL(oracle || unlearned);\n"
       "N: models per side")
 for k in forget_sets:
     print(f"\nforget set {k}\n{'method':<18s}{'N':>4s}"

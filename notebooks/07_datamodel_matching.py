@@ -168,7 +168,8 @@ results["datamodel"]["seconds"] = time.perf_counter() - start
 # %%
 quality = datamodel_quality(store, D, path=path, root=data_root)
 unshrunk = datamodel_quality(store, D, path=path, shrink=False, root=data_root)
-print("predicted vs actual change of the mean logits; RMSE of the predicted oracle logits")
+print("predicted vs actual change of the mean logits; RMSE of the predicted\n"
+      "oracle logits (with the shift, with it unshrunk, without it)")
 print(f"{'':<22s}{'corr':>6s}{'RMSE':>8s}{'unshrunk':>10s}{'no shift':>10s}")
 for k, q in quality.items():
     print(f"forget set {k} ({q['n_models']} full vs {q['n_oracles']} oracles)")
@@ -217,7 +218,7 @@ shown(fig)
 # %%
 print(textwrap.fill("datamodel_matching defaults: " + ", ".join(
     f"{key}={value}" for key, value in default_config("datamodel_matching", dataset).items()),
-    88, subsequent_indent="    "))
+    78, subsequent_indent="    "))
 runs = {}
 for k in forget_sets:
     for name in ("datamodel_matching", "datamodel_direct"):

@@ -5,6 +5,8 @@
     .venv/bin/python scripts/build_book.py --params params/paper.yaml --run-dir /data/klom
     .venv/bin/python scripts/build_book.py --params params/paper.yaml --run-dir /data/klom \
         --only 03_training                                      # one chapter, no render
+    .venv/bin/python scripts/build_book.py --only 05_computing_klom --render
+        # after a full build: rerun one chapter into the staged book and render the site again
 
 Steps (any failure stops the build with a non-zero exit status):
 
@@ -391,17 +393,23 @@ def check_no_stderr(stem: str, nb) -> None:
 
 
 def stage_sources(toc, missing: list[str]) -> None:
-    import yaml
-
     for path in (STAGE, HTML):
         if path.exists():
             shutil.rmtree(path)
     STAGE.mkdir(parents=True)
+    restage_sources(toc, missing)
+
+
+def restage_sources(toc, missing: list[str]) -> None:
+    """Refresh the staged prose pages and configuration, keeping the executed notebooks."""
+    import yaml
+
     shutil.copy2(ROOT / "_config.yml", STAGE / "_config.yml")
+    shutil.rmtree(STAGE / "book", ignore_errors=True)
     shutil.copytree(ROOT / "book", STAGE / "book")
-    staged = prune_toc(toc, set(missing))
     header = "# Staged by scripts/build_book.py from ../../_toc.yml; edit that file, not this one.\n"
-    (STAGE / "_toc.yml").write_text(header + yaml.safe_dump(staged, sort_keys=False))
+    (STAGE / "_toc.yml").write_text(header + yaml.safe_dump(prune_toc(toc, set(missing)),
+                                                            sort_keys=False))
 
 
 def render() -> float:
@@ -435,6 +443,11 @@ def main(argv=None) -> int:
         "--run-dir", default="_build/run",
         help="folder for what the notebooks write: <run-dir>/store (the model store) and "
         "<run-dir>/results (one JSON per notebook); default: _build/run",
+    )
+    parser.add_argument(
+        "--render", action="store_true",
+        help="with --only: execute the chapters into the staged book of the last full build "
+        "(_build/src), refresh its prose pages and configuration, and render the site again",
     )
     parser.add_argument(
         "--only", nargs="+", metavar="STEM",
@@ -486,12 +499,20 @@ def main(argv=None) -> int:
                   "there; after changing training or unlearning code, `make clean-book` or "
                   "delete that folder to rebuild from scratch)")
         results_dir.mkdir(parents=True, exist_ok=True)
-        out_dir = run_dir / "notebooks" if args.only else STAGE / "notebooks"
+        rerender = bool(args.only and args.render)
+        if args.render and not args.only:
+            raise BuildError("--render goes with --only (a full build always renders)")
+        if rerender and not (STAGE / "notebooks").is_dir():
+            raise BuildError(f"--only ... --render needs the staged book of a full build "
+                             f"({STAGE.relative_to(ROOT)}/notebooks); run a full build first")
+        out_dir = run_dir / "notebooks" if args.only and not rerender else STAGE / "notebooks"
         if not args.only:
             stage_sources(toc, missing)
+        elif rerender:
+            restage_sources(toc, missing)
         timings = {stem: execute(stem, per_notebook[stem], results_dir, out_dir)
                    for stem in to_run}
-        if not args.only:
+        if not args.only or rerender:
             timings["jupyter-book build"] = render()
     except BuildError as err:
         print(f"\nBUILD FAILED: {err}", file=sys.stderr)
@@ -502,7 +523,8 @@ def main(argv=None) -> int:
     for step, seconds in timings.items():
         print(f"  {step:<28s} {seconds:7.1f} s")
     print(f"  {'total':<28s} {total:7.1f} s")
-    site = f"site: {HTML.relative_to(ROOT)}/index.html   " if not args.only else f"notebooks: {out_dir}   "
+    site = (f"site: {HTML.relative_to(ROOT)}/index.html   " if not args.only or args.render
+            else f"notebooks: {out_dir}   ")
     print(f"\n{site}results: {results_dir}")
     return 0
 

@@ -36,7 +36,7 @@ def test_glue_displays_hidden_values_and_keeps_their_text():
     glued = tables.glue(results, n=8, ratio=np.float64(1.2345), word="above", digits=1)
     assert [g.name for g in glued] == ["n", "ratio", "word"]
     assert results["glued"] == {"n": "8", "ratio": "1.2", "word": "above"}
-    data, meta = glued[1]._repr_mimebundle_()
+    data, meta = glued[1].bundle()
     assert data == {tables.GLUE_PREFIX + "text/plain": "1.2"}
     assert meta == {"scrapbook": {"name": "ratio", "mime_prefix": tables.GLUE_PREFIX}}
     assert tables.glue_text(float("nan")) == "nan" and tables.glue_text(True) == "True"
@@ -44,3 +44,15 @@ def test_glue_displays_hidden_values_and_keeps_their_text():
         tables.glue(results, bad=[1])
     with pytest.raises(ValueError, match="glue needs at least one name=value"):
         tables.glue(results)
+
+
+def test_glued_value_is_published_without_a_plain_text_repr(monkeypatch):
+    import types
+
+    published = []
+    fake = types.SimpleNamespace(publish_display_data=lambda **kw: published.append(kw))
+    monkeypatch.setitem(__import__("sys").modules, "IPython.display", fake)
+    tables.glue({}, n=3)[0]._ipython_display_()
+    assert published == [{"data": {tables.GLUE_PREFIX + "text/plain": "3"},
+                          "metadata": {"scrapbook": {"name": "n",
+                                                     "mime_prefix": tables.GLUE_PREFIX}}}]
