@@ -25,7 +25,7 @@
 # held-out oracles for the oracle-matching method) into a **model store** laid out like the
 # Hub dataset `royrin/KLOM-models`; and how to check the models (per-model test accuracy,
 # accuracy on the forget set). The default run trains 100 small models per group on the
-# embedded DIGITS dataset on a CPU in about a minute; with `params/paper.yaml` the same notebook
+# embedded DIGITS dataset on a CPU (the times are printed below); with `params/paper.yaml` the same notebook
 # trains ResNet-9s on CIFAR-10 on a GPU. Every later chapter reads the store written here.
 #
 # > **Embedded run.** The numbers on this page come from the default run: one-hidden-layer
@@ -344,7 +344,8 @@ shown(fig)
 # %%
 for folder in store.folders():
     ids = store.model_ids(folder)
-    held = sum(i >= HELD_OUT_ORACLE_START for i in ids)
+    held = (sum(i >= HELD_OUT_ORACLE_START for i in ids)
+            if folder.startswith("oracles/") else 0)  # ids from 1000: held-out oracles
     print(f"{folder:<32s}{len(ids) - held:5d} models"
           + (f" + {held} held out" if held else ""))
 files = sorted(p.name for p in store.path(full_folder).iterdir()

@@ -26,7 +26,7 @@
 # matching (near the floor on the forget set, though not on every group: chapter 5 explains
 # why). The example takes about ten lines: "shrink and
 # perturb" the weights, then fine-tune on the retain set. The default run uses the DIGITS store of the
-# previous chapters and takes about a minute on a CPU.
+# previous chapters and runs on a CPU (the times are printed below).
 #
 # > **Embedded run.** The numbers on this page come from the default run (DIGITS, CPU). Your
 # > method on CIFAR-10 ResNet-9s (`params/paper.yaml`) runs the same code on a GPU; status:

@@ -285,9 +285,10 @@ share = [v["dmm_over_do_nothing"] for v in verdict.values()
          if v["dmm_over_do_nothing"] == v["dmm_over_do_nothing"]]  # nan: a method missing
 multiple = [v["dmm_over_oracle_matching"] for v in verdict.values()
             if v["dmm_over_oracle_matching"] == v["dmm_over_oracle_matching"]]
-display(*glue(results, dmm_share_min=min(share), dmm_share_max=max(share),
-              dmm_multiple_min=min(multiple), dmm_multiple_max=max(multiple),
-              protocol=protocol))
+nan = float("nan")  # no forget set with both methods: nothing to say
+display(*glue(results, dmm_share_min=min(share, default=nan),
+              dmm_share_max=max(share, default=nan), dmm_multiple_min=min(multiple, default=nan),
+              dmm_multiple_max=max(multiple, default=nan), protocol=protocol))
 
 # %% [markdown]
 # The last two columns above are datamodel matching's forget p95 as a share of doing

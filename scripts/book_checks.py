@@ -60,10 +60,12 @@ GLUED = {
         "closed_max": lambda r: max(_verdict_values(r, "forget_gap_closed"), default="n/a"),
     },
     "07_datamodel_matching": {
-        "dmm_share_min": lambda r: min(_verdict_values(r, "dmm_over_do_nothing")),
-        "dmm_share_max": lambda r: max(_verdict_values(r, "dmm_over_do_nothing")),
-        "dmm_multiple_min": lambda r: min(_verdict_values(r, "dmm_over_oracle_matching")),
-        "dmm_multiple_max": lambda r: max(_verdict_values(r, "dmm_over_oracle_matching")),
+        "dmm_share_min": lambda r: min(_verdict_values(r, "dmm_over_do_nothing"), default="nan"),
+        "dmm_share_max": lambda r: max(_verdict_values(r, "dmm_over_do_nothing"), default="nan"),
+        "dmm_multiple_min": lambda r: min(_verdict_values(r, "dmm_over_oracle_matching"),
+                                          default="nan"),
+        "dmm_multiple_max": lambda r: max(_verdict_values(r, "dmm_over_oracle_matching"),
+                                          default="nan"),
     },
 }
 

@@ -397,3 +397,33 @@ def test_book_renders_math_and_references_offline():
     assert sphinx["config"]["bibtex_default_style"] == "authoryear"
     for name, folder in sphinx["local_extensions"].items():
         assert (ROOT / folder / f"{name}.py").is_file(), name
+
+
+def test_bibliography_labels_name_the_authors():
+    spec = importlib.util.spec_from_file_location("klom_bibstyle",
+                                                  ROOT / "book" / "_ext" / "klom_bibstyle.py")
+    style = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(style)
+    from pybtex.database import parse_file
+
+    entries = parse_file(str(ROOT / CONFIG["bibtex_bibfiles"][0])).entries
+    labels = dict(zip(entries, style.AuthorYearLabels().format_labels(list(entries.values()))))
+    assert labels["jupyterbook2020"] == "Executable Books Community 2020"
+    assert labels["georgiev2025attribute"] == "Georgiev et al. 2025"
+    assert labels["kullback1951information"] == "Kullback and Leibler 1951"
+    twice = list(style.AuthorYearLabels().format_labels([entries["krizhevsky2009cifar"]] * 2))
+    assert twice == ["Krizhevsky 2009a", "Krizhevsky 2009b"]
+
+
+def test_math_renders_to_svg_without_a_network():
+    spec = importlib.util.spec_from_file_location("klom_mathsvg",
+                                                  ROOT / "book" / "_ext" / "klom_mathsvg.py")
+    mathsvg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mathsvg)
+    import base64
+
+    data, width, height, depth = mathsvg.render(r"\alpha_t \lVert\theta\rVert_1 \approx 11.5")
+    assert base64.b64decode(data).startswith(b"<?xml") and width > height > 0 and depth >= 0
+    img = mathsvg._img(r"p_b > 0", block=False)
+    assert img.startswith('<img class="klom-math" src="data:image/svg+xml;base64,')
+    assert 'alt="p_b &gt; 0"' in img and "vertical-align:-" in img
