@@ -12,10 +12,22 @@ import re
 from html import escape
 
 from docutils import nodes
+from sphinx.util import logging
 
-# mathtext spellings of the few commands it lacks
-REPLACE = {r"\lVert": r"\Vert", r"\rVert": r"\Vert", r"\text{": r"\mathrm{"}
+# mathtext spellings of the few commands it lacks (\text{...} is done by TEXT)
+REPLACE = {r"\lVert": r"\Vert", r"\rVert": r"\Vert", r"\bigl": "", r"\bigr": "",
+           r"\Bigl": "", r"\Bigr": ""}
+TEXT = re.compile(r"\\text\{([^{}]*)\}")
 SIZE = 12.0  # points: about the size of the body text
+logger = logging.getLogger(__name__)
+
+
+def mathtext_source(tex: str) -> str:
+    """``tex`` in the dialect of matplotlib's mathtext, on one line."""
+    for old, new in REPLACE.items():
+        tex = tex.replace(old, new)
+    tex = TEXT.sub(lambda m: r"\mathrm{" + m.group(1).replace(" ", r"\ ") + "}", tex)
+    return " ".join(tex.split())
 
 
 @functools.lru_cache(maxsize=None)
@@ -25,9 +37,7 @@ def render(tex: str) -> tuple[str, float, float, float]:
     from matplotlib import mathtext
     from matplotlib.font_manager import FontProperties
 
-    for old, new in REPLACE.items():
-        tex = tex.replace(old, new)
-    tex = " ".join(tex.split())  # mathtext takes one line
+    tex = mathtext_source(tex)
     buf = io.BytesIO()
     with matplotlib.rc_context({"mathtext.fontset": "cm", "svg.fonttype": "path"}):
         depth = mathtext.math_to_image(f"${tex}$", buf, prop=FontProperties(size=SIZE),
@@ -39,7 +49,11 @@ def render(tex: str) -> tuple[str, float, float, float]:
 
 
 def _img(tex: str, block: bool) -> str:
-    data, width, height, depth = render(tex)
+    try:
+        data, width, height, depth = render(tex)
+    except ValueError as err:  # a command mathtext does not know: say which, show the source
+        logger.warning(f"math not rendered ({str(err).strip().splitlines()[0]}): {tex}")
+        return f"<code>{escape(tex)}</code>"
     align = "" if block else f"vertical-align:-{depth:.2f}pt;"
     return (f'<img class="klom-math" src="data:image/svg+xml;base64,{data}" '
             f'alt="{escape(tex)}" style="{align}width:{width:.2f}pt;height:{height:.2f}pt">')
