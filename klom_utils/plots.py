@@ -32,7 +32,9 @@ ROLE_LABELS = {"oracle": ("oracle", "oracles"), "original": ("original", "origin
                "floor": ("noise floor",)}
 DPI = 150  # dots per inch of every figure (shown and saved)
 MIN_FONT = 7.0  # no text smaller, in points, at the figure's own size
-MAX_WIDTH = 10.0  # inches: wider figures are scaled down on the page, and their fonts with them
+# inches: about the width of a page's text column (688 CSS pixels at 1280 px), so that a figure
+# shows at about its own size; a wider one is scaled down on the page, and its fonts with it
+MAX_WIDTH = 7.2
 # The book's matplotlib settings; :func:`use_style` applies them to pyplot figures too.
 STYLE = {
     "figure.dpi": DPI, "savefig.dpi": DPI, "font.size": 9.0, "axes.titlesize": 10.0,
@@ -43,7 +45,8 @@ STYLE = {
 }
 #: The colours of a chapter's own lines where no method or role applies (not a method's colour).
 OTHER_COLORS = ("#333333", "#17BECF", "#BCBD22", "#7F7F7F", "#E377C2")
-# One colour per method in every figure of the book (colour-blind-safe "tab10"-like hues).
+# One colour per method in every figure of the book, each registered method its own (none is
+# a role's colour: the oracles' blue, the originals' grey stays with do_nothing, which returns them).
 METHOD_COLORS = {
     "do_nothing": "#8C8C8C",
     "gradient_ascent": "#C44E52",
@@ -51,10 +54,16 @@ METHOD_COLORS = {
     "neggrad_plus": "#937860",
     "scrub": "#8172B3",
     "oracle_matching": "#55A868",
-    "datamodel_matching": "#4C72B0",
+    "datamodel_matching": "#2A9D8F",
     "datamodel_direct": "#64B5CD",
+    "random_labels": "#E377C2",
+    "salun": "#17BECF",
+    "l1_sparse": "#BCBD22",
+    "eu_k": "#393B79",
+    "cf_k": "#8C6D31",
+    "noisy_descent": "#7B4173",
 }
-_EXTRA_COLORS = ("#DA8BC3", "#CCB974", "#17BECF", "#BCBD22", "#E377C2", "#7F7F7F")
+_EXTRA_COLORS = ("#637939", "#D6616B", "#3182BD", "#E6550D", "#843C39", "#5254A3")
 
 
 def method_color(method: str) -> str:
@@ -261,12 +270,13 @@ def klom_distributions(scores_by_method: Mapping[str, ArrayLike], forget: ArrayL
     for ax, group in zip(axes, GROUPS):
         data = [by_group[m][group] for m in names]
         boxes = ax.boxplot(data, positions=positions, whis=(5, 95), showfliers=False,
-                           widths=0.6, patch_artist=True)
+                           widths=0.6, patch_artist=True, medianprops={"color": "k"})
         for box, m in zip(boxes["boxes"], names):
             box.set(facecolor=method_color(m), alpha=0.6)
         ax.scatter(positions, [np.percentile(d, 95) if d.size else np.nan for d in data],
                    marker="D", color="k", zorder=3, s=18, label="95th percentile")
-        ax.set_xticks(positions, names, rotation=35, ha="right", fontsize=8)
+        ax.set_xticks(positions, names, rotation=60, ha="right", rotation_mode="anchor",
+                      fontsize=8)
         ax.set_title(group, fontsize=10)
         if log_scale:
             ax.set_yscale("symlog", linthresh=0.1)
@@ -312,7 +322,8 @@ def p95_bars(records: Iterable[Record], *, groups: Sequence[str] = GROUPS,
         ax.set_title(f"{key[0]} forget set {key[1]} (N={n} per side)", fontsize=10)
         ax.set_xticks(x, list(groups))
         ax.set_ylabel("95th percentile of KLOM")
-    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
+               ncols=min(4, len(methods) + 1), fontsize=8)
     return fig
 
 

@@ -208,23 +208,26 @@ class ResultsTable(str):
         return table
 
     def _repr_html_(self) -> str:
-        """One HTML table per forget set (its rows, without the forget-set column), each
-        interval under its estimate in small print, the accuracies in columns of their own."""
+        """One HTML table per forget set (its rows, without the forget-set column; the N per
+        side in its heading where every row has the same), each interval under its estimate
+        in small print, the accuracies in columns of their own, headers on two lines."""
         acc = ACCURACY_HEADER in self.header
-        header = [h for h in self.header[1:] if h != ACCURACY_HEADER]
-        header = [h.replace(" [CI]", "") for h in header]
-        if acc:
-            header += ["acc forget", "acc retain", "acc test"]
-        head = "".join(f"<th>{escape(h)}</th>" for h in header)
         by_set: dict[str, list] = {}
         for row in self.rows:
-            by_set.setdefault(str(row[0]), []).append(row[1:])
+            by_set.setdefault(str(row[0]), []).append(
+                _split_accuracy(row[1:], self.header, acc))
+        header = [h.replace(" [CI]", "") for h in self.header[1:] if h != ACCURACY_HEADER]
+        header += ["acc forget", "acc retain", "acc test"] if acc else []
         tables = []
         for name, rows in by_set.items():
-            body = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>"
-                                            for c in _split_accuracy(row, self.header, acc))
+            sizes = {row[1] for row in rows}
+            same_n = len(sizes) == 1
+            cols = [i for i in range(len(header)) if not (same_n and i == 1)]
+            head = "".join(f"<th>{_two_lines(header[i])}</th>" for i in cols)
+            body = "".join("<tr>" + "".join(f"<td>{_html_cell(row[i])}</td>" for i in cols)
                            + "</tr>" for row in rows)
-            tables.append(f"<p style=\"margin:0.6em 0 0.2em\">forget set {escape(name)}</p>"
+            n = f", N = {escape(next(iter(sizes)))} per side" if same_n else ""
+            tables.append(f'<p style="margin:0.6em 0 0.2em">forget set {escape(name)}{n}</p>'
                           f'<table class="klom-table" style="font-size:0.85em;'
                           f'white-space:nowrap"><thead><tr>{head}</tr></thead>'
                           f"<tbody>{body}</tbody></table>")
@@ -232,6 +235,12 @@ class ResultsTable(str):
         return (f'<div class="klom-results"><p><strong>{escape(self.heading)}</strong></p>'
                 f'<div style="overflow-x:auto">{"".join(tables)}</div>'
                 f'<ul style="font-size:smaller">{notes}</ul></div>')
+
+
+def _two_lines(header: str) -> str:
+    """A column header broken at its last space (``forget<br>p95``): narrower columns."""
+    words = escape(header).rsplit(" ", 1)
+    return "<br>".join(words)
 
 
 ACCURACY_HEADER = "acc forget/retain/test"

@@ -141,13 +141,24 @@ for folder in CARD_FOLDERS:
 #
 # What each folder lets you do with `klom_utils`:
 #
-# | folder | here | how |
-# |---|---|---|
-# | `full_models/CIFAR10` + `oracles/CIFAR10/…` | the whole pipeline: margins, KLOM of doing nothing, unlearning from the checkpoints, scoring | `klom unlearn --dataset cifar10`, `klom score`; CIFAR-10 downloads itself |
-# | `full_models/CIFAR10_augmented` | margins and KLOM; more models, and oracles, with the same recipe | `klom train --dataset cifar10 --augment` writes `full_models/CIFAR10_augmented` and `oracles/CIFAR10_augmented/…` (the Hub has no augmented oracles) |
-# | `full_models/LIVING17` | margins only from the files: test margins from `##__val_margins_#.npy`, training margins from the logits with the LIVING-17 labels; KLOM of doing nothing against the stacked oracle margins `oracle_models/LIVING17/only_margins/forget_set_k` | `klom_utils.evaluate.do_nothing_klom(store, "living17", k, labels=read_living17_labels(root))` |
-# | `full_models/LIVING17` + your LIVING-17 files | the whole pipeline with ResNet-18s (the checkpoints load with `load_model(path, arch="resnet18", num_classes=17)`) | `klom train` / `klom unlearn --dataset living17 --data-root DIR`, DIR holding `living17_{train,val}_{images,labels}.pt` (the authors' format: uint8 images, int64 labels; not on the Hub) |
-# | `forget_set_indices/…` | the forget sets every step reads | fetched whole by `download` |
+# - `full_models/CIFAR10` + `oracles/CIFAR10/…`: the whole pipeline (margins, KLOM of doing
+#   nothing, unlearning from the checkpoints, scoring), with `klom unlearn --dataset cifar10`
+#   and `klom score`; CIFAR-10 downloads itself.
+# - `full_models/CIFAR10_augmented`: margins and KLOM; more models, and oracles, with the same
+#   recipe: `klom train --dataset cifar10 --augment` writes `full_models/CIFAR10_augmented`
+#   and `oracles/CIFAR10_augmented/…` (the Hub has no augmented oracles).
+# - `full_models/LIVING17`: margins only from the files (test margins from
+#   `##__val_margins_#.npy`, training margins from the logits with the LIVING-17 labels), and
+#   KLOM of doing nothing against the stacked oracle margins
+#   `oracle_models/LIVING17/only_margins/forget_set_k`, with
+#   `klom_utils.evaluate.do_nothing_klom(store, "living17", k, labels=...)` (the labels from
+#   `read_living17_labels(root)`).
+# - `full_models/LIVING17` + your LIVING-17 files: the whole pipeline with ResNet-18s (the
+#   checkpoints load with `load_model(path, arch="resnet18", num_classes=17)`), with
+#   `klom train` / `klom unlearn --dataset living17 --data-root DIR`, DIR holding
+#   `living17_{train,val}_{images,labels}.pt` (the authors' format: uint8 images, int64
+#   labels; not on the Hub).
+# - `forget_set_indices/…`: the forget sets every step reads, fetched whole by `download`.
 #
 # Inside a model folder, for model `##` (an integer id) and epoch index `#`:
 #
@@ -171,7 +182,8 @@ for folder in CARD_FOLDERS:
 #
 # ```python
 # store = download(["full_models/CIFAR10", "full_models/CIFAR10_augmented",
-#                   "oracles/CIFAR10/forget_set_1", ..., "forget_set_indices/CIFAR10"],
+#                   "oracles/CIFAR10/forget_set_1", ...,
+#                   "forget_set_indices/CIFAR10"],
 #                  kinds=["margins", "logits"])
 # ```
 #
@@ -357,7 +369,7 @@ else:  # the embedded default: a few augmented DIGITS models, trained here
                         progress=progress, root=data_root)
     recipe = store.read_json(f"{augmented}/klom_train.json")
     print(f"trained {len(done)} augmented {D} models in "
-          f"{time.perf_counter() - start:.0f} s into the store's {augmented}\n"
+          f"{time.perf_counter() - start:.0f} s\ninto the store's {augmented} "
           f"(recorded: augment={recipe['augment']})")
     aug_ids = plain_ids
 aug_m = folder_margins(store, augmented, data, aug_ids)

@@ -346,7 +346,7 @@ def test_glue_check_reads_percentages_and_words():
 
 
 def test_figure_check_counts_images_and_reads_the_style():
-    good = {"dpi": 150.0, "width": 8.0, "min_font": 8.0, "legend": [["scrub", "#8172b3"]]}
+    good = {"dpi": 150.0, "width": 7.0, "min_font": 8.0, "legend": [["scrub", "#8172b3"]]}
     bad = {"dpi": 100.0, "width": 8.0, "min_font": 5.0, "legend": [["scrub", "#ff0000"]]}
     assert book_checks.figure_problems(_page("", {}, images=1), {"figures": [good]}) == []
     problems = book_checks.figure_problems(_page("", {}, images=2), {"figures": [bad]})

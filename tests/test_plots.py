@@ -118,7 +118,8 @@ def test_style_problems_name_what_leaves_the_style():
     assert len(problems) == 2
     assert plots.style_problems({"dpi": 100, "width": 12, "min_font": 8, "legend": []}) == [
         "100 dpi, expected at least 150",
-        "12 inches wide, at most 10 (wider figures shrink their fonts on the page)"]
+        f"12 inches wide, at most {plots.MAX_WIDTH:g} (wider figures shrink their fonts on "
+        "the page)"]
 
 
 def test_every_figure_function_keeps_the_style():

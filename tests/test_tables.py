@@ -23,7 +23,8 @@ def test_html_has_one_table_per_forget_set_and_accuracy_columns():
     html = table._repr_html_()
     assert html.count("<table") == 2
     assert "forget set 1 (n=200)" in html and "forget set 2 (n=200)" in html
-    assert "<th>acc forget</th><th>acc retain</th><th>acc test</th>" in html
+    assert "<th>acc<br>forget</th><th>acc<br>retain</th><th>acc<br>test</th>" in html
+    assert "forget set 1 (n=200), N = 10 per side" in html and "N/side" not in html
     assert "<td>0.500</td><td>0.750</td><td>0.250</td>" in html
     assert "2.00<br><span" in html and "[1.75, 2.50]</span>" in html  # interval under it
     assert "<th>forget set</th>" not in html  # the set is the table's heading
@@ -56,3 +57,10 @@ def test_glued_value_is_published_without_a_plain_text_repr(monkeypatch):
     assert published == [{"data": {tables.GLUE_PREFIX + "text/plain": "3"},
                           "metadata": {"scrapbook": {"name": "n",
                                                      "mime_prefix": tables.GLUE_PREFIX}}}]
+
+
+def test_html_keeps_the_n_column_where_n_differs_within_a_forget_set():
+    uneven = dict(_record("scrub", 1), n_unlearned=8)
+    html = tables.results_table([_record("do_nothing", 1), uneven])._repr_html_()
+    assert "<th>N/side</th>" in html and "<td>8/10 (!)</td>" in html
+    assert "per side</p>" not in html
