@@ -97,7 +97,13 @@ def use_style() -> None:
 
 def figure(n_panels: int = 1, *, panel_width: float = 4.6, height: float = 3.2, ncols=None):
     """An empty figure in the book's style, without pyplot: ``(fig, axes)``, ``axes`` a flat
-    array of ``n_panels`` axes laid out ``ncols`` per row. Show ``fig`` as a cell's value."""
+    array of ``n_panels`` axes laid out ``ncols`` per row. Show ``fig`` as a cell's value.
+
+    :param n_panels: how many axes.
+    :param panel_width: inches per panel (the whole figure is at most :data:`MAX_WIDTH`).
+    :param height: inches per row of panels.
+    :param ncols: panels per row (default: all in one row).
+    """
     if n_panels < 1:
         raise ValueError(f"n_panels must be at least 1, got {n_panels}")
     return _figure(n_panels, panel_width=panel_width, height=height, ncols=ncols)
@@ -256,8 +262,9 @@ def _group_scores(scores, forget, n_train):
 
 def klom_distributions(scores_by_method: Mapping[str, ArrayLike], forget: ArrayLike,
                        n_train: int, *, log_scale: bool = False) -> Figure:
-    """Per group (forget, retain, validation), a box per method of per-example KLOM (whiskers
-    at the 5th and 95th percentiles, the 95th marked with a diamond).
+    """Per group (forget, retain, validation), a box per method of per-example KLOM (quartiles
+    and median; whiskers to the most extreme scores within the 5th to 95th percentiles; the
+    95th percentile itself marked with a diamond).
 
     ``scores_by_method``: ``{method: per-example scores}`` (train then val examples).
     """
@@ -433,7 +440,9 @@ def p95_overview(records: Iterable[Record], *, groups: Sequence[str] = GROUPS) -
     """The results at a glance: one panel per group, one row per method, the 95th percentile
     on every forget set (one marker shape per set, its interval as a line) on a log axis, and
     each forget set's noise floor as a dashed line with its ``N`` per side in the legend.
-    ``records`` from :func:`klom_utils.evaluate.score` (one per method and forget set)."""
+    :param records: from :func:`klom_utils.evaluate.score`, one per method and forget set.
+    :param groups: the panels, in order.
+    """
     records = list(records)
     if not records:
         raise ValueError("p95_overview needs at least one record")

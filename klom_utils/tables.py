@@ -73,7 +73,12 @@ def glue(results: dict, digits: int = 2, **values: Any) -> list[Glued]:
     """The values of a page's prose, ready to ``display(*glue(results, name=value, ...))``:
     each becomes a hidden output that ``{glue}`name``` shows in the text, and its text is
     kept in ``results["glued"][name]`` (saved with the page's results) so a build check can
-    hold the prose to the results."""
+    hold the prose to the results.
+
+    :param results: the page's results dict (gets ``"glued"``).
+    :param digits: decimals of every float (:func:`glue_text`).
+    :param values: ``name=value``: a number, bool or string; format a percentage yourself.
+    """
     if not values:
         raise ValueError("glue needs at least one name=value")
     shown = results.setdefault("glued", {})
@@ -228,8 +233,9 @@ class ResultsTable(str):
                            + "</tr>" for row in rows)
             n = f", N = {escape(next(iter(sizes)))} per side" if same_n else ""
             tables.append(f'<p style="margin:0.6em 0 0.2em">forget set {escape(name)}{n}</p>'
-                          f'<table class="klom-table" style="font-size:0.85em;'
-                          f'white-space:nowrap"><thead><tr>{head}</tr></thead>'
+                          '<table class="klom-table" style="font-size:0.85em;white-space:nowrap;'
+                          'border-collapse:separate;border-spacing:0.6em 0.1em">'
+                          f"<thead><tr>{head}</tr></thead>"
                           f"<tbody>{body}</tbody></table>")
         notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)
         return (f'<div class="klom-results"><p><strong>{escape(self.heading)}</strong></p>'

@@ -183,7 +183,7 @@ shown(fig)
 # of both samples, so one extreme margin coarsens every bin. Margins are unbounded (a model
 # destroyed by gradient ascent can give $-10^3$, or $\pm\infty$ in float32), so KLOM clips them
 # to $[-100, 100]$ first; that keeps the score finite, but a single diverged model out of 100
-# still stretches the range and can hide a real shift. Here 1 of the 100 unlearned models has
+# still stretches the range and can hide a real shift. Here 1 of the $N$ unlearned models has
 # diverged on every example:
 
 # %%
@@ -197,10 +197,13 @@ for clip in [(-100.0, 100.0), (-10.0, 10.0)]:
     print(f"clip {clip}: shift alone {clean:.2f}, "
           f"shift + 1 diverged model {broken:.2f}")
 results["one_diverged_model_median"] = diverged_median
+display(*glue(results, diverged_median=diverged_median["(-100.0, 100.0)"],
+              shift_median=float(np.median(klom(unlearned=shift_u, oracle=same_o)))))
 
 # %% [markdown]
-# One broken model in a hundred turns the shift into a score *below* the noise floor: the
-# 99 healthy models, squeezed into the top one or two of the 20 bins that now span about
+# One broken model among the $N$ all but erases the shift's score (the median above:
+# {glue}`diverged_median`, against {glue}`shift_median` without it): the
+# healthy models, squeezed into the top one or two of the 20 bins that now span about
 # $[-100, 5]$, look like a point mass near the oracles. Clipping to a range that holds every
 # healthy margin ($[-10, 10]$ here) recovers most of the signal (the second line above), but
 # the right range depends on the data (confident models give margins well beyond 10), which
@@ -248,7 +251,7 @@ display(*glue(results, separated_score=separated[1e-5], digits=1))
 # ## 4. The direction of the divergence
 #
 # KL divergence is not symmetric. $\mathrm{KL}(p\,\|\,q)$ is large when $p$ puts mass where $q$
-# has none. Take a degenerate ensemble: 100 unlearned models that all give the same margin (a
+# has none. Take a degenerate ensemble: $N$ unlearned models that all give the same margin (a
 # point mass, as when a method makes every model output the same thing), against oracles that
 # are spread out.
 

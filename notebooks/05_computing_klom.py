@@ -295,9 +295,10 @@ if om and fl:
 #
 # ## 5. Figures
 #
-# The distribution of the per-example scores of each method, per group (boxes from the 25th
-# to the 75th percentile, whiskers at the 5th and 95th, the 95th percentile marked), for
-# each forget set:
+# The distribution of the per-example scores of each method, per group, for each forget set:
+# boxes from the 25th to the 75th percentile with the median, whiskers to the most extreme
+# scores between the 5th and the 95th percentile, and the 95th percentile itself as a
+# diamond (above the whisker where few examples lie near it, as on a small forget set):
 
 # %%
 per_example = {}

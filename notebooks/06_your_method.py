@@ -296,8 +296,9 @@ display(*glue(results, closed_min=f"{100 * min(closed):.0f}%" if closed else "n/
 # ```python
 # from klom_utils.unlearn import register_method
 #
-# @register_method("shrink_perturb",
-#                  {"DIGITS": {"shrink": 0.95, "noise": 0.005, "lr": 0.01, "epochs": 3}})
+# DEFAULTS = {"DIGITS": {"shrink": 0.95, "noise": 0.005, "lr": 0.01, "epochs": 3}}
+#
+# @register_method("shrink_perturb", DEFAULTS)
 # def shrink_perturb(model, data, config, *, generator):
 #     ...
 # ```

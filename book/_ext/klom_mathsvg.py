@@ -18,7 +18,7 @@ from sphinx.util import logging
 REPLACE = {r"\lVert": r"\Vert", r"\rVert": r"\Vert", r"\bigl": "", r"\bigr": "",
            r"\Bigl": "", r"\Bigr": ""}
 TEXT = re.compile(r"\\text\{([^{}]*)\}")
-SIZE = 12.0  # points: about the size of the body text
+SIZE = 13.0  # points: Computer Modern at about the size of the body text
 logger = logging.getLogger(__name__)
 
 
@@ -60,13 +60,13 @@ def _img(tex: str, block: bool) -> str:
 
 
 def visit_math(self, node):
-    self.body.append(f'<span class="math notranslate">{_img(node.astext(), False)}</span>')
+    self.body.append(f'<span class="klom-math-inline notranslate">{_img(node.astext(), False)}</span>')
     raise nodes.SkipNode
 
 
 def visit_math_block(self, node):
     tex = node.astext().strip().rstrip(".,").strip()
-    self.body.append(f'<div class="math notranslate" style="text-align:center;margin:0.8em 0">'
+    self.body.append(f'<div class="klom-math-block notranslate" style="text-align:center;margin:0.8em 0">'
                      f'{_img(tex, True)}</div>')
     raise nodes.SkipNode
 
