@@ -233,8 +233,8 @@ class ResultsTable(str):
                            + "</tr>" for row in rows)
             n = f", N = {escape(next(iter(sizes)))} per side" if same_n else ""
             tables.append(f'<p style="margin:0.6em 0 0.2em">forget set {escape(name)}{n}</p>'
-                          '<table class="klom-table" style="font-size:0.85em;white-space:nowrap;'
-                          'border-collapse:separate;border-spacing:0.6em 0.1em">'
+                          '<table class="klom-table" style="font-size:0.8em;white-space:nowrap;'
+                          'border-collapse:separate;border-spacing:0.3em 0.1em">'
                           f"<thead><tr>{head}</tr></thead>"
                           f"<tbody>{body}</tbody></table>")
         notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)

@@ -296,7 +296,8 @@ display(*glue(results, closed_min=f"{100 * min(closed):.0f}%" if closed else "n/
 # ```python
 # from klom_utils.unlearn import register_method
 #
-# DEFAULTS = {"DIGITS": {"shrink": 0.95, "noise": 0.005, "lr": 0.01, "epochs": 3}}
+# DEFAULTS = {"DIGITS": {"shrink": 0.95, "noise": 0.005,
+#                        "lr": 0.01, "epochs": 3}}
 #
 # @register_method("shrink_perturb", DEFAULTS)
 # def shrink_perturb(model, data, config, *, generator):

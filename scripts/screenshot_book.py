@@ -4,11 +4,11 @@
     .venv/bin/python scripts/screenshot_book.py            # after `make book`
     .venv/bin/python scripts/screenshot_book.py --browser google-chrome --out shots/
 
-Serves ``_build/html`` over a local http.server, loads the index and notebook pages in headless
+Serves ``_build/html`` over a local http.server, loads the index, notebook and book pages in headless
 Chromium (Debian: ``apt-get install -y chromium``), and for each page
 
 - saves a full-width screenshot (``<out>/<page>.png``; default out: ``_build/screenshots``),
-- checks that the page has at least one figure (an image under ``_images/``), that the browser
+- checks that a notebook page has at least one figure (an image under ``_images/``), that the browser
   requested every local image of the page and that the server answered 200 for each, and that
   no page asset was missing (no 404),
 - checks that the screenshot is not blank,
@@ -200,7 +200,8 @@ def main(argv=None) -> int:
         print(f"{site}/index.html does not exist: build the book first (make book)", file=sys.stderr)
         return 1
     pages = args.pages or ["index.html"] + sorted(
-        str(p.relative_to(site)) for p in (site / "notebooks").glob("*.html"))
+        str(p.relative_to(site)) for folder in ("notebooks", "book")
+        for p in (site / folder).glob("*.html"))
     browser = find_browser(args.browser)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -234,7 +235,7 @@ def main(argv=None) -> int:
             missing = sorted(p for p, codes in served.items() if 404 in codes and p != "/favicon.ico")
             problems = []
             figures = [i for i in images if "/_images/" in i]
-            if not figures and not args.allow_no_figures:
+            if not figures and not args.allow_no_figures and page.startswith("notebooks/"):
                 problems.append("no figure (no image under _images/) on the page")
             if not_loaded:
                 problems.append(f"images not loaded by the browser: {not_loaded}")
