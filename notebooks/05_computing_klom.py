@@ -248,7 +248,7 @@ results_table(records)  # a text table (print it); shown here as HTML
 # %%
 reverse = score_many(store, data, forget_sets, methods, n_splits=n_splits, seed=seed,
                      direction="oracle||unlearned", progress=progress)
-directions = {}
+directions, direction_floors = {}, {}
 groups = ("forget", "retain", "validation")
 print("95th percentiles, KL(unlearned || oracle) / KL(oracle || unlearned);\n"
       "N: models per side")
@@ -263,19 +263,22 @@ for k in forget_sets:
               + "".join(f"{a:6.2f} / {b:5.2f}".rjust(16) for a, b in cells.values()))
     ff, fr = fwd["noise_floor"], rev["noise_floor"]
     if ff and fr:
-        directions[f"{k}/noise_floor"] = {g: (ff[g]["p95"], fr[g]["p95"]) for g in groups}
+        direction_floors[str(k)] = {"n_per_side": ff["n_per_side"],
+                                    **{g: (ff[g]["p95"], fr[g]["p95"]) for g in groups}}
         print(f"{'noise floor':<18s}{ff['n_per_side']:>4d}"
               + "".join(f"{ff[g]['p95']:6.2f} / {fr[g]['p95']:5.2f}".rjust(16)
                         for g in groups))
 results["directions"] = directions
+results["direction_floors"] = direction_floors  # per forget set: (forward, reverse) p95
 k_first = forget_sets[0]
 om = directions.get(f"{k_first}/oracle_matching")
-fl = directions.get(f"{k_first}/noise_floor")
-if om and fl:
-    display(*glue(results, om_forward=om["forget"][0], om_reverse=om["forget"][1],
-                  floor_forward=fl["forget"][0], floor_reverse=fl["forget"][1],
-                  om_ratio_forward=om["forget"][0] / fl["forget"][0],
-                  om_ratio_reverse=om["forget"][1] / fl["forget"][1], digits=2))
+fl = direction_floors.get(str(k_first))
+nan = float("nan")  # without oracle matching or a floor: "nan" in the text below
+om, fl = om or {"forget": (nan, nan)}, fl or {"forget": (nan, nan)}
+display(*glue(results, om_forward=om["forget"][0], om_reverse=om["forget"][1],
+              floor_forward=fl["forget"][0], floor_reverse=fl["forget"][1],
+              om_ratio_forward=om["forget"][0] / fl["forget"][0],
+              om_ratio_reverse=om["forget"][1] / fl["forget"][1], digits=2))
 
 # %% [markdown]
 # The floors of the two directions are close: both compare two samples of oracles. The

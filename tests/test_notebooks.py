@@ -254,6 +254,9 @@ def test_05_computing_klom(pipeline, unlearned):
         assert dn[g]["p95"] > r["noise_floor"][g]["p95"]
     # both directions are reported for every method
     assert set(r["directions"]) == {f"{TINY_SET}/{m}" for m in TINY_METHODS}
+    floors = r["direction_floors"][str(TINY_SET)]  # the floor in both directions, at N
+    assert floors["n_per_side"] == TINY_N
+    assert all(0.0 < floors[g][0] < 5.0 and 0.0 < floors[g][1] < 5.0 for g in GROUPS)
     assert sorted(r["ranking"][str(TINY_SET)]) == sorted(TINY_METHODS)
 
 
