@@ -26,7 +26,7 @@ from .store import Store
 REPO_ID = "royrin/KLOM-models"
 EASYDUB_REPO_ID = easydub.REPO_ID
 
-# Folders named by the dataset card.
+#: The folders that the dataset card of royrin/KLOM-models names.
 CARD_FOLDERS = (
     "full_models/CIFAR10",
     "full_models/CIFAR10_augmented",

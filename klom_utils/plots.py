@@ -1,8 +1,11 @@
-"""Matplotlib figures for the book: margin histograms, KLOM distributions, 95th percentiles.
+"""Matplotlib figures for the book: margin histograms, KLOM distributions, 95th percentiles,
+and the one style every figure of the book uses.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (so it works
 with any backend, including Agg, and leaves no global state); show it in a notebook by leaving
-it as a cell's value, or save it with ``fig.savefig(path)``.
+it as a cell's value, or save it with ``fig.savefig(path)``. :func:`figure` makes an empty one
+in the same style for a chapter's own plots; :func:`describe` and :func:`style_problems` check
+that a figure keeps the style (resolution, font sizes, a method's or role's colour in legends).
 """
 
 from __future__ import annotations
@@ -19,8 +22,31 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 GROUPS = ("forget", "retain", "validation")
-COLORS = {"oracle": "#4C72B0", "unlearned": "#DD8452", "original": "#8C8C8C"}
-# One colour per method in every figure of the book (colour-blind-safe "tab10"-like hues).
+#: One colour per role of a group of models, in every figure: originals (the models before
+#: unlearning), oracles (retrained without the forget set), unlearned models (any method: where
+#: one method is shown, its own colour, :func:`method_color`), and the noise floor.
+COLORS = {"oracle": "#4C72B0", "unlearned": "#DD8452", "original": "#8C8C8C", "floor": "#000000"}
+# The names a legend entry may carry for each role (after dropping a "(...)" suffix).
+ROLE_LABELS = {"oracle": ("oracle", "oracles"), "original": ("original", "originals",
+                                                             "full models", "full model"),
+               "floor": ("noise floor",)}
+DPI = 150  # dots per inch of every figure (shown and saved)
+MIN_FONT = 7.0  # no text smaller, in points, at the figure's own size
+# inches: about the width of a page's text column (688 CSS pixels at 1280 px), so that a figure
+# shows at about its own size; a wider one is scaled down on the page, and its fonts with it
+MAX_WIDTH = 7.2
+# The book's matplotlib settings; :func:`use_style` applies them to pyplot figures too.
+STYLE = {
+    "figure.dpi": DPI, "savefig.dpi": DPI, "font.size": 9.0, "axes.titlesize": 10.0,
+    "axes.labelsize": 9.0, "xtick.labelsize": 8.0, "ytick.labelsize": 8.0,
+    "legend.fontsize": 8.0, "figure.titlesize": 11.0, "axes.spines.top": False,
+    "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5,
+    "figure.constrained_layout.use": True,
+}
+#: The colours of a chapter's own lines where no method or role applies (not a method's colour).
+OTHER_COLORS = ("#333333", "#17BECF", "#BCBD22", "#7F7F7F", "#E377C2")
+# One colour per method in every figure of the book, each registered method its own (none is
+# a role's colour: the oracles' blue, the originals' grey stays with do_nothing, which returns them).
 METHOD_COLORS = {
     "do_nothing": "#8C8C8C",
     "gradient_ascent": "#C44E52",
@@ -28,10 +54,16 @@ METHOD_COLORS = {
     "neggrad_plus": "#937860",
     "scrub": "#8172B3",
     "oracle_matching": "#55A868",
-    "datamodel_matching": "#4C72B0",
+    "datamodel_matching": "#2A9D8F",
     "datamodel_direct": "#64B5CD",
+    "random_labels": "#E377C2",
+    "salun": "#17BECF",
+    "l1_sparse": "#BCBD22",
+    "eu_k": "#393B79",
+    "cf_k": "#8C6D31",
+    "noisy_descent": "#7B4173",
 }
-_EXTRA_COLORS = ("#DA8BC3", "#CCB974", "#17BECF", "#BCBD22", "#E377C2", "#7F7F7F")
+_EXTRA_COLORS = ("#637939", "#D6616B", "#3182BD", "#E6550D", "#843C39", "#5254A3")
 
 
 def method_color(method: str) -> str:
@@ -45,19 +77,122 @@ def method_color(method: str) -> str:
 def _matplotlib():
     """matplotlib with its Figure and patches (heavy: imported on first use, here only)."""
     import matplotlib
+    import matplotlib.collections
+    import matplotlib.colors
     import matplotlib.figure
+    import matplotlib.lines
     import matplotlib.patches
+    import matplotlib.text
     import matplotlib.ticker
 
     return matplotlib
 
 
+def use_style() -> None:
+    """Apply the book's style (:data:`STYLE`) to every later figure, pyplot's included."""
+    matplotlib = _matplotlib()
+    matplotlib.rcParams.update(STYLE)
+    matplotlib.rcParams["axes.prop_cycle"] = matplotlib.cycler(color=list(OTHER_COLORS))
+
+
+def figure(n_panels: int = 1, *, panel_width: float = 4.6, height: float = 3.2, ncols=None):
+    """An empty figure in the book's style, without pyplot: ``(fig, axes)``, ``axes`` a flat
+    array of ``n_panels`` axes laid out ``ncols`` per row. Show ``fig`` as a cell's value.
+
+    :param n_panels: how many axes.
+    :param panel_width: inches per panel (the whole figure is at most :data:`MAX_WIDTH`).
+    :param height: inches per row of panels.
+    :param ncols: panels per row (default: all in one row).
+    """
+    if n_panels < 1:
+        raise ValueError(f"n_panels must be at least 1, got {n_panels}")
+    return _figure(n_panels, panel_width=panel_width, height=height, ncols=ncols)
+
+
+def _legend_entries(legend) -> list:
+    matplotlib = _matplotlib()
+    if legend is None:
+        return []
+    handles = getattr(legend, "legend_handles", None) or getattr(legend, "legendHandles", [])
+    out = []
+    for text, handle in zip(legend.get_texts(), handles):
+        if isinstance(handle, matplotlib.lines.Line2D):
+            color = handle.get_color()
+        else:  # patches (bars, histograms), collections (scatter, hlines)
+            lines = isinstance(handle, matplotlib.collections.LineCollection)
+            found = np.atleast_2d(handle.get_color() if lines else handle.get_facecolor())
+            color = found[0] if found.size else None
+        out.append([text.get_text(),
+                    None if color is None else matplotlib.colors.to_hex(color)])
+    return out
+
+
+def describe(fig) -> dict:
+    """What :func:`style_problems` checks of a figure: its dpi, width (inches), the smallest
+    font size of any visible text (points), and every legend entry as ``[label, colour]``."""
+    texts = [t for t in fig.findobj(_matplotlib().text.Text)
+             if t.get_visible() and t.get_text().strip()]
+    return {"dpi": float(fig.dpi), "width": float(fig.get_figwidth()),
+            "min_font": min((float(t.get_fontsize()) for t in texts), default=None),
+            "legend": [e for legend in [ax.get_legend() for ax in fig.axes if ax.get_visible()]
+                       + list(fig.legends) for e in _legend_entries(legend)]}
+
+
+def expected_color(label: str) -> str | None:
+    """The colour the style gives a legend entry named ``label`` (a method's name, spaces for
+    underscores, or a role's: oracles, originals, noise floor; a ``" (...)"`` suffix ignored);
+    None for any other label."""
+    name = label.split(" (")[0].strip()
+    method = name.replace(" ", "_")
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    for role, names in ROLE_LABELS.items():
+        if name.lower() in names:
+            return COLORS[role]
+    return None
+
+
+def style_problems(description: Mapping) -> list[str]:
+    """What keeps a figure (its :func:`describe`) from the book's style: under :data:`DPI`,
+    wider than :data:`MAX_WIDTH`, text under :data:`MIN_FONT` points, or a legend entry of a
+    method or role in another colour than its own. Empty when the figure keeps the style."""
+    problems = []
+    if description["dpi"] < DPI:
+        problems.append(f"{description['dpi']:g} dpi, expected at least {DPI}")
+    if description["width"] > MAX_WIDTH + 1e-6:
+        problems.append(f"{description['width']:g} inches wide, at most {MAX_WIDTH:g} "
+                        "(wider figures shrink their fonts on the page)")
+    if description["min_font"] is not None and description["min_font"] < MIN_FONT:
+        problems.append(f"text of {description['min_font']:g} pt, at least {MIN_FONT:g}")
+    for label, color in description["legend"]:
+        want = expected_color(label)
+        if want is not None and color is not None and color.lower() != want.lower():
+            problems.append(f"legend entry {label!r} drawn in {color}, its colour is {want}")
+    return problems
+
+
+class FigureLog:
+    """Shows figures and keeps what :func:`describe` says of each: ``log(fig)`` returns
+    ``fig`` (leave it as a cell's value, or ``display`` it) and appends its description to
+    ``log.records``, which a chapter saves with its results for the style check."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def __call__(self, fig):
+        self.records.append(describe(fig))
+        return fig
+
+
 def _figure(n_panels: int, *, panel_width: float = 3.6, height: float = 3.0, ncols=None):
-    Figure = _matplotlib().figure.Figure
+    matplotlib = _matplotlib()
     ncols = min(n_panels, ncols or n_panels)
     nrows = -(-n_panels // ncols)
-    fig = Figure(figsize=(panel_width * ncols, height * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    width = min(panel_width * ncols, MAX_WIDTH)
+    with matplotlib.rc_context(STYLE):
+        fig = matplotlib.figure.Figure(figsize=(width, height * nrows), dpi=DPI,
+                                       layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes[:n_panels]
@@ -127,8 +262,9 @@ def _group_scores(scores, forget, n_train):
 
 def klom_distributions(scores_by_method: Mapping[str, ArrayLike], forget: ArrayLike,
                        n_train: int, *, log_scale: bool = False) -> Figure:
-    """Per group (forget, retain, validation), a box per method of per-example KLOM (whiskers
-    at the 5th and 95th percentiles, the 95th marked with a diamond).
+    """Per group (forget, retain, validation), a box per method of per-example KLOM (quartiles
+    and median; whiskers to the most extreme scores within the 5th to 95th percentiles; the
+    95th percentile itself marked with a diamond).
 
     ``scores_by_method``: ``{method: per-example scores}`` (train then val examples).
     """
@@ -141,12 +277,13 @@ def klom_distributions(scores_by_method: Mapping[str, ArrayLike], forget: ArrayL
     for ax, group in zip(axes, GROUPS):
         data = [by_group[m][group] for m in names]
         boxes = ax.boxplot(data, positions=positions, whis=(5, 95), showfliers=False,
-                           widths=0.6, patch_artist=True)
+                           widths=0.6, patch_artist=True, medianprops={"color": "k"})
         for box, m in zip(boxes["boxes"], names):
             box.set(facecolor=method_color(m), alpha=0.6)
         ax.scatter(positions, [np.percentile(d, 95) if d.size else np.nan for d in data],
-                   marker="D", color="C3", zorder=3, s=18, label="95th percentile")
-        ax.set_xticks(positions, names, rotation=35, ha="right", fontsize=8)
+                   marker="D", color="k", zorder=3, s=18, label="95th percentile")
+        ax.set_xticks(positions, names, rotation=60, ha="right", rotation_mode="anchor",
+                      fontsize=8)
         ax.set_title(group, fontsize=10)
         if log_scale:
             ax.set_yscale("symlog", linthresh=0.1)
@@ -184,7 +321,7 @@ def p95_bars(records: Iterable[Record], *, groups: Sequence[str] = GROUPS,
         floor = next((r["noise_floor"] for r in recs.values() if r.get("noise_floor")), None)
         if show_floor and floor:
             for i, g in enumerate(groups):
-                ax.hlines(floor[g]["p95"], i - 0.45, i + 0.45, colors="k", linestyles="dashed",
+                ax.hlines(floor[g]["p95"], i - 0.45, i + 0.45, colors=COLORS["floor"], linestyles="dashed",
                           label=f"noise floor (N={floor.get('n_per_side', '?')})"
                           if i == 0 else None)
         ns = sorted({(r["n_unlearned"], r["n_oracles"]) for r in recs.values()})
@@ -192,7 +329,8 @@ def p95_bars(records: Iterable[Record], *, groups: Sequence[str] = GROUPS,
         ax.set_title(f"{key[0]} forget set {key[1]} (N={n} per side)", fontsize=10)
         ax.set_xticks(x, list(groups))
         ax.set_ylabel("95th percentile of KLOM")
-    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
+               ncols=min(4, len(methods) + 1), fontsize=8)
     return fig
 
 
@@ -268,7 +406,7 @@ def klom_vs_cost(summary: Sequence[Record], *, floor: float | None = None,
                   else "seconds per model")
     ax.set_ylabel("aggregate KLOM (mean of p95s)")
     ax.set_title("KLOM against cost" + (f" ({label})" if label else ""), fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
@@ -294,5 +432,54 @@ def protocol_comparison(values: Mapping[str, Mapping[str, float]], *,
     ax.set_xticks(x, methods, rotation=30, ha="right")
     ax.set_ylabel(f"{group} p95 KLOM (mean over sets)")
     ax.set_title("settings chosen without vs with the scoring oracles", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def p95_overview(records: Iterable[Record], *, groups: Sequence[str] = GROUPS) -> Figure:
+    """The results at a glance: one panel per group, one row per method, the 95th percentile
+    on every forget set (one marker shape per set, its interval as a line) on a log axis, and
+    each forget set's noise floor as a dashed line with its ``N`` per side in the legend.
+    :param records: from :func:`klom_utils.evaluate.score`, one per method and forget set.
+    :param groups: the panels, in order.
+    """
+    records = list(records)
+    if not records:
+        raise ValueError("p95_overview needs at least one record")
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    sets = list(dict.fromkeys(r["forget_set"] for r in records))
+    markers, dashes = "osD^vP", [(0, (4, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2))]
+    fig, axes = _figure(len(groups), panel_width=3.3, height=0.32 * len(methods) + 1.6)
+    offsets = np.linspace(-0.25, 0.25, len(sets)) if len(sets) > 1 else np.zeros(1)
+    for ax, group in zip(axes, groups):
+        for j, k in enumerate(sets):
+            recs = {r["method"]: r for r in records if r["forget_set"] == k}
+            for i, m in enumerate(methods):
+                if m not in recs:
+                    continue
+                g = recs[m][group]
+                y = len(methods) - 1 - i + offsets[j]
+                low, high = g.get("p95_low"), g.get("p95_high")
+                if low is not None and high is not None and np.isfinite([low, high]).all():
+                    ax.hlines(y, max(low, 1e-3), high, color=method_color(m), lw=1)
+                ax.scatter([g["p95"]], [y], marker=markers[j % len(markers)], s=22,
+                           color=method_color(m), zorder=3)
+            floor = next((r["noise_floor"] for r in recs.values() if r.get("noise_floor")), None)
+            if floor:
+                ax.axvline(floor[group]["p95"], color=COLORS["floor"], lw=0.9,
+                           linestyle=dashes[j % len(dashes)],
+                           label=f"noise floor (set {k}, N={floor.get('n_per_side', '?')})")
+        ax.set_xscale("log")
+        ticker = _matplotlib().ticker
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_yticks(range(len(methods)), methods[::-1] if ax is axes[0] else [])
+        ax.set_title(group)
+        ax.set_xlabel("95th percentile of KLOM")
+    for j, k in enumerate(sets):
+        axes[-1].scatter([], [], marker=markers[j % len(markers)], color="#555555",
+                         label=f"forget set {k}")
+    fig.legend(*axes[-1].get_legend_handles_labels(), loc="outside lower center",
+               ncols=min(4, 2 * len(sets)), fontsize=8)
     return fig

@@ -92,7 +92,7 @@ def prepare_store(store_dir, needs: StoreNeeds, *, device="auto", root=None, see
     store = open_store(store_dir, create=name in BUILDS_ITSELF)
     lacking = missing_models(store, needs, name)
     if not lacking:
-        print(f"store {store_dir}: has the {name} models this chapter needs")
+        print(f"model store: has the {name} models this chapter needs")
         return store
     if name not in BUILDS_ITSELF:
         folders = ", ".join(f"{folder} ({len(ids)} models)" for folder, _, _, ids in lacking[:4])
@@ -103,7 +103,7 @@ def prepare_store(store_dir, needs: StoreNeeds, *, device="auto", root=None, see
     data = load_dataset(needs.dataset, root=root)
     start = time.perf_counter()
     trained, unlearned = _build(store, data, lacking, needs, device, seed, progress)
-    print(f"store {store_dir}: built the missing part of the embedded {data.name} store "
+    print(f"model store: built the missing part of the embedded {data.name} store "
           f"(trained {trained} models, unlearned {unlearned}) in {time.perf_counter() - start:.0f} s")
     return store
 

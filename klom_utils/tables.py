@@ -1,8 +1,12 @@
-"""Tables of scored records: plain text to print or save, HTML in a notebook, with what every
-interval covers and every diagnostic warning below; and records made JSON-ready."""
+"""Tables of scored records: plain text to print or save, HTML in a notebook (one table per
+forget set, intervals compact, accuracies in their own columns), with what every interval
+covers and every diagnostic warning below; records made JSON-ready; and numbers glued into a
+page's prose (:func:`glue`)."""
 
 from __future__ import annotations
 
+import re
+import sys
 from html import escape
 from typing import Any, Iterable
 
@@ -27,8 +31,66 @@ def jsonable(x: Any) -> Any:
     return x
 
 
-def _number(x) -> str:
-    return "nan" if x is None or not np.isfinite(x) else f"{x:.2f}"
+GLUE_PREFIX = "application/papermill.record/"  # how myst-nb recognises a glued output
+
+
+class Glued:
+    """One value for a page's prose: displayed, it is a hidden output that myst-nb's
+    ``{glue}`name``` role shows in the text (the page renders ``text``)."""
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name, self.text = name, text
+
+    def __repr__(self) -> str:
+        return f"Glued({self.name!r}, {self.text!r})"
+
+    def bundle(self) -> tuple[dict, dict]:
+        """(data, metadata) of the output, in the form myst-nb's ``glue`` writes."""
+        return ({GLUE_PREFIX + "text/plain": self.text},
+                {"scrapbook": {"name": self.name, "mime_prefix": GLUE_PREFIX}})
+
+    def _ipython_display_(self) -> None:
+        # Called by IPython's display() only, so IPython is loaded; published raw, without
+        # the text/plain repr that IPython's formatters would add (myst-nb would show it).
+        data, metadata = self.bundle()
+        sys.modules["IPython.display"].publish_display_data(data=data, metadata=metadata)
+
+
+def glue_text(value: Any, digits: int = 2) -> str:
+    """How :func:`glue` writes a value: a bool or str as is, an int in full, a float with
+    ``digits`` decimals (nan as "nan")."""
+    if isinstance(value, (bool, str)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return _number(float(value), digits)
+    raise TypeError(f"glue takes numbers, bools and strings, got {type(value).__name__} "
+                    f"{value!r}")
+
+
+def glue(results: dict, digits: int = 2, **values: Any) -> list[Glued]:
+    """The values of a page's prose, ready to ``display(*glue(results, name=value, ...))``:
+    each becomes a hidden output that ``{glue}`name``` shows in the text, and its text is
+    kept in ``results["glued"][name]`` (saved with the page's results) so a build check can
+    hold the prose to the results.
+
+    :param results: the page's results dict (gets ``"glued"``).
+    :param digits: decimals of every float (:func:`glue_text`).
+    :param values: ``name=value``: a number, bool or string; format a percentage yourself.
+    """
+    if not values:
+        raise ValueError("glue needs at least one name=value")
+    shown = results.setdefault("glued", {})
+    out = []
+    for name, value in values.items():
+        shown[name] = glue_text(value, digits)
+        out.append(Glued(name, shown[name]))
+    return out
+
+
+def _number(x, digits: int = 2) -> str:
+    return "nan" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
 def _with_ci(group: dict) -> str:
@@ -77,7 +139,7 @@ def results_table(records: Iterable[Record]) -> ResultsTable:
     mixed = len({_setting(r) for r in records}) > 1
     header = (["forget set", "method", "N/side", "forget p95 [CI]"]
               + (["forget mean", "forget > retain p99"] if small else [])
-              + ["retain p95 [CI]", "validation p95 [CI]", "acc forget/retain/test"])
+              + ["retain p95 [CI]", "validation p95 [CI]", ACCURACY_HEADER])
     blank = [""] * (2 if small else 0)
     by_set: dict[tuple, list[Record]] = {}
     for r in records:  # rows grouped by forget set, in order of first appearance
@@ -151,11 +213,61 @@ class ResultsTable(str):
         return table
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{escape(str(h))}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>"
-                       for row in self.rows)
+        """One HTML table per forget set (its rows, without the forget-set column; the N per
+        side in its heading where every row has the same), each interval under its estimate
+        in small print, the accuracies in columns of their own, headers on two lines."""
+        acc = ACCURACY_HEADER in self.header
+        by_set: dict[str, list] = {}
+        for row in self.rows:
+            by_set.setdefault(str(row[0]), []).append(
+                _split_accuracy(row[1:], self.header, acc))
+        header = [h.replace(" [CI]", "") for h in self.header[1:] if h != ACCURACY_HEADER]
+        header += ["acc forget", "acc retain", "acc test"] if acc else []
+        tables = []
+        for name, rows in by_set.items():
+            sizes = {row[1] for row in rows}
+            same_n = len(sizes) == 1
+            cols = [i for i in range(len(header)) if not (same_n and i == 1)]
+            head = "".join(f"<th>{_two_lines(header[i])}</th>" for i in cols)
+            body = "".join("<tr>" + "".join(f"<td>{_html_cell(row[i])}</td>" for i in cols)
+                           + "</tr>" for row in rows)
+            n = f", N = {escape(next(iter(sizes)))} per side" if same_n else ""
+            tables.append(f'<p style="margin:0.6em 0 0.2em">forget set {escape(name)}{n}</p>'
+                          '<table class="klom-table" style="font-size:0.8em;white-space:nowrap;'
+                          'border-collapse:separate;border-spacing:0.3em 0.1em">'
+                          f"<thead><tr>{head}</tr></thead>"
+                          f"<tbody>{body}</tbody></table>")
         notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)
         return (f'<div class="klom-results"><p><strong>{escape(self.heading)}</strong></p>'
-                f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead>'
-                f'<tbody>{body}</tbody></table></div>'
+                f'<div style="overflow-x:auto">{"".join(tables)}</div>'
                 f'<ul style="font-size:smaller">{notes}</ul></div>')
+
+
+def _two_lines(header: str) -> str:
+    """A column header broken at its last space (``forget<br>p95``): narrower columns."""
+    words = escape(header).rsplit(" ", 1)
+    return "<br>".join(words)
+
+
+ACCURACY_HEADER = "acc forget/retain/test"
+_INTERVAL = re.compile(r"^(\S+) \[(\S+), (\S+)\](?: · null (\S+))?$")
+_SMALL = '<br><span style="font-size:0.8em;color:#555">'
+
+
+def _html_cell(cell) -> str:
+    """An estimate with its interval ``p95 [low, high]`` (and ``· null x``) as the estimate
+    over the interval (and the null) in small print; any other cell escaped as is."""
+    found = _INTERVAL.match(str(cell))
+    if not found:
+        return escape(str(cell))
+    mid, low, high, null = (escape(x) if x else x for x in found.groups())
+    return (f"{mid}{_SMALL}[{low}, {high}]</span>"
+            + (f"{_SMALL}null {null}</span>" if null else ""))
+
+
+def _split_accuracy(row, header, acc) -> list:
+    if not acc:
+        return list(row)
+    at = header.index(ACCURACY_HEADER) - 1
+    parts = str(row[at]).split("/")
+    return list(row[:at]) + list(row[at + 1:]) + (parts if len(parts) == 3 else ["", "", ""])

@@ -48,16 +48,20 @@ seed = 0
 results_dir = "klom_run/results"  # writes <results_dir>/01_klom_explained.json
 
 # %%
+# %matplotlib inline
 import json
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
 from klom_utils import klom, margins, noise_floor
-from klom_utils.plots import annotated_heatmap
+from klom_utils.plots import COLORS, FigureLog, annotated_heatmap, figure, use_style
+from klom_utils.tables import glue
 
+use_style()  # the book's figure style
+shown = FigureLog()  # shows each figure and keeps what the style check reads
 rng = np.random.default_rng(seed)
 N, M = n_synthetic_models, n_synthetic_examples
 results = {"parameters": {"n_synthetic_models": N,
@@ -116,16 +120,15 @@ results["one_example"] = {"by_hand": float(by_hand), "klom": float(score)}
 
 # %%
 centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)[0]
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.2))
-ax1.bar(centers, q, width, alpha=0.5, label="oracle  q")
-ax1.bar(centers, p, width, alpha=0.5, label="unlearned  p")
+fig, (ax1, ax2) = figure(2)
+ax1.bar(centers, q, width, alpha=0.55, color=COLORS["oracle"], label="oracles  q")
+ax1.bar(centers, p, width, alpha=0.55, color=COLORS["unlearned"], label="unlearned  p")
 ax1.set(xlabel="margin", ylabel="fraction of models", title="shared bins")
 ax1.legend()
-ax2.bar(centers, contrib, width, color="C3")
+ax2.bar(centers, contrib, width, color=COLORS["unlearned"])
 ax2.set(xlabel="margin", ylabel=r"$p_b \log(p_b / q_b)$",
         title=f"contributions, sum = {score:.2f}")
-plt.tight_layout()
-plt.show()
+shown(fig)
 
 # %% [markdown]
 # The score is large where the unlearned models put mass that the oracles do not (right tail),
@@ -149,27 +152,29 @@ for b in bin_counts:
     bins_effect[b] = {"same_law_p95": float(np.percentile(same, 95)),
                       "shifted_median": float(np.median(shifted))}
 results["bins_effect"] = {str(b): v for b, v in bins_effect.items()}
+b20 = bins_effect.get(20, bins_effect[bin_counts[len(bin_counts) // 2]])
+display(*glue(results, ratio_20_bins=b20["shifted_median"] / b20["same_law_p95"], digits=1))
 print(f"{'bins':>5s}{'same law, p95':>16s}{'shift of 1 sd, median':>24s}{'ratio':>8s}")
 for b, v in bins_effect.items():
     print(f"{b:>5d}{v['same_law_p95']:>16.2f}{v['shifted_median']:>24.2f}"
           f"{v['shifted_median'] / v['same_law_p95']:>8.2f}")
 
 # %%
-fig, ax = plt.subplots(figsize=(5.5, 3.2))
+fig, (ax,) = figure(1, panel_width=5.5)
 ax.plot(bin_counts, [v["same_law_p95"] for v in bins_effect.values()], "o-",
-        label="same law (95th percentile)")
+        color=COLORS["oracle"], label="same law (95th percentile)")
 ax.plot(bin_counts, [v["shifted_median"] for v in bins_effect.values()], "s-",
-        label="shift of 1 sd (median)")
+        color=COLORS["unlearned"], label="shift of 1 sd (median)")
 ax.set(xscale="log", xlabel="number of bins", ylabel="KLOM",
        title=f"N = {N} models per group")
 ax.set_xticks(bin_counts, [str(b) for b in bin_counts])
 ax.minorticks_off()
 ax.legend()
-plt.show()
+shown(fig)
 
 # %% [markdown]
-# With 20 bins and 100 models the typical shifted example scores above the 95th percentile of
-# the same-law scores, but not by much (the ratio column above: about 1.7 in this run): a
+# With 20 bins the typical shifted example scores above the 95th percentile of
+# the same-law scores, but not by much (the ratio column above: {glue}`ratio_20_bins` in this run): a
 # shift of one standard deviation is visible in a group's summary, and on single examples it
 # is often lost in the noise. More bins do not help: the floor rises with them faster than the
 # signal. The published setting is 20 bins.
@@ -178,7 +183,7 @@ plt.show()
 # of both samples, so one extreme margin coarsens every bin. Margins are unbounded (a model
 # destroyed by gradient ascent can give $-10^3$, or $\pm\infty$ in float32), so KLOM clips them
 # to $[-100, 100]$ first; that keeps the score finite, but a single diverged model out of 100
-# still stretches the range and can hide a real shift. Here 1 of the 100 unlearned models has
+# still stretches the range and can hide a real shift. Here 1 of the $N$ unlearned models has
 # diverged on every example:
 
 # %%
@@ -192,10 +197,13 @@ for clip in [(-100.0, 100.0), (-10.0, 10.0)]:
     print(f"clip {clip}: shift alone {clean:.2f}, "
           f"shift + 1 diverged model {broken:.2f}")
 results["one_diverged_model_median"] = diverged_median
+display(*glue(results, diverged_median=diverged_median["(-100.0, 100.0)"],
+              shift_median=float(np.median(klom(unlearned=shift_u, oracle=same_o)))))
 
 # %% [markdown]
-# One broken model in a hundred turns the shift into a score *below* the noise floor: the
-# 99 healthy models, squeezed into the top one or two of the 20 bins that now span about
+# One broken model among the $N$ all but erases the shift's score (the median above:
+# {glue}`diverged_median`, against {glue}`shift_median` without it): the
+# healthy models, squeezed into the top one or two of the 20 bins that now span about
 # $[-100, 5]$, look like a point mass near the oracles. Clipping to a range that holds every
 # healthy margin ($[-10, 10]$ here) recovers most of the signal (the second line above), but
 # the right range depends on the data (confident models give margins well beyond 10), which
@@ -221,7 +229,7 @@ results["diverged_flagged"] = [f["id"] for f in flagged]
 # infinite, so $q_b$ is floored at $\varepsilon = 10^{-5}$. Each term is then at most
 # $p_b \log(1/\varepsilon)$, so **no score exceeds $\ln(1/\varepsilon) = \ln 10^5 \approx 11.5$**.
 # Completely separated samples get $\ln(1/\varepsilon) - H(p)$, where $H(p)$ is the entropy of
-# the unlearned histogram: about 10 at the defaults, whatever the distance between the samples.
+# the unlearned histogram: {glue}`separated_score` here, whatever the distance between the samples.
 
 # %%
 far_u = rng.normal(10.0, 1.0, size=(N, 2000))  # ten sd apart
@@ -233,6 +241,7 @@ for e in [1e-2, 1e-3, 1e-5, 1e-8]:
           f"cap ln(1/eps) = {math.log(1 / e):5.2f}")
 results["eps_cap"] = math.log(1e5)
 results["separated_score"] = separated[1e-5]
+display(*glue(results, separated_score=separated[1e-5], digits=1))
 
 # %% [markdown]
 # So KLOM saturates: beyond "completely different", it cannot say *how* different. A forget-set
@@ -242,7 +251,7 @@ results["separated_score"] = separated[1e-5]
 # ## 4. The direction of the divergence
 #
 # KL divergence is not symmetric. $\mathrm{KL}(p\,\|\,q)$ is large when $p$ puts mass where $q$
-# has none. Take a degenerate ensemble: 100 unlearned models that all give the same margin (a
+# has none. Take a degenerate ensemble: $N$ unlearned models that all give the same margin (a
 # point mass, as when a method makes every model output the same thing), against oracles that
 # are spread out.
 
@@ -257,27 +266,28 @@ print(f"KL(unlearned || oracle) = {u_o:.2f}")
 print(f"KL(oracle || unlearned) = {o_u:.2f}")
 results["direction"] = {"point_mass_vs_spread": u_o,
                         "spread_vs_point_mass": o_u}
+display(*glue(results, direction_u_o=u_o, direction_o_u=o_u, digits=1))
 
 # %%
 e = np.histogram_bin_edges(np.concatenate([point[:, 0], spread[:, 0]]), 20)
-fig, ax = plt.subplots(figsize=(5.5, 3.2))
-ax.hist(spread[:, 0], e, alpha=0.5, label="oracle (spread)")
-ax.hist(point[:, 0], e, alpha=0.5, label="unlearned (point mass)")
+fig, (ax,) = figure(1, panel_width=5.5)
+ax.hist(spread[:, 0], e, alpha=0.55, color=COLORS["oracle"], label="oracles (spread)")
+ax.hist(point[:, 0], e, alpha=0.55, color=COLORS["unlearned"],
+        label="unlearned (point mass)")
 ax.set(xlabel="margin", ylabel="models",
        title=f"KL(u||o) = {u_o:.1f}  vs  KL(o||u) = {o_u:.1f}")
 ax.legend()
-plt.show()
+shown(fig)
 
 # %% [markdown]
 # KL(unlearned ‖ oracle) only asks "is the point plausible under the oracles?" (yes, it sits in a
-# well-populated bin: about 2.4), while KL(oracle ‖ unlearned) asks "do the unlearned models
-# cover what the oracles do?" (no: about 7.7). The original paper's code uses
+# well-populated bin: {glue}`direction_u_o`), while KL(oracle ‖ unlearned) asks "do the unlearned models
+# cover what the oracles do?" (no: {glue}`direction_o_u`). The original paper's code uses
 # KL(unlearned ‖ oracle), which is `klom_utils`' default; the 2025 benchmark's runner computes
 # KL(oracle ‖ unlearned); EasyDUB uses KL(unlearned ‖ oracle). Do not expect the two
-# directions to agree on real models: on the embedded DIGITS default they differ by 2 to 3.5
-# times for several methods and can order methods differently (chapter 5 shows every method
-# both ways). Always state the direction, and compare a number only with numbers computed
-# in the same direction.
+# directions to agree on real models: they can differ by several times and order methods
+# differently (chapter 5 shows every method both ways, with the noise floor of each). Always
+# state the direction, and compare a number only with numbers computed in the same direction.
 #
 # ## 5. The noise floor, and why N ≈ 100
 #
@@ -297,26 +307,35 @@ for n in noise_floor_ns:
 for n, f in floor.items():
     print(f"N = {n:4d}:  mean {f['mean']:.2f}   95th percentile {f['p95']:.2f}")
 results["noise_floor"] = {str(n): v for n, v in floor.items()}
+n_lo, n_hi = min(floor), max(floor)
+n_mid = 100 if 100 in floor else sorted(floor)[len(floor) // 2]
+display(*glue(results, floor_n_lo=n_lo, floor_p95_lo=floor[n_lo]["p95"], floor_n_mid=n_mid,
+              floor_p95_mid=floor[n_mid]["p95"], floor_n_hi=n_hi,
+              floor_p95_hi=floor[n_hi]["p95"], digits=1))
 
 # %%
 ns = np.array(noise_floor_ns)
-fig, ax = plt.subplots(figsize=(5.5, 3.4))
-ax.plot(ns, [floor[n]["p95"] for n in ns], "o-", label="95th percentile")
-ax.plot(ns, [floor[n]["mean"] for n in ns], "s-", label="mean")
-ax.plot(ns, floor[ns[0]]["p95"] * ns[0] / ns, "k:", label=r"$\propto 1/N$")
-ax.axhline(results["separated_score"], color="C3", ls="--",
+fig, (ax,) = figure(1, panel_width=5.5, height=3.4)
+ax.plot(ns, [floor[n]["p95"] for n in ns], "o-", color=COLORS["floor"],
+        label="95th percentile")
+ax.plot(ns, [floor[n]["mean"] for n in ns], "s--", color=COLORS["floor"], label="mean")
+ax.plot(ns, floor[ns[0]]["p95"] * ns[0] / ns, ":", color="#7F7F7F", label=r"$\propto 1/N$")
+ax.axhline(results["separated_score"], color=COLORS["unlearned"], ls="--",
            label="completely separated")
 ax.set(xscale="log", yscale="log", xlabel="models per group N",
        ylabel="KLOM of a perfect method")
 ax.set_xticks(ns, [str(n) for n in ns])
 ax.minorticks_off()
-ax.legend(fontsize=8)
-plt.show()
+ax.yaxis.set_major_formatter("{x:g}")
+ax.legend()
+shown(fig)
 
 # %% [markdown]
-# The floor falls roughly like $1/N$. At $N = 20$ its 95th percentile is about 5, half way to
-# "completely separated": a perfect method would look bad on retain and validation examples,
-# and nothing could be told apart. At $N = 100$ it is about 0.7. That is close to what "do
+# The floor falls roughly like $1/N$. At $N =$ {glue}`floor_n_lo` its 95th percentile is
+# {glue}`floor_p95_lo` (completely separated samples score {glue}`separated_score`): a perfect
+# method would look bad on retain and validation examples, and little could be told apart. At
+# $N =$ {glue}`floor_n_mid` it is {glue}`floor_p95_mid`, and at $N =$ {glue}`floor_n_hi`
+# {glue}`floor_p95_hi`. At $N = 100$ the floor is close to what "do
 # nothing" scores on retain and validation examples in the published CIFAR-10 results (there,
 # doing nothing is nearly correct), while a forget set that was not forgotten scores about 9
 # to 10. The published values for doing nothing, with $N = 100$ models per side:
@@ -332,7 +351,7 @@ plt.show()
 # halves the floor again but doubles the cost of training originals, oracles and
 # unlearned models. That trade-off is why the published setup uses 100 models per group, and why
 # every KLOM table should report the floor next to the methods *at the same N*: a floor
-# measured with 50 models per side (about 1.7) next to methods scored with 100 (floor 0.7)
+# measured with fewer models per side next to methods scored with more (the table above)
 # makes a method look better than a perfect one.
 #
 # ## 6. How the published implementations differ
@@ -393,18 +412,22 @@ results["variants"] = table
 # %%
 grid = [[np.nan if r["median"] is None else r["median"] for r in row.values()]
         for row in table.values()]
-annotated_heatmap(grid, list(cases), list(variants), vmax=math.log(1e5),
-                  title="median KLOM per case and implementation (nan: hatched)")
+inside = table["point mass inside"]
+display(*glue(results, inside_bench=inside["bench2025"]["median"],
+              inside_others=float(np.mean([inside[v]["median"] for v in variants
+                                           if v != "bench2025"])), digits=1))
+shown(annotated_heatmap(grid, list(cases), list(variants), vmax=math.log(1e5),
+                        title="median KLOM per case and implementation (nan: hatched)"))
 
 # %% [markdown]
 # What to take from the table:
 #
-# - On ordinary examples the implementations differ by about 10 percent ("same law",
-#   "shifted") and by about 20 percent on heavy tails at $N = 100$ (the max/min column), and
-#   by more for small $N$: compare numbers only between tables computed with the same
-#   implementation.
+# - On ordinary examples ("same law", "shifted", heavy tails) the implementations differ by
+#   the ratios in the max/min column, and by more for small $N$: compare numbers only
+#   between tables computed with the same implementation.
 # - "Point mass inside" is the direction effect of section 4: the 2025 runner computes
-#   KL(oracle ‖ unlearned) and gets about 7.7 where the others get about 2.3.
+#   KL(oracle ‖ unlearned) and gets {glue}`inside_bench` where the others get
+#   {glue}`inside_others` on average.
 # - **A point mass above every oracle margin** is the worst case for the references: the whole
 #   unlearned sample sits on the joint maximum and is dropped. The 2024 code returns `nan`,
 #   EasyDUB returns 0 (a perfect score), and the 2025 runner, whose (oracle, unlearned) order
@@ -421,20 +444,42 @@ annotated_heatmap(grid, list(cases), list(variants), vmax=math.log(1e5),
 #   oracles: two histograms on shared bins and a KL divergence, aggregated per group by the 95th
 #   percentile.
 # - Its value lies between 0 and $\ln(1/\varepsilon) \approx 11.5$; completely different samples
-#   score about 10.
+#   score {glue}`separated_score`.
 # - The bins follow the data range, so a single extreme model coarsens them: clip, and inspect
 #   accuracies and margins.
-# - State the direction: degenerate ensembles score 2.4 one way and 7.7 the other.
-# - A perfect method scores the noise floor, about 0.7 (95th percentile) at $N = 100$, falling
-#   like $1/N$; always report it next to the methods, at their $N$.
+# - State the direction: a degenerate ensemble scores {glue}`direction_u_o` one way and
+#   {glue}`direction_o_u` the other.
+# - A perfect method scores the noise floor, {glue}`floor_p95_mid` (95th percentile) at
+#   $N =$ {glue}`floor_n_mid`, falling like $1/N$; always report it next to the methods, at
+#   their $N$.
 # - The published implementations differ in binning, smoothing and direction; they return `nan`
 #   or 0 on some degenerate inputs.
+#
+# ## What you learned
+#
+# - To compute KLOM by hand for one example: shared bins, two histograms, one KL divergence.
+# - Why a score has a cap, a direction and a floor, and which of them a reader needs to be
+#   told to read a number.
+# - How the published implementations differ, and that a number is comparable only with
+#   numbers of the same implementation, direction and $N$.
+#
+# ## Exercises
+#
+# 1. Rerun this page with `n_synthetic_models = 50`: how much does the noise floor at the
+#    largest $N$ change, and how much does the 95th percentile of the "same law" scores at 20
+#    bins change? Predict the answer from the $1/N$ law first.
+# 2. Shift the unlearned margins by half a standard deviation instead of one (section 3):
+#    with how many models per group does the typical shifted example rise above the same-law
+#    95th percentile?
+# 3. Give every unlearned model the same margin but spread the oracles twice as wide
+#    (section 4). Which direction of the divergence changes more, and why?
 #
 # The next chapters compute these scores on real models. The key numbers of this notebook are
 # saved for the tests:
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
 # The key numbers of this page, for the tests: <results_dir>/01_klom_explained.json
+results["figures"] = shown.records
 out = Path(results_dir) / "01_klom_explained.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 _ = out.write_text(json.dumps(results, indent=2))

@@ -30,7 +30,7 @@
 #
 # > **Embedded run: these are not the Hub's models.** The Hub is not reachable from the
 # > machine that builds this book, so the published page runs the *same code* on a local
-# > store: DIGITS models trained on a CPU by the next chapter ("Training models on a GPU") in
+# > store: DIGITS models trained on a CPU (no GPU needed) by the next chapter ("Training the models") in
 # > the same build (run alone, this page trains them itself). A store is a store, whether
 # > downloaded or trained (both have the Hub's layout), and every line after the first code
 # > cell is identical in the two cases. Set `source = "hub"` and `dataset = "cifar10"` (as
@@ -69,14 +69,15 @@ store_dir = "klom_run/store"  # the local store (read when source is local)
 results_dir = "klom_run/results"  # writes <results_dir>/02_download.json
 
 # %%
+# %matplotlib inline
 import json
 import re
 import time
 import warnings
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
 from klom_utils import download, klom, noise_floor, open_store, summarize
 from klom_utils.data import dataset_name, load_dataset
@@ -84,12 +85,22 @@ from klom_utils.easydub import export
 from klom_utils.hub import CARD_FOLDERS, EASYDUB_REPO_ID, REPO_ID, download_plan, local_plan
 from klom_utils.layout import forget_set_folder, full_models_folder, oracle_folder
 from klom_utils.oracles import scoring_oracle_ids
-from klom_utils.plots import COLORS, klom_distributions, margin_histograms
+from klom_utils.plots import (
+    COLORS,
+    FigureLog,
+    figure,
+    klom_distributions,
+    margin_histograms,
+    use_style,
+)
 from klom_utils.prepare import StoreNeeds, prepare_store
 from klom_utils.store import folder_margins
+from klom_utils.tables import glue
 from klom_utils.train import default_config, train_models
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
+use_style()  # the book's figure style
+shown = FigureLog()  # shows each figure and keeps what the style check reads
 
 D = dataset_name(dataset)  # store name: "DIGITS" or "CIFAR10"
 if source == "hub":
@@ -100,7 +111,7 @@ if source == "hub":
                *(oracle_folder(D, k) for k in forget_sets),
                f"forget_set_indices/{D}"]
     store = download(folders, kinds=hub_kinds, cache_dir=hub_cache_dir)
-    print(f"downloaded to {store.root}")
+    print(f"downloaded {len(folders)} folders of royrin/KLOM-models")
 elif source == "local":  # chapter 3's store; run alone, the DIGITS store is built here
     store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles),
                           device=device, root=data_root, seed=seed, progress=progress)
@@ -131,13 +142,24 @@ for folder in CARD_FOLDERS:
 #
 # What each folder lets you do with `klom_utils`:
 #
-# | folder | here | how |
-# |---|---|---|
-# | `full_models/CIFAR10` + `oracles/CIFAR10/…` | the whole pipeline: margins, KLOM of doing nothing, unlearning from the checkpoints, scoring | `klom unlearn --dataset cifar10`, `klom score`; CIFAR-10 downloads itself |
-# | `full_models/CIFAR10_augmented` | margins and KLOM; more models, and oracles, with the same recipe | `klom train --dataset cifar10 --augment` writes `full_models/CIFAR10_augmented` and `oracles/CIFAR10_augmented/…` (the Hub has no augmented oracles) |
-# | `full_models/LIVING17` | margins only from the files: test margins from `##__val_margins_#.npy`, training margins from the logits with the LIVING-17 labels; KLOM of doing nothing against the stacked oracle margins `oracle_models/LIVING17/only_margins/forget_set_k` | `klom_utils.evaluate.do_nothing_klom(store, "living17", k, labels=read_living17_labels(root))` |
-# | `full_models/LIVING17` + your LIVING-17 files | the whole pipeline with ResNet-18s (the checkpoints load with `load_model(path, arch="resnet18", num_classes=17)`) | `klom train` / `klom unlearn --dataset living17 --data-root DIR`, DIR holding `living17_{train,val}_{images,labels}.pt` (the authors' format: uint8 images, int64 labels; not on the Hub) |
-# | `forget_set_indices/…` | the forget sets every step reads | fetched whole by `download` |
+# - `full_models/CIFAR10` + `oracles/CIFAR10/…`: the whole pipeline (margins, KLOM of doing
+#   nothing, unlearning from the checkpoints, scoring), with `klom unlearn --dataset cifar10`
+#   and `klom score`; CIFAR-10 downloads itself.
+# - `full_models/CIFAR10_augmented`: margins and KLOM; more models, and oracles, with the same
+#   recipe: `klom train --dataset cifar10 --augment` writes `full_models/CIFAR10_augmented`
+#   and `oracles/CIFAR10_augmented/…` (the Hub has no augmented oracles).
+# - `full_models/LIVING17`: margins only from the files (test margins from
+#   `##__val_margins_#.npy`, training margins from the logits with the LIVING-17 labels), and
+#   KLOM of doing nothing against the stacked oracle margins
+#   `oracle_models/LIVING17/only_margins/forget_set_k`, with
+#   `klom_utils.evaluate.do_nothing_klom(store, "living17", k, labels=...)` (the labels from
+#   `read_living17_labels(root)`).
+# - `full_models/LIVING17` + your LIVING-17 files: the whole pipeline with ResNet-18s (the
+#   checkpoints load with `load_model(path, arch="resnet18", num_classes=17)`), with
+#   `klom train` / `klom unlearn --dataset living17 --data-root DIR`, DIR holding
+#   `living17_{train,val}_{images,labels}.pt` (the authors' format: uint8 images, int64
+#   labels; not on the Hub).
+# - `forget_set_indices/…`: the forget sets every step reads, fetched whole by `download`.
 #
 # Inside a model folder, for model `##` (an integer id) and epoch index `#`:
 #
@@ -161,7 +183,8 @@ for folder in CARD_FOLDERS:
 #
 # ```python
 # store = download(["full_models/CIFAR10", "full_models/CIFAR10_augmented",
-#                   "oracles/CIFAR10/forget_set_1", ..., "forget_set_indices/CIFAR10"],
+#                   "oracles/CIFAR10/forget_set_1", ...,
+#                   "forget_set_indices/CIFAR10"],
 #                  kinds=["margins", "logits"])
 # ```
 #
@@ -179,10 +202,11 @@ for path in sorted(store.path(full).iterdir()):
         continue
     if path.suffix == ".npy":
         a = np.load(path)
-        what = f"numpy {a.dtype} {a.shape}"
+        what = f"margins, {a.dtype} array of shape {a.shape}"
     elif "logits" in path.name:
         t = store.logits(full, "train" if "train" in path.name else "val", m0)
-        what = f"torch {t.dtype} {tuple(t.shape)}"
+        rows, classes = t.shape
+        what = f"logits, {str(t.dtype).removeprefix('torch.')}: {rows} images x {classes} classes"
     else:
         what = f"state dict, {len(store.state_dict(full, m0))} tensors"
     print(f"{path.name:<28s} {what}")
@@ -283,7 +307,7 @@ print(f"margins: full models {full_m.shape}, oracles of set {k0} "
       f"{oracle_m[k0].shape}")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+fig, axes = figure(2)
 for ax, (name, cols) in zip(axes, [(f"forget set {k0}", forget[k0]),
                                    ("test examples", val)]):
     a, b = full_m[:, cols].ravel(), oracle_m[k0][:, cols].ravel()
@@ -294,8 +318,7 @@ for ax, (name, cols) in zip(axes, [(f"forget set {k0}", forget[k0]),
             color=COLORS["original"])
     ax.set(title=name, xlabel="margin", ylabel="density")
 axes[0].legend()
-plt.tight_layout()
-plt.show()
+shown(fig)
 
 # %% [markdown]
 # On the test examples the two groups agree: neither saw them. On the forget set they agree
@@ -310,8 +333,9 @@ cols = forget[k0][:3]
 fig = margin_histograms(oracle_m[k0][:, cols], full_m[:, cols],
                         examples=range(len(cols)),
                         titles=[f"train example {i}" for i in cols],
-                        labels=("oracles", "full models"))
-fig
+                        labels=("oracles", "full models"),
+                        unlearned_colors=[COLORS["original"]] * len(cols))
+shown(fig)
 
 # %% [markdown]
 # ## 4. What augmentation does to margins
@@ -346,23 +370,23 @@ else:  # the embedded default: a few augmented DIGITS models, trained here
                         progress=progress, root=data_root)
     recipe = store.read_json(f"{augmented}/klom_train.json")
     print(f"trained {len(done)} augmented {D} models in "
-          f"{time.perf_counter() - start:.0f} s into {augmented}\n"
+          f"{time.perf_counter() - start:.0f} s\ninto the store's {augmented} "
           f"(recorded: augment={recipe['augment']})")
     aug_ids = plain_ids
 aug_m = folder_margins(store, augmented, data, aug_ids)
 plain_m = full_m[:len(plain_ids)]
 train = np.arange(data.n_train)
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+fig, axes = figure(2)
 for ax, (name, cols) in zip(axes, [("training examples", train),
                                    ("test examples", val)]):
-    for name_m, m in [("no augmentation", plain_m), ("augmented", aug_m)]:
+    for (name_m, m), color in zip([("no augmentation", plain_m), ("augmented", aug_m)],
+                                  (COLORS["original"], "#17BECF")):
         ax.hist(np.median(m[:, cols], axis=0), bins=60, alpha=0.55,
-                density=True, label=name_m)
+                density=True, label=name_m, color=color)
     ax.set(title=f"{label}: {name}", xlabel="median margin over models",
            ylabel="density")
 axes[0].legend()
-plt.tight_layout()
-plt.show()
+display(shown(fig))
 results["augmentation"] = {"source": label, "n_models": len(aug_ids)}
 for name_m, folder, m in [("plain", full, plain_m),
                           ("augmented", augmented, aug_m)]:
@@ -374,7 +398,7 @@ for name_m, folder, m in [("plain", full, plain_m),
         "test_accuracy": float(acc.mean())}
     med = results["augmentation"][name_m]
     print(f"{name_m:>9s}: median margin, training {med['train_median']:5.2f}, "
-          f"test {med['test_median']:5.2f}; test accuracy {acc.mean():.3f}")
+          f"test {med['test_median']:5.2f}; test accuracy {float(acc.mean()):.3f}")
 
 # %% [markdown]
 # The augmented models are less confident on the images they trained on. On DIGITS the
@@ -391,7 +415,7 @@ for name_m, folder, m in [("plain", full, plain_m),
 # score compares full-model margins with oracle margins, example by example. This baseline
 # belongs in every table: on the forget set it shows how far from the oracles a method starts
 # (a method should do much better); on the retain and test examples doing nothing is
-# *correct*, and its score there is a little above the noise floor: $N$ oracles scored
+# *correct*, and its score there should be near the noise floor: $N$ oracles scored
 # against $N$ *other* oracles, the score of a perfect method at the same $N$.
 #
 # KLOM depends on $N$, so the floor must be measured at the method's $N$. That needs $2N$
@@ -423,6 +447,12 @@ for k in forget_sets:
     for name, summary in rows.items():
         print(f"  {name:<22s}" + "".join(f"  {g} {s['p95']:6.2f}"
                                          for g, s in summary.items()))
+first = str(forget_sets[0])
+nothing_retain = results["do_nothing"][first]["retain"]["p95"]
+floor_retain = results["noise_floor"][first]["retain"]["p95"]
+display(*glue(results, do_nothing_retain=nothing_retain, floor_retain=floor_retain,
+              floor_n=results["noise_floor"][first]["n_per_side"],
+              retain_ratio=nothing_retain / floor_retain, digits=2))
 
 # %%
 n0 = min(len(full_ids), len(oracle_ids[k0]))
@@ -431,7 +461,14 @@ fig = klom_distributions({f"do nothing (N={n0})": do_nothing[k0],
                           floor_scores[k0]},
                          forget[k0], data.n_train)
 fig.suptitle(f"{D}, forget set {k0}: per-example KLOM")
-fig
+shown(fig)
+
+# %% [markdown]
+# On the retain examples of the first forget set, doing nothing scores
+# {glue}`do_nothing_retain` against a noise floor of {glue}`floor_retain` at
+# {glue}`floor_n` models per side: {glue}`retain_ratio` times the floor. Removing a few
+# training images changes the models a little everywhere, and KLOM sees it; on the forget set
+# the gap is far larger, and that gap is what unlearning must close.
 
 # %% [markdown]
 # ## 6. Two populations of models
@@ -531,11 +568,30 @@ results["populations"] = {"source": source, "forget_set": k0, "n_per_side": n,
 #   one recipe (recorded beside the models; augmented ones live in `…_augmented` folders).
 # - CIFAR-10 folders run the whole pipeline here; LIVING-17's give margins and the KLOM of
 #   doing nothing from the files alone, and the whole pipeline with your LIVING-17 files.
-# - Doing nothing scores high on the forget set and a little above the noise floor (at the
-#   same $N$) elsewhere: the baseline any unlearning method must beat (see the numbers above and the next chapters).
+# - Doing nothing scores high on the forget set and {glue}`retain_ratio` times the noise
+#   floor (at the same $N$) on the retain examples: the baseline any unlearning method must
+#   beat.
+#
+# ## What you learned
+#
+# - What `royrin/KLOM-models` holds and how to fetch only the folders and kinds you need.
+# - Two checks to run before trusting any score: the row order and the forget sets.
+# - How to compute KLOM of doing nothing from precomputed margins, and why the noise floor
+#   must be measured at the same $N$.
+#
+# ## Exercises
+#
+# 1. Shuffle the labels before computing the margins (section 3) and rerun section 5: what
+#    happens to the forget, retain and validation 95th percentiles of doing nothing?
+# 2. Compute the noise floor of the first forget set at $N = 50$ and at $N = 25$ per side
+#    (`noise_floor(pool, n_per_side=...)`): does it halve when $N$ doubles?
+# 3. With `source = "hub"` (CIFAR-10, network needed), compare the do-nothing retain 95th
+#    percentile with the published 0.64 to 0.68 of chapter 1: which direction does that table
+#    use, and which does this page?
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
 # The key numbers of this page, for the tests: <results_dir>/02_download.json
+results["figures"] = shown.records
 out = Path(results_dir) / "02_download.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 _ = out.write_text(json.dumps(results, indent=2))

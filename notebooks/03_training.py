@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Training models on a GPU
+# # Training the models
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/klom-tutorial/klom-tutorial/blob/main/notebooks/03_training.ipynb)
 #
@@ -25,7 +25,7 @@
 # held-out oracles for the oracle-matching method) into a **model store** laid out like the
 # Hub dataset `royrin/KLOM-models`; and how to check the models (per-model test accuracy,
 # accuracy on the forget set). The default run trains 100 small models per group on the
-# embedded DIGITS dataset on a CPU in about a minute; with `params/paper.yaml` the same notebook
+# embedded DIGITS dataset on a CPU (the times are printed below); with `params/paper.yaml` the same notebook
 # trains ResNet-9s on CIFAR-10 on a GPU. Every later chapter reads the store written here.
 #
 # > **Embedded run.** The numbers on this page come from the default run: one-hidden-layer
@@ -66,6 +66,7 @@ store_dir = "klom_run/store"  # the model store (KLOM-models layout)
 results_dir = "klom_run/results"  # writes <results_dir>/03_training.json
 
 # %%
+# %matplotlib inline
 import dataclasses
 import json
 import re
@@ -74,7 +75,6 @@ import time
 import warnings
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -82,10 +82,13 @@ from klom_utils import open_store
 from klom_utils.data import load_dataset
 from klom_utils.devices import resolve_device
 from klom_utils.layout import HELD_OUT_ORACLE_START, full_models_folder, oracle_folder
+from klom_utils.plots import COLORS, OTHER_COLORS, FigureLog, figure, use_style
 from klom_utils.stack import init_state_dict
 from klom_utils.train import default_config, fit, lr_at, train_models
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
+use_style()  # the book's figure style
+shown = FigureLog()  # shows each figure and keeps what the style check reads
 
 dev = resolve_device(device)
 data = load_dataset(dataset, root=data_root)
@@ -94,7 +97,7 @@ config = default_config(dataset, seed=seed)
 store = open_store(store_dir, create=True)
 print(f"{D}: {data.n_train} train and {data.n_val} test images of shape "
       f"{tuple(data.train_x.shape[1:])}, {data.num_classes} classes")
-print(f"device: {dev}   store: {store.root}")
+print(f"device: {dev}")
 results = {"parameters": {
     "dataset": dataset, "n_models": n_models, "n_oracles": n_oracles,
     "forget_sets": forget_sets,
@@ -126,14 +129,13 @@ results["config"] = {k: v for k, v in dataclasses.asdict(config).items()
                      if isinstance(v, (int, float, str, bool)) or v is None}
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=False)
+fig, axes = figure(2, height=2.8)
 for ax, (name, cfg) in zip(axes, recipes.items()):
     steps = 100 * cfg.epochs  # 100 points per epoch
     lrs = [lr_at(s, 100, cfg) for s in range(steps + 1)]
-    ax.plot(np.arange(steps + 1) / 100, lrs)
+    ax.plot(np.arange(steps + 1) / 100, lrs, color=OTHER_COLORS[0])
     ax.set(title=f"{name} ({cfg.arch})", xlabel="epoch", ylabel="learning rate")
-plt.tight_layout()
-plt.show()
+shown(fig)
 
 # %% [markdown]
 # ## 2. Many models at once
@@ -171,13 +173,14 @@ for m, r in rates.items():
 results["throughput_models_per_s"] = {str(m): r for m, r in rates.items()}
 
 # %%
-fig, ax = plt.subplots(figsize=(5, 3))
-ax.plot(list(rates), list(rates.values()), "o-")
+fig, (ax,) = figure(1, panel_width=5.0, height=3.0)
+ax.plot(list(rates), list(rates.values()), "o-", color=OTHER_COLORS[0])
 ax.set(xscale="log", yscale="log", xlabel="models trained at once (M)",
        ylabel="models per second", title=f"{D} recipe on {dev.type}")
 ax.set_xticks(list(rates), [str(m) for m in rates])
 ax.minorticks_off()
-plt.show()
+ax.yaxis.set_major_formatter("{x:g}")
+shown(fig)
 
 # %% [markdown]
 # The recipe's own stack size is `config.stack` (for CIFAR-10 `"auto"`: measured on the GPU
@@ -224,9 +227,9 @@ train_group(full_ids)
 # writes three, of the same kinds as the paper's: a small random set (10 images), a larger one
 # (50), and a sub-population (the 50 images of one digit nearest to one image). The random
 # sets are drawn by ranking the training indices with a hash of a tag. How set 1 was chosen
-# matters for what the later chapters show: only about 5% of the DIGITS training images are
-# *memorised* by these models (most are predicted as well from their neighbours, by oracles
-# too), so most random sets of 10 would score about as low for doing nothing as for a perfect
+# matters for what the later chapters show: only a small share of the DIGITS training images
+# is *memorised* by these models (most are predicted as well from their neighbours, by
+# oracles too), so most random sets of 10 would score about as low for doing nothing as for a perfect
 # method, and no method could be told apart on them. Set 1 is therefore the first of the tags
 # tried (0 to 5) whose set the models memorise (tag 2). That is a choice in favour of a
 # visible signal; the paper's CIFAR-10 random sets were not selected this way (numpy seeds 0,
@@ -260,7 +263,7 @@ for k in forget_sets:
 for k in store.forget_set_ids(D):
     size = len(store.forget_set(D, k))
     about = store.forget_set_description(D, k) or ""
-    print(textwrap.fill(f"forget set {k} ({size} images): {about}", 88,
+    print(textwrap.fill(f"forget set {k} ({size} images): {about}", 78,
                         subsequent_indent="    "))
 results["timings"] = timings
 results["forget_set_sizes"] = {str(k): int(len(store.forget_set(D, k)))
@@ -313,16 +316,20 @@ results["accuracy"] = {
     for name, a in accuracy.items()}
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3.2))
+fig, (ax,) = figure(1, panel_width=6.0)
 test_acc = np.concatenate([a[:, 0] for a in accuracy.values()])
 width = max(1 / data.n_val, np.ptp(test_acc) / 25)  # test accuracy is discrete
 edges = np.arange(test_acc.min() - width / 2, test_acc.max() + width, width)
+oracle_styles = iter(["-", "--", ":", "-."] * len(accuracy))
 for name, acc in accuracy.items():
-    ax.hist(acc[:, 0], edges, histtype="step", linewidth=1.5, label=name)
+    original = name == "full models"
+    ax.hist(acc[:, 0], edges, histtype="step", linewidth=1.5, label=name,
+            color=COLORS["original" if original else "oracle"],
+            linestyle="-" if original else next(oracle_styles))
 ax.set(xlabel="test accuracy of one model", ylabel="models",
        title=f"{D}: per-model test accuracy")
-ax.legend(fontsize=8)
-plt.show()
+ax.legend()
+shown(fig)
 
 # %% [markdown]
 # The test accuracies of independently trained models spread over a point or two: this
@@ -337,7 +344,8 @@ plt.show()
 # %%
 for folder in store.folders():
     ids = store.model_ids(folder)
-    held = sum(i >= HELD_OUT_ORACLE_START for i in ids)
+    held = (sum(i >= HELD_OUT_ORACLE_START for i in ids)
+            if folder.startswith("oracles/") else 0)  # ids from 1000: held-out oracles
     print(f"{folder:<32s}{len(ids) - held:5d} models"
           + (f" + {held} held out" if held else ""))
 files = sorted(p.name for p in store.path(full_folder).iterdir()
@@ -361,6 +369,23 @@ results["store_mib"] = size / 2**20
 # - Full models fit the forget set; oracles treat it as unseen data. The next chapters measure
 #   how unlearning methods move the full models towards the oracles.
 #
+# ## What you learned
+#
+# - The training recipe is part of the experiment: it is recorded in the store, and
+#   originals and oracles share it.
+# - Why a KLOM evaluation trains $2N$ oracles per forget set, plus held-out ones for oracle
+#   matching.
+# - How to check models before scoring them: per-model accuracies, and what they cannot show.
+#
+# ## Exercises
+#
+# 1. Add a stack size of 30 to `stack_sizes`: where does the throughput stop growing on your
+#    machine?
+# 2. Train 20 full models with `epochs` halved (`dataclasses.replace(config, epochs=10)`) into
+#    a new store: how do their test accuracies and their training-set margins compare?
+# 3. Count the forget examples of set 1 that the full models classify correctly but most
+#    oracles do not: these are the memorised examples.
+#
 # To train at paper scale on a GPU (CIFAR-10, ResNet-9, 100 models per group), run this
 # notebook with `params/paper.yaml` (see [Paper scale](../book/paper_scale.md) for the cost and
 # the commands), or train from the command
@@ -368,6 +393,7 @@ results["store_mib"] = size / 2**20
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
 # The key numbers of this page, for the tests: <results_dir>/03_training.json
+results["figures"] = shown.records
 out = Path(results_dir) / "03_training.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 _ = out.write_text(json.dumps(results, indent=2))

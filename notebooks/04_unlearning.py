@@ -17,16 +17,16 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/klom-tutorial/klom-tutorial/blob/main/notebooks/04_unlearning.ipynb)
 #
-# **What you will learn.** The six unlearning methods that `klom_utils.unlearning` provides (do
-# nothing, gradient ascent, gradient descent on the retain set, NegGrad+, SCRUB and oracle
-# matching), what each one does and which settings it uses on each dataset; how to apply a
+# **What you will learn.** The unlearning methods that `klom_utils.unlearning` provides (do
+# nothing, gradient ascent, gradient descent on the retain set, NegGrad+, SCRUB, oracle
+# matching, and further baselines from the literature), what each one does and which settings it uses on each dataset; how to apply a
 # method to every original model of a store for a forget set with one call
 # (`unlearn_store`), which writes the unlearned models beside the others in the same layout;
 # and how to look at the result before scoring it: the margins of oracles, unlearned models
 # and originals on single forget examples, and the accuracies of the unlearned models on the
-# forget set, the retain set and the test set. The default run unlearns the 100 DIGITS models
-# of the store written by "Training models on a GPU" on a CPU in about a minute per forget
-# set; the next chapter scores them with KLOM.
+# forget set, the retain set and the test set. The default run unlearns the DIGITS models
+# of the store written by "Training the models" on a CPU (the times are in section 2); the
+# next chapter scores them with KLOM.
 #
 # > **Embedded run.** The numbers on this page come from the default run: the DIGITS models of
 # > chapter 3, unlearned on a CPU. Unlearning CIFAR-10 ResNet-9s (`params/paper.yaml`) runs the
@@ -76,7 +76,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from IPython.display import HTML, Markdown, display
+from IPython.display import HTML, display
 
 from klom_utils import klom
 from klom_utils.comparison import compare
@@ -85,11 +85,14 @@ from klom_utils.evaluate import accuracies
 from klom_utils.layout import full_models_folder, oracle_folder, unlearned_folder
 from klom_utils.oracles import scoring_oracle_ids
 from klom_utils.plots import (
+    FigureLog,
     klom_vs_cost,
     margin_histograms,
     method_color,
     p95_bars,
+    p95_overview,
     protocol_comparison,
+    use_style,
 )
 from klom_utils.prepare import StoreNeeds, prepare_store
 from klom_utils.report import (
@@ -99,6 +102,7 @@ from klom_utils.report import (
     summary_html,
 )
 from klom_utils.store import folder_margins
+from klom_utils.tables import glue
 from klom_utils.unlearning import (
     METHODS,
     get_method,
@@ -108,6 +112,8 @@ from klom_utils.unlearning import (
 )
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
+use_style()  # the book's figure style
+shown = FigureLog()  # shows each figure and keeps what the style check reads
 
 # The store of chapter 3 (training); run alone, the embedded DIGITS store is built here.
 store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
@@ -129,7 +135,9 @@ results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
 # retain examples as ready-to-use tensors (`data.forget_x`, `data.forget_y`, `data.retain_x`,
 # `data.retain_y`), a plain dict of settings, and a random generator that drives every random
 # choice (so the unlearned model $i$ is the same on every run). The registry
-# `klom_utils.unlearning.METHODS` holds them:
+# `klom_utils.unlearning.METHODS` holds {glue}`n_registered` of them (the list printed
+# below); this page unlearns with the {glue}`n_methods` of its `methods` parameter, by
+# default these:
 #
 # | method | what it does |
 # |---|---|
@@ -140,8 +148,8 @@ results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
 # | `scrub` | SCRUB, as published: a student, started from the model, moves away from the frozen original on the forget set (first epochs) and, on the retain set, minimises $\gamma$ · cross-entropy + $\alpha$ · KL to the original |
 # | `oracle_matching` | fine-tunes towards the mean outputs of a few *held-out* oracles on the forget set and a retain sample |
 #
-# Six more baselines that the unlearning literature reports are registered too, and take
-# part in the comparison of section 5 (`baselines`):
+# {glue}`n_baselines` more baselines that the unlearning literature reports take part in the
+# comparison of section 5 (its `baselines` parameter), by default these:
 #
 # | method | loss and update | published settings | here, and why |
 # |---|---|---|---|
@@ -169,12 +177,16 @@ for name in methods:
     configs[name] = resolve_config(spec, D, method_configs.get(name))
     doc = (spec.fn.__doc__ or "").strip().split("\n")[0]
     oracles = " [needs held-out oracles]" if spec.needs_oracles else ""
-    print(textwrap.fill(f"{name}: {doc}{oracles}", 88, subsequent_indent="    "))
+    print(textwrap.fill(f"{name}: {doc}{oracles}", 78, subsequent_indent="    "))
     settings = ", ".join(f"{key}={value}" for key, value in configs[name].items())
-    print(textwrap.fill(settings or "(no settings)", 88, initial_indent="    ",
+    print(textwrap.fill(settings or "(no settings)", 78, initial_indent="    ",
                         subsequent_indent="    "))
 results["configs"] = configs
-print(textwrap.fill("registered methods: " + ", ".join(METHODS), 88))
+results["registered"] = list(METHODS)
+results["baselines"] = [b for b in baselines if b not in methods]
+print(textwrap.fill(f"{len(METHODS)} registered methods: " + ", ".join(METHODS), 78))
+display(*glue(results, n_registered=len(METHODS), n_methods=len(methods),
+              n_baselines=len(results["baselines"])))
 
 # %%
 for k in forget_sets:
@@ -254,7 +266,7 @@ def panels(column):
 fig = panels(worst)
 fig.suptitle(f"train example {example}: margins of {len(model_ids)} models "
              "per group")
-fig
+shown(fig)
 
 # %% [markdown]
 # And a typical forget example (the median do-nothing score) of the same set:
@@ -264,12 +276,12 @@ scores0 = klom(unlearned=originals, oracle=oracles)
 typical = int(np.argsort(scores0)[len(scores0) // 2])
 fig = panels(typical)
 fig.suptitle(f"train example {int(forget0[typical])}")
-fig
+shown(fig)
 
 # %% [markdown]
-# Read the panels against the method's purpose: an orange histogram (unlearned) on top of the
-# blue one (oracles) is what we want; on top of the grey one (originals) means the method did
-# not forget; far to the left of the oracles means it *over*-forgot, which is as detectable
+# Read the panels against the method's purpose: the unlearned models' histogram (in the
+# method's own colour, the same in every figure of the book) on top of the blue one (oracles)
+# is what we want; on top of the grey one (originals) means the method did not forget; far to the left of the oracles means it *over*-forgot, which is as detectable
 # as not forgetting (an example that was never trained on still gets a positive margin when
 # similar examples were).
 #
@@ -339,12 +351,20 @@ summary = summarize_comparison(comparison)
 display(HTML(summary_html(comparison)))
 
 # %%
-fig = p95_bars(comparison["records"], ncols=1)
-fig
+shown(p95_bars(comparison["records"], ncols=1))
+
+# %% [markdown]
+# **The results at a glance.** Every method, forget set and group in one figure: the 95th
+# percentile of each (one marker shape per forget set, its interval as a line, on a log
+# axis) against the noise floor of each forget set at the same $N$ (dashed). The closer a
+# method's markers sit to the dashed lines in all three panels, the closer it is to
+# retraining.
 
 # %%
-fig = klom_vs_cost(summary, floor=floor_aggregate(comparison), label=protocol)
-fig
+shown(p95_overview(comparison["records"]))
+
+# %%
+shown(klom_vs_cost(summary, floor=floor_aggregate(comparison), label=protocol))
 
 # %% [markdown]
 # How much would tuning on the scoring oracles overstate each method? The same trials,
@@ -365,18 +385,23 @@ cells = "".join(f"<tr><td>{m}</td><td>{aggregate['leave-one-out'][m]:.2f}</td>"
 display(HTML("<table><thead><tr><th>method</th><th>leave-one-out</th><th>oracle-tuned "
              "(optimistic)</th><th>overstated by</th></tr></thead>"
              f"<tbody>{cells}</tbody></table>"))
-fig = protocol_comparison({p: by_group["forget"][p] for p in ("leave-one-out", "oracle-tuned")})
-fig
+shown(protocol_comparison({p: by_group["forget"][p] for p in ("leave-one-out", "oracle-tuned")}))
 
 # %%
 most = max(overstated, key=overstated.get)
-display(Markdown(
-    f"With {compare_budget} settings per method, choosing on the scoring oracles makes "
-    f"**{most}** look {100 * overstated[most]:.0f}% better than the leave-one-out choice, "
-    f"and {sum(v > 0.005 for v in overstated.values())} of the {len(compared)} methods look "
-    "more than 0.5% better "
-    "under it; the ranking above uses the leave-one-out settings. A larger budget gives the "
-    "optimistic protocol more chances to fit the noise of the scoring oracles."))
+display(*glue(results, budget=compare_budget, most_overstated=most,
+              most_overstated_by=f"{100 * overstated[most]:.0f}%",
+              n_overstated=sum(v > 0.005 for v in overstated.values()),
+              n_compared=len(compared)))
+
+# %% [markdown]
+# With {glue}`budget` settings per method, choosing on the scoring oracles makes
+# {glue}`most_overstated` look {glue}`most_overstated_by` better than the leave-one-out
+# choice, and {glue}`n_overstated` of the {glue}`n_compared` methods look more than 0.5%
+# better under it; the ranking above uses the leave-one-out settings. A larger budget gives
+# the optimistic protocol more chances to fit the noise of the scoring oracles.
+
+# %%
 results["compare"] = {
     "protocol": protocol, "budget": compare_budget,
     "ranking": [e["method"] for e in summary],
@@ -387,8 +412,9 @@ results["compare"] = {
 # %% [markdown]
 # ## Summary
 #
-# - A method is one function `(model, data, config, *, generator) -> model`; six are
-#   registered, with settings per dataset that `method_configs` overrides.
+# - A method is one function `(model, data, config, *, generator) -> model`;
+#   {glue}`n_registered` are registered, with settings per dataset that `method_configs`
+#   overrides.
 # - `unlearn_store` applies a method to each of the $N$ originals of a store and writes the
 #   results as `unlearned/<DATASET>/<method>/forget_set_<k>/` in the store's layout; runs
 #   resume and refuse to mix settings.
@@ -398,11 +424,30 @@ results["compare"] = {
 # - `klom compare` chooses each method's settings without the scoring oracles of the set it
 #   reports (leave-one-out), scores every method alike with intervals and the noise floor,
 #   and adds the cost; the optimistic choice is always labelled as such.
-# - The time per method and forget set is recorded below; scoring in detail is the next
+# - The time per method and forget set is in section 2; scoring in detail is the next
 #   chapter.
+#
+# ## What you learned
+#
+# - What an unlearning method is in `klom_utils` (one function) and how `unlearn_store`
+#   applies it to every original model, resumably.
+# - How to look at a method's effect before scoring: margins on single forget examples, and
+#   accuracies (which barely separate methods).
+# - Why settings must be chosen without the scoring oracles, and how much the optimistic
+#   choice overstates.
+#
+# ## Exercises
+#
+# 1. Tune the gradient-ascent learning rate: rerun with
+#    `method_configs = {"gradient_ascent": {"lr": 0.03}}` and then `0.1`, and watch the retain
+#    and validation 95th percentiles in the next chapter (and the retain accuracy here).
+# 2. Raise `compare_budget` to 6: does the optimistic protocol overstate more?
+# 3. Pick the forget example where oracle matching is farthest from the oracles (section 3)
+#    and plot its margins: did it over-forget or under-forget?
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
 # The key numbers of this page, for the tests: <results_dir>/04_unlearning.json
+results["figures"] = shown.records
 out = Path(results_dir) / "04_unlearning.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 _ = out.write_text(json.dumps(results, indent=2))

@@ -86,11 +86,14 @@ from klom_utils.evaluate import (
 from klom_utils.layout import oracle_folder
 from klom_utils.lens_tables import lens_table
 from klom_utils.oracles import held_out_oracle_ids, scoring_oracle_ids
-from klom_utils.plots import klom_distributions, p95_bars
+from klom_utils.plots import FigureLog, klom_distributions, p95_bars, use_style
 from klom_utils.prepare import StoreNeeds, prepare_store
 from klom_utils.store import folder_margins
+from klom_utils.tables import ResultsTable, glue
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
+use_style()  # the book's figure style
+shown = FigureLog()  # shows each figure and keeps what the style check reads
 
 # The store of chapters 3 and 4; run alone, the embedded DIGITS store is built here.
 store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
@@ -194,15 +197,27 @@ floor, floor_half = at_n[floor_n]["floor"], at_n[floor_n // 2]["floor"]
 results["noise_floor"] = {"n_per_side": floor_n, **floor}
 results["noise_floor_half"] = {"n_per_side": floor_n // 2, **floor_half}
 results["do_nothing_at_n"] = {str(n): v["do_nothing"] for n, v in at_n.items()}
+nothing = at_n[floor_n]["do_nothing"]
+word = {g: "above" if nothing[g]["p95"] > floor[g]["p95"] else "not above"
+        for g in ("retain", "validation")}
+display(*glue(results, floor_n=floor_n, floor_retain_word=word["retain"],
+              floor_validation_word=word["validation"],
+              nothing_retain=nothing["retain"]["p95"], floor_retain=floor["retain"]["p95"],
+              nothing_validation=nothing["validation"]["p95"],
+              floor_validation=floor["validation"]["p95"]))
 
 # %% [markdown]
-# At the same $N$, doing nothing is *above* the floor on the retain and test examples too:
-# removing the forget set from training changes the models a little everywhere, and KLOM sees
-# it. Doing nothing at the larger $N$ set against the floor at the smaller one would have
+# At the same $N$ ({glue}`floor_n` per side), doing nothing is {glue}`floor_retain_word` the
+# floor on the retain examples ({glue}`nothing_retain` against {glue}`floor_retain`) and
+# {glue}`floor_validation_word` it on the test examples ({glue}`nothing_validation` against
+# {glue}`floor_validation`): removing the forget set from training changes the models a
+# little everywhere, and KLOM can see it. Doing nothing at the larger $N$ set against the floor at the smaller one would have
 # looked "below the floor": a comparison of numbers measured at different $N$. On the forget
 # set doing nothing is far above: that gap is what an unlearning method has to close.
 #
 # ## 3. Every method on every forget set
+#
+# The {glue}`n_methods` methods of chapter 4 on its {glue}`n_sets` forget sets.
 #
 # `score_many` repeats the above for each (forget set, method) pair: per group the 95th and
 # 99th percentiles, mean and standard deviation, the interval of the 95th percentile, the
@@ -214,6 +229,7 @@ results["do_nothing_at_n"] = {str(n): v["do_nothing"] for n, v in at_n.items()}
 # %%
 records = score_many(store, data, forget_sets, methods, n_splits=n_splits,
                      seed=seed, progress=progress)
+display(*glue(results, n_methods=len(methods), n_sets=len(forget_sets)))
 results_table(records)  # a text table (print it); shown here as HTML
 
 # %% [markdown]
@@ -230,14 +246,14 @@ results_table(records)  # a text table (print it); shown here as HTML
 # oracle), our default; the results table of data-unlearning-bench computes KL(oracle ‖
 # unlearned). The two can differ by several times on the same models and can even order
 # methods differently, so compare a number only with numbers of the same direction. Here is
-# every method in both:
+# every method in both, with the noise floor of each direction at the same $N$:
 
 # %%
 reverse = score_many(store, data, forget_sets, methods, n_splits=n_splits, seed=seed,
                      direction="oracle||unlearned", progress=progress)
-directions = {}
+directions, direction_floors = {}, {}
 groups = ("forget", "retain", "validation")
-print("95th percentiles, KL(unlearned || oracle) / KL(oracle || unlearned); "
+print("95th percentiles, KL(unlearned || oracle) / KL(oracle || unlearned);\n"
       "N: models per side")
 for k in forget_sets:
     print(f"\nforget set {k}\n{'method':<18s}{'N':>4s}"
@@ -248,14 +264,47 @@ for k in forget_sets:
         directions[f"{k}/{fwd['method']}"] = cells
         print(f"{fwd['method']:<18s}{fwd['n_unlearned']:>4d}"
               + "".join(f"{a:6.2f} / {b:5.2f}".rjust(16) for a, b in cells.values()))
+    ff, fr = fwd["noise_floor"], rev["noise_floor"]
+    if ff and fr:
+        direction_floors[str(k)] = {"n_per_side": ff["n_per_side"],
+                                    **{g: (ff[g]["p95"], fr[g]["p95"]) for g in groups}}
+        print(f"{'noise floor':<18s}{ff['n_per_side']:>4d}"
+              + "".join(f"{ff[g]['p95']:6.2f} / {fr[g]['p95']:5.2f}".rjust(16)
+                        for g in groups))
 results["directions"] = directions
+results["direction_floors"] = direction_floors  # per forget set: (forward, reverse) p95
+k_first = forget_sets[0]
+om = directions.get(f"{k_first}/oracle_matching")
+fl = direction_floors.get(str(k_first))
+nan = float("nan")  # without oracle matching or a floor: "nan" in the text below
+om, fl = om or {"forget": (nan, nan)}, fl or {"forget": (nan, nan)}
+display(*glue(results, om_forward=om["forget"][0], om_reverse=om["forget"][1],
+              floor_forward=fl["forget"][0], floor_reverse=fl["forget"][1],
+              om_ratio_forward=om["forget"][0] / fl["forget"][0],
+              om_ratio_reverse=om["forget"][1] / fl["forget"][1], digits=2))
 
 # %% [markdown]
+# The floors of the two directions are close: both compare two samples of oracles. The
+# methods are not. On the first forget set, oracle matching's forget 95th percentile is
+# {glue}`om_forward` in KL(unlearned ‖ oracle), {glue}`om_ratio_forward` times that
+# direction's floor ({glue}`floor_forward`), and {glue}`om_reverse` in KL(oracle ‖ unlearned),
+# {glue}`om_ratio_reverse` times its floor ({glue}`floor_reverse`). The reverse direction
+# asks whether the unlearned models *cover* the spread of the oracles, and oracle matching
+# pulls every model towards one target, which narrows that spread (section 6).
+#
+# **Which direction to report.** Report KL(unlearned ‖ oracle) as the headline, as the
+# *Attribute-to-Delete* paper and EasyDUB do: it asks of every unlearned model whether its
+# output is plausible for a retrained one, which is the question unlearning poses, and its
+# numbers compare with theirs. Always state it, give the noise floor in the same direction
+# and at the same $N$, and where you compare with the data-unlearning-bench table, add
+# KL(oracle ‖ unlearned), which also penalises ensembles narrower than the oracles.
+#
 # ## 5. Figures
 #
-# The distribution of the per-example scores of each method, per group (boxes from the 25th
-# to the 75th percentile, whiskers at the 5th and 95th, the 95th percentile marked), for
-# each forget set:
+# The distribution of the per-example scores of each method, per group, for each forget set:
+# boxes from the 25th to the 75th percentile with the median, whiskers to the most extreme
+# scores between the 5th and the 95th percentile, and the 95th percentile itself as a
+# diamond (above the whisker where few examples lie near it, as on a small forget set):
 
 # %%
 per_example = {}
@@ -264,10 +313,9 @@ for k in forget_sets:
                       for name in methods}
     fig = klom_distributions(per_example[k], store.forget_set(D, k),
                              data.n_train)
-    fig.set_size_inches(12, 3.8)
     fig.suptitle(f"{D}, forget set {k} "
                  f"({len(store.forget_set(D, k))} images)")
-    display(fig)
+    display(shown(fig))
 
 # %% [markdown]
 # And the headline numbers, the 95th percentile of each group with its interval, per
@@ -275,7 +323,7 @@ for k in forget_sets:
 
 # %%
 for k in forget_sets:
-    display(p95_bars([r for r in records if r["forget_set"] == k]))
+    display(shown(p95_bars([r for r in records if r["forget_set"] == k])))
 
 # %% [markdown]
 # ## 6. Reading the results
@@ -298,17 +346,23 @@ for k in forget_sets:
         print(f"  {r['method']:<17s} forget {p[0]:5.2f}  retain {p[1]:5.2f}  "
               f"validation {p[2]:5.2f}  (mean {np.mean(p):5.2f})")
 results["ranking"] = ranking
+by = {(r["forget_set"], r["method"]): r for r in records}
+above = [k for k in forget_sets if (k, "oracle_matching") in by and (k, "do_nothing") in by
+         and by[k, "oracle_matching"]["retain"]["p95"] > by[k, "do_nothing"]["retain"]["p95"]]
+display(*glue(results, om_above_retain=len(above)))
 
 # %% [markdown]
 # What to look for in this table, whatever the dataset:
 #
-# - **Doing nothing** is the reference: high on the forget set, a little above the floor
-#   elsewhere (at the same $N$).
+# - **Doing nothing** is the reference: high on the forget set, near the floor
+#   elsewhere (at the same $N$; on this run's first forget set, retain {glue}`nothing_retain`
+#   against a floor of {glue}`floor_retain`).
 # - **Oracle matching** should come close to the noise floor on the forget set: if it does
 #   not, something in the pipeline is wrong (the wrong oracles, the wrong order of examples).
 #   It is not a practical method (it needs oracles), but it is the best check available on
 #   the forget set. It is *not* the best achievable everywhere: on retain and validation
-#   examples it can score above doing nothing (it does in this run, see below).
+#   examples it can score above doing nothing (in this run it does on {glue}`om_above_retain`
+#   of the {glue}`n_sets` forget sets; see below why).
 # - Methods that barely change the model (small learning rates, few steps) stay near "do
 #   nothing"; methods pushed hard on the forget set (gradient ascent) can lower the forget
 #   score and raise retain and validation scores at the same time.
@@ -389,11 +443,15 @@ def forget_lenses(r):
 
 
 side = {r["method"]: forget_lenses(r) for r in lens_records}
-print(f"forget set {k0}, N = {lens_records[0]['n_per_side']} per side")
-print(f"{'':<18s}" + "".join(f"{c:>17s}" for c in side[lens_methods[0]]))
-for name, row in side.items():
-    print(f"{name:<18s}" + "".join(f"{v:>17.3g}" if v >= 1e-12 else f"{'< 1e-12':>17s}"
-                                   for v in row.values()))
+columns = list(side[lens_methods[0]])
+display(ResultsTable.build(
+    f"Forget set {k0}: four lenses, each beside its null (N = "
+    f"{lens_records[0]['n_per_side']} per side)",
+    ["forget set", "method", *columns],
+    [[k0, name, *(f"{v:.3g}" if v >= 1e-12 else "< 1e-12" for v in row.values())]
+     for name, row in side.items()],
+    ["floor and nulls: the same lens for two disjoint groups of oracles at the same N; "
+     "forget quality p: KS test of the models' mean forget margins (small: told apart)."]))
 results["lenses"] = {"forget_set": k0, "n_per_side": lens_records[0]["n_per_side"],
                      "forget": side}
 
@@ -469,7 +527,26 @@ results["lenses"]["rankings"] = orders
 # - Other lenses on the same models (`metrics="all"`): U-LiRA, KS with its forget quality,
 #   accuracy gaps and ToW, each with its interval and its null at the same $N$; they answer
 #   different questions, so report them beside KLOM, not instead of it.
-# - The numbers of this run are below (and in `05_computing_klom.json`).
+# - The numbers of this run are above (and in `05_computing_klom.json`).
+#
+# ## What you learned
+#
+# - How to go from margins to a table: KLOM per example, the 95th percentile per group, its
+#   interval, the noise floor at the same $N$, diagnostics and accuracies.
+# - Why a number means nothing without its $N$, its direction and its floor.
+# - How to read a comparison: low on all three groups, intervals in view.
+#
+# ## Exercises
+#
+# 1. Compute the noise floor of the first forget set at $N = 50$
+#    (`noise_floor(all_oracles, n_per_side=50)`) and compare it with doing nothing rescored
+#    at 50 models per side.
+# 2. Rerun with `n_splits = 100`: how much do the intervals change, and how much longer does
+#    the page take?
+# 3. Score the methods with `variant="bench2025"` and `direction="oracle||unlearned"`
+#    (`score_many(..., variant=..., direction=...)`): does the ranking change?
+# 4. Score gradient ascent with `metrics="all"` at a larger learning rate (chapter 4 shows how
+#    to unlearn with other settings): which lens moves first, KLOM, U-LiRA or the accuracy gap?
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
 # The key numbers of this page, for the tests: <results_dir>/05_computing_klom.json
@@ -478,6 +555,7 @@ keep = ("method", "forget_set", "forget_size", "n_unlearned", "n_oracles",
         "diagnostics", "accuracy", "klom", "interval")
 results["records"] = [{key: r[key] for key in keep if key in r}
                       for r in records]
+results["figures"] = shown.records
 out = Path(results_dir) / "05_computing_klom.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 _ = out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))

@@ -75,9 +75,8 @@ import time
 import warnings
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, display
+from IPython.display import HTML, display
 
 from klom_utils.comparison import compare
 from klom_utils.data import load_dataset
@@ -86,10 +85,14 @@ from klom_utils.evaluate import jsonable, results_table, score_many
 from klom_utils.forget_sets import forget_indices
 from klom_utils.layout import full_models_folder, oracle_folder
 from klom_utils.oracles import mean_logits, scoring_oracle_ids
+from klom_utils.plots import FigureLog, figure, method_color, use_style
 from klom_utils.prepare import StoreNeeds, prepare_store
+from klom_utils.tables import glue
 from klom_utils.unlearning import default_config, unlearn_store
 
 warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
+use_style()  # the book's figure style
+shown = FigureLog()  # shows each figure and keeps what the style check reads
 
 # The store of chapters 3 and 4; run alone, the embedded DIGITS store is built here.
 store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
@@ -150,7 +153,7 @@ if datamodel_path is None:
     results["datamodel"] = {k: v for k, v in built.items() if k != "trained"}
 else:
     path = Path(datamodel_path)
-    print(f"precomputed datamodel: {path}")
+    print(f"precomputed datamodel: {path.name}")
     results["datamodel"] = {"path": str(path)}
 results["datamodel"]["seconds"] = time.perf_counter() - start
 
@@ -165,7 +168,8 @@ results["datamodel"]["seconds"] = time.perf_counter() - start
 # %%
 quality = datamodel_quality(store, D, path=path, root=data_root)
 unshrunk = datamodel_quality(store, D, path=path, shrink=False, root=data_root)
-print("predicted vs actual change of the mean logits; RMSE of the predicted oracle logits")
+print("predicted vs actual change of the mean logits; RMSE of the predicted\n"
+      "oracle logits (with the shift, with it unshrunk, without it)")
 print(f"{'':<22s}{'corr':>6s}{'RMSE':>8s}{'unshrunk':>10s}{'no shift':>10s}")
 for k, q in quality.items():
     print(f"forget set {k} ({q['n_models']} full vs {q['n_oracles']} oracles)")
@@ -185,12 +189,13 @@ actual = (mean_logits(store, oracle_folder(D, k_fig), oracle_ids)
 shifts = {"as estimated": predicted_shift(path, forget, shrink=False),
           "shrunk by its noise": predicted_shift(path, forget)}
 retain = np.setdiff1d(np.arange(data.n_train), forget)
-fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.2))
+fig, axes = figure(2, height=4.0)
 for ax, (group, rows) in zip(axes, (("forget examples", forget),
                                     ("retain examples", retain))):
-    for (label, shift), marker in zip(shifts.items(), ("x", "o")):
+    for (label, shift), marker, color in zip(shifts.items(), ("x", "o"),
+                                             ("#7F7F7F", method_color("datamodel_matching"))):
         ax.scatter(actual[rows].ravel(), shift[rows].ravel(), s=6, alpha=0.4, marker=marker,
-                   label=label)
+                   color=color, label=label)
     lim = np.abs(np.r_[actual[rows].ravel(), shifts["as estimated"][rows].ravel()]).max()
     ax.plot([-lim, lim], [-lim, lim], "k:", lw=1)
     ax.set(xlabel="actual change of the mean logits (oracles - full)",
@@ -198,8 +203,7 @@ for ax, (group, rows) in zip(axes, (("forget examples", forget),
 axes[0].legend(loc="upper left", markerscale=2)
 fig.suptitle(f"{D}, forget set {k_fig}: {len(model_ids)} full models vs "
              f"{len(oracle_ids)} oracles")
-fig.tight_layout()
-plt.show()
+shown(fig)
 
 # %% [markdown]
 # ## 3. Unlearning with it
@@ -214,7 +218,7 @@ plt.show()
 # %%
 print(textwrap.fill("datamodel_matching defaults: " + ", ".join(
     f"{key}={value}" for key, value in default_config("datamodel_matching", dataset).items()),
-    88, subsequent_indent="    "))
+    78, subsequent_indent="    "))
 runs = {}
 for k in forget_sets:
     for name in ("datamodel_matching", "datamodel_direct"):
@@ -247,51 +251,57 @@ results_table(records)  # a text table (print it); shown here as HTML
 # chosen with the oracles that score it.
 
 # %%
-shown = {"do_nothing": "do nothing", "oracle_matching": "oracle m.",
+names = {"do_nothing": "do nothing", "oracle_matching": "oracle m.",
          "datamodel_matching": "DM matching", "datamodel_direct": "DM direct"}
 protocol = "leave-one-out" if len(forget_sets) > 1 else "fixed"
-fair = compare(data, store, forget_sets, list(shown), protocol=protocol, budget=compare_budget,
+fair = compare(data, store, forget_sets, list(names), protocol=protocol, budget=compare_budget,
                model_ids=model_ids, seed=seed, device=device, n_splits=n_splits,
                progress=progress)
 records = fair["records"]
 verdict = {}
 sizes = ", ".join(str(n) for n in sorted({rec["n_unlearned"] for rec in records}))
-print(f"forget p95 (KL(unlearned || oracle), canonical), N = {sizes} per side, settings "
-      f"chosen by {protocol}")
-print(f"{'forget set':<11s}" + "".join(f"{label:>12s}" for label in shown.values())
-      + f"{'DMM/nothing':>13s}{'DMM/oracle m.':>15s}")
+head = ("<tr><th>forget set</th>" + "".join(f"<th>{label}</th>" for label in names.values())
+        + "<th>DM matching / do nothing</th><th>DM matching / oracle m.</th></tr>")
+rows_html = []
 for k in forget_sets:
     r = {rec["method"]: rec for rec in records if rec["forget_set"] == k}
-    row = {m: r[m]["forget"]["p95"] for m in shown if m in r}
+    row = {m: r[m]["forget"]["p95"] for m in names if m in r}
     ratios = [row["datamodel_matching"] / row[m] if {m, "datamodel_matching"} <= set(row)
               else float("nan") for m in ("do_nothing", "oracle_matching")]
     verdict[str(k)] = {"forget_p95": row, "accuracy": {m: r[m]["accuracy"] for m in row},
                        "dmm_over_do_nothing": ratios[0], "dmm_over_oracle_matching": ratios[1]}
-    print(f"{k:<11d}" + "".join(f"{row[m]:>12.2f}" if m in row else f"{'-':>12s}"
-                                for m in shown) + f"{ratios[0]:>13.2f}{ratios[1]:>15.2f}")
+    rows_html.append(f"<tr><td>{k}</td>" + "".join(
+        f"<td>{row[m]:.2f}</td>" if m in row else "<td>-</td>" for m in names)
+        + f"<td>{ratios[0]:.2f}</td><td>{ratios[1]:.2f}</td></tr>")
+display(HTML(f"<p>Forget p95 (KL(unlearned ‖ oracle), canonical), N = {sizes} per side, "
+             f"settings chosen by {protocol}</p><table style='font-size:0.85em'>"
+             f"<thead>{head}</thead><tbody>{''.join(rows_html)}</tbody></table>"))
 results["verdict"] = verdict
 results["verdict_settings"] = {m: {str(k): c["config"] for k, c in per_set.items()}
                                for m, per_set in fair["choices"].items()}
 
-# %% [markdown]
-# On this data, datamodel matching closes most of the gap between doing nothing and oracle
-# matching on the forget set, without any oracle (the last two columns above: its forget
-# p95 as a share of doing nothing's and as a multiple of oracle matching's, same $N$). The
-# sub-population of forget set 3 is the hardest case: the datamodel gets the direction of the
-# change right, but a linear datamodel adds up single removals, and removing many similar
-# images at once does more than that, so it predicts less than the oracles moved (the figure
-# of section 2).
-
 # %%
-share = [v["dmm_over_do_nothing"] for v in verdict.values()]
-multiple = [v["dmm_over_oracle_matching"] for v in verdict.values()]
-display(Markdown(
-    f"Over the forget sets, datamodel matching's forget p95 is {min(share):.2f} to "
-    f"{max(share):.2f} of doing nothing's and {min(multiple):.2f} to {max(multiple):.2f} times "
-    f"oracle matching's, with every method's settings chosen by {protocol}. Two cautions: the "
-    "datamodel's own settings (ridge penalty, subset fraction, shrinkage) were chosen with "
-    "`scripts/tune_datamodel.py` on these scoring oracles, and oracle matching's forget p95 "
-    "has wide intervals, so these multiples are rough."))
+share = [v["dmm_over_do_nothing"] for v in verdict.values()
+         if v["dmm_over_do_nothing"] == v["dmm_over_do_nothing"]]  # nan: a method missing
+multiple = [v["dmm_over_oracle_matching"] for v in verdict.values()
+            if v["dmm_over_oracle_matching"] == v["dmm_over_oracle_matching"]]
+nan = float("nan")  # no forget set with both methods: nothing to say
+display(*glue(results, dmm_share_min=min(share, default=nan),
+              dmm_share_max=max(share, default=nan), dmm_multiple_min=min(multiple, default=nan),
+              dmm_multiple_max=max(multiple, default=nan), protocol=protocol))
+
+# %% [markdown]
+# The last two columns above are datamodel matching's forget p95 as a share of doing
+# nothing's and as a multiple of oracle matching's, at the same $N$: over the forget sets,
+# {glue}`dmm_share_min` to {glue}`dmm_share_max` of doing nothing's and
+# {glue}`dmm_multiple_min` to {glue}`dmm_multiple_max` times oracle matching's, without any
+# oracle, with every method's settings chosen by {glue}`protocol`. A sub-population (forget
+# set 3 of the embedded run) is the hardest case for a datamodel: a linear datamodel adds up
+# single removals, and removing many similar images at once does more than that, so it
+# predicts less than the oracles moved (the figure of section 2). Two cautions: the
+# datamodel's own settings (ridge penalty, subset fraction, shrinkage) were chosen with
+# `scripts/tune_datamodel.py` on these scoring oracles, and oracle matching's forget p95 has
+# wide intervals, so these multiples are rough.
 
 # %% [markdown]
 # ## 5. At CIFAR-10 scale (not run here)
@@ -326,9 +336,25 @@ display(Markdown(
 # - `datamodel_matching` fine-tunes towards the predicted logits, `datamodel_direct` reports
 #   them; neither needs an oracle.
 # - The numbers of this run are above and in `07_datamodel_matching.json`.
+#
+# ## What you learned
+#
+# - What a linear datamodel predicts, how it is estimated from subset models, and how its
+#   noise is measured and shrunk.
+# - How datamodel matching and datamodel direct unlearn without oracles, and how to judge
+#   them fairly (leave-one-out settings).
+#
+# ## Exercises
+#
+# 1. Halve `n_subset_models`: how do the correlations of section 2 and the verdict change?
+# 2. Unlearn with `shrink=False` (`unlearn_store(..., config={"shrink": False})`) and compare
+#    the retain and validation 95th percentiles with the shrunk version.
+# 3. Set `subset_fraction = 0.25`: does the datamodel overshoot the oracles' change, as
+#    section 2 says?
 
 # %% tags=["hide-input"] mystnb={"code_prompt_show": "Show the cell that saves this page's key numbers", "code_prompt_hide": "Hide the cell that saves this page's key numbers"}
 # The key numbers of this page, for the tests: <results_dir>/07_datamodel_matching.json
+results["figures"] = shown.records
 out = Path(results_dir) / "07_datamodel_matching.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 _ = out.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False))

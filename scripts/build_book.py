@@ -5,6 +5,8 @@
     .venv/bin/python scripts/build_book.py --params params/paper.yaml --run-dir /data/klom
     .venv/bin/python scripts/build_book.py --params params/paper.yaml --run-dir /data/klom \
         --only 03_training                                      # one chapter, no render
+    .venv/bin/python scripts/build_book.py --only 05_computing_klom --render
+        # after a full build: rerun one chapter into the staged book and render the site again
 
 Steps (any failure stops the build with a non-zero exit status):
 
@@ -22,6 +24,10 @@ Steps (any failure stops the build with a non-zero exit status):
    ``store_dir`` under ``--run-dir`` (papermill is never passed a name a notebook does not
    declare). A notebook must write ``<results_dir>/<stem>.json``. With ``progress: false`` in
    the parameter file (the published build) a page that wrote anything to stderr fails it.
+   Each executed page is then held to its results file (``scripts/book_checks.py``): every
+   glued number its text uses exists, the numbers listed there (method counts, verdict
+   ratios, the floor comparison) are glued and agree with the results file, and every figure
+   on the page went through the chapter's ``FigureLog`` and keeps the book's style.
 3. ``jupyter-book build _build/src --path-output . --all -W`` (full rebuild, warnings are
    errors, execution off): the site lands in ``_build/html``. Because page paths stay
    ``notebooks/<stem>``, the Colab launch buttons point at ``notebooks/<stem>.ipynb`` on GitHub.
@@ -346,14 +352,26 @@ def execute(stem: str, parameters: dict, results_dir: Path, out_dir: Path) -> fl
             f"notebooks/{stem} ran but did not write {result_json}: every notebook writes its "
             f"key numbers to <results_dir>/{stem}.json"
         )
-    json.loads(result_json.read_text())  # must be valid JSON
+    results = json.loads(result_json.read_text())  # must be valid JSON
     nb = nbformat.read(out, as_version=4)
+    check_against_results(stem, nb, results)
     tidy_for_render(nb)
     nbformat.write(nb, out)
     if not parameters.get("progress", True):
         check_no_stderr(stem, nb)
     print(f"    done in {seconds:.1f} s", flush=True)
     return seconds
+
+
+def check_against_results(stem: str, nb, results: dict) -> None:
+    """The page's glued numbers agree with its results file; its figures keep the style."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from book_checks import figure_problems, glue_problems
+
+    problems = glue_problems(stem, nb, results) + figure_problems(nb, results)
+    if problems:
+        raise BuildError(f"notebooks/{stem}: the page contradicts its results file or the "
+                         "book's figure style:\n  " + "\n  ".join(problems))
 
 
 def check_no_stderr(stem: str, nb) -> None:
@@ -375,17 +393,23 @@ def check_no_stderr(stem: str, nb) -> None:
 
 
 def stage_sources(toc, missing: list[str]) -> None:
-    import yaml
-
     for path in (STAGE, HTML):
         if path.exists():
             shutil.rmtree(path)
     STAGE.mkdir(parents=True)
+    restage_sources(toc, missing)
+
+
+def restage_sources(toc, missing: list[str]) -> None:
+    """Refresh the staged prose pages and configuration, keeping the executed notebooks."""
+    import yaml
+
     shutil.copy2(ROOT / "_config.yml", STAGE / "_config.yml")
+    shutil.rmtree(STAGE / "book", ignore_errors=True)
     shutil.copytree(ROOT / "book", STAGE / "book")
-    staged = prune_toc(toc, set(missing))
     header = "# Staged by scripts/build_book.py from ../../_toc.yml; edit that file, not this one.\n"
-    (STAGE / "_toc.yml").write_text(header + yaml.safe_dump(staged, sort_keys=False))
+    (STAGE / "_toc.yml").write_text(header + yaml.safe_dump(prune_toc(toc, set(missing)),
+                                                            sort_keys=False))
 
 
 def render() -> float:
@@ -419,6 +443,11 @@ def main(argv=None) -> int:
         "--run-dir", default="_build/run",
         help="folder for what the notebooks write: <run-dir>/store (the model store) and "
         "<run-dir>/results (one JSON per notebook); default: _build/run",
+    )
+    parser.add_argument(
+        "--render", action="store_true",
+        help="with --only: execute the chapters into the staged book of the last full build "
+        "(_build/src), refresh its prose pages and configuration, and render the site again",
     )
     parser.add_argument(
         "--only", nargs="+", metavar="STEM",
@@ -470,12 +499,20 @@ def main(argv=None) -> int:
                   "there; after changing training or unlearning code, `make clean-book` or "
                   "delete that folder to rebuild from scratch)")
         results_dir.mkdir(parents=True, exist_ok=True)
-        out_dir = run_dir / "notebooks" if args.only else STAGE / "notebooks"
+        rerender = bool(args.only and args.render)
+        if args.render and not args.only:
+            raise BuildError("--render goes with --only (a full build always renders)")
+        if rerender and not (STAGE / "notebooks").is_dir():
+            raise BuildError(f"--only ... --render needs the staged book of a full build "
+                             f"({STAGE.relative_to(ROOT)}/notebooks); run a full build first")
+        out_dir = run_dir / "notebooks" if args.only and not rerender else STAGE / "notebooks"
         if not args.only:
             stage_sources(toc, missing)
+        elif rerender:
+            restage_sources(toc, missing)
         timings = {stem: execute(stem, per_notebook[stem], results_dir, out_dir)
                    for stem in to_run}
-        if not args.only:
+        if not args.only or rerender:
             timings["jupyter-book build"] = render()
     except BuildError as err:
         print(f"\nBUILD FAILED: {err}", file=sys.stderr)
@@ -486,7 +523,8 @@ def main(argv=None) -> int:
     for step, seconds in timings.items():
         print(f"  {step:<28s} {seconds:7.1f} s")
     print(f"  {'total':<28s} {total:7.1f} s")
-    site = f"site: {HTML.relative_to(ROOT)}/index.html   " if not args.only else f"notebooks: {out_dir}   "
+    site = (f"site: {HTML.relative_to(ROOT)}/index.html   " if not args.only or args.render
+            else f"notebooks: {out_dir}   ")
     print(f"\n{site}results: {results_dir}")
     return 0
 

@@ -4,14 +4,19 @@
     .venv/bin/python scripts/screenshot_book.py            # after `make book`
     .venv/bin/python scripts/screenshot_book.py --browser google-chrome --out shots/
 
-Serves ``_build/html`` over a local http.server, loads the index and notebook pages in headless
+Serves ``_build/html`` over a local http.server, loads the index, notebook and book pages in headless
 Chromium (Debian: ``apt-get install -y chromium``), and for each page
 
 - saves a full-width screenshot (``<out>/<page>.png``; default out: ``_build/screenshots``),
-- checks that the page has at least one figure (an image under ``_images/``), that the browser
+- checks that a notebook page has at least one figure (an image under ``_images/``), that the browser
   requested every local image of the page and that the server answered 200 for each, and that
   no page asset was missing (no 404),
-- checks that the screenshot is not blank.
+- checks that the screenshot is not blank,
+- checks that nothing in the page's article is clipped at that width: the page is loaded once
+  more with a small script (injected by the local server) that lists every element whose
+  content is wider than its box (a table or output that needs a horizontal scroll bar, or is
+  cut off) and every element that reaches past the article's right edge (code cells' inputs
+  excepted: source lines may scroll).
 
 Exits non-zero with a message naming the page and the problem if a check fails.
 """
@@ -47,10 +52,50 @@ CHROME_FLAGS = [
 ]
 
 
+# Run in the page after load: what is wider than its box, or than the article.
+OVERFLOW_SCRIPT = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const article = document.querySelector("article") || document.querySelector("main");
+  const right = article.getBoundingClientRect().right + 2;
+  const found = [], reported = [];
+  for (const el of article.querySelectorAll("*")) {
+    const style = getComputedStyle(el);
+    if (style.display === "none" || el.closest(".cell_input, details:not([open])")
+        || reported.some(r => r.contains(el))) continue;
+    const wide = el.scrollWidth > el.clientWidth + 2 && el.clientWidth > 0
+                 && ["auto", "scroll", "hidden"].includes(style.overflowX);
+    const past = el.getBoundingClientRect().right > right && el.getBoundingClientRect().width > 0;
+    if (wide || past) {
+      reported.push(el);
+      found.push(`${el.tagName.toLowerCase()}.${(el.className || "").toString().split(" ")[0]}`
+                 + ` (${wide ? el.scrollWidth + " px of content in " + el.clientWidth
+                           : "reaches " + Math.round(el.getBoundingClientRect().right) + " px"})`
+                 + `: ${(el.innerText || "").trim().slice(0, 60).replace(/\\s+/g, " ")}`);
+    }
+  }
+  document.body.setAttribute("data-klom-overflow", JSON.stringify(found));
+}, 500));
+</script>"""
+
+
 class LoggingHandler(SimpleHTTPRequestHandler):
-    """Serves files and records (path, status) of every request."""
+    """Serves files and records (path, status) of every request; with ``?overflow`` in the
+    URL, an HTML page comes with :data:`OVERFLOW_SCRIPT` before ``</body>``."""
 
     log: list = []
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        if url.query != "overflow" or not url.path.endswith(".html"):
+            return super().do_GET()
+        path = Path(self.translate_path(url.path))
+        body = path.read_text(encoding="utf-8").replace("</body>", OVERFLOW_SCRIPT + "</body>")
+        data = body.encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def log_request(self, code="-", size="-"):
         self.log.append((unquote(urlparse(self.path).path), int(code) if str(code).isdigit() else code))
@@ -114,6 +159,24 @@ def screenshot(browser: str, url: str, png: Path, width: int, height: int, timeo
         )
 
 
+def overflowing(browser: str, url: str, width: int, height: int, timeout: int) -> list[str]:
+    """What the page at ``url`` clips at ``width`` (see :data:`OVERFLOW_SCRIPT`)."""
+    import json
+
+    with tempfile.TemporaryDirectory(prefix="klom-chromium-") as profile:
+        cmd = [browser, *CHROME_FLAGS, f"--user-data-dir={profile}",
+               f"--window-size={width},{height}", "--virtual-time-budget=5000", "--dump-dom",
+               url + "?overflow"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    found = re.search(r'data-klom-overflow="([^"]*)"', proc.stdout)
+    if proc.returncode != 0 or not found:
+        raise RuntimeError(f"{browser} --dump-dom failed on {url} (exit status "
+                           f"{proc.returncode}):\n{proc.stderr[-2000:]}")
+    import html
+
+    return json.loads(html.unescape(found.group(1)))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--html", default=str(HTML), help="the built site (default: _build/html)")
@@ -126,6 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=2400)
     parser.add_argument("--timeout", type=int, default=120, help="seconds per page")
+    parser.add_argument("--allow-clipped", action="store_true",
+                        help="do not check that nothing in the article is clipped at --width")
     parser.add_argument("--allow-no-figures", action="store_true",
                         help="do not require at least one figure (an image under _images/) per page")
     args = parser.parse_args(argv)
@@ -135,7 +200,8 @@ def main(argv=None) -> int:
         print(f"{site}/index.html does not exist: build the book first (make book)", file=sys.stderr)
         return 1
     pages = args.pages or ["index.html"] + sorted(
-        str(p.relative_to(site)) for p in (site / "notebooks").glob("*.html"))
+        str(p.relative_to(site)) for folder in ("notebooks", "book")
+        for p in (site / folder).glob("*.html"))
     browser = find_browser(args.browser)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -169,7 +235,7 @@ def main(argv=None) -> int:
             missing = sorted(p for p, codes in served.items() if 404 in codes and p != "/favicon.ico")
             problems = []
             figures = [i for i in images if "/_images/" in i]
-            if not figures and not args.allow_no_figures:
+            if not figures and not args.allow_no_figures and page.startswith("notebooks/"):
                 problems.append("no figure (no image under _images/) on the page")
             if not_loaded:
                 problems.append(f"images not loaded by the browser: {not_loaded}")
@@ -177,6 +243,13 @@ def main(argv=None) -> int:
                 problems.append(f"requests answered 404: {missing}")
             if blank(png):
                 problems.append("the screenshot is blank")
+            if not args.allow_clipped:
+                try:
+                    clipped = overflowing(browser, urljoin(base, str(html_file.relative_to(site))),
+                                          args.width, args.height, args.timeout)
+                except (RuntimeError, subprocess.TimeoutExpired) as err:
+                    clipped = [f"could not check: {err}"]
+                problems += [f"clipped at {args.width} px: {c}" for c in clipped]
             status = "OK" if not problems else "FAILED"
             shown_as = f" (shows {html_file.relative_to(site)})" if html_file != site / page else ""
             print(f"{status:6s} {page}{shown_as}: {len(images) - len(not_loaded)} of "

@@ -277,3 +277,153 @@ def test_pages_workflow():
     for action in ("actions/configure-pages", "actions/upload-pages-artifact", "actions/deploy-pages"):
         assert action in text, action
     assert "make book" in text and "_build/html" in text
+
+
+def _load_book_checks():
+    spec = importlib.util.spec_from_file_location("book_checks", ROOT / "scripts" / "book_checks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+book_checks = _load_book_checks()
+
+
+def _page(markdown: str, glued: dict, images: int = 0):
+    """An executed notebook as nbformat holds it: one markdown cell, one code cell whose
+    outputs glue ``glued`` (as klom_utils.tables.glue displays them) and show ``images``."""
+    from klom_utils.tables import GLUE_PREFIX, glue
+
+    outputs = []
+    for g in glue({}, **glued) if glued else []:
+        data, meta = g.bundle()
+        outputs.append({"output_type": "display_data", "data": data, "metadata": meta})
+    outputs += [{"output_type": "display_data", "data": {"image/png": "AA=="}, "metadata": {}}
+                for _ in range(images)]
+    assert all(GLUE_PREFIX + "text/plain" in o["data"] for o in outputs[:len(glued)])
+    return {"cells": [{"cell_type": "markdown", "source": markdown},
+                      {"cell_type": "code", "source": "", "outputs": outputs}]}
+
+
+def _verdict_results(shares, multiples):
+    return {"verdict": {str(k): {"dmm_over_do_nothing": s, "dmm_over_oracle_matching": m}
+                        for k, (s, m) in enumerate(zip(shares, multiples), 1)}}
+
+
+def test_glue_check_passes_a_page_that_agrees_with_its_results():
+    results = _verdict_results([0.2, 0.45], [1.5, 3.0])
+    text = ("{glue}`dmm_share_min` to {glue}`dmm_share_max`, {glue}`dmm_multiple_min` to "
+            "{glue}`dmm_multiple_max` times")
+    nb = _page(text, {"dmm_share_min": 0.2, "dmm_share_max": 0.45, "dmm_multiple_min": 1.5,
+                      "dmm_multiple_max": 3.0})
+    assert book_checks.glue_problems("07_datamodel_matching", nb, results) == []
+
+
+def test_glue_check_fails_on_contradiction_missing_glue_and_unused_number():
+    results = _verdict_results([0.2, 0.45], [1.5, 3.0])
+    nb = _page("{glue}`dmm_share_min` to {glue}`dmm_share_max` and {glue}`typo`",
+               {"dmm_share_min": 0.25, "dmm_share_max": 0.45, "dmm_multiple_min": 1.5})
+    problems = "\n".join(book_checks.glue_problems("07_datamodel_matching", nb, results))
+    assert "no cell glues 'typo'" in problems
+    assert "dmm_share_min = '0.25', the results file says 0.2" in problems
+    assert "'dmm_multiple_max' is not glued" in problems
+    assert "'dmm_multiple_min' is glued but the text does not use it" in problems
+
+
+def test_glue_check_reads_percentages_and_words():
+    assert book_checks._agrees("45%", 0.449)
+    assert not book_checks._agrees("45%", 0.46)
+    assert book_checks._agrees("above", "above") and not book_checks._agrees("above", "not above")
+    results = {"noise_floor": {"n_per_side": 100, "retain": {"p95": 0.65},
+                               "validation": {"p95": 0.66}},
+               "do_nothing_at_n": {"100": {"retain": {"p95": 0.79}, "validation": {"p95": 0.6}}},
+               "parameters": {"methods": ["a", "b"]}}
+    nb = _page("{glue}`n_methods` {glue}`floor_retain_word` {glue}`floor_validation_word`",
+               {"n_methods": 2, "floor_retain_word": "above",
+                "floor_validation_word": "above"})
+    assert book_checks.glue_problems("05_computing_klom", nb, results) == [
+        "the text shows floor_validation_word = 'above', the results file says 'not above'"]
+
+
+def test_figure_check_counts_images_and_reads_the_style():
+    good = {"dpi": 150.0, "width": 7.0, "min_font": 8.0, "legend": [["scrub", "#8172b3"]]}
+    bad = {"dpi": 100.0, "width": 8.0, "min_font": 5.0, "legend": [["scrub", "#ff0000"]]}
+    assert book_checks.figure_problems(_page("", {}, images=1), {"figures": [good]}) == []
+    problems = book_checks.figure_problems(_page("", {}, images=2), {"figures": [bad]})
+    assert problems[0].startswith("2 images on the page but 1 figures recorded")
+    assert any("100 dpi" in p for p in problems) and any("5 pt" in p for p in problems)
+    assert any("'scrub' drawn in #ff0000" in p for p in problems)
+
+
+def test_every_chapter_uses_the_figure_style_and_saves_its_figures():
+    for stem in STEMS:
+        source = (NOTEBOOKS / f"{stem}.py").read_text()
+        assert "use_style()" in source and "FigureLog()" in source, stem
+        assert 'results["figures"] = shown.records' in source, stem
+        assert "plt.subplots" not in source and "plt.show" not in source, (
+            f"{stem}: make figures with klom_utils.plots.figure and show them with the log")
+
+
+def test_glued_names_of_the_checks_are_used_by_their_chapters():
+    for stem, names in book_checks.GLUED.items():
+        text = (NOTEBOOKS / f"{stem}.py").read_text()
+        for name in names:
+            assert f"{{glue}}`{name}`" in text, f"{stem}: the text does not show {name}"
+
+
+def test_api_page_documents_every_name_the_chapters_import():
+    import ast
+    import importlib
+
+    api = (ROOT / "book" / "api.md").read_text()
+    missing = []
+    for stem in STEMS:
+        tree = ast.parse((NOTEBOOKS / f"{stem}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("klom_utils"):
+                for alias in node.names:  # where a name is defined, or re-exported
+                    home = getattr(getattr(importlib.import_module(node.module), alias.name),
+                                   "__module__", node.module)
+                    documented = any(re.search(rf"{re.escape(m)}(\.\w+)*\.{alias.name}\b", api)
+                                     for m in (node.module, home))
+                    if not documented:
+                        missing.append(f"{stem}: {node.module}.{alias.name}")
+    assert not missing, "book/api.md does not document: " + ", ".join(missing)
+
+
+def test_book_renders_math_and_references_offline():
+    sphinx = CONFIG["sphinx"]
+    assert sphinx["config"]["html_math_renderer"] == "klom_mathsvg"
+    assert sphinx["config"]["bibtex_default_style"] == "authoryear"
+    for name, folder in sphinx["local_extensions"].items():
+        assert (ROOT / folder / f"{name}.py").is_file(), name
+
+
+def test_bibliography_labels_name_the_authors():
+    spec = importlib.util.spec_from_file_location("klom_bibstyle",
+                                                  ROOT / "book" / "_ext" / "klom_bibstyle.py")
+    style = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(style)
+    from pybtex.database import parse_file
+
+    entries = parse_file(str(ROOT / CONFIG["bibtex_bibfiles"][0])).entries
+    labels = dict(zip(entries, style.AuthorYearLabels().format_labels(list(entries.values()))))
+    assert labels["jupyterbook2020"] == "Executable Books Community 2020"
+    assert labels["georgiev2025attribute"] == "Georgiev et al. 2025"
+    assert labels["kullback1951information"] == "Kullback and Leibler 1951"
+    twice = list(style.AuthorYearLabels().format_labels([entries["krizhevsky2009cifar"]] * 2))
+    assert twice == ["Krizhevsky 2009a", "Krizhevsky 2009b"]
+
+
+def test_math_renders_to_svg_without_a_network():
+    spec = importlib.util.spec_from_file_location("klom_mathsvg",
+                                                  ROOT / "book" / "_ext" / "klom_mathsvg.py")
+    mathsvg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mathsvg)
+    import base64
+
+    data, width, height, depth = mathsvg.render(r"\alpha_t \lVert\theta\rVert_1 \approx 11.5")
+    assert base64.b64decode(data).startswith(b"<?xml") and width > height > 0 and depth >= 0
+    img = mathsvg._img(r"p_b > 0", block=False)
+    assert img.startswith('<img class="klom-math" src="data:image/svg+xml;base64,')
+    assert 'alt="p_b &gt; 0"' in img and "vertical-align:-" in img

@@ -6,6 +6,7 @@ into a temporary folder and reads <results_dir>/<stem>.json. Add one test per no
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
@@ -19,18 +20,34 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
 
+def _book_checks():
+    spec = importlib.util.spec_from_file_location("book_checks", ROOT / "scripts" / "book_checks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_notebook(stem: str, tmp_path: Path, **parameters) -> dict:
-    """Execute notebooks/<stem>.ipynb with `parameters`; return its results JSON."""
+    """Execute notebooks/<stem>.ipynb with `parameters`; return its results JSON, after checking
+    that the page's glued numbers agree with it and that every figure keeps the book's style
+    (the checks of the build, scripts/book_checks.py)."""
     results_dir = tmp_path / "results"
+    out = tmp_path / f"{stem}.out.ipynb"
     papermill.execute_notebook(
         str(NOTEBOOKS / f"{stem}.ipynb"),
-        str(tmp_path / f"{stem}.out.ipynb"),
+        str(out),
         parameters={"results_dir": str(results_dir), **parameters},
         cwd=str(NOTEBOOKS),
         kernel_name="python3",
         progress_bar=False,
     )
-    return json.loads((results_dir / f"{stem}.json").read_text())
+    results = json.loads((results_dir / f"{stem}.json").read_text())
+    nb = json.loads(out.read_text())
+    checks = _book_checks()
+    problems = checks.glue_problems(stem, nb, results) + checks.figure_problems(nb, results)
+    assert not problems, f"{stem}: " + "; ".join(problems)
+    assert results["figures"], f"{stem}: no figure recorded"
+    return results
 
 
 @pytest.mark.slow
@@ -242,6 +259,9 @@ def test_05_computing_klom(pipeline, unlearned):
         assert dn[g]["p95"] > r["noise_floor"][g]["p95"]
     # both directions are reported for every method
     assert set(r["directions"]) == {f"{TINY_SET}/{m}" for m in TINY_METHODS}
+    floors = r["direction_floors"][str(TINY_SET)]  # the floor in both directions, at N
+    assert floors["n_per_side"] == TINY_N
+    assert all(0.0 < floors[g][0] < 5.0 and 0.0 < floors[g][1] < 5.0 for g in GROUPS)
     assert sorted(r["ranking"][str(TINY_SET)]) == sorted(TINY_METHODS)
     # the other lenses, side by side with their nulls at the same N
     lenses = r["lenses"]

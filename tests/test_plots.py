@@ -89,3 +89,73 @@ def test_klom_vs_cost_and_protocol_comparison():
     assert labels == ["leave-one-out", "oracle-tuned (optimistic)"]
     with pytest.raises(ValueError, match="at least one"):
         plots.klom_vs_cost([])
+
+
+def test_figure_in_the_book_style_and_its_description():
+    fig, axes = plots.figure(2)
+    assert fig.dpi >= plots.DPI and len(axes) == 2 and fig.get_figwidth() <= plots.MAX_WIDTH
+    axes[0].hist([1.0, 2.0], color=plots.COLORS["oracle"], label="oracles (2)")
+    axes[0].plot([0, 1], [0, 1], color=plots.method_color("scrub"), label="scrub")
+    axes[0].hlines(1.0, 0, 1, colors=plots.COLORS["floor"], label="noise floor (N=5)")
+    axes[0].legend()
+    d = plots.describe(fig)
+    assert d["legend"] == [["oracles (2)", "#4c72b0"], ["scrub", "#8172b3"],
+                           ["noise floor (N=5)", "#000000"]]
+    assert plots.style_problems(d) == []
+    with pytest.raises(ValueError, match="n_panels must be at least 1, got 0"):
+        plots.figure(0)
+
+
+def test_style_problems_name_what_leaves_the_style():
+    fig, (ax,) = plots.figure(1)
+    ax.plot([0, 1], [0, 1], color="#ff0000", label="do nothing (N=10)")
+    ax.scatter([0], [0], color="#123456", label="my own line")  # not a method: any colour
+    ax.legend(fontsize=5)
+    problems = plots.style_problems(plots.describe(fig))
+    assert "text of 5 pt, at least 7" in problems
+    assert ("legend entry 'do nothing (N=10)' drawn in #ff0000, its colour is #8C8C8C"
+            in problems)
+    assert len(problems) == 2
+    assert plots.style_problems({"dpi": 100, "width": 12, "min_font": 8, "legend": []}) == [
+        "100 dpi, expected at least 150",
+        f"12 inches wide, at most {plots.MAX_WIDTH:g} (wider figures shrink their fonts on "
+        "the page)"]
+
+
+def test_every_figure_function_keeps_the_style():
+    rng = np.random.default_rng(0)
+    recs = [_record(m, k, p) for k in (1, 2) for m, p in (("do_nothing", 5.0), ("scrub", 2.0))]
+    figs = [plots.p95_bars(recs), plots.p95_overview(recs),
+            plots.klom_distributions({"do_nothing": rng.exponential(2.0, 40)}, np.array([1, 4]),
+                                     30),
+            plots.margin_histograms(_margins(20, 3), _margins(20, 3, 1.0, 1), _margins(20, 3),
+                                    examples=[0, 1])]
+    for fig in figs:
+        assert plots.style_problems(plots.describe(fig)) == [], fig
+
+
+def test_p95_overview_marks_every_method_set_and_floor():
+    recs = [_record(m, k, p) for k in (1, 2, 3) for m, p in (("do_nothing", 5.0), ("scrub", 2.0))]
+    fig = plots.p95_overview(recs)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == list(plots.GROUPS)
+    labels = [t for t, _ in plots.describe(fig)["legend"]]
+    assert labels.count("noise floor (set 1, N=?)") == 1 and "forget set 3" in labels
+    assert len(visible[0].collections) >= 6  # a marker per method and forget set
+    with pytest.raises(ValueError, match="p95_overview needs at least one record"):
+        plots.p95_overview([])
+
+
+def test_figure_log_keeps_a_description_per_figure():
+    log = plots.FigureLog()
+    fig, _ = plots.figure(1)
+    assert log(fig) is fig and log.records == [plots.describe(fig)]
+
+
+def test_use_style_sets_the_book_resolution():
+    import matplotlib
+
+    with matplotlib.rc_context():
+        plots.use_style()
+        assert matplotlib.rcParams["figure.dpi"] == plots.DPI
+        assert matplotlib.rcParams["savefig.dpi"] == plots.DPI

@@ -32,7 +32,7 @@ def test_builds_what_is_missing_once(tmp_path, capsys):
                        methods=["do_nothing"])
     store = prepare_store(tmp_path / "s", needs, device="cpu")
     line = capsys.readouterr().out.strip()
-    assert line.startswith(f"store {tmp_path / 's'}: built the missing part")
+    assert line.startswith("model store: built the missing part")
     assert "trained 10 models, unlearned 4" in line  # 4 full + 5 oracles + 1 held out
     assert missing_models(store, needs, "DIGITS") == []
     prepare_store(tmp_path / "s", needs, device="cpu")
