@@ -168,7 +168,8 @@ class DownloadPlan:
         if len(shown) < len(self.files):
             lines.append(f"{'':>10}  ... and {len(self.files) - len(shown)} more files")
         return "\n".join(lines + [f"{human_bytes(self.total):>10}  total: {len(self.files)} files "
-                                  f"({self.total} bytes) of {self.repo} at {self.commit}"])
+                                  f"({self.total} bytes)", f"{'':>10}  of {self.repo}",
+                                  f"{'':>10}  at {self.commit}"])
 
 
 def human_bytes(n: float) -> str:
@@ -231,7 +232,7 @@ def local_plan(root: str | os.PathLike, folders: str | Iterable[str], *,
     files = sorted(p.relative_to(root).as_posix() for f in folder_list if (root / f).is_dir()
                    for p in (root / f).rglob("*") if p.is_file())
     kept = list(_hub_api().filter_repo_objects(files, allow_patterns=_patterns(folder_list, repo, kinds)))
-    return DownloadPlan(repo=repo, revision=None, commit=f"the local copy {str(root)!r}",
+    return DownloadPlan(repo=repo, revision=None, commit=f"a local copy ({Path(root).name}/)",
                         folders=folder_list, files=[(f, (root / f).stat().st_size) for f in kept])
 
 

@@ -513,7 +513,7 @@ else:  # a stand-in in EasyDUB's layout, from this store's margins
     e_store = open_store(e_root)
 for name, plan in plans.items():
     print(f"{name}: would fetch\n{plan.listing(max_files=4)}\n")
-print(f"read as a store: {e_store.folders()}")
+print("read as a store:", *e_store.folders(), sep="\n  ")
 
 # %% [markdown]
 # Doing nothing on this page's first forget set, read through each layout, at the same $N$
@@ -528,7 +528,8 @@ for name, st in [("KLOM-models layout", store), ("EasyDUB layout", e_store)]:
     o = folder_margins(st, oracle_folder(D, k0), None if st is e_store else data, oracle_ids[k0][:n])
     rows[name] = summarize(klom(unlearned=u, oracle=o, variant="easydub"),
                            forget=st.forget_set(D, k0), n_train=data.n_train)
-    print(f"{name:<20s} N={n}: " + "  ".join(f"{g} p95 {s['p95']:.4f}" for g, s in rows[name].items()))
+    print(f"{name} (N={n} per side)\n  " + "  ".join(f"{g} p95 {s['p95']:.4f}"
+                                                 for g, s in rows[name].items()))
 results["populations"] = {"source": source, "forget_set": k0, "n_per_side": n,
                           **{name: {g: s["p95"] for g, s in r.items()} for name, r in rows.items()},
                           "listed_bytes": {name: plan.total for name, plan in plans.items()}}
@@ -538,10 +539,13 @@ results["populations"] = {"source": source, "forget_set": k0, "n_per_side": n,
 # exactly. On the Hub they are two populations, and their published "do nothing" values
 # (forget set 2, $N$ = 100 per side) differ about twofold on retain and validation:
 #
-# | population | source | estimator | retain p95 | validation p95 | forget p95 |
-# |---|---|---|---|---|---|
-# | `royrin/KLOM-models` | data-unlearning-bench results table {cite:p}`rinberg2025dub` | `bench2025`, KL(oracle ‖ unlearned) | 0.639 | 0.651 | 9.287 |
-# | `easydub/EasyDUB-dataset` | EasyDUB README {cite:p}`rinberg2026easydub` | `easydub`, KL(unlearned ‖ oracle) | 0.3191 | 0.2639 | 9.2647 |
+# | population | estimator | retain p95 | val. p95 | forget p95 |
+# |---|---|---|---|---|
+# | `royrin/KLOM-models` | `bench2025`, KL(oracle ‖ unlearned) | 0.639 | 0.651 | 9.287 |
+# | `easydub/EasyDUB-dataset` | `easydub`, KL(unlearned ‖ oracle) | 0.3191 | 0.2639 | 9.2647 |
+#
+# Sources: the data-unlearning-bench results table {cite:p}`rinberg2025dub` for the first
+# row, EasyDUB's README {cite:p}`rinberg2026easydub` for the second.
 #
 # The two rows also use different estimators, but on the same margins those differ by about
 # 15% (chapter 1), far less than the gap: the models differ. **Scores compare only within a

@@ -468,8 +468,9 @@ check = score_arrays(held_m, m.oracle, m.forget, m.n_train, n_splits=n_splits, s
 check_ulira = check["metrics"]["ulira"]
 if check_ulira["groups"]:
     u_check = check_ulira["groups"]["forget"]
-    print(f"{len(held)} held-out oracles against {check['n_oracles']} oracles: U-LiRA on the "
-          f"forget set {u_check['value']:.3f} [{u_check['low']:.3f}, {u_check['high']:.3f}]")
+    print(f"{len(held)} held-out oracles against {check['n_oracles']} oracles\n"
+          f"U-LiRA on the forget set: {u_check['value']:.3f} "
+          f"[{u_check['low']:.3f}, {u_check['high']:.3f}]")
     results["lenses"]["held_out_oracles_ulira"] = {
         "n_per_side": check["n_per_side"], **{key: u_check[key] for key in ("value", "low", "high")}}
 else:  # too few held-out oracles in this run
