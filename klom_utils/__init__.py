@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .evaluate import score
     from .hub import download
     from .lens_tables import lens_table
-    from .lenses import lenses
+    from .lenses import compute_lenses
     from .metric import headline, klom, margins, summarize
     from .models import load_model
     from .store import Store, open_store
@@ -46,7 +46,7 @@ _EXPORTS = {
     "score": "evaluate",
     "results_table": "tables",
     "compare": "comparison",
-    "lenses": "lenses",
+    "compute_lenses": "lenses",
     "lens_table": "lens_tables",
 }
 

@@ -106,7 +106,7 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
     in a temporary store, to measure the training cost that relative costs divide by (default:
     a DIGITS stack of 100, else 1; 0: no relative cost); ``metrics``: lenses besides KLOM
     for the reported rows (``"all"`` or among ``ulira``, ``accuracy``, ``ks``; see
-    :func:`klom_utils.lenses.lenses`): columns ``ulira``, ``ks_p95``, ``tow`` and others,
+    :func:`klom_utils.lenses.compute_lenses`): columns ``ulira``, ``ks_p95``, ``tow`` and others,
     each with interval and null. Settings are chosen by KLOM alone.
     """
     start = time.perf_counter()

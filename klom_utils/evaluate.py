@@ -36,7 +36,7 @@ from .layout import (
     recipe_name,
     unlearned_folder,
 )
-from .lenses import klom_cap, lenses, parse_metrics, saturation_warnings
+from .lenses import compute_lenses, klom_cap, parse_metrics, saturation_warnings
 from .metric import klom, summarize
 from .oracles import scoring_oracle_ids, used_oracle_ids
 from .precomputed import oracle_margins_folder, precomputed_margins, train_width
@@ -189,7 +189,7 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     ``seed``, ``seconds``; ``klom_cap`` (the largest score of this estimator at this ``N``: a
     group's p95 within 5% of it gets a ``saturated`` warning). ``metrics``: the lenses besides
     KLOM (``"all"``, or among ``"ulira"``, ``"accuracy"``, ``"ks"``; see
-    :func:`klom_utils.lenses.lenses`), under ``record["metrics"]``, each with interval and
+    :func:`klom_utils.lenses.compute_lenses`), under ``record["metrics"]``, each with interval and
     null at the floor's ``N``. ``klom_kwargs`` go to :func:`klom_utils.metric.klom` (``bins``,
     ``eps``, ``clip``, ``direction``, ``variant``). Full models and oracles trained with
     different recorded recipes are refused (:func:`recipe_differences`), or with
@@ -385,7 +385,7 @@ def _score(m: Margins, oracle_margins: Callable[[list], np.ndarray], *, level: f
     diagnostics["warnings"] += saturation_warnings(
         "KLOM p95", {g: record[g]["p95"] for g in GROUPS}, record["klom_cap"])
     if len(metrics) > 1:
-        record["metrics"] = lenses(m.unlearned, m.oracle, **groups, null=null, metrics=metrics,
+        record["metrics"] = compute_lenses(m.unlearned, m.oracle, **groups, null=null, metrics=metrics,
                                    level=level, n_splits=n_splits, seed=seed)
         diagnostics["warnings"] += record["metrics"]["warnings"]
     record["diagnostics"] = diagnostics

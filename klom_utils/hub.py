@@ -23,7 +23,9 @@ from . import easydub
 from .progress import tqdm_class
 from .store import Store
 
+#: The Hub dataset of the KLOM paper's models (the default repository).
 REPO_ID = "royrin/KLOM-models"
+#: EasyDUB's Hub dataset (margins only, in its own layout).
 EASYDUB_REPO_ID = easydub.REPO_ID
 
 #: The folders that the dataset card of royrin/KLOM-models names.

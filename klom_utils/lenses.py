@@ -48,7 +48,7 @@ from .membership import MIN_ULIRA_MODELS, ulira_accuracy
 from .metric import group_index, klom, model_arrays
 from .uncertainty import check_interval_settings, t_quantile
 
-__all__ = ["METRICS", "parse_metrics", "lenses", "klom_cap", "saturation_warnings",
+__all__ = ["METRICS", "parse_metrics", "compute_lenses", "klom_cap", "saturation_warnings",
            "SATURATION_SHARE", "INTERVAL_METHOD"]
 
 #: The lenses, in the order tables show them (KLOM is always computed).
@@ -114,7 +114,7 @@ def saturation_warnings(metric: str, values: Mapping[str, float], cap: float) ->
         f"{_SATURATED}: {metric} {listed} within 5% of its cap {cap:.4g}")}]
 
 
-def lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike, n_train: int,
+def compute_lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike, n_train: int,
            null: tuple[ArrayLike, ArrayLike] | None = None,
            metrics: Sequence[str] = METRICS, level: float = 0.95, n_splits: int = 25,
            seed: int = 0, intervals: bool = True) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from klom_utils.lenses import lenses
+from klom_utils.lenses import compute_lenses
 from klom_utils.metric import klom
 
 
@@ -50,7 +50,7 @@ def replicate(rng, n_models, world, level, n_splits, seed):
     u = population(rng, n_models, mu, scale, shift)
     o = population(rng, 3 * n_models, mu, scale, 0.0)
     null = (o[n_models:2 * n_models], o[2 * n_models:])
-    return lenses(u, o[:n_models], forget=world["forget"], n_train=world["n_train"], null=null,
+    return compute_lenses(u, o[:n_models], forget=world["forget"], n_train=world["n_train"], null=null,
                   level=level, n_splits=n_splits, seed=seed)
 
 
@@ -113,7 +113,7 @@ def speed(repeats=5):
     o = population(rng, 300, mu, scale, 0.0)
     null = (o[100:200], o[200:])
     kw = dict(forget=np.arange(n_forget), n_train=n_train, null=null)
-    lenses(u[:, :2000], o[:100, :2000], forget=np.arange(100), n_train=1500)  # compile
+    compute_lenses(u[:, :2000], o[:100, :2000], forget=np.arange(100), n_train=1500)  # compile
     klom(unlearned=u, oracle=o[:100])
 
     def best(fn):
@@ -125,8 +125,8 @@ def speed(repeats=5):
         return min(t)
 
     t_klom = best(lambda: klom(unlearned=u, oracle=o[:100]))
-    t_values = best(lambda: lenses(u, o[:100], **kw, n_splits=10, intervals=False))
-    t_all = best(lambda: lenses(u, o[:100], **kw))
+    t_values = best(lambda: compute_lenses(u, o[:100], **kw, n_splits=10, intervals=False))
+    t_all = best(lambda: compute_lenses(u, o[:100], **kw))
     print("\nspeed: 60,000 examples (1,000 forget), 100 vs 100 models, float32; best of "
           f"{repeats}; load average {os.getloadavg()[0]:.2f}")
     print(f"  one KLOM call                              {t_klom:8.3f} s")

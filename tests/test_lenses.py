@@ -12,7 +12,7 @@ from klom_utils.comparison import LENS_COLUMNS, lens_columns
 from klom_utils.evaluate import score_arrays
 from klom_utils.ks_test import ks_pvalue, ks_statistics, model_level_ks
 from klom_utils.lens_tables import lens_table
-from klom_utils.lenses import METRICS, klom_cap, lenses, parse_metrics
+from klom_utils.lenses import METRICS, compute_lenses, klom_cap, parse_metrics
 from klom_utils.membership import ulira_accuracy
 from klom_utils.metric import VARIANTS
 
@@ -120,7 +120,7 @@ def _world(seed=3, n=30, shift=0.0, n_forget=20, n_train=200, n_val=100):
 
 def test_lenses_values_intervals_and_nulls():
     u, o, forget, n_train = _world(shift=3.0)
-    r = lenses(u, o[:30], forget=forget, n_train=n_train, null=(o[30:60], o[60:]), n_splits=10)
+    r = compute_lenses(u, o[:30], forget=forget, n_train=n_train, null=(o[30:60], o[60:]), n_splits=10)
     ul = r["ulira"]["groups"]
     assert ul["forget"]["value"] > 0.9 and abs(ul["retain"]["value"] - 0.5) < 0.1
     assert ul["forget"]["low"] <= ul["forget"]["value"] <= ul["forget"]["high"]
@@ -133,7 +133,7 @@ def test_lenses_values_intervals_and_nulls():
     assert acc["tow"]["low"] <= acc["tow"]["value"] <= acc["tow"]["high"] <= 1
     assert r["null_n_per_side"] == [30, 30]
     json.dumps(r, allow_nan=False)
-    quick = lenses(u, o[:30], forget=forget, n_train=n_train, intervals=False, metrics=("ks",))
+    quick = compute_lenses(u, o[:30], forget=forget, n_train=n_train, intervals=False, metrics=("ks",))
     assert set(quick) >= {"ks"} and "ulira" not in quick
     assert np.isnan(quick["ks"]["groups"]["forget"]["sd"])  # no interval asked for
     assert quick["ks"]["groups"]["forget"]["null"] is None
@@ -141,7 +141,7 @@ def test_lenses_values_intervals_and_nulls():
 
 def test_saturated_lenses_are_flagged():
     u, o, forget, n_train = _world(shift=100.0)
-    r = lenses(u, o[:30], forget=forget, n_train=n_train, n_splits=10)
+    r = compute_lenses(u, o[:30], forget=forget, n_train=n_train, n_splits=10)
     messages = [w["message"] for w in r["warnings"]]
     assert any("U-LiRA forget 1" in m and "cannot rank" in m for m in messages)
     assert any(m.startswith("saturated") and "KS p95 forget 1" in m for m in messages)
