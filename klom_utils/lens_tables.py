@@ -23,12 +23,16 @@ def _cell(entry: dict[str, Any] | None, key: str = "value", signed: bool = False
     if value is None or not np.isfinite(value):
         return "nan"
     fmt = "{:+.3f}" if signed else "{:.3f}"
-    text = fmt.format(value)
+
+    def number(x):  # no "-0.000"
+        return fmt.format(0.0 if round(x, 3) == 0 else x)
+
+    text = number(value)
     low, high = entry.get("low"), entry.get("high")
     if low is not None and high is not None and np.isfinite(low) and np.isfinite(high):
-        text += f" [{fmt.format(low)}, {fmt.format(high)}]"
+        text += f" [{number(low)}, {number(high)}]"
     if entry.get("null") is not None:
-        text += f" · null {fmt.format(entry['null'])}"
+        text += f" · null {number(entry['null'])}"
     return text
 
 
@@ -64,7 +68,8 @@ def _rows(r: Record) -> list[list[str]]:
         row("accuracy, unlearned", [_cell(acc["unlearned"][g]) for g in _GROUPS])
         row("accuracy, oracles", [_cell(acc["oracle"][g]) for g in _GROUPS])
         row("accuracy gap (unl. - orc.)", [_cell(acc["gap"][g], signed=True) for g in _GROUPS])
-        row("average gap; ToW", [_cell(acc["average_gap"]), _cell(acc["tow"]), ""])
+        row("average gap (of the three)", [_cell(acc["average_gap"]), "", ""])
+        row("ToW (of the three)", [_cell(acc["tow"]), "", ""])
     return rows
 
 
@@ -77,12 +82,13 @@ def lens_table(records: Iterable[Record]) -> ResultsTable:
                          "--metrics all)")
     header = ["forget set", "method", "N/side", "lens", *_GROUPS]
     rows = [row for r in records for row in _rows(r)]
-    nulls = sorted({str(r["metrics"]["null_n_per_side"]) for r in records})
+    nulls = sorted({", ".join(sorted({str(n) for n in r["metrics"]["null_n_per_side"] or []}))
+                    or "none" for r in records})
     first = records[0]["metrics"]["interval"]
     notes = [
         f"[CI]: {100 * first['level']:g}% interval for the expected value at this N per side, "
         f"over the randomness of training the models ({first['method']}).",
-        f"null: the same lens for two disjoint groups of oracles, N per side {', '.join(nulls)} "
+        f"null: the same lens for two disjoint groups of oracles, N per side {'; '.join(nulls)} "
         "(compare a value with its null at the same N only).",
         "U-LiRA retain and validation: random samples of the forget set's size (controls); "
         "accuracy: share of examples with a positive margin; validation = the held-out split.",
