@@ -56,10 +56,22 @@ TOP_FOLDERS = ("full_models", "oracles", "forget_set_indices", "oracle_models")
 #: The repositories whose layouts a store reads: their top-level folders and an example folder.
 REPOS = {REPO_ID: (TOP_FOLDERS, CARD_FOLDERS[0]),
          EASYDUB_REPO_ID: (easydub.TOP_FOLDERS, "margins/cifar10/oracle/forget_2")}
-#: Where EasyDUB's folders may lead: each level's allowed names (regular expressions).
-EASYDUB_LEVELS = {"margins": ("cifar10", "pretrain|oracle", r"retain|val|forget_\d+",
-                              "retain|val|forget|resnet9", "resnet9"),
-                  "forget_sets": ("cifar10",)}
+_SET = r"forget_set_([1-9]|10)"  # the ten CIFAR-10 forget sets
+#: Where each repository's folders may lead, below the top level: each level's allowed names
+#: (regular expressions), so that a misspelt folder is refused before any request.
+LEVELS = {
+    REPO_ID: {"full_models": ("CIFAR10|CIFAR10_augmented|LIVING17",),
+              "oracles": ("CIFAR10", f"{_SET}|only_margins", _SET),
+              "forget_set_indices": ("CIFAR10|LIVING17",),
+              "oracle_models": ("CIFAR10|LIVING17", "only_margins", r"forget_set_\d+")},
+    EASYDUB_REPO_ID: {"margins": ("cifar10", "pretrain|oracle", r"retain|val|forget_([1-9]|10)",
+                                  "retain|val|forget|resnet9", "resnet9"),
+                      "forget_sets": ("cifar10",)},
+}
+_LOOK_LIKE = {REPO_ID: "'full_models/CIFAR10', 'oracles/CIFAR10/forget_set_1' … '_10', "
+                       "'forget_set_indices/CIFAR10'",
+              EASYDUB_REPO_ID: "'margins/cifar10/pretrain', 'margins/cifar10/oracle/forget_2', "
+                               "'forget_sets/cifar10'"}
 REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 
 
@@ -93,12 +105,12 @@ def _clean_folder(folder: str, repo: str = REPO_ID, strict: bool = True) -> str:
     if path.parts[0] not in top:
         raise ValueError(f"folder {folder!r}: {repo} has no top-level folder "
                          f"{path.parts[0]!r}; expected one of {', '.join(top)}")
-    if repo == EASYDUB_REPO_ID and strict:  # (a local copy may hold another dataset's folder)
-        levels = EASYDUB_LEVELS[path.parts[0]]
+    if strict:  # (a local copy may hold another dataset's folder, e.g. DIGITS)
+        levels = LEVELS[repo][path.parts[0]]
         for depth, part in enumerate(path.parts[1:]):
             if depth >= len(levels) or not re.fullmatch(levels[depth], part):
-                raise ValueError(f"folder {folder!r}: {repo} has no {part!r} there (its folders look "
-                                 f"like 'margins/cifar10/pretrain', {example!r}, 'forget_sets/cifar10')")
+                raise ValueError(f"folder {folder!r}: {repo} has no {part!r} there (its folders "
+                                 f"look like {_LOOK_LIKE[repo]})")
     return path.as_posix()
 
 
@@ -212,7 +224,12 @@ def download_plan(folders: str | Iterable[str], *, kinds: Iterable[str] | str | 
         raise FileNotFoundError(f"{repo} has no revision {revision!r} ({type(err).__name__})"
                                 if revision else f"{repo}: {type(err).__name__}") from None
     except Exception as err:
-        _raise_unreachable(err, endpoint or hub.constants.ENDPOINT, "the cache", folder_list[0])
+        if _unreachable(err):
+            raise ConnectionError(
+                f"cannot reach the Hugging Face Hub at {endpoint or hub.constants.ENDPOINT} (no "
+                f"network, or a proxy or firewall in the way) to list the files of "
+                f"{folder_list[0]!r}: connect, or read a cache made elsewhere with offline=True "
+                "(HF_HUB_OFFLINE=1; local_plan lists a local copy)") from None
         raise
     siblings = list(hub.filter_repo_objects(info.siblings or [], allow_patterns=patterns,
                                         key=lambda s: s.rfilename))

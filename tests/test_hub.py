@@ -82,9 +82,26 @@ def test_offline_uses_the_cache_and_names_what_is_missing(remote, tmp_path, monk
 
 
 def test_unknown_folder_online(remote, tmp_path):
+    # a well-formed name the repository does not hold: the Hub's answer names it
     with pytest.raises(FileNotFoundError, match="check the folder name"):
-        download("oracles/CIFAR10/forget_set_99", cache_dir=tmp_path / "cache",
+        download("oracles/CIFAR10/forget_set_9", cache_dir=tmp_path / "cache",
                  endpoint=remote.endpoint, progress=False)
+
+
+@pytest.mark.parametrize("folder", ["oracles/CIFAR10/forget_set_99", "full_models/CIFAR1",
+                                    "forget_set_indices/cifar10", "full_models/CIFAR10/extra"])
+def test_misspelt_folders_are_refused_before_any_request(folder, monkeypatch):
+    import huggingface_hub
+
+    def no_request(*args, **kwargs):
+        raise AssertionError("a request was made")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_request)
+    with pytest.raises(ValueError, match=f"folder {folder!r}: royrin/KLOM-models has no"):
+        download(folder, endpoint="http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="has no 'forget_11' there"):
+        download_plan("margins/cifar10/oracle/forget_11", repo="easydub/EasyDUB-dataset",
+                      endpoint="http://127.0.0.1:9")
 
 
 def test_bad_arguments():
