@@ -125,11 +125,16 @@ def speed(repeats=5):
         return min(t)
 
     t_klom = best(lambda: klom(unlearned=u, oracle=o[:100]))
+    each = {m: best(lambda: compute_lenses(u, o[:100], **kw, metrics=("klom", m),
+                                           intervals=False))
+            for m in ("ulira", "accuracy", "ks")}
     t_values = best(lambda: compute_lenses(u, o[:100], **kw, n_splits=10, intervals=False))
     t_all = best(lambda: compute_lenses(u, o[:100], **kw))
     print("\nspeed: 60,000 examples (1,000 forget), 100 vs 100 models, float32; best of "
           f"{repeats}; load average {os.getloadavg()[0]:.2f}")
     print(f"  one KLOM call                              {t_klom:8.3f} s")
+    for m, t in each.items():
+        print(f"  {m + ', value and null':<43s}{t:8.3f} s = {t / t_klom:.1f} KLOM calls")
     print(f"  U-LiRA + accuracies + KS, values and nulls {t_values:8.3f} s = "
           f"{t_values / t_klom:.1f} KLOM calls")
     print(f"  the same with intervals (25 half-splits)   {t_all:8.3f} s = "
