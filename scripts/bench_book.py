@@ -31,8 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = "07_datamodel_matching"
+#: Where the key numbers of each chapter 07 run are kept (runs/ is not committed).
+KEPT = ROOT / "runs" / "bench_book"
 #: The steps of chapter 07 timed on their own: (label, text that starts the cell's code).
-STEPS = (("store", "# %matplotlib inline"), ("datamodel", "start = time.perf_counter()"),
+STEPS = (("store", "%matplotlib inline"), ("datamodel", "start = time.perf_counter()"),
          ("compare", "shown = {"))
 
 
@@ -60,6 +62,9 @@ def run_chapter07(tree: Path, work: Path) -> dict:
                     "--no-progress-bar"], cwd=work, env=env, check=True,
                    capture_output=True)
     seconds = time.perf_counter() - start
+    KEPT.mkdir(parents=True, exist_ok=True)  # its key numbers, for the comparison of results
+    shutil.copy(work / "klom_run" / "results" / f"{NOTEBOOK}.json",
+                KEPT / f"{NOTEBOOK}_{work.name}.json")
     cells = json.loads((work / "out.ipynb").read_text())["cells"]
     steps = {}
     for label, head in STEPS:
@@ -82,6 +87,18 @@ def run_book(tree: Path, work: Path) -> dict:
                             re.M))
     return {k: float(v) for k, v in times.items()} | {"load before": before,
                                                        "load after": load()}
+
+
+def results(label: str) -> None:
+    """Chapter 07's datamodel quality and verdict of the run ``label``: forget-set correlation
+    and RMSE of the predicted change, and datamodel matching's forget p95 (100 vs 100)."""
+    r = json.loads((KEPT / f"{NOTEBOOK}_chapter07_{label}.json").read_text())
+    quality = "  ".join(f"set {k}: corr {q['groups']['forget']['corr']:.3f} RMSE "
+                        f"{q['groups']['forget']['rmse']:.4f}" for k, q in r["quality"].items())
+    verdict = "  ".join(f"set {k}: {v['forget_p95']['datamodel_matching']:.3f}"
+                        for k, v in r["verdict"].items())
+    print(f"{label:>9s} datamodel on the forget set: {quality}")
+    print(f"{label:>9s} DM matching forget p95 (KLOM vs scoring oracles): {verdict}")
 
 
 def table(name: str, base: dict, new: dict) -> None:
@@ -117,6 +134,9 @@ def main(argv=None) -> int:
                 print(f"{what} {label}: {json.dumps(out[label])}", flush=True)
             table({"chapter07": "chapter 07 alone (empty folder, its defaults)",
                    "book": "fresh build of the book"}[what], out["baseline"], out["new"])
+            if what == "chapter07":
+                for label in ("baseline", "new"):
+                    results(label)
     return 0
 
 
