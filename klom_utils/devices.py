@@ -65,7 +65,8 @@ def in_threads(parts: list[tuple[int, int]], work: Callable[[int, int], T]) -> l
 
     The ops of a small stacked model are short, so torch's own threads spend them waiting on
     each other, and spin while they wait: on a loaded 2-core machine 2 torch threads trained
-    DIGITS models 8-30 times slower than 1 (``scripts/bench_book.py``). Parts in Python
+    DIGITS models many times slower than 1 (``scripts/bench_train.py --threads-compare``,
+    ``scripts/bench_book.py``). Parts in Python
     threads share nothing while an op runs (torch releases the GIL), and each model's result
     does not depend on the stack it is in, so the models are the same, bit for bit."""
     if len(parts) == 1:

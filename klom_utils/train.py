@@ -115,8 +115,8 @@ class TrainConfig:
 #: Defaults per dataset (store names). CIFAR10 is the authors' ResNet-9 recipe. DIGITS trains
 #: stacks of 100 models, on the CPU as two stacks of 50 in two Python threads of one torch
 #: thread each (:func:`klom_utils.devices.in_threads`): bit-identical models (tested), and no
-#: spinning of torch's own threads, which made 2 torch threads 8-30 times slower than 1 on a
-#: loaded 2-core machine (``scripts/bench_book.py``).
+#: spinning of torch's own threads, which made 2 torch threads many times slower than 1 on a
+#: loaded 2-core machine (``scripts/bench_train.py --threads-compare``).
 DEFAULT_CONFIGS = {
     "DIGITS": TrainConfig(arch="digits_mlp", epochs=20, batch_size=64, lr=0.1, peak_epoch=4,
                           momentum=0.9, nesterov=True, weight_decay=5e-4, equal_steps=True,
