@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .augment import augment_batch, augment_generators, black_fill
 from .claims import claimed_chunks
 from .data import as_dataset, dataset_name
-from .devices import device_settings, resolve_device
+from .devices import cpu_parts, device_settings, in_threads, resolve_device
 from .forget_sets import digits_forget_sets, ensure_digits_forget_sets, forget_indices, retain_mask
 from .ids import ids_text, model_seed
 from .layout import TRAIN_RECORD, full_models_folder, oracle_folder, recipe_name
@@ -113,9 +113,10 @@ class TrainConfig:
 
 
 #: Defaults per dataset (store names). CIFAR10 is the authors' ResNet-9 recipe. DIGITS trains
-#: 100 models at once on two CPU threads: 1.5-1.8x faster than one on a 2-core machine at low
-#: load (2,000 subset models: 33-39 s against 58 s), with bit-identical models (tested); more
-#: threads only wait on each other for ops this small.
+#: stacks of 100 models, on the CPU as two stacks of 50 in two Python threads of one torch
+#: thread each (:func:`klom_utils.devices.in_threads`): bit-identical models (tested), and no
+#: spinning of torch's own threads, which made 2 torch threads many times slower than 1 on a
+#: loaded 2-core machine (``scripts/bench_train.py --threads-compare``).
 DEFAULT_CONFIGS = {
     "DIGITS": TrainConfig(arch="digits_mlp", epochs=20, batch_size=64, lr=0.1, peak_epoch=4,
                           momentum=0.9, nesterov=True, weight_decay=5e-4, equal_steps=True,
@@ -180,9 +181,16 @@ def fit(dataset, train_indices, init_state_dicts, order_seeds, config: TrainConf
     m = len(init_state_dicts)
     if len(order_seeds) != m:
         raise ValueError(f"{len(order_seeds)} order seeds for {m} models")
+    idx = np.asarray(train_indices)
+    if idx.ndim == 2 and idx.shape[0] != m:
+        raise ValueError(f"{idx.shape[0]} rows of train indices for {m} models")
     with device_settings(config.threads, device):
-        return _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device,
-                    progress, desc)
+        # on the CPU: config.threads parts of the stack, one per Python thread (in_threads)
+        outs = in_threads(cpu_parts(m, config.threads, device), lambda lo, hi: _fit(
+            dataset, idx[lo:hi] if idx.ndim == 2 else idx, init_state_dicts[lo:hi],
+            order_seeds[lo:hi], config, device, progress and lo == 0, desc))
+    return ([sd for out in outs for sd in out[0]], torch.cat([out[1] for out in outs]),
+            torch.cat([out[2] for out in outs]))
 
 
 def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, progress, desc):
@@ -190,8 +198,6 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
     x_all = dataset.normalize(dataset.train_x, device=device)
     y_all = dataset.train_y.to(device)
     idx = torch.as_tensor(np.asarray(train_indices), dtype=torch.long)
-    if idx.ndim == 2 and idx.shape[0] != m:
-        raise ValueError(f"{idx.shape[0]} rows of train indices for {m} models")
     per_model = idx.ndim == 2  # each model its own examples (datamodels), else shared
     n = int(idx.shape[-1])
     bounds = batch_bounds(n, dataset.n_train, config)
