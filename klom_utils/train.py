@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .augment import augment_batch, augment_generators, black_fill
 from .claims import claimed_chunks
 from .data import as_dataset, dataset_name
-from .devices import cpu_parts, device_settings, in_threads, resolve_device
+from .devices import device_settings, resolve_device
 from .forget_sets import digits_forget_sets, ensure_digits_forget_sets, forget_indices, retain_mask
 from .ids import ids_text, model_seed
 from .layout import TRAIN_RECORD, full_models_folder, oracle_folder, recipe_name
@@ -113,10 +113,7 @@ class TrainConfig:
 
 
 #: Defaults per dataset (store names). CIFAR10 is the authors' ResNet-9 recipe. DIGITS trains
-#: stacks of 100 models, on the CPU as two stacks of 50 in two Python threads of one torch
-#: thread each (:func:`klom_utils.devices.in_threads`): bit-identical models (tested), and no
-#: spinning of torch's own threads, which made 2 torch threads many times slower than 1 on a
-#: loaded 2-core machine (``scripts/bench_train.py --threads-compare``).
+#: stacks of 100 models on the CPU, with torch's own threads.
 DEFAULT_CONFIGS = {
     "DIGITS": TrainConfig(arch="digits_mlp", epochs=20, batch_size=64, lr=0.1, peak_epoch=4,
                           momentum=0.9, nesterov=True, weight_decay=5e-4, equal_steps=True,
@@ -184,13 +181,11 @@ def fit(dataset, train_indices, init_state_dicts, order_seeds, config: TrainConf
     idx = np.asarray(train_indices)
     if idx.ndim == 2 and idx.shape[0] != m:
         raise ValueError(f"{idx.shape[0]} rows of train indices for {m} models")
+    # one stack, torch's own threads: a model's result must not depend on how the ids were
+    # split over jobs (parts of the stack in Python threads, one torch thread each, gave
+    # other low bits than a job array and gained nothing at low load)
     with device_settings(config.threads, device):
-        # on the CPU: config.threads parts of the stack, one per Python thread (in_threads)
-        outs = in_threads(cpu_parts(m, config.threads, device), lambda lo, hi: _fit(
-            dataset, idx[lo:hi] if idx.ndim == 2 else idx, init_state_dicts[lo:hi],
-            order_seeds[lo:hi], config, device, progress and lo == 0, desc))
-    return ([sd for out in outs for sd in out[0]], torch.cat([out[1] for out in outs]),
-            torch.cat([out[2] for out in outs]))
+        return _fit(dataset, idx, init_state_dicts, order_seeds, config, device, progress, desc)
 
 
 def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, progress, desc):

@@ -9,11 +9,6 @@ the whole ``train_models`` call into a fresh store (training, logits, margins, f
         # seconds per ResNet-9 on 24 epochs of CIFAR-10-shaped random data, per stack size,
         # and the fraction of the bf16 peak (a model costs about 2.1 PFLOP; H200 ~ 790 TFLOP/s)
 
-    python scripts/bench_train.py --threads-compare --models 200 --epochs 4
-        # DIGITS on 2 CPU threads: one stack on 2 torch threads (the former way) against two
-        # parts of the stack in two Python threads of one torch thread each (train.fit now),
-        # and one torch thread, in interleaved rounds, with the load average
-
 Prints a markdown table of measured times and ratios (best of ``--repeat`` runs).
 """
 
@@ -92,41 +87,6 @@ def bench_digits(args):
           f"{'met' if t_e2e <= goal else 'NOT met'} ({t_e2e:.2f} s end to end)")
 
 
-def bench_threads(args):
-    """Two CPU threads for one stack of DIGITS models: torch's own threads against two parts
-    of the stack in Python threads (the same models, bit for bit), and one thread."""
-    d = data.load_digits()
-    epochs = args.epochs or 20
-    cfg = train.default_config("digits", stack=args.models, epochs=epochs,
-                               peak_epoch=min(4, epochs))
-    ids = range(args.models)
-    inits = [stack.init_state_dict("digits_mlp", model_seed("DIGITS", "full", i, "init", 0))
-             for i in ids]
-    idx = np.arange(d.n_train)
-    ways = {"one stack, 1 torch thread": dataclasses.replace(cfg, threads=1),
-            "one stack, 2 torch threads (before)": dataclasses.replace(cfg, threads=None),
-            "2 parts in 2 Python threads, 1 torch thread each (now)": cfg}
-    times: dict = {name: [] for name in ways}
-    logits = {}
-    torch.set_num_threads(2)  # threads=None: torch's own 2 threads on one stack
-    load_before = os.getloadavg()
-    for _ in range(args.repeat):  # interleaved rounds: the machine's load hits every way
-        for name, config in ways.items():
-            start = time.perf_counter()
-            logits[name] = train.fit(d, idx, inits, list(ids), config, progress=False)[2]
-            times[name].append(time.perf_counter() - start)
-    same = all(torch.equal(v, logits[next(iter(ways))]) for v in logits.values())
-    base = min(times["one stack, 2 torch threads (before)"])
-    print(f"\nDIGITS, {args.models} models, {epochs} epochs, {os.cpu_count()} cores; load "
-          f"average before {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}, "
-          f"after {' '.join(f'{x:.1f}' for x in os.getloadavg())}; best of {args.repeat} "
-          f"interleaved rounds; val logits identical: {same}\n")
-    print("| way | best (s) | worst (s) | speed-up over 2 torch threads |")
-    print("|---|---:|---:|---:|")
-    for name, t in times.items():
-        print(f"| {name} | {min(t):.2f} | {max(t):.2f} | {base / min(t):.1f}x |")
-
-
 def random_cifar(n_train, n_val, device, size: int = 32):
     """CIFAR-10-shaped random images (uint8, ``size`` x ``size``) and labels on ``device``."""
     g = torch.Generator().manual_seed(0)
@@ -195,16 +155,12 @@ def main(argv=None):
     p.add_argument("--n-train", type=int, default=50_000, help="resnet9: train images")
     p.add_argument("--n-val", type=int, default=10_000, help="resnet9: test images")
     p.add_argument("--batch-size", type=int, default=None, help="resnet9: default 512")
-    p.add_argument("--threads-compare", action="store_true",
-                   help="DIGITS: 2 torch threads on one stack vs 2 parts in Python threads")
     p.add_argument("--peak-tflops", type=float, default=790.0,
                    help="resnet9: the device's bf16 peak (default: H200, about 790)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.threads_compare:
-        bench_threads(args)
-    elif args.arch == "digits_mlp":
+    if args.arch == "digits_mlp":
         bench_digits(args)
     else:
         bench_resnet9(args)

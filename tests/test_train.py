@@ -330,21 +330,3 @@ def test_digits_on_gpu_matches_cpu(tmp_path, digits):
 
 
 # ---------------------------------------------------------------------------------- optimiser
-
-
-
-
-
-
-
-def test_stack_parts_run_in_threads_with_one_torch_thread_each():
-    cpu_parts, in_threads = devices.cpu_parts, devices.in_threads
-    assert cpu_parts(5, 2, "cpu") == [(0, 2), (2, 5)]
-    assert cpu_parts(1, 2, "cpu") == [(0, 1)]
-    assert cpu_parts(5, None, "cpu") == [(0, 5)]
-    assert cpu_parts(5, 2, "meta") == [(0, 5)]  # not the CPU: one part
-    before = torch.get_num_threads()
-    out = in_threads(cpu_parts(7, 3, "cpu"), lambda lo, hi: (list(range(lo, hi)),
-                                                             torch.get_num_threads()))
-    assert out == [([0, 1], 1), ([2, 3], 1), ([4, 5, 6], 1)]
-    assert torch.get_num_threads() == before  # the caller's setting is untouched

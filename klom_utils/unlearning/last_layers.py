@@ -14,17 +14,12 @@ from each model's own generator (the model's default initialisation of those lay
 
 from __future__ import annotations
 
-import threading
-
 import torch
 
 from ..models import load_model
 from ..stack import ModelStack, blocks_of
 from .registry import register_method
 from .steps import descend_on_retain, for_training, sgd, sgd_defaults
-
-#: Held while torch's global generator is seeded and used (parts of a stack run in threads).
-_GLOBAL_RNG = threading.Lock()
 
 
 def _k_fits(method: str, k: int, blocks: list) -> None:
@@ -85,7 +80,7 @@ def eu_k(models, data, config, *, generators):
     for sd, g in zip(models.state_dicts(), generators):
         model = load_model(sd, arch="auto")
         seed = int(torch.randint(0, 2**62, (1,), generator=g))
-        with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):  # parts of a stack: threads
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for name, child in model.named_children():
                 if name in last:
