@@ -10,7 +10,7 @@ oracles on every example); no extra training.
   Chance 0.5, cap 1.0.
 * **Accuracies** (:mod:`klom_utils.accuracy_gaps`): per group the mean accuracy of each side,
   the gap, the average gap and ToW.
-* **KS** (:mod:`klom_utils.ks_test`): per example the two-sample KS statistic, summarised by
+* **KS** (:mod:`klom_utils.ks_stats`): per example the two-sample KS statistic, summarised by
   its 95th percentile per group (cap 1.0), and the model-level "forget quality" p-value.
 
 **Intervals** (``level``, over the randomness of training the models, the examples fixed)
@@ -43,7 +43,7 @@ import numpy as np
 
 from ._typing import ArrayLike
 from .accuracy_gaps import GAP_GROUPS, accuracy_gaps, model_accuracies
-from .ks_test import ks_statistics, model_level_ks
+from .ks_stats import ks_statistics, model_level_ks
 from .membership import MIN_ULIRA_MODELS, ulira_accuracy
 from .metric import group_index, klom, model_arrays
 from .uncertainty import check_interval_settings, t_quantile

@@ -10,7 +10,7 @@ from klom_utils.accuracy_gaps import accuracy_gaps, model_accuracies
 from klom_utils.cli import main
 from klom_utils.comparison import LENS_COLUMNS, lens_columns
 from klom_utils.evaluate import score_arrays
-from klom_utils.ks_test import ks_pvalue, ks_statistics, model_level_ks
+from klom_utils.ks_stats import ks_pvalue, ks_statistics, model_level_ks
 from klom_utils.lens_tables import lens_table
 from klom_utils.lenses import METRICS, compute_lenses, klom_cap, parse_metrics
 from klom_utils.membership import ulira_accuracy
