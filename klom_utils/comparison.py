@@ -52,7 +52,7 @@ from .lenses import parse_metrics
 from .metric import klom, summarize
 from .oracles import held_out_oracle_ids, scoring_oracle_ids
 from .progress import progress_bar
-from .report import write_comparison
+from .report import LENS_COLUMNS, write_comparison
 from .store import RecordMismatchError, Store, StoreLike, as_store, folder_margins
 from .train import train_models
 from .uncertainty import MIN_MODELS, check_interval_settings
@@ -389,10 +389,6 @@ def lens_columns(lens: Record | None, group: str) -> Record:
                    average_gap=acc["average_gap"]["value"])
     return out
 
-
-#: The columns :func:`lens_columns` fills.
-LENS_COLUMNS = ("ulira", "ulira_low", "ulira_high", "ulira_null", "ks_p95", "ks_p95_low",
-                "ks_p95_high", "ks_null", "tow", "tow_null", "average_gap")
 
 
 def _trial_record(trial: Trial) -> Record:

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from .files import load_npy, save_npy
-from .layout import check_split, full_models_folder, oracle_folder
+from .layout import FORGET_RE, check_split, full_models_folder, oracle_folder
 
 REPO_ID = "easydub/EasyDUB-dataset"
 #: Its top-level folders (the code also puts CIFAR-10's images under ``data/`` when it trains).
@@ -37,7 +37,6 @@ TOP_FOLDERS = ("margins", "forget_sets")
 DATASET, DATASET_DIR = "CIFAR10", "cifar10"
 ARCH = "resnet9"
 FILE_RE = re.compile(r"^id_(\d+)_epoch_(\d+)\.npy$")
-FORGET_FILE_RE = re.compile(r"^forget_set_(\d+)\.npy$")
 FULL_RE = re.compile(r"^full_models/([A-Z0-9]+)$")
 ORACLE_RE = re.compile(r"^oracles/([A-Z0-9]+)/forget_set_(\d+)$")
 DO_NOTHING_RE = re.compile(r"^unlearned/([A-Z0-9]+)/do_nothing/forget_set_(\d+)$")
@@ -189,7 +188,7 @@ class EasyDUBView:
 
     def forget_set_ids(self, dataset: str = DATASET) -> list[int]:
         folder = self.root / "forget_sets" / dataset.lower()
-        return sorted(int(m.group(1)) for m in map(FORGET_FILE_RE.match, _names(folder)) if m)
+        return sorted(int(m.group(1)) for m in map(FORGET_RE.match, _names(folder)) if m)
 
 
 def _names(folder: Path) -> list[str]:

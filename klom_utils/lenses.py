@@ -86,15 +86,9 @@ def parse_metrics(metrics: str | Iterable[str] | None) -> tuple[str, ...]:
 def klom_cap(n_unlearned: int, n_oracles: int, **klom_kwargs: Any) -> float:
     """The largest KLOM score the estimator gives at these numbers of models (all of one
     side's models in one bin, the other's elsewhere), for the settings ``klom_kwargs``."""
-    cases = []
-    for a_value, b in ((0.0, _spread(n_oracles)), (None, None)):
-        a = np.full((n_unlearned, 1), a_value) if a_value is not None else _spread(n_unlearned)
-        b = b if b is not None else np.zeros((n_oracles, 1))
-        cases += [klom(unlearned=a, oracle=b, **klom_kwargs)[0]]
-    ones = np.ones((n_unlearned, 1)), np.zeros((n_oracles, 1))
-    cases += [klom(unlearned=ones[0], oracle=ones[1], **klom_kwargs)[0],
-              klom(unlearned=1 - ones[0], oracle=1 - ones[1], **klom_kwargs)[0]]
-    return float(np.nanmax(cases))
+    zu, zo = np.zeros((n_unlearned, 1)), np.zeros((n_oracles, 1))
+    cases = [(zu, _spread(n_oracles)), (_spread(n_unlearned), zo), (zu + 1, zo), (zu, zo + 1)]
+    return float(np.nanmax([klom(unlearned=a, oracle=b, **klom_kwargs)[0] for a, b in cases]))
 
 
 def _spread(n: int) -> np.ndarray:
@@ -166,7 +160,7 @@ def _t(level: float, n_splits: int, n_models: int) -> float:
     return t_quantile((1 + level) / 2, df=max(df, 1.0))
 
 
-def _half_split(stat: Callable[[np.ndarray, np.ndarray], np.ndarray], u: np.ndarray,
+def _half_split(stat: Callable[[np.ndarray, np.ndarray], ArrayLike], u: np.ndarray,
                 o: np.ndarray, *, n_splits: int, rng: np.random.Generator
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(point estimate on all models, half-sampling sd) of the vector statistic ``stat``."""
@@ -178,8 +172,8 @@ def _half_split(stat: Callable[[np.ndarray, np.ndarray], np.ndarray], u: np.ndar
     for _ in range(n_splits):
         pu, po = rng.permutation(len(u)), rng.permutation(len(o))
         for a in (0, 1):
-            vals.append(stat(u[np.sort(pu[a * hu:(a + 1) * hu])],
-                             o[np.sort(po[a * ho:(a + 1) * ho])]))
+            vals.append(np.asarray(stat(u[np.sort(pu[a * hu:(a + 1) * hu])],
+                                        o[np.sort(po[a * ho:(a + 1) * ho])])))
     # over subsets of m of n models the spread is var(T_n) * (n/m - 1): var(T_n) for m = n/2
     sd = np.sqrt(np.var(vals, axis=0, ddof=1) / ((len(u) + len(o)) / (hu + ho) - 1))
     return point, sd
@@ -197,25 +191,19 @@ def _sample(index: Mapping[str, np.ndarray], most: int, rng: np.random.Generator
             for g, i in index.items()}
 
 
-def _group_p95(a: np.ndarray, b: np.ndarray, cols: Mapping[str, np.ndarray]) -> dict:
-    """The p95 of the per-example KS statistic of ``a`` against ``b`` on each group's columns."""
-    flat = np.concatenate(list(cols.values()))
-    parts = np.split(ks_statistics(a[:, flat], b[:, flat]),
-                     np.cumsum([len(c) for c in cols.values()])[:-1])
-    return {g: float(np.percentile(x, 95)) for g, x in zip(cols, parts)}
+def _joined(cols: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """All groups' columns in one array, and where to split a result on them by group."""
+    return np.concatenate(list(cols.values())), np.cumsum([len(c) for c in cols.values()])[:-1]
 
 
-def _control_columns(index: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict:
-    """The forget set's columns, and random retain and validation samples of its size."""
-    k = len(index["forget"])
-    return {g: (i if g == "forget" or len(i) <= k else np.sort(rng.choice(i, k, replace=False)))
-            for g, i in index.items()}
+def _ks_p95s(a: np.ndarray, b: np.ndarray, cuts: np.ndarray) -> list[float]:
+    """The p95 of the per-example KS statistic of ``a`` against ``b`` (joined columns) by group."""
+    return [float(np.percentile(s, 95)) for s in np.split(ks_statistics(a, b), cuts)]
 
 
 def _ulira(u, o, index, pair, seed, spread, z) -> dict[str, Any]:
-    cols = _control_columns(index, spread["rng"])
-    flat = np.concatenate(list(cols.values()))
-    cuts = np.cumsum([len(c) for c in cols.values()])[:-1]
+    cols = _sample(index, len(index["forget"]), spread["rng"])  # retain, val.: controls
+    flat, cuts = _joined(cols)
 
     def stat(a, b):
         return [s.mean() for s in np.split(
@@ -267,17 +255,12 @@ def _ks(u, o, index, pair, spread, z) -> dict[str, Any]:
     rng = spread["rng"]
     null = None
     if pair is not None:  # the null's p95 on a sample of each group (it only needs the p95)
-        null = _group_p95(pair[0], pair[1], _sample(index, NULL_EXAMPLES, rng))
-
-    def stat(a, b):
-        return [np.percentile(s, 95) for s in np.split(ks_statistics(a, b), cuts)]
-
+        flat, cuts = _joined(_sample(index, NULL_EXAMPLES, rng))
+        null = dict(zip(index, _ks_p95s(pair[0][:, flat], pair[1][:, flat], cuts)))
     sd = np.full(len(index), np.nan)
     if spread["n_splits"]:
-        sample = _sample(index, SPREAD_EXAMPLES, rng)
-        flat = np.concatenate(list(sample.values()))
-        cuts = np.cumsum([len(c) for c in sample.values()])[:-1]
-        sd = _half_split(stat, u[:, flat], o[:, flat], **spread)[1]
+        flat, cuts = _joined(_sample(index, SPREAD_EXAMPLES, rng))
+        sd = _half_split(lambda a, b: _ks_p95s(a, b, cuts), u[:, flat], o[:, flat], **spread)[1]
     # the statistic lives on a lattice of steps about 2 / (n_u + n_o): its p95 jumps by such
     # steps between model draws, which half-splits of a few values do not see; half a step
     # is added to the half-width in quadrature (simulations: coverage below 93% without it)

@@ -18,12 +18,14 @@ from .metric import GROUPS
 from .plots import klom_vs_cost, p95_bars, protocol_comparison
 from .tables import jsonable
 
+#: The table's columns of the other lenses (``klom_utils.comparison.lens_columns``), by group.
+LENS_COLUMNS = ("ulira", "ulira_low", "ulira_high", "ulira_null", "ks_p95", "ks_p95_low",
+                "ks_p95_high", "ks_null", "tow", "tow_null", "average_gap")
 #: Columns of the CSV table, in order (settings and the oracles that chose them as JSON).
 COLUMNS = ("dataset", "forget_set", "method", "group", "protocol", "label", "p95", "p95_low",
            "p95_high", "floor_p95", "floor_n_per_side", "n_per_side", "accuracy",
            "oracle_accuracy", "accuracy_gap", "seconds_per_model", "relative_cost", "settings",
-           "folder", "chosen_on", "warnings", "ulira", "ulira_low", "ulira_high", "ulira_null",
-           "ks_p95", "ks_p95_low", "ks_p95_high", "ks_null", "tow", "tow_null", "average_gap")
+           "folder", "chosen_on", "warnings") + LENS_COLUMNS
 AGGREGATE = ("aggregate: the mean over forget sets of the mean of the forget, retain and "
              "validation 95th percentiles of KLOM (lower is better)")
 
@@ -48,8 +50,8 @@ def summarize_comparison(result: Record) -> list:
                     "relative_cost": _mean([r["relative_cost"] for r in val]),
                     "n_per_side": sorted({r["n_per_side"] for r in rows
                                           if r["n_per_side"] is not None}),
-                    "forget_ulira": _mean([r.get("ulira") for r in rows if r["group"] == "forget"]),
-                    "tow": _mean([r.get("tow") for r in val])})
+                    "forget_ulira": _mean([r["ulira"] for r in rows if r["group"] == "forget"]),
+                    "tow": _mean([r["tow"] for r in val])})
     out.sort(key=lambda e: np.inf if e["aggregate"] is None else e["aggregate"])
     for rank, entry in enumerate(out, 1):
         entry["rank"] = rank
@@ -128,8 +130,8 @@ def table_csv(rows: Sequence[Record]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({c: json.dumps(jsonable(r.get(c))) if isinstance(r.get(c), (dict, list))
-                         else ("" if r.get(c) is None else r[c]) for c in COLUMNS})
+        writer.writerow({c: json.dumps(jsonable(r[c])) if isinstance(r[c], (dict, list))
+                         else ("" if r[c] is None else r[c]) for c in COLUMNS})
     return buffer.getvalue()
 
 
