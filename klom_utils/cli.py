@@ -20,7 +20,7 @@ from pathlib import Path
 from . import __version__
 from .claims import held_claims
 from .cli_compare import add_compare_parser
-from .cli_options import add_device_option, add_progress_options, writable_json
+from .cli_options import add_device_option, add_metrics_option, add_progress_options, writable_json
 from .datamodels import DEFAULT_RIDGE, build_datamodel, datamodel_quality
 from .evaluate import jsonable, results_table, score, score_arrays
 from .files import load_npy
@@ -270,10 +270,7 @@ def add_score_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--allow-mixed-recipes", action="store_true",
                    help="score full models and oracles trained with different recipes (a "
                         "warning names the differences; refused by default)")
-    p.add_argument("--metrics", default="klom", metavar="LIST",
-                   help="lenses to compute: klom (default), or 'all', or a comma list among "
-                        "klom, ulira, accuracy, ks (each with its interval and its null at "
-                        "the same N; a second table shows them)")
+    add_metrics_option(p, "to compute (a second table shows those besides KLOM)")
     p.add_argument("--data-root", default=None, metavar="DIR", help="cifar10 download cache")
     p.add_argument("--augment", action="store_true",
                    help="score unlearned/<D>_augmented/<M> against oracles of the augmented "

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from .cli_options import add_device_option, add_progress_options, writable_json
+from .cli_options import add_device_option, add_metrics_option, add_progress_options, writable_json
 from .comparison import ACCURACY_TOLERANCE, PROTOCOLS, compare
 from .data import dataset_name
 from .ids import parse_ids
@@ -69,10 +69,7 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cost-models", type=int, default=None, metavar="N",
                    help="models trained once to measure the cost of training (default: 100 "
                         "for digits, else 1; 0: no relative cost)")
-    p.add_argument("--metrics", default="klom", metavar="LIST",
-                   help="lenses in the table besides KLOM: 'all' or a comma list among ulira, "
-                        "accuracy, ks (each with interval and null; settings are still chosen "
-                        "by KLOM; default: klom alone)")
+    add_metrics_option(p, "in the table (settings are still chosen by KLOM)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="folder of the table, summary and figures (default: "
                         "<store>/comparisons/<D>-<protocol>)")

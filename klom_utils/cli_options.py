@@ -28,6 +28,15 @@ def add_progress_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(progress=None)  # bars on a terminal, plain lines in logs
 
 
+def add_metrics_option(p: argparse.ArgumentParser, where: str) -> None:
+    """``--metrics``: the lenses besides KLOM (checked by ``lenses.parse_metrics`` in the
+    command, so that a bad list is the command's one-line error)."""
+    p.add_argument("--metrics", default="klom", metavar="LIST",
+                   help=f"lenses {where}: klom alone (default), 'all', or a comma list among "
+                        "klom, ulira, accuracy, ks (each with its interval and its null at the "
+                        "same N)")
+
+
 def writable_json(path: str):
     """``path`` as a Path whose folder exists or can be made, checked before any work."""
     out = Path(path)
