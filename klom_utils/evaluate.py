@@ -137,18 +137,35 @@ def klom_scores(margins: Margins, **klom_kwargs: Any) -> np.ndarray:
     return klom(unlearned=margins.unlearned, oracle=margins.oracle, **klom_kwargs)
 
 
+def correct_matrix(store: Store, folder: str, data: SplitsLike,
+                   model_ids: Sequence[int]) -> np.ndarray | None:
+    """Per model (row) and example (train then val columns): True where the model's largest
+    logit is the label's (the argmax prediction is right); None where the folder holds no
+    logits (margins only, e.g. EasyDUB's dataset)."""
+    return _right(store, folder, data, model_ids) if store.has_logits(folder) else None
+
+
+def _right(store: Store, folder: str, data: SplitsLike, model_ids: Sequence[int]) -> np.ndarray:
+    return np.concatenate([
+        store.logits_of(folder, "train", model_ids).argmax(-1) == np.asarray(data.train_y),
+        store.logits_of(folder, "val", model_ids).argmax(-1) == np.asarray(data.val_y)], axis=1)
+
+
 def accuracies(store: Store, folder: str, data: SplitsLike, model_ids: Sequence[int],
-               forget: ArrayLike) -> dict[str, float] | None:
+               forget: ArrayLike, correct: np.ndarray | None = None) -> dict[str, float] | None:
     """Mean accuracy of the models ``model_ids`` of ``folder`` on forget, retain and test;
-    None where the folder holds no logits (margins only, e.g. EasyDUB's dataset)."""
-    if not store.has_logits(folder):
+    None where the folder holds no logits (margins only, e.g. EasyDUB's dataset).
+    ``correct``: their :func:`correct_matrix`, where already read."""
+    if correct is None:
+        correct = correct_matrix(store, folder, data, model_ids)
+    if correct is None:
         return None
-    keep = retain_mask(data.n_train, forget)
-    y_train, y_val = np.asarray(data.train_y), np.asarray(data.val_y)
-    train = store.logits_of(folder, "train", model_ids).argmax(-1) == y_train
-    val = store.logits_of(folder, "val", model_ids).argmax(-1) == y_val
-    return {"forget": float(train[:, forget].mean()), "retain": float(train[:, keep].mean()),
-            "test": float(val.mean())}
+    n_train = data.n_train
+    keep = retain_mask(n_train, forget)
+    train = correct[:, :n_train]
+    return {"forget": float(train[:, np.asarray(forget)].mean()),
+            "retain": float(train[:, keep].mean()),
+            "test": float(correct[:, n_train:].mean())}
 
 
 def klom_settings(**klom_kwargs: Any) -> Record:
@@ -219,9 +236,14 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
                          f"trained with different recipes ({'; '.join(mixed)}): their scores "
                          "would mix two kinds of models (allow_mixed_recipes=True, or "
                          "--allow-mixed-recipes, scores them anyway, with a warning)")
+    ofolder = oracle_folder(recipe, forget_set)
+    correct = None
+    if "accuracy" in metrics and store.has_logits(m.folder) and store.has_logits(ofolder):
+        correct = (_right(store, m.folder, data, m.model_ids),
+                   lambda ids: _right(store, ofolder, data, ids))
     record: Record = {"method": method, "dataset": recipe, "forget_set": int(forget_set)}
     record.update(_score(m, oracle_margins, level=level, n_splits=n_splits, seed=seed,
-                         metrics=metrics, **klom_kwargs))
+                         metrics=metrics, correct=correct, **klom_kwargs))
     if mixed:
         record["diagnostics"]["warnings"].append({"kind": "mixed_recipes", "message": (
             "full models and oracles were trained with different recipes: "
@@ -232,7 +254,8 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
             f"only {len(m.oracle_ids)} oracles to score against: scored the "
             f"{len(m.model_ids)} lowest ids of the {available} unlearned models (train more "
             "oracles to use them all)")})
-    record["accuracy"] = accuracies(store, m.folder, data, m.model_ids, m.forget)
+    record["accuracy"] = accuracies(store, m.folder, data, m.model_ids, m.forget,
+                                    None if correct is None else correct[0])
     if record["accuracy"] is None:
         record["diagnostics"]["warnings"].append({"kind": "no_accuracy", "message": (
             f"no accuracies: {m.folder!r} holds margins only, no logits")})
@@ -330,9 +353,11 @@ def _margin_rows(name: str, array: ArrayLike) -> np.ndarray:
 
 def _score(m: Margins, oracle_margins: Callable[[list], np.ndarray], *, level: float,
            n_splits: int, seed: int, metrics: Sequence[str] = ("klom",),
+           correct: tuple[np.ndarray, Callable[[list], np.ndarray]] | None = None,
            **klom_kwargs: Any) -> Record:
     """The part of a record that needs only margins: scores, intervals, floor, diagnostics,
-    the other lenses."""
+    the other lenses. ``correct``: the unlearned models' :func:`correct_matrix` and the
+    oracles' by ids, for accuracies from logits (else from margins, labelled so)."""
     settings = klom_settings(**klom_kwargs)
     n_u, n_o = len(m.model_ids), len(m.oracle_ids)
     groups: dict[str, Any] = dict(forget=m.forget, n_train=m.n_train)
@@ -354,7 +379,7 @@ def _score(m: Margins, oracle_margins: Callable[[list], np.ndarray], *, level: f
     # the method rescored at that size (also when the sides differ)
     pool = m.oracle_pool
     n_floor = min(n_u, n_o, len(pool) // 2)
-    null = None
+    null = null_correct = None
     if n_floor < 1:
         diagnostics["warnings"].append({"kind": "no_floor", "message": (
             f"no noise floor: it needs at least 2 oracles to score against, {len(pool)} "
@@ -366,6 +391,9 @@ def _score(m: Margins, oracle_margins: Callable[[list], np.ndarray], *, level: f
                           **groups)
         halves = floor_split(len(floor_m), n_floor, seed)
         null = floor_m[halves[0]], floor_m[halves[1]]
+        if correct is not None and "accuracy" in metrics:
+            floor_right = correct[1](floor_ids)
+            null_correct = floor_right[halves[0]], floor_right[halves[1]]
         record["noise_floor"] = {"n_per_side": n_floor, "oracle_ids": floor_ids,
                                  **{g: {"p95": floor[g]["p95"], "mean": floor[g]["mean"]}
                                     for g in GROUPS}}
@@ -385,8 +413,10 @@ def _score(m: Margins, oracle_margins: Callable[[list], np.ndarray], *, level: f
     diagnostics["warnings"] += saturation_warnings(
         "KLOM p95", {g: record[g]["p95"] for g in GROUPS}, record["klom_cap"])
     if len(metrics) > 1:
-        record["metrics"] = compute_lenses(m.unlearned, m.oracle, **groups, null=null, metrics=metrics,
-                                   level=level, n_splits=n_splits, seed=seed)
+        sides = None if correct is None else (correct[0], correct[1](m.oracle_ids))
+        record["metrics"] = compute_lenses(
+            m.unlearned, m.oracle, **groups, null=null, metrics=metrics, level=level,
+            n_splits=n_splits, seed=seed, correct=sides, null_correct=null_correct)
         diagnostics["warnings"] += record["metrics"]["warnings"]
     record["diagnostics"] = diagnostics
     record["klom"] = settings

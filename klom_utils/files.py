@@ -12,7 +12,9 @@ import pickle
 import re
 import shutil
 import tempfile
+import threading
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Union
 
@@ -142,6 +144,40 @@ def load_torch(path: Path) -> Any:
         raise corrupt_error(path, err) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
         raise corrupt_error(path, err) from None
+
+
+#: Bytes of tensors :func:`load_torch_cached` keeps in memory (least recently used dropped).
+CACHE_BYTES = 256 << 20
+_cache: "OrderedDict[tuple, tuple[dict, int]]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def load_torch_cached(path: Path) -> Any:
+    """:func:`load_torch` of a checkpoint (a dict of tensors), served from a memory cache of at
+    most :data:`CACHE_BYTES` while the file is unchanged (same inode, size and modification
+    time); callers get tensors of their own (clones), so they may change them freely. Other
+    content is loaded every time and not kept."""
+    stat = os.stat(path)
+    key = (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+    if hit is None:
+        obj = load_torch(path)
+        torch = _torch()
+        if not (isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values())):
+            return obj
+        size = sum(v.nbytes for v in obj.values())
+        if size > CACHE_BYTES // 4:
+            return obj
+        hit = (obj, size)
+        with _cache_lock:
+            _cache[key] = hit
+            total = sum(n for _, n in _cache.values())
+            while total > CACHE_BYTES:
+                total -= _cache.popitem(last=False)[1][1]
+    return {k: v.clone() for k, v in hit[0].items()}
 
 
 def load_npy(path: Path, **kwargs: Any) -> np.ndarray:

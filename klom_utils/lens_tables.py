@@ -3,7 +3,7 @@ per method and lens, the three groups in columns, each value with its interval a
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -91,10 +91,17 @@ def lens_table(records: Iterable[Record]) -> ResultsTable:
         f"null: the same lens for two disjoint groups of oracles, N per side {'; '.join(nulls)} "
         "(compare a value with its null at the same N only).",
         "U-LiRA retain and validation: random samples of the forget set's size (controls); "
-        "accuracy: share of examples with a positive margin; validation = the held-out split.",
+        f"accuracy: share of examples a model gets right ({_basis(records)}); validation = "
+        "the held-out split.",
         "KS forget quality: exact KS p-value of the models' mean forget margins, unlearned vs "
         "oracles (TOFU-style; small p: the unlearned models are told apart)."]
     warnings = {w["message"] for r in records for w in r["metrics"].get("warnings", [])}
     notes += [f"(!) {w}" for w in sorted(warnings)]
     return ResultsTable.build("Other lenses on the same models (U-LiRA, KS, accuracies)",
                               header, rows, notes)
+
+
+def _basis(records: Sequence[Record]) -> str:
+    """What "right" meant for the accuracies of ``records`` (both named if they differ)."""
+    bases = sorted({(r["metrics"].get("accuracy") or {}).get("basis") or "" for r in records} - {""})
+    return "; ".join(bases) or "not computed"

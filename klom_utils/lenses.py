@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ._typing import ArrayLike
-from .accuracy_gaps import GAP_GROUPS, accuracy_gaps, model_accuracies
+from .accuracy_gaps import GAP_GROUPS, LOGITS_BASIS, MARGIN_BASIS, accuracy_gaps, model_accuracies
 from .ks_stats import ks_statistics, model_level_ks
 from .membership import MIN_ULIRA_MODELS, ulira_accuracy
 from .metric import group_index, klom, model_arrays
@@ -111,12 +111,17 @@ def saturation_warnings(metric: str, values: Mapping[str, float], cap: float) ->
 def compute_lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike, n_train: int,
            null: tuple[ArrayLike, ArrayLike] | None = None,
            metrics: Sequence[str] = METRICS, level: float = 0.95, n_splits: int = 25,
-           seed: int = 0, intervals: bool = True) -> dict[str, Any]:
+           seed: int = 0, intervals: bool = True,
+           correct: tuple[ArrayLike, ArrayLike] | None = None,
+           null_correct: tuple[ArrayLike, ArrayLike] | None = None) -> dict[str, Any]:
     """U-LiRA, accuracies and KS (those of ``metrics``) of the unlearned margins against the
     oracles' (both ``(n_models, n_train + n_val)``), each with interval and null; see the
     module docstring. ``null``: two disjoint groups of oracle margins, ``N`` each (none: no
-    null values); ``intervals=False``: values and nulls only (nan intervals). Returns a
-    JSON-ready dict with one entry per lens and ``warnings``."""
+    null values); ``intervals=False``: values and nulls only (nan intervals). ``correct``:
+    per side, True where a model's argmax is right (same shapes as the margins), for the
+    accuracies; ``null_correct`` the same for the null's groups (needed with ``null``);
+    without them a positive margin counts as right (:data:`~klom_utils.accuracy_gaps.
+    MARGIN_BASIS`). Returns a JSON-ready dict with one entry per lens and ``warnings``."""
     check_interval_settings(level, n_splits)
     u, o = model_arrays(unlearned, oracle)
     if u.shape[1] != o.shape[1]:
@@ -144,8 +149,10 @@ def compute_lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike
         # half-splits of per-model accuracies cost next to nothing: many, so that the
         # interval's width is not noisy
         splits = max(n_splits, ACCURACY_SPLITS) if intervals else 0
-        out["accuracy"] = _accuracy(u, o, index, pair, {**spread, "n_splits": splits},
+        right, null_right, basis = _rights(u, o, pair, correct, null_correct)
+        out["accuracy"] = _accuracy(right, index, null_right, {**spread, "n_splits": splits},
                                     _t(level, splits, len(u) + len(o)))
+        out["accuracy"]["basis"] = basis
     if "ks" in metrics:
         out["ks"] = _ks(u, o, index, pair, spread, z)
         out["warnings"] += saturation_warnings(
@@ -226,12 +233,30 @@ def _ulira(u, o, index, pair, seed, spread, z) -> dict[str, Any]:
         "set's size (controls)")}
 
 
-def _accuracy(u, o, index, pair, spread, z) -> dict[str, Any]:
+def _rights(u, o, pair, correct, null_correct) -> tuple:
+    """(right per side, right per null group or None, basis): from ``correct`` where given,
+    else positive margins."""
+    if correct is None:
+        return ((u > 0, o > 0), None if pair is None else (pair[0] > 0, pair[1] > 0),
+                MARGIN_BASIS)
+    right = tuple(np.asarray(c, dtype=bool) for c in correct)
+    for side, r, a in zip(("unlearned", "oracle"), right, (u, o)):
+        if r.shape != a.shape:
+            raise ValueError(f"correct[{side}] has shape {r.shape}, expected {a.shape} (the "
+                             "shape of its margins)")
+    if pair is not None and null_correct is None:
+        raise ValueError("null_correct is needed with correct and null: the null's accuracies "
+                         "must be counted as the sides' are")
+    null_right = None if pair is None else tuple(np.asarray(c, dtype=bool) for c in null_correct)
+    return right, null_right, LOGITS_BASIS
+
+
+def _accuracy(right, index, null_right, spread, z) -> dict[str, Any]:
     cols = (index["forget"], len(index["forget"]) + len(index["retain"]))
-    acc_u, acc_o = model_accuracies(u, *cols), model_accuracies(o, *cols)
+    acc_u, acc_o = (model_accuracies(r, *cols) for r in right)
     point, sd = _half_split(accuracy_gaps, acc_u, acc_o, **spread)
-    null = None if pair is None else accuracy_gaps(
-        model_accuracies(pair[0], *cols), model_accuracies(pair[1], *cols))
+    null = None if null_right is None else accuracy_gaps(
+        *(model_accuracies(r, *cols) for r in null_right))
     g3 = len(GAP_GROUPS)
 
     def entry(j, bounds, with_null=True):
@@ -245,9 +270,9 @@ def _accuracy(u, o, index, pair, spread, z) -> dict[str, Any]:
         "oracle": {g: entry(g3 + j, (0, 1), False) for j, g in enumerate(GAP_GROUPS)},
         "gap": {g: entry(2 * g3 + j, (-1, 1)) for j, g in enumerate(GAP_GROUPS)},
         "average_gap": entry(3 * g3, (0, 1)), "tow": entry(3 * g3 + 1, (0, 1)),
-        "what": ("accuracy = share of examples with a positive margin; gap = unlearned minus "
-                 "oracle mean accuracy; average gap = mean |gap|; ToW = product of 1 - |gap| "
-                 "(1: as retrained)")}
+        "what": ("accuracy = share of examples a model gets right (see basis); gap = "
+                 "unlearned minus oracle mean accuracy; average gap = mean |gap|; ToW = product "
+                 "of 1 - |gap| (1: as retrained)")}
 
 
 def _ks(u, o, index, pair, spread, z) -> dict[str, Any]:

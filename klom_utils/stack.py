@@ -67,6 +67,29 @@ class ModelStack:
             raise ValueError(f"cannot stack arch {arch!r}: expected one of {models.ARCHS}")
         return cls(module, arch, m, device)
 
+    @classmethod
+    def from_checkpoints(cls, state_dicts: list, device="cpu") -> "ModelStack":
+        """A stack of the models of checkpoints (state dicts as saved: prefixes allowed), with
+        the checks of :func:`~klom_utils.models.load_model` (the first is loaded by it; the
+        others must have its keys and shapes), without building a module per model. The
+        same stack as ``ModelStack.of([load_model(sd, arch="auto") ...])``."""
+        sds = [models.strip_prefixes(dict(sd)) for sd in state_dicts]
+        if not sds:
+            raise ValueError("a stack needs at least one model, got none")
+        first = models.load_model(sds[0], arch="auto")  # CheckpointError if it does not fit
+        arch = cls.arch_of([first])
+        if arch is None or len(sds) == 1:
+            return cls.of([first], device)
+        shapes = {k: tuple(v.shape) for k, v in sds[0].items()}
+        for i, sd in enumerate(sds[1:], 1):
+            if {k: tuple(v.shape) for k, v in sd.items()} != shapes:
+                raise models.CheckpointError(f"checkpoint {i} of the stack has other keys or "
+                                             "shapes than the first: models of one stack must "
+                                             "share one architecture")
+        expected = first.state_dict()
+        return cls.from_state_dicts(arch, [{k: v.to(expected[k].dtype) for k, v in sd.items()}
+                                           for sd in sds], device)
+
     @staticmethod
     def arch_of(models_) -> str | None:
         """The arch shared by ``models_`` if they can be stacked (same class and shapes:

@@ -21,7 +21,7 @@ import numpy as np
 from ._typing import ArrayLike
 from .easydub import REPO_ID as EASYDUB_REPO
 from .easydub import EasyDUBView, is_easydub
-from .files import atomic_write, float_tensor, load_npy, load_torch, save_npy, save_torch
+from .files import atomic_write, float_tensor, load_npy, load_torch, load_torch_cached, save_npy, save_torch
 from .layout import (
     DOWNLOAD_RECORD,
     EPOCH_LOGITS_RE,
@@ -361,22 +361,30 @@ class Store:
 
     def state_dict(self, folder: str, model_id: int, epoch: int | None = None) -> dict:
         """State dict of a model (latest saved epoch unless ``epoch`` is given)."""
+        return self.state_dicts(folder, [model_id], epoch)[0]
+
+    def state_dicts(self, folder: str, model_ids: Iterable[int],
+                    epoch: int | None = None) -> list[dict]:
+        """State dicts of ``model_ids`` (each at its latest saved epoch unless ``epoch`` is
+        given), from one listing of the folder. Files read before in this process, unchanged
+        since, come from a bounded memory cache (:func:`klom_utils.files.load_torch_cached`)."""
         self._no_logits_in_easydub(folder)
-        epochs = {
-            int(m.group(2)): m.group(0)
-            for m in self.files_matching(folder, STATE_DICT_RE)
-            if int(m.group(1)) == int(model_id)
-        }
-        if not epochs:
-            raise FileNotFoundError(f"no checkpoint of model {model_id} in {folder!r}")
-        if epoch is None:
-            epoch = max(epochs)
-        if epoch not in epochs:
-            raise FileNotFoundError(
-                f"no checkpoint of model {model_id} at epoch {epoch} in {folder!r}; "
-                f"saved epochs: {sorted(epochs)}"
-            )
-        return load_torch(self.root / folder / epochs[epoch])
+        epochs: dict[int, dict[int, str]] = {}
+        for m in self.files_matching(folder, STATE_DICT_RE):
+            epochs.setdefault(int(m.group(1)), {})[int(m.group(2))] = m.group(0)
+        paths = []
+        for model_id in model_ids:
+            saved = epochs.get(int(model_id))
+            if not saved:
+                raise FileNotFoundError(f"no checkpoint of model {model_id} in {folder!r}")
+            at = max(saved) if epoch is None else epoch
+            if at not in saved:
+                raise FileNotFoundError(
+                    f"no checkpoint of model {model_id} at epoch {at} in {folder!r}; "
+                    f"saved epochs: {sorted(saved)}"
+                )
+            paths.append(self.root / folder / saved[at])
+        return [load_torch_cached(path) for path in paths]
 
     # ---- forget sets
 

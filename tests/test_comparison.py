@@ -11,6 +11,7 @@ import tempfile
 import pytest
 
 from klom_utils import comparison as C
+from klom_utils.accuracy_gaps import LOGITS_BASIS
 from klom_utils.cli import main
 from klom_utils.data import load_dataset
 from klom_utils.layout import unlearned_folder
@@ -100,6 +101,11 @@ def test_oracle_tuned_is_labelled_optimistic_and_fixed_takes_the_defaults(data, 
         # the other lenses, in every row, with their nulls
         assert 0 <= r["ulira"] <= 1 and r["ulira_low"] <= r["ulira"] <= r["ulira_high"]
         assert 0 <= r["ks_p95"] <= 1 and r["ks_null"] is not None and 0 < r["tow"] <= 1
+    for rec in fixed["records"]:  # accuracies from the logits' argmax, as the rows' own
+        acc = rec["metrics"]["accuracy"]
+        assert acc["basis"] == LOGITS_BASIS
+        assert acc["unlearned"]["forget"]["value"] == pytest.approx(rec["accuracy"]["forget"])
+        assert acc["unlearned"]["validation"]["value"] == pytest.approx(rec["accuracy"]["test"])
     assert "ulira" in (tmp_path / "fixed" / "results.csv").read_text().splitlines()[0]
     assert "forget ulira" in (tmp_path / "fixed" / "summary.md").read_text()
     assert all(r.get("ulira") is None for r in tuned["rows"])  # KLOM alone by default

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from klom_utils.accuracy_gaps import accuracy_gaps, model_accuracies
+from klom_utils.accuracy_gaps import LOGITS_BASIS, MARGIN_BASIS, accuracy_gaps, model_accuracies
 from klom_utils.cli import main
 from klom_utils.comparison import LENS_COLUMNS, lens_columns
 from klom_utils.evaluate import score_arrays
@@ -84,13 +84,33 @@ def test_ulira_is_half_when_nothing_differs_and_one_when_separated():
         ulira_accuracy(np.zeros((4, 4)), np.zeros((4, 4)), n_repeats=0)
 
 
-def test_accuracies_from_margin_signs_and_tow():
-    m = np.array([[1.0, -1, 2, 3, -2], [-1, -1, 2, -3, 4]])
-    acc = model_accuracies(m, np.array([0, 2]), 3)  # forget {0, 2}, retain {1}, validation {3, 4}
+def test_accuracies_count_right_answers_and_tow():
+    right = np.array([[1, 0, 1, 1, 0], [0, 0, 1, 0, 1]], dtype=bool)
+    acc = model_accuracies(right, np.array([0, 2]), 3)  # forget {0, 2}, retain {1}, validation {3, 4}
     np.testing.assert_allclose(acc, [[1.0, 0.0, 0.5], [0.5, 0.0, 0.5]])
     v = accuracy_gaps(np.array([[1.0, 0.9, 0.8]]), np.array([[0.5, 0.9, 0.7]]))
     np.testing.assert_allclose(v[6:9], [0.5, 0.0, 0.1])
     assert v[9] == pytest.approx(0.2) and v[10] == pytest.approx(0.5 * 1.0 * 0.9)
+
+
+def test_accuracy_lens_uses_the_argmax_where_given_and_says_which():
+    """KLOM's margin z[y] - logsumexp(others) can be negative where the argmax is right (two
+    close rivals): given right/wrong from logits, the lens counts those, and says so."""
+    u, o, forget, n_train = _world(shift=0.0)
+    right_u, right_o = np.ones(u.shape, bool), np.ones(o[:30].shape, bool)  # all right
+    r = compute_lenses(u, o[:30], forget=forget, n_train=n_train, metrics=("accuracy",),
+                       correct=(right_u, right_o), n_splits=10)
+    assert r["accuracy"]["basis"] == LOGITS_BASIS
+    assert r["accuracy"]["unlearned"]["forget"]["value"] == 1.0  # margins are half negative
+    by_margin = compute_lenses(u, o[:30], forget=forget, n_train=n_train, metrics=("accuracy",),
+                               n_splits=10)["accuracy"]
+    assert by_margin["basis"] == MARGIN_BASIS and by_margin["unlearned"]["forget"]["value"] < 1
+    with pytest.raises(ValueError, match="null_correct"):
+        compute_lenses(u, o[:30], forget=forget, n_train=n_train, metrics=("accuracy",),
+                       correct=(right_u, right_o), null=(o[30:60], o[60:]))
+    with pytest.raises(ValueError, match=r"correct\[oracle\] has shape"):
+        compute_lenses(u, o[:30], forget=forget, n_train=n_train, metrics=("accuracy",),
+                       correct=(right_u, right_u[:5]))
 
 
 def test_klom_cap_is_the_largest_score_of_each_variant():

@@ -283,13 +283,14 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
 def _unlearn_chunk(store, folder, full, chunk, spec, udata, config, dev, dataset, forget_set,
                    seed, train_x, val_x, train_y, val_y, save_checkpoints) -> None:
     """Unlearn the originals ``chunk`` (at once where the method takes stacks) and write them."""
-    originals = [load_model(store.state_dict(full, i), arch="auto", device=dev) for i in chunk]
+    state_dicts = store.state_dicts(full, chunk)  # one listing for the chunk
     gens = _generators(spec, chunk, dataset, forget_set, seed)
     if spec.stacked:
-        out = spec.on_stack(ModelStack.of(originals, device=dev), udata, dict(config),
-                            generators=gens)
+        out = spec.on_stack(ModelStack.from_checkpoints(state_dicts, device=dev), udata,
+                            dict(config), generators=gens)
     else:
-        out = spec(originals[0], udata, dict(config), generator=gens[0])
+        original = load_model(state_dicts[0], arch="auto", device=dev)
+        out = spec(original, udata, dict(config), generator=gens[0])
     train_logits, val_logits, sds = _outputs(spec, out, len(chunk), train_x, val_x,
                                              save_checkpoints)
     for j, model_id in enumerate(chunk):
