@@ -40,3 +40,19 @@ def test_damaged_files_are_named_and_tensors_are_copied(tmp_path):
     batch = torch.zeros(3, 5, dtype=torch.float64)
     row = float_tensor(batch[1])
     assert row.dtype == torch.float32 and row.untyped_storage().nbytes() == 5 * 4
+
+
+def test_cached_checkpoints_are_private_copies_and_follow_the_file(tmp_path):
+    import torch
+
+    from klom_utils.files import load_torch_cached, save_torch
+
+    path = tmp_path / "sd.pt"
+    save_torch(path, {"w": torch.ones(3)})
+    first = load_torch_cached(path)
+    first["w"].zero_()  # a caller changing its copy does not change the next caller's
+    assert torch.equal(load_torch_cached(path)["w"], torch.ones(3))
+    save_torch(path, {"w": torch.full((3,), 2.0)})  # rewritten (a new file): read again
+    assert torch.equal(load_torch_cached(path)["w"], torch.full((3,), 2.0))
+    save_torch(path, [1, 2])  # not a dict of tensors: loaded, not kept
+    assert load_torch_cached(path) == [1, 2]

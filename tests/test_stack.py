@@ -64,3 +64,20 @@ def test_optimizer_checks_its_arguments():
         stack.optimizer("rmsprop", [torch.nn.Parameter(torch.zeros(2))])
     with pytest.raises(ValueError, match="no parameters with requires_grad"):
         stack.optimizer("sgd", [torch.zeros(2)])
+
+
+def test_stack_from_checkpoints_equals_the_stack_of_loaded_models():
+    from klom_utils.models import CheckpointError, build_model, load_model
+
+    sds = [{f"model.{k}": v for k, v in build_model("digits_mlp", hidden=8, d_in=4,
+                                                      num_classes=3).state_dict().items()}
+           for _ in range(3)]  # with a prefix, as some checkpoints are saved
+    direct = stack.ModelStack.from_checkpoints(sds)
+    loaded = stack.ModelStack.of([load_model(sd, arch="auto") for sd in sds])
+    x = torch.randn(3, 5, 4)
+    assert torch.equal(direct(x), loaded(x))
+    other = build_model("digits_mlp", hidden=6, d_in=4, num_classes=3).state_dict()
+    with pytest.raises(CheckpointError, match="checkpoint 1 of the stack"):
+        stack.ModelStack.from_checkpoints([sds[0], other])
+    with pytest.raises(CheckpointError):
+        stack.ModelStack.from_checkpoints([{"nonsense": torch.zeros(1)}])
