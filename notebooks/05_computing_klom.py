@@ -401,8 +401,9 @@ results["retain_spread"] = spread
 # ## 7. Other lenses on the same models
 #
 # Reviewers ask for a membership-inference view beside a distribution metric, and papers
-# report accuracy gaps. All of them can be computed from the margins this page already has,
-# without training anything more (`score(..., metrics="all")`, or `klom score --metrics all`):
+# report accuracy gaps. All of them can be computed from what this page already has (the
+# margins, and the logits for the accuracies), without training anything more
+# (`score(..., metrics="all")`, or `klom score --metrics all`):
 #
 # - **U-LiRA**: per forget example, a likelihood-ratio test fitted on half of the unlearned
 #   models and half of the oracles tries to tell the other halves apart; the mean balanced
@@ -411,8 +412,11 @@ results["retain_spread"] = spread
 # - **KS**: per example, the two-sample Kolmogorov-Smirnov statistic between the two sides'
 #   margins (0 to 1), summarised like KLOM by its 95th percentile; and a "forget quality"
 #   p-value: the KS test of the models' mean forget margins, unlearned against oracles.
-# - **Accuracies**: per group the mean accuracy of each side, the gap (unlearned minus
-#   oracles), the average gap, and ToW, the product of $1 - |\text{gap}|$ (1: as retrained).
+# - **Accuracies**: per group the mean accuracy of each side (a model is right where its
+#   largest logit is the label's; not where its margin is positive: KLOM's margin
+#   $z_y - \log\sum_{k \ne y} e^{z_k}$ is positive only where the label's probability is above
+#   1/2), the gap (unlearned minus oracles), the average gap, and ToW, the product of
+#   $1 - |\text{gap}|$ (1: as retrained).
 #
 # Each comes with an interval over the randomness of training (half-sampling of the models)
 # and its **null**: the same lens for two disjoint groups of oracles at the same $N$, what a
