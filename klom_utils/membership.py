@@ -27,6 +27,9 @@ is weaker at small ``N`` and, like KLOM, depends on ``N``: compare at the same `
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ._typing import ArrayLike
@@ -37,6 +40,7 @@ __all__ = ["ulira_accuracy", "MIN_ULIRA_MODELS"]
 #: Fewest models per side (halves of 2 or more, so that a variance can be fitted).
 MIN_ULIRA_MODELS = 4
 _VAR_FLOOR = 1e-12
+_CHUNK_COLUMNS = 2048
 
 
 def ulira_accuracy(unlearned: ArrayLike, oracle: ArrayLike, *, n_repeats: int = 4,
@@ -55,37 +59,26 @@ def ulira_accuracy(unlearned: ArrayLike, oracle: ArrayLike, *, n_repeats: int = 
     if not (np.isfinite(u).all() and np.isfinite(o).all()):
         raise ValueError("U-LiRA needs finite margins (nan or inf found)")
     rng = np.random.default_rng(seed)
+    perms = [(rng.permutation(len(u)), rng.permutation(len(o))) for _ in range(n_repeats)]
+    perms_u, perms_o = (np.array([p[i] for p in perms]) for i in (0, 1))
+    if u.dtype != o.dtype:
+        u, o = u.astype(np.float64), o.astype(np.float64)
+    kernel = _kernels().ulira_columns
     total = np.zeros(u.shape[1])
-    hu, ho = len(u) // 2, len(o) // 2
-    for _ in range(n_repeats):
-        pu, po = rng.permutation(len(u)), rng.permutation(len(o))
-        su, so = (u[pu[:hu]], u[pu[hu:]]), (o[po[:ho]], o[po[ho:]])
-        for fit, test in ((0, 1), (1, 0)):
-            a, b, c = _log_ratio(_gaussian(su[fit]), _gaussian(so[fit]))
-            right_u = _side((a * su[test] + b) * su[test] + c, unlearned=True)
-            right_o = _side((a * so[test] + b) * so[test] + c, unlearned=False)
-            total += (right_u + right_o) / 2
+
+    def chunk(start: int) -> None:
+        cols = slice(start, start + _CHUNK_COLUMNS)
+        kernel(np.ascontiguousarray(u[:, cols]), np.ascontiguousarray(o[:, cols]), perms_u,
+               perms_o, _VAR_FLOOR, total[cols])
+
+    starts = range(0, u.shape[1], _CHUNK_COLUMNS)
+    with ThreadPoolExecutor(max(1, min(len(starts), os.cpu_count() or 1))) as pool:
+        list(pool.map(chunk, starts))
     return total / (2 * n_repeats)
 
 
-def _gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column, the mean and the unbiased variance (floored), in float64."""
-    mean = x.mean(axis=0, dtype=np.float64)
-    var = x.var(axis=0, ddof=1, dtype=np.float64)
-    return mean, np.maximum(var, _VAR_FLOOR * (1 + np.abs(mean)) ** 2)
+def _kernels():
+    """The compiled loop (numba: heavy, so imported on first use, here only)."""
+    from . import membership_kernels
 
-
-def _log_ratio(fit_u, fit_o):
-    """Coefficients ``a, b, c`` of log N(x; unlearned fit) - log N(x; oracle fit) =
-    ``(a x + b) x + c``, per column (in the margins' dtype for the products)."""
-    (mu, vu), (mo, vo) = fit_u, fit_o
-    a = -0.5 * (1 / vu - 1 / vo)
-    b = mu / vu - mo / vo
-    c = -0.5 * (mu**2 / vu - mo**2 / vo) - 0.5 * np.log(vu / vo)
-    return a, b, c
-
-
-def _side(llr: np.ndarray, *, unlearned: bool) -> np.ndarray:
-    """Fraction of one side's test models classified right, per example (ties count half)."""
-    right = (llr > 0) if unlearned else (llr < 0)
-    return (right + 0.5 * (llr == 0)).mean(axis=0)
+    return membership_kernels
