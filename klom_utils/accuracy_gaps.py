@@ -10,6 +10,11 @@ literature), from a matrix of right/wrong per model and example:
 * ToW, "tug of war" (Zhao et al. 2024, "What makes unlearning hard and what to do about it"):
   the product over the three groups of ``1 - |gap|``; 1 for a perfect method, 0 at worst.
 
+Gaps, the average gap and ToW are taken of the mean accuracies over models (populations of
+``N`` per side), not averaged over pairs of one unlearned and one retrained model as papers
+with one model per side do: the mean removes the models' own noise, so these values sit
+closer to a perfect method's than per-pair averages would.
+
 Right means the argmax of the logits is the label (:func:`klom_utils.evaluate.correct_matrix`).
 Margins alone cannot say it: KLOM's margin ``z[y] - logsumexp(z[k], k != y)`` is positive
 only where the label's softmax probability exceeds 1/2, which a right prediction need not

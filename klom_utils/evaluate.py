@@ -256,6 +256,10 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
             "oracles to use them all)")})
     record["accuracy"] = accuracies(store, m.folder, data, m.model_ids, m.forget,
                                     None if correct is None else correct[0])
+    if "accuracy" in metrics and correct is None and record["accuracy"] is not None:
+        record["diagnostics"]["warnings"].append({"kind": "accuracy_basis", "message": (
+            f"{ofolder!r} holds margins only: the accuracy lens counts a positive margin as "
+            "right on both sides (a lower bound), unlike record['accuracy'] (argmax of logits)")})
     if record["accuracy"] is None:
         record["diagnostics"]["warnings"].append({"kind": "no_accuracy", "message": (
             f"no accuracies: {m.folder!r} holds margins only, no logits")})

@@ -15,8 +15,10 @@ __all__ = ["lens_table"]
 _GROUPS = ("forget", "retain", "validation")
 
 
-def _cell(entry: dict[str, Any] | None, key: str = "value", signed: bool = False) -> str:
-    """``value [low, high] · null x`` (parts left out where missing)."""
+def _cell(entry: dict[str, Any] | None, key: str = "value", signed: bool = False,
+          n0: int | None = None) -> str:
+    """``value [low, high] · null x`` (parts left out where missing); where the null's N
+    (``n0``) is below the value's, `` (N=n0: y)``: the value at the null's N beside it."""
     if not entry:
         return "-"
     value = entry.get(key)
@@ -33,6 +35,8 @@ def _cell(entry: dict[str, Any] | None, key: str = "value", signed: bool = False
         text += f" [{number(low)}, {number(high)}]"
     if entry.get("null") is not None:
         text += f" · null {number(entry['null'])}"
+        if entry.get("at_null_n") is not None:
+            text += f" (N={n0}: {number(entry['at_null_n'])})"
     return text
 
 
@@ -47,29 +51,30 @@ def _rows(r: Record) -> list[list[str]]:
     n = str(r["n_unlearned"]) if r["n_unlearned"] == r["n_oracles"] else \
         f"{r['n_unlearned']}/{r['n_oracles']} (!)"
     rows = []
+    n0 = lens.get("at_null_n_per_side")
+
+    def cell(entry, key="value", signed=False):
+        return _cell(entry, key, signed, n0)
 
     def row(label, cells):
         rows.append([name, r.get("method", "-"), n, label, *cells])
 
     ulira = lens.get("ulira")
     if ulira and ulira.get("groups"):
-        row("U-LiRA (chance 0.5, cap 1)", [_cell(ulira["groups"][g]) for g in _GROUPS])
+        row("U-LiRA (chance 0.5, cap 1)", [cell(ulira["groups"][g]) for g in _GROUPS])
     elif ulira:
         row("U-LiRA", [ulira["why"], "", ""])
     ks = lens.get("ks")
     if ks:
-        row("KS p95 (cap 1)", [_cell(ks["groups"][g], "p95") for g in _GROUPS])
-        q = ks["forget_quality"]
-        null = q.get("null_p_value")
-        row("KS forget quality p", [_p(q["p_value"])
-                                    + ("" if null is None else f" · null {_p(null)}"), "", ""])
+        row("KS p95 (cap 1)", [cell(ks["groups"][g], "p95") for g in _GROUPS])
+        row("KS forget quality p", [_p(ks["forget_quality"]["p_value"]), "", ""])
     acc = lens.get("accuracy")
     if acc:
-        row("accuracy, unlearned", [_cell(acc["unlearned"][g]) for g in _GROUPS])
-        row("accuracy, oracles", [_cell(acc["oracle"][g]) for g in _GROUPS])
-        row("accuracy gap (unl. - orc.)", [_cell(acc["gap"][g], signed=True) for g in _GROUPS])
-        row("average gap (of the three)", [_cell(acc["average_gap"]), "", ""])
-        row("ToW (of the three)", [_cell(acc["tow"]), "", ""])
+        row("accuracy, unlearned", [cell(acc["unlearned"][g]) for g in _GROUPS])
+        row("accuracy, oracles", [cell(acc["oracle"][g]) for g in _GROUPS])
+        row("accuracy gap (unl. - orc.)", [cell(acc["gap"][g], signed=True) for g in _GROUPS])
+        row("average gap (of the three)", [cell(acc["average_gap"]), "", ""])
+        row("ToW (of the three)", [cell(acc["tow"]), "", ""])
     return rows
 
 
@@ -94,7 +99,11 @@ def lens_table(records: Iterable[Record]) -> ResultsTable:
         f"accuracy: share of examples a model gets right ({_basis(records)}); validation = "
         "the held-out split.",
         "KS forget quality: exact KS p-value of the models' mean forget margins, unlearned vs "
-        "oracles (TOFU-style; small p: the unlearned models are told apart)."]
+        "oracles (TOFU-style; small p: the unlearned models are told apart; with nothing to "
+        "tell apart, p is uniform on [0, 1])."]
+    if any(r["metrics"].get("at_null_n_per_side") for r in records):
+        notes.append("(N=n: y): where the null's N is below the value's (fewer than 2N "
+                     "oracles), the same lens on n models per side, to read against the null.")
     warnings = {w["message"] for r in records for w in r["metrics"].get("warnings", [])}
     notes += [f"(!) {w}" for w in sorted(warnings)]
     return ResultsTable.build("Other lenses on the same models (U-LiRA, KS, accuracies)",

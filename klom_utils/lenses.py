@@ -22,14 +22,19 @@ the effective degrees of freedom of the splits' and the models' (``1 / (1 / (n_s
 cover the expected value at this ``N`` per side; their coverage is measured by
 ``scripts/bench_metrics.py`` (numbers in the README). For the KS 95th percentile the spread
 is estimated on a random sample of at most :data:`SPREAD_EXAMPLES` examples per group (the
-point estimate uses them all), which makes it wider, never narrower. The KS interval's
+point estimate uses them all), which makes it wider on average. The KS interval's
 half-width also gets half a lattice step of the statistic, added in quadrature (its p95
 jumps by such steps between model draws). The KS null's 95th percentile is estimated on at most
 :data:`NULL_EXAMPLES` examples per group.
 
-**Nulls** are the same metrics for two disjoint groups of oracles, ``N`` each: the oracles of
+**Nulls** are the same metrics for two disjoint groups of oracles, ``N0`` each: the oracles of
 :func:`klom_utils.uncertainty.noise_floor` (:func:`klom_utils.uncertainty.floor_split`).
-Read a result against its null at the same ``N`` only.
+Read a result against its null at the same ``N`` only: where ``N0`` is below the sides' ``N``
+(fewer than ``2N`` oracles), every entry with a null also gets ``at_null_n``, the same lens
+on the first ``N0`` models of each side, the number to compare with the null. The KS forget
+quality has no null value: with nothing to tell apart its p-value is uniform on [0, 1].
+Each lens draws its random splits and samples from its own generator (seeded from ``seed``),
+so its numbers do not depend on which other lenses were asked for.
 
 **Saturation**: a value within 5% of its cap (KLOM's largest score for the binning used, 1.0
 for U-LiRA and KS) is flagged: the metric cannot rank methods there.
@@ -129,20 +134,20 @@ def compute_lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike
                          f"{o.shape[1]}: both must cover the same examples")
     index = group_index(u.shape[1], forget, n_train, None)
     pair = None if null is None else model_arrays(*null)
-    rng = np.random.default_rng(seed)
+    rngs = {m: np.random.default_rng([seed, i]) for i, m in enumerate(("ulira", "accuracy", "ks"))}
     out: dict[str, Any] = {
         "n_unlearned": len(u), "n_oracles": len(o),
         "null_n_per_side": None if pair is None else [len(pair[0]), len(pair[1])],
         "interval": {"level": float(level), "n_splits": int(n_splits),
                      "method": INTERVAL_METHOD}, "warnings": []}
     z = _t(level, n_splits, len(u) + len(o))
-    spread = dict(n_splits=n_splits if intervals else 0, rng=rng)
+    spread = {m: dict(n_splits=n_splits if intervals else 0, rng=r) for m, r in rngs.items()}
     if "ulira" in metrics and min(len(u), len(o)) < MIN_ULIRA_MODELS:
         out["ulira"] = {"groups": None, "why": (
             f"U-LiRA needs at least {MIN_ULIRA_MODELS} models per side, got {len(u)} and {len(o)}")}
     elif "ulira" in metrics:
         fits = pair is not None and min(map(len, pair)) >= MIN_ULIRA_MODELS
-        out["ulira"] = _ulira(u, o, index, pair if fits else None, seed, spread, z)
+        out["ulira"] = _ulira(u, o, index, pair if fits else None, seed, spread["ulira"], z)
         out["warnings"] += saturation_warnings(
             "U-LiRA", {g: v["value"] for g, v in out["ulira"]["groups"].items()}, 1.0)
     if "accuracy" in metrics:
@@ -150,14 +155,36 @@ def compute_lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike
         # interval's width is not noisy
         splits = max(n_splits, ACCURACY_SPLITS) if intervals else 0
         right, null_right, basis = _rights(u, o, pair, correct, null_correct)
-        out["accuracy"] = _accuracy(right, index, null_right, {**spread, "n_splits": splits},
+        out["accuracy"] = _accuracy(right, index, null_right,
+                                    {**spread["accuracy"], "n_splits": splits},
                                     _t(level, splits, len(u) + len(o)))
         out["accuracy"]["basis"] = basis
     if "ks" in metrics:
-        out["ks"] = _ks(u, o, index, pair, spread, z)
+        out["ks"] = _ks(u, o, index, pair, spread["ks"], z)
         out["warnings"] += saturation_warnings(
             "KS p95", {g: v["p95"] for g, v in out["ks"]["groups"].items()}, 1.0)
+    if pair is not None and (len(pair[0]) < len(u) or len(pair[1]) < len(o)):
+        _add_at_null_n(out, u, o, pair, correct, forget=forget, n_train=n_train,
+                       metrics=metrics, seed=seed)
     return out
+
+
+def _add_at_null_n(out: dict[str, Any], u, o, pair, correct, **kwargs: Any) -> None:
+    """Beside every null: the lens on the first ``N0`` (the null's size) models per side."""
+    n0 = min(map(len, pair))
+    sides = None if correct is None else (np.asarray(correct[0])[:n0], np.asarray(correct[1])[:n0])
+    at = compute_lenses(u[:n0], o[:n0], **kwargs, intervals=False, correct=sides)
+
+    def copy(entry: Any, matched: Any) -> None:
+        if isinstance(entry, dict) and isinstance(matched, dict):
+            if "null" in entry and entry["null"] is not None:
+                entry["at_null_n"] = matched.get("value", matched.get("p95"))
+            for key, value in entry.items():
+                copy(value, matched.get(key))
+
+    for lens in ("ulira", "accuracy", "ks"):
+        copy(out.get(lens), at.get(lens))
+    out["at_null_n_per_side"] = n0
 
 
 def _t(level: float, n_splits: int, n_models: int) -> float:
@@ -296,10 +323,8 @@ def _ks(u, o, index, pair, spread, z) -> dict[str, Any]:
         groups[g] = {"p95": p95, **_interval(p95, np.hypot(sd[j], step / z), z, (0, 1)),
                      "count": int(len(i)), "null": None if null is None else null[g]}
     quality = model_level_ks(u, o, index["forget"])
-    if pair is not None:
-        quality["null_p_value"] = model_level_ks(pair[0], pair[1], index["forget"])["p_value"]
     return {"groups": groups, "cap": 1.0, "forget_quality": quality, "what": (
         "per-example two-sample KS statistic of the two sides' margins, 95th percentile per "
         "group; forget_quality: exact KS p-value of the models' mean forget margins "
-        "(unlearned vs oracles; small: told apart)")}
+        "(unlearned vs oracles; small: told apart; uniform on [0, 1] when nothing differs)")}
 

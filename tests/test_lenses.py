@@ -215,3 +215,28 @@ def test_published_living17_do_nothing_values_are_flagged_saturated():
                                             "validation": 10.72}, cap)
     assert w["kind"] == "saturated" and "retain 11.4" in w["message"]
     assert "forget 11.2" in w["message"] and "validation" not in w["message"]
+
+
+def test_a_null_at_smaller_n_comes_with_the_value_at_its_n():
+    """With fewer than 2N oracles the null is at N0 < N; every entry with a null also holds the
+    lens on N0 models per side (a perfect method's values then sit on their nulls' scale)."""
+    u, o, forget, n_train = _world(shift=0.0)
+    record = score_arrays(u, o[:40], forget, n_train, metrics="all", n_splits=10)
+    lens = record["metrics"]
+    assert lens["null_n_per_side"] == [20, 20] and lens["at_null_n_per_side"] == 20
+    ks = lens["ks"]["groups"]["retain"]
+    direct = compute_lenses(u[:20], o[:20], forget=forget, n_train=n_train, metrics=("ks",),
+                            intervals=False)["ks"]["groups"]["retain"]["p95"]
+    assert ks["at_null_n"] == direct and ks["at_null_n"] > ks["p95"]  # smaller N, larger D
+    assert lens["accuracy"]["tow"]["at_null_n"] is not None
+    assert "(N=20: " in lens_table([record])
+    same_n = score_arrays(u, o, forget, n_train, metrics="all", n_splits=10)["metrics"]
+    assert "at_null_n_per_side" not in same_n and "at_null_n" not in same_n["ks"]["groups"]["retain"]
+
+
+def test_each_lens_draws_from_its_own_generator():
+    u, o, forget, n_train = _world(shift=1.0)
+    alone = compute_lenses(u, o[:30], forget=forget, n_train=n_train, metrics=("ks",), n_splits=10)
+    both = compute_lenses(u, o[:30], forget=forget, n_train=n_train, metrics=("ulira", "ks"),
+                          n_splits=10)
+    assert alone["ks"] == both["ks"]
