@@ -185,7 +185,8 @@ shown(fig)
 # %% [markdown]
 # The recipe's own stack size is `config.stack` (for DIGITS up to 500 models at once, which
 # trains many models faster than stacks of 100 on a CPU, bit for bit the same models; for
-# CIFAR-10 `"auto"`: measured on the GPU among 1, 2 and 4 ResNet-9s at once). Timings include evaluating the models on both splits.
+# CIFAR-10 `"auto"`: measured on the GPU among 1, 2 and 4 ResNet-9s at once). Timings include
+# evaluating the models on both splits.
 #
 # ## 3. Full models
 #
