@@ -33,8 +33,8 @@ GAP_GROUPS = ("forget", "retain", "validation")
 
 #: What "right" means in each case, as the results state it.
 LOGITS_BASIS = "argmax of the logits is the label"
-MARGIN_BASIS = ("margin > 0 (the label's softmax probability above 1/2; no logits: a lower "
-                "bound of the accuracy)")
+MARGIN_BASIS = ("margin > 0, i.e. the label's softmax probability above 1/2 (no logits: a "
+                "lower bound of the accuracy)")
 
 
 def model_accuracies(right: np.ndarray, forget: np.ndarray, n_train: int) -> np.ndarray:
