@@ -3,6 +3,8 @@ unlearning (CPU threads, cuDNN autotuning)."""
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
 
@@ -18,6 +20,26 @@ def resolve_device(device: str = "auto"):
         raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} "
                          f"CUDA devices (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return dev
+
+
+def device_label(device) -> str:
+    """The device in words, precise enough to tell machines apart in cost records: the GPU's
+    name for CUDA (``"cuda: NVIDIA H100 80GB HBM3"``), the processor's for the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"{device.type}: {_cpu_name()}"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown processor"
 
 
 class device_settings:

@@ -118,6 +118,12 @@ def load_margins(store: StoreLike, dataset: DatasetLike, forget_set: int, method
         model_ids, oracle_ids = model_ids[:n], pool[:n]
     else:
         oracle_ids = sorted({int(i) for i in oracle_ids})
+        held = [i for i in oracle_ids if i >= HELD_OUT_ORACLE_START]
+        if held:
+            raise ValueError(f"oracle ids {held[:10]} are held out (ids >= "
+                             f"{HELD_OUT_ORACLE_START}: kept for methods that train on "
+                             "oracles) and are never scored against; give ids below "
+                             f"{HELD_OUT_ORACLE_START}")
         used = sorted(set(oracle_ids) & set(used_oracle_ids(store, recipe, forget_set, method)))
         if used:
             raise ValueError(f"oracles {used[:10]} were used by {method!r} to unlearn forget set "
@@ -310,7 +316,9 @@ def recipe_differences(store: Store, dataset: str, forget_set: int) -> list[str]
 
 def score_arrays(unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, n_train: int, *,
                  level: float = 0.95, n_splits: int = 25, seed: int = 0,
-                 metrics: str | Sequence[str] | None = None, **klom_kwargs: Any) -> Record:
+                 metrics: str | Sequence[str] | None = None,
+                 model_ids: Sequence[int] | None = None, oracle_ids: Sequence[int] | None = None,
+                 **klom_kwargs: Any) -> Record:
     """:func:`score` for margins given as arrays, without a store.
 
     ``unlearned`` ``(N, n_examples)`` and ``oracle`` ``(M, n_examples)`` hold margins on the
@@ -318,7 +326,8 @@ def score_arrays(unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, n_t
     ``n_train`` columns. The unlearned models are scored against the first ``min(N, M)``
     oracle rows; every oracle row is in the pool of the noise floor (at ``N`` when ``M >= 2N``,
     else at ``M // 2`` with the method rescored there, labelled). No ``accuracy`` entry (no
-    logits; ``metrics="accuracy"`` gives accuracies from the margins' signs).
+    logits; ``metrics="accuracy"`` gives accuracies from the margins' signs). ``model_ids``,
+    ``oracle_ids``: the ids of the rows, as the record names models (default: row numbers).
     """
     start = time.perf_counter()
     klom_settings(**klom_kwargs)
@@ -337,14 +346,27 @@ def score_arrays(unlearned: ArrayLike, oracle: ArrayLike, forget: ArrayLike, n_t
             or f.min() < 0 or f.max() >= n_train:
         raise ValueError(f"forget must be a non-empty 1-D array of train indices in "
                          f"[0, {n_train}), got {f.shape} {f.dtype} values")
+    u_ids, o_ids = (_row_ids(name, ids, len(a)) for name, ids, a in
+                    (("model_ids", model_ids, u), ("oracle_ids", oracle_ids, o)))
     n = min(len(u), len(o))
     m = Margins(unlearned=u, oracle=o[:n], forget=np.unique(f), n_train=int(n_train),
-                model_ids=list(range(len(u))), oracle_ids=list(range(n)), folder="",
-                oracle_pool=list(range(len(o))))
-    record = _score(m, lambda ids: o[ids], level=level, n_splits=n_splits, seed=seed,
-                    metrics=metrics, **klom_kwargs)
+                model_ids=u_ids, oracle_ids=o_ids[:n], folder="", oracle_pool=o_ids)
+    row = {i: r for r, i in enumerate(o_ids)}
+    record = _score(m, lambda ids: o[[row[i] for i in ids]], level=level, n_splits=n_splits,
+                    seed=seed, metrics=metrics, **klom_kwargs)
     record["seconds"] = time.perf_counter() - start
     return record
+
+
+def _row_ids(name: str, ids: Sequence[int] | None, rows: int) -> list[int]:
+    """The ids naming ``rows`` rows: given (distinct integers, one per row) or row numbers."""
+    if ids is None:
+        return list(range(rows))
+    out = [int(i) for i in ids]
+    if len(out) != rows or len(set(out)) != rows:
+        raise ValueError(f"{name} must name each of the {rows} rows once, got {len(out)} ids "
+                         f"({len(set(out))} distinct)")
+    return out
 
 
 def _margin_rows(name: str, array: ArrayLike) -> np.ndarray:
@@ -480,9 +502,9 @@ def do_nothing_klom(store: StoreLike, dataset: str, forget_set: int, *,
     oracle = precomputed_margins(store, base, ofolder, labels, oracle_ids)
     n_train = train_width(store, base, full, labels, ids)
     forget = check_forget_indices(store.forget_set(base, forget_set), n_train)
-    record = score_arrays(unlearned, oracle, forget, n_train, **score_kwargs)
-    n = min(len(ids), len(oracle_ids))
+    record = score_arrays(unlearned, oracle, forget, n_train, model_ids=ids,
+                          oracle_ids=oracle_ids, **score_kwargs)
     record.update(method="do_nothing", dataset=recipe,
                   forget_set=int(forget_set), folders={"full": full, "oracles": ofolder},
-                  model_ids=ids, oracle_ids=oracle_ids[:n], accuracy=None)
+                  accuracy=None)
     return record

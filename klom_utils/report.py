@@ -16,14 +16,15 @@ from ._typing import PathLike, Record
 from .files import atomic_write
 from .metric import GROUPS
 from .plots import klom_vs_cost, p95_bars, protocol_comparison
-from .tables import jsonable
+from .tables import jsonable, settings_line
 
 #: The table's columns of the other lenses (``klom_utils.comparison.lens_columns``), by group.
 LENS_COLUMNS = ("ulira", "ulira_low", "ulira_high", "ulira_null", "ks_p95", "ks_p95_low",
                 "ks_p95_high", "ks_null", "tow", "tow_null", "average_gap")
 #: Columns of the CSV table, in order (settings and the oracles that chose them as JSON).
 COLUMNS = ("dataset", "forget_set", "method", "group", "protocol", "label", "p95", "p95_low",
-           "p95_high", "floor_p95", "floor_n_per_side", "n_per_side", "accuracy",
+           "p95_high", "floor_p95", "floor_n_per_side", "n_per_side", "direction", "variant",
+           "bins", "accuracy",
            "oracle_accuracy", "accuracy_gap", "seconds_per_model", "relative_cost", "settings",
            "folder", "chosen_on", "warnings") + LENS_COLUMNS
 AGGREGATE = ("aggregate: the mean over forget sets of the mean of the forget, retain and "
@@ -90,13 +91,13 @@ def summary_markdown(result: Record) -> str:
             f"Ranked by the {AGGREGATE}. N = {', '.join(map(str, n))} models per side; noise "
             f"floor aggregate {_cell(floor_aggregate(result))} at the same N. Relative cost: "
             "wall time per model of the unlearning call (loading and writing the models "
-            "included) / of training models of the dataset's recipe, measured on the same "
+            "included) / of training models of the full models' recipe, measured on the same "
             "device (for datamodel methods without estimating the datamodel). Accuracy gap: "
-            "unlearned minus oracles' test accuracy.", ""]
+            "unlearned minus oracles' test accuracy.", "", f"{settings_line(result['records'])}.", ""]
     cols = ["rank", "method", "aggregate", "forget_p95", "retain_p95", "validation_p95",
             "validation_accuracy_gap", "seconds_per_model", "relative_cost"] + _lens_cols(summary)
     if len(cols) > 9:
-        head[-1:] = ["forget U-LiRA: chance 0.5, cap 1 (mean over forget sets); ToW: 1 = as "
+        head[-1:] = ["", "forget U-LiRA: chance 0.5, cap 1 (mean over forget sets); ToW: 1 = as "
                      "retrained. Both at the same N as KLOM; their nulls are in results.csv.", ""]
     lines = ["| " + " | ".join(c.replace("_", " ") for c in cols) + " |",
              "|" + "---|" * len(cols)]
@@ -114,7 +115,8 @@ def summary_html(result: Record) -> str:
                    + "</tr>" for e in summary)
     title = (f"{result['dataset']}, protocol {result['protocol']}"
              + (f" ({result['label']})" if result["label"] else ""))
-    return (f"<p><strong>{escape(title)}</strong>; {escape(AGGREGATE)}</p>"
+    return (f"<p><strong>{escape(title)}</strong>; {escape(AGGREGATE)}; "
+            f"{escape(settings_line(result['records']))}</p>"
             f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
 

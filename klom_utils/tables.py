@@ -113,7 +113,9 @@ def _short(setting) -> str:
     return f"KL({direction.replace('||', ' || ')}), {variant}, {bins} bins"
 
 
-def _settings_line(records) -> str:
+def settings_line(records) -> str:
+    """What the KLOM numbers of ``records`` are: statistic, interval level, direction, variant
+    and bins (each distinct setting; a warning where they differ)."""
     settings = {_setting(r) for r in records}
     text = "; ".join(_short(x) for x in sorted(settings))
     levels = sorted({r.get("interval", {}).get("level", 0.95) for r in records})
@@ -187,7 +189,7 @@ def results_table(records: Iterable[Record]) -> ResultsTable:
             if w["kind"] != "small_forget":
                 seen.setdefault(w["message"], []).append(f"{r['forget_set']}/{r['method']}")
     notes += [f"(!) [{', '.join(where)}] {message}" for message, where in seen.items()]
-    return ResultsTable.build(_settings_line(records), header, rows, notes)
+    return ResultsTable.build(settings_line(records), header, rows, notes)
 
 
 class ResultsTable(str):

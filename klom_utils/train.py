@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +133,19 @@ DEFAULT_CONFIGS = {
 def default_config(dataset: str, **overrides) -> TrainConfig:
     """The default :class:`TrainConfig` of ``dataset``, with ``overrides`` applied."""
     return replace(DEFAULT_CONFIGS[dataset_name(dataset)], **overrides).checked()
+
+
+def recorded_config(store: Store, folder: str, dataset: str) -> TrainConfig | None:
+    """The :class:`TrainConfig` that trained the models of ``folder``, from its config file
+    (runtime fields from the dataset's default); None where the folder has none (a Hub
+    snapshot)."""
+    path = f"{folder}/{TRAIN_RECORD}"
+    if not store.path(path).is_file():
+        return None
+    record = store.read_json(path)
+    names = {f.name for f in fields(TrainConfig)} - set(_RUNTIME_FIELDS)
+    return replace(DEFAULT_CONFIGS[dataset_name(dataset)],
+                   **{k: v for k, v in record.items() if k in names}).checked()
 
 
 def group_name(forget_set) -> str:

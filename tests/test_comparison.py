@@ -82,6 +82,17 @@ def test_files_table_summary_and_figures(loo, store_dir):
     assert "leave-one-out" in summary and "N = 8 models per side" in summary
     assert all(m in summary for m in METHODS)
     assert json.load(open(files["results.json"]))["selection"].startswith("mean over forget")
+    # what the numbers are: estimator, direction and bins, in the summary and every CSV row
+    assert "KL(unlearned || oracle), canonical, 20 bins" in summary
+    assert {(r["direction"], r["variant"], r["bins"]) for r in rows} == {
+        ("unlearned||oracle", "canonical", "20")}
+    # the relative cost divides by training the store's own recipe (5 epochs), on this device
+    cost = json.load(open(f"{store_dir}/comparisons/DIGITS/training_cost.json"))
+    assert cost["recipe"]["epochs"] == 5 and cost["device"].startswith("cpu: ")
+    assert "full models' recipe" in cost["what"]
+    unlearn_cost = json.load(open(f"{store_dir}/unlearned/DIGITS/gradient_ascent/forget_set_1/"
+                                  "klom_cost.json"))
+    assert unlearn_cost["device"] == cost["device"]
     for png in ("p95.png", "cost.png", "protocols.png"):
         assert open(files[png], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -109,6 +120,29 @@ def test_oracle_tuned_is_labelled_optimistic_and_fixed_takes_the_defaults(data, 
     assert "ulira" in (tmp_path / "fixed" / "results.csv").read_text().splitlines()[0]
     assert "forget ulira" in (tmp_path / "fixed" / "summary.md").read_text()
     assert all(r.get("ulira") is None for r in tuned["rows"])  # KLOM alone by default
+
+
+def test_one_set_compares_fixed_with_oracle_tuned_and_defaults_carry_their_caveat(data,
+                                                                                  store_dir):
+    one = C.compare(data, store_dir, [2], ["gradient_ascent"], protocol="oracle-tuned",
+                    budget=2, cost_models=0, n_splits=10, progress=False)
+    assert set(one["protocols"]) == {"fixed", "oracle-tuned"}  # no "leave-one-out" of nothing
+    fixed = C.compare(data, store_dir, [2], ["do_nothing"], protocol="fixed", cost_models=0,
+                      n_splits=10, progress=False)
+    assert {r["label"] for r in fixed["rows"]} == {C.DEFAULTS_OPTIMISTIC}
+    assert fixed["label"] == C.DEFAULTS_OPTIMISTIC
+
+
+def test_fewer_oracles_than_2n_shrink_n_with_a_warning(data, store_dir, tmp_path):
+    root = tmp_path / "store"
+    shutil.copytree(store_dir, root, ignore=shutil.ignore_patterns("unlearned", "cmp-*"))
+    train_models(data, root, [8], config=default_config_train("digits", epochs=5, peak_epoch=1),
+                 progress=False)  # 9 full models, 16 scoring oracles per set: N = 8
+    with pytest.warns(UserWarning, match=r"comparing at N = 8 models per side, not 9: forget "
+                                         r"set 1 has 16 scoring oracles.*ids 8 and up"):
+        result = C.compare(data, root, [1, 2], ["do_nothing"], cost_models=0, n_splits=10,
+                           progress=False)
+    assert result["model_ids"] == list(range(8))
 
 
 def test_a_rerun_does_no_work_and_a_killed_run_is_finished(data, store_dir, loo, monkeypatch):

@@ -86,9 +86,10 @@ def test_oracle_matching_is_well_below_doing_nothing(scored):
 def test_held_out_oracles_are_never_scored_against(digits_store, digits_data, scored):
     assert scored["oracle_matching"]["oracle_ids"] == list(range(N_MODELS))
     assert oracles.scoring_oracle_ids(digits_store, "DIGITS", FORGET_SET) == list(range(N_MODELS))
-    with pytest.raises(ValueError, match=r"oracles \[1000\] were used by 'oracle_matching'"):
-        E.score(digits_store, digits_data, FORGET_SET, "oracle_matching",
-                oracle_ids=[0, 1, 1000], n_splits=10)
+    for method in ("oracle_matching", "do_nothing"):  # held out: never, used or not
+        with pytest.raises(ValueError, match=r"oracle ids \[1000\] are held out"):
+            E.score(digits_store, digits_data, FORGET_SET, method, oracle_ids=[0, 1, 1000],
+                    n_splits=10)
     # oracles listed explicitly as used are left out of the default too
     unlearn_store(digits_store, digits_data, FORGET_SET, "oracle_matching", [0, 1],
                   oracle_ids=[14, 15], name="om_explicit", progress=False)

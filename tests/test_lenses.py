@@ -240,3 +240,14 @@ def test_each_lens_draws_from_its_own_generator():
     both = compute_lenses(u, o[:30], forget=forget, n_train=n_train, metrics=("ulira", "ks"),
                           n_splits=10)
     assert alone["ks"] == both["ks"]
+
+
+def test_score_arrays_names_rows_by_the_ids_given():
+    u, o, forget, n_train = _world(shift=1.0)
+    ids, oids = list(range(500, 500 + len(u))), list(range(700, 700 + 40))
+    record = score_arrays(u, o[:40], forget, n_train, n_splits=10, model_ids=ids, oracle_ids=oids)
+    assert record["model_ids"] == ids and record["oracle_ids"] == oids[:len(u)]
+    assert set(record["noise_floor"]["oracle_ids"]) <= set(oids)
+    assert set(record["matched"]["model_ids"]) <= set(ids)
+    with pytest.raises(ValueError, match="oracle_ids must name each of the 40 rows once"):
+        score_arrays(u, o[:40], forget, n_train, oracle_ids=[1] * 40)

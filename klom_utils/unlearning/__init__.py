@@ -53,8 +53,9 @@ weight decay 5e-4; an epoch is one pass over the forget set (GA, NegGrad+) or th
                    lr ×0.95 per epoch
 ``datamodel_matching``  as oracle matching, but towards the model's own logits plus the
                    datamodel's predicted shift (no oracle): DIGITS the same settings with the
-                   forget set ×10; CIFAR10 the authors' (Adam lr 1e-4, 4 epochs, batch 512,
-                   lr ×0.95 per epoch)
+                   forget set ×10; CIFAR10 the authors' (Adam lr 1e-4, 4 epochs, batch 512)
+                   with oracle matching's lr ×0.95 per epoch (our choice: the reference gives
+                   that decay for oracle matching only)
 ``datamodel_direct``  no training: the model's logits plus the predicted shift, written as
                    the unlearned outputs (the method returns an :class:`Outputs`)
 ``random_labels``  forget set with random wrong labels plus the retain set (Graves et al.

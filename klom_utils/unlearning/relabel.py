@@ -9,7 +9,8 @@
   paper's default) with the largest gradient magnitude of the forget loss, over all of a
   model's weights; then the random-label fine-tuning above updates only those weights.
   Followed: the mask from the gradient of the cross-entropy on the whole forget set at the
-  original weights, one global threshold per model. Changed: weight decay is applied to the
+  original weights, in eval mode (batch norm with its running statistics), one global
+  threshold per model. Changed: weight decay is applied to the
   masked weights only (SalUn's code lets SGD's weight decay shrink every weight), so the
   other weights stay exactly as they were.
 """
@@ -83,17 +84,27 @@ def random_labels(models, data, config, *, generators):
     return _relabel_finetune(models, data, config, generators)
 
 
+#: Forget examples per forward pass of the saliency mask.
+MASK_BATCH = 512
+
+
 def saliency_masks(models, data, fraction: float) -> list:
     """Per parameter of the stack, 1 where the weight is among the ``fraction`` of the
     model's weights with the largest gradient magnitude of the forget loss, else 0."""
     if not 0 < fraction <= 1:
         raise ValueError(f"salun: fraction must lie in (0, 1], got {fraction}")
-    student = for_training(models)
-    m = student.m
+    # gradients in eval mode (batch norm with its running statistics, as SalUn's own mask
+    # code runs it), summed over batches of the forget set, each weighted by its share
+    student = for_training(models).eval()
+    m, n = student.m, len(data.forget_y)
     params = list(student.parameters())
-    x = data.forget_x.unsqueeze(0).expand(m, *data.forget_x.shape)
-    losses = cross_entropy(student(x), data.forget_y.expand(m, -1))
-    grads = torch.autograd.grad(losses.sum(), params)
+    grads: list = [torch.zeros_like(p) for p in params]
+    for start in range(0, n, MASK_BATCH):
+        xb, yb = data.forget_x[start:start + MASK_BATCH], data.forget_y[start:start + MASK_BATCH]
+        losses = cross_entropy(student(xb.unsqueeze(0).expand(m, *xb.shape)), yb.expand(m, -1))
+        share = 1.0 if len(yb) == n else len(yb) / n
+        for total, g in zip(grads, torch.autograd.grad(losses.sum() * share, params)):
+            total += g
     size = [per_model(g, m) for g in grads]
     flat = torch.cat([g.abs().reshape(m, -1) for g in size], dim=1)
     keep = max(1, math.ceil(fraction * flat.shape[1]))

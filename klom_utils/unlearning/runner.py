@@ -14,7 +14,7 @@ import torch
 from ..claims import claimed_chunks
 from ..data import as_dataset
 from ..datamodels import datamodel_about, noise_path, predicted_shift
-from ..devices import device_settings, resolve_device
+from ..devices import device_label, device_settings, resolve_device
 from ..forget_sets import forget_indices
 from ..layout import (
     COST_FILE,
@@ -274,7 +274,7 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
     if written and (len(written) == len(ids) or not cost.is_file()):  # measured, for compare
         store.write_json(f"{folder}/{COST_FILE}", {
             "seconds_per_model": seconds / len(written), "n_models": len(written),
-            "device": str(dev), "what": "wall time of the unlearn_store call that wrote "
+            "device": device_label(dev), "what": "wall time of the unlearn_store call that wrote "
                                         "these models, divided by their number"})
     return {"folder": folder, "written": written,
             "skipped": [i for i in ids if i not in written], "seconds": seconds}
