@@ -180,7 +180,8 @@ def test_build_datamodel_is_resumable_and_recorded(digits_store, digits_data, da
     about = DM.datamodel_about(digits_store.path(datamodel["path"]))
     assert about["estimator"] == "regression" and about["n_models"] == N_SUBSET
     again = DM.build_datamodel(digits_data, digits_store, range(N_SUBSET), progress=False)
-    assert again["trained"] == []
+    assert again["trained"] == []  # the datamodel from the files = the one from memory
+    np.testing.assert_array_equal(np.load(digits_store.path(again["path"])), theta)
     with pytest.raises(ValueError, match="trained differently"):
         DM.train_subset_models(digits_data, digits_store, [0], fraction=0.3, progress=False)
     masks, logits = DM.load_subset_runs(digits_store, "DIGITS", digits_data.n_train)
