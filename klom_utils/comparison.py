@@ -304,7 +304,7 @@ def _run_trial(store: Store, data: Any, k: int, trial: Trial, ids: Sequence[int]
     except RecordMismatchError:  # the method's own folder was made otherwise (other oracles)
         if name != trial.method:
             raise
-        name = config_id(trial.method, {"config": trial.config, "seed": seed})
+        name = trial.folder_name = config_id(trial.method, {"config": trial.config, "seed": seed})
         run = unlearn_store(store, data, k, trial.method, ids, config=trial.config, name=name,
                             seed=seed, device=device, progress=False)
     cost_path = store.path(f"{run['folder']}/{COST_FILE}")  # written by unlearn_store

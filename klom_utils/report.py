@@ -53,7 +53,8 @@ def summarize_comparison(result: Record) -> list:
                                           if r["n_per_side"] is not None}),
                     "forget_ulira": _mean([r["ulira"] for r in rows if r["group"] == "forget"]),
                     "tow": _mean([r["tow"] for r in val])})
-    out.sort(key=lambda e: np.inf if e["aggregate"] is None else e["aggregate"])
+    out.sort(key=lambda e: e["aggregate"] if e["aggregate"] is not None
+             and np.isfinite(e["aggregate"]) else np.inf)  # undefined ones last
     for rank, entry in enumerate(out, 1):
         entry["rank"] = rank
     return out
@@ -115,7 +116,10 @@ def summary_html(result: Record) -> str:
                    + "</tr>" for e in summary)
     title = (f"{result['dataset']}, protocol {result['protocol']}"
              + (f" ({result['label']})" if result["label"] else ""))
-    return (f"<p><strong>{escape(title)}</strong>; {escape(AGGREGATE)}; "
+    n = ", ".join(str(x) for x in sorted({x for e in summary for x in e["n_per_side"]}))
+    where = (f"N = {n} models per side; noise floor aggregate "
+             f"{_cell(floor_aggregate(result))} at the same N")
+    return (f"<p><strong>{escape(title)}</strong>; {escape(AGGREGATE)}; {escape(where)}; "
             f"{escape(settings_line(result['records']))}</p>"
             f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
