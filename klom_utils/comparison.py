@@ -344,8 +344,10 @@ def _training_cost(store: Store, data: Any, device: Any, n: int | None) -> Recor
     n = (100 if data.name == "DIGITS" else 1) if n is None else int(n)
     if n == 0:
         return None
-    config = (recorded_config(store, full_models_folder(data.name), data.name)
-              or default_train_config(data.name))
+    config = recorded_config(store, full_models_folder(data.name), data.name)
+    whose = "the full models' recipe"
+    if config is None:  # a Hub snapshot records no recipe
+        config, whose = default_train_config(data.name), "the dataset's default recipe"
     recipe = config.recorded()
     label = device_label(device)
     path = store.path(f"comparisons/{data.name}/training_cost.json")
@@ -358,8 +360,8 @@ def _training_cost(store: Store, data: Any, device: Any, n: int | None) -> Recor
         train_models(data, tmp, range(n), config=config, device=device, progress=False)
         seconds = time.perf_counter() - begin
     known = {"seconds_per_model": seconds / n, "n_models": n, "device": label, "recipe": recipe,
-             "what": f"training {n} {data.name} models of the full models' recipe at once, "
-                     "divided by their number"}
+             "what": f"training {n} {data.name} models of {whose} at once, divided by their "
+                     "number"}
     text = json.dumps(known, indent=2)
     atomic_write(path, lambda tmp_path: tmp_path.write_text(text))
     return known
