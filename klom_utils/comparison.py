@@ -60,7 +60,7 @@ from .train import default_config as default_train_config
 from .train import recorded_config, train_models
 from .uncertainty import MIN_MODELS, check_interval_settings
 from .unlearning import get_method, unlearn_store
-from .unlearning.configs import config_id, default_config, trial_configs
+from .unlearning.configs import config_id, default_config, search_space, trial_configs
 
 PROTOCOLS = ("leave-one-out", "fixed", "oracle-tuned")
 #: The label of every result chosen on the scoring oracles it is reported against.
@@ -69,7 +69,8 @@ OPTIMISTIC = "optimistic: tuned on the scoring oracles"
 ACCURACY_TOLERANCE = 0.03
 #: The forget sets whose scoring oracles chose the built-in defaults, per dataset.
 DEFAULTS_CHOSEN_ON = {"DIGITS": (1, 2, 3)}
-#: The label of ``fixed`` results on those sets.
+#: The label of results on those sets that report a method's tuned defaults (``fixed``, or
+#: leave-one-out choosing them): the defaults were chosen with that set's oracles among others.
 DEFAULTS_OPTIMISTIC = "optimistic: the defaults were chosen on this set's scoring oracles"
 #: The selection score, in words (lower is better).
 SELECTION = ("mean over forget, retain and validation of the 95th percentile of KLOM (N per side "
@@ -161,6 +162,13 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
                            n_splits=n_splits, seed=seed, metrics=metrics)
             records.append({**record, "method": m, "folder": choice["folder"]})
             rows += _rows(record, m, k, protocol, choice, oracles[k], reference)
+    unmatched = sorted({r["method"] for r in rows if r["seconds_per_model"] is not None
+                        and r["relative_cost"] is None})
+    if unmatched and reference is not None:
+        warnings.warn(f"no relative cost for {', '.join(unmatched)}: their unlearning was timed "
+                      f"on another device than {reference['device']!r} (or recorded by an older "
+                      "version as only 'cpu' or 'cuda'); unlearn them again here to measure it",
+                      stacklevel=2)
     # with one forget set leave-one-out has nothing to choose on: its alternative is "fixed"
     honest = "leave-one-out" if len(sets) > 1 else "fixed"
     alternatives = {p: {m: {k: _choose(trials[m], sets, k, p, accuracy_tolerance)["reported"]
@@ -168,9 +176,7 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
                     for p in (honest, "oracle-tuned")}
     result: Record = {
         "dataset": data.name, "forget_sets": sets, "methods": methods, "protocol": protocol,
-        "label": OPTIMISTIC if protocol == "oracle-tuned" else (
-            DEFAULTS_OPTIMISTIC if protocol == "fixed" and set(sets) & set(
-                DEFAULTS_CHOSEN_ON.get(data.name, ())) else ""),
+        "label": _result_label(protocol, rows),
         "selection": SELECTION.format(tol=accuracy_tolerance), "budget": int(tried),
         "accuracy_tolerance": float(accuracy_tolerance), "model_ids": ids, "seed": int(seed),
         "training_cost": reference, "rows": rows, "records": records, "choices": choices,
@@ -380,7 +386,8 @@ def _rows(record: Record, method: str, k: int, protocol: str, choice: dict,
     floor = record.get("noise_floor") or {}
     return [{
         "dataset": record["dataset"], "forget_set": k, "method": method, "group": g,
-        "protocol": protocol, "label": _label(protocol, record["dataset"], k),
+        "protocol": protocol, "label": _label(protocol, record["dataset"], k, method,
+                                              choice["config"]),
         "p95": record[g]["p95"], "p95_low": record[g]["p95_low"],
         "p95_high": record[g]["p95_high"], "floor_p95": floor.get(g, {}).get("p95"),
         "floor_n_per_side": floor.get("n_per_side"), "n_per_side": record["n_per_side"],
@@ -395,13 +402,25 @@ def _rows(record: Record, method: str, k: int, protocol: str, choice: dict,
     } for g in GROUPS]
 
 
-def _label(protocol: str, dataset: str, k: int) -> str:
-    """The caveat of a row: oracle-tuned results, and the defaults on the sets that chose them."""
+def _label(protocol: str, dataset: str, k: int, method: str, config: Mapping) -> str:
+    """The caveat of a row: oracle-tuned results, and a method's tuned defaults reported on a
+    set whose oracles chose them (methods with nothing to tune carry none)."""
     if protocol == "oracle-tuned":
         return OPTIMISTIC
-    if protocol == "fixed" and k in DEFAULTS_CHOSEN_ON.get(dataset, ()):
-        return DEFAULTS_OPTIMISTIC
-    return ""
+    tuned = (k in DEFAULTS_CHOSEN_ON.get(dataset, ()) and bool(search_space(method, dataset))
+             and config == default_config(method, dataset))
+    return DEFAULTS_OPTIMISTIC if tuned else ""
+
+
+def _result_label(protocol: str, rows: Sequence[Record]) -> str:
+    """The result's caveat: the protocol's, or which rows report defaults tuned on their set."""
+    if protocol == "oracle-tuned":
+        return OPTIMISTIC
+    hit = sorted({(r["method"], r["forget_set"]) for r in rows if r["label"]})
+    if not hit:
+        return ""
+    return (f"{DEFAULTS_OPTIMISTIC} for " + ", ".join(
+        f"{m} on set {k}" for m, k in hit) + " (rows so labelled)")
 
 
 def lens_columns(lens: Record | None, group: str) -> Record:

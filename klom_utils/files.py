@@ -112,9 +112,15 @@ def float_tensor(x: Any) -> Any:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    """``torch.save`` of ``obj`` to ``path``, atomically."""
+    """``torch.save`` of ``obj`` to ``path``, atomically (and forgotten by the cache of
+    :func:`load_torch_cached`)."""
     torch = _torch()
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    if _cache:
+        resolved = str(Path(path).resolve())
+        with _cache_lock:
+            for key in [k for k in _cache if k[0] == resolved]:
+                del _cache[key]
 
 
 class CorruptFileError(ValueError):
@@ -158,7 +164,8 @@ def load_torch_cached(path: Path) -> Any:
     time); callers get tensors of their own (clones), so they may change them freely. Other
     content is loaded every time and not kept."""
     stat = os.stat(path)
-    key = (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    key = (str(Path(path).resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
+           stat.st_ctime_ns)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:

@@ -275,6 +275,10 @@ def _rights(u, o, pair, correct, null_correct) -> tuple:
         raise ValueError("null_correct is needed with correct and null: the null's accuracies "
                          "must be counted as the sides' are")
     null_right = None if pair is None else tuple(np.asarray(c, dtype=bool) for c in null_correct)
+    for i, r in enumerate(null_right or ()):
+        if r.shape != pair[i].shape:
+            raise ValueError(f"null_correct[{i}] has shape {r.shape}, expected {pair[i].shape} "
+                             "(the shape of its null margins)")
     return right, null_right, LOGITS_BASIS
 
 

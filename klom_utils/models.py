@@ -225,6 +225,13 @@ class StackedMLP(nn.Module):
 
 # --------------------------------------------------------------------------------- state dicts
 
+def unwrap_checkpoint(obj):
+    """The state dict of a checkpoint saved as ``{"state_dict": {...}, ...}``; else ``obj``."""
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        return obj["state_dict"]
+    return obj
+
+
 def strip_prefixes(sd: dict) -> dict:
     """``sd`` without the checkpoint prefixes of :data:`KNOWN_PREFIXES` (repeated ones too)."""
     keys = list(sd)
@@ -299,8 +306,7 @@ def load_model(path_or_state_dict, arch: str = "resnet9", device=None,
         if not os.path.isfile(sd):
             raise FileNotFoundError(f"checkpoint {str(sd)!r} does not exist")
         sd = torch.load(sd, map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
+    sd = unwrap_checkpoint(sd)
     if not isinstance(sd, dict):
         raise CheckpointError(f"expected a state dict (a dict of tensors), got {type(sd).__name__}")
     sd = strip_prefixes(dict(sd))

@@ -73,7 +73,7 @@ class ModelStack:
         the checks of :func:`~klom_utils.models.load_model` (the first is loaded by it; the
         others must have its keys and shapes), without building a module per model. The
         same stack as ``ModelStack.of([load_model(sd, arch="auto") ...])``."""
-        sds = [models.strip_prefixes(dict(sd)) for sd in state_dicts]
+        sds = [models.strip_prefixes(dict(models.unwrap_checkpoint(sd))) for sd in state_dicts]
         if not sds:
             raise ValueError("a stack needs at least one model, got none")
         first = models.load_model(sds[0], arch="auto")  # CheckpointError if it does not fit

@@ -56,3 +56,14 @@ def test_cached_checkpoints_are_private_copies_and_follow_the_file(tmp_path):
     assert torch.equal(load_torch_cached(path)["w"], torch.full((3,), 2.0))
     save_torch(path, [1, 2])  # not a dict of tensors: loaded, not kept
     assert load_torch_cached(path) == [1, 2]
+
+
+def test_a_checkpoint_rewritten_by_this_process_is_read_again(tmp_path):
+    import torch
+
+    from klom_utils.files import load_torch_cached, save_torch
+
+    path = tmp_path / "sd.pt"
+    for value in (1.0, 2.0, 1.0):  # same size each time: the cache must not serve the old one
+        save_torch(path, {"w": torch.full((3,), value)})
+        assert load_torch_cached(path)["w"][0] == value

@@ -81,3 +81,11 @@ def test_stack_from_checkpoints_equals_the_stack_of_loaded_models():
         stack.ModelStack.from_checkpoints([sds[0], other])
     with pytest.raises(CheckpointError):
         stack.ModelStack.from_checkpoints([{"nonsense": torch.zeros(1)}])
+
+
+def test_stack_from_wrapped_checkpoints():
+    from klom_utils.models import build_model
+
+    sds = [{"state_dict": build_model("digits_mlp", hidden=8, d_in=4, num_classes=3).state_dict(),
+            "epoch": 3} for _ in range(2)]  # saved as {"state_dict": ..., ...}
+    assert stack.ModelStack.from_checkpoints(sds).m == 2
