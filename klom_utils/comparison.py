@@ -416,11 +416,13 @@ def _result_label(protocol: str, rows: Sequence[Record]) -> str:
     """The result's caveat: the protocol's, or which rows report defaults tuned on their set."""
     if protocol == "oracle-tuned":
         return OPTIMISTIC
-    hit = sorted({(r["method"], r["forget_set"]) for r in rows if r["label"]})
+    hit = {(r["method"], r["forget_set"]) for r in rows if r["label"]}
     if not hit:
         return ""
-    return (f"{DEFAULTS_OPTIMISTIC} for " + ", ".join(
-        f"{m} on set {k}" for m, k in hit) + " (rows so labelled)")
+    sets = sorted({k for _, k in hit})
+    return (f"{len(hit)} of {len({(r['method'], r['forget_set']) for r in rows})} results "
+            f"report defaults tuned on their set's scoring oracles (sets "
+            f"{', '.join(map(str, sets))}; labelled in the table)")
 
 
 def lens_columns(lens: Record | None, group: str) -> Record:

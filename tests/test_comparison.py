@@ -134,7 +134,7 @@ def test_one_set_compares_fixed_with_oracle_tuned_and_defaults_carry_their_cavea
                       cost_models=0, n_splits=10, progress=False)
     labels = {(r["method"], r["label"]) for r in fixed["rows"]}
     assert labels == {("do_nothing", ""), ("gradient_ascent", C.DEFAULTS_OPTIMISTIC)}
-    assert fixed["label"].endswith("for gradient_ascent on set 2 (rows so labelled)")
+    assert fixed["label"].startswith("1 of 2 results report defaults tuned")
 
 
 def test_fewer_oracles_than_2n_shrink_n_with_a_warning(data, store_dir, tmp_path):
