@@ -422,7 +422,7 @@ def _result_label(protocol: str, rows: Sequence[Record]) -> str:
     sets = sorted({k for _, k in hit})
     return (f"{len(hit)} of {len({(r['method'], r['forget_set']) for r in rows})} results "
             f"report defaults tuned on their set's scoring oracles (sets "
-            f"{', '.join(map(str, sets))}; labelled in the table)")
+            f"{', '.join(map(str, sets))}; their rows in the table say so)")
 
 
 def lens_columns(lens: Record | None, group: str) -> Record:
