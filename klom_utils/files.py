@@ -97,12 +97,14 @@ def remove_stale_tmp(store_root: Union[str, "os.PathLike[str]"], folder: str,
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
-    """``np.save`` of ``array`` to ``path``, atomically."""
+    """``np.save`` of ``array`` to ``path``, atomically (and forgotten by the cache of
+    :func:`load_npy_cached`)."""
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, array)
 
     atomic_write(path, write)
+    _forget(path)
 
 
 def float_tensor(x: Any) -> Any:
@@ -116,11 +118,7 @@ def save_torch(path: Path, obj: Any) -> None:
     :func:`load_torch_cached`)."""
     torch = _torch()
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
-    if _cache:
-        resolved = str(Path(path).resolve())
-        with _cache_lock:
-            for key in [k for k in _cache if k[0] == resolved]:
-                del _cache[key]
+    _forget(path)
 
 
 class CorruptFileError(ValueError):
@@ -152,17 +150,17 @@ def load_torch(path: Path) -> Any:
         raise corrupt_error(path, err) from None
 
 
-#: Bytes of tensors :func:`load_torch_cached` keeps in memory (least recently used dropped).
+#: Bytes that :func:`load_torch_cached` and :func:`load_npy_cached` keep in memory together
+#: (least recently used dropped first).
 CACHE_BYTES = 256 << 20
-_cache: "OrderedDict[tuple, tuple[dict, int]]" = OrderedDict()
+_cache: "OrderedDict[tuple, tuple[Any, int]]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def load_torch_cached(path: Path) -> Any:
-    """:func:`load_torch` of a checkpoint (a dict of tensors), served from a memory cache of at
-    most :data:`CACHE_BYTES` while the file is unchanged (same inode, size and modification
-    time); callers get tensors of their own (clones), so they may change them freely. Other
-    content is loaded every time and not kept."""
+def _cached(path: Path, load: Callable[[Path], Any], size: Callable[[Any], int | None]) -> Any:
+    """``load(path)``, kept in memory while the file is unchanged (same device, inode, size and
+    times) and :func:`_forget` has not been called for it; ``size`` gives an object's bytes,
+    None for objects not to keep."""
     stat = os.stat(path)
     key = (str(Path(path).resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
            stat.st_ctime_ns)
@@ -170,21 +168,54 @@ def load_torch_cached(path: Path) -> Any:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
-    if hit is None:
-        obj = load_torch(path)
-        torch = _torch()
-        if not (isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values())):
-            return obj
-        size = sum(v.nbytes for v in obj.values())
-        if size > CACHE_BYTES // 4:
-            return obj
-        hit = (obj, size)
+            return hit[0]
+    obj = load(path)
+    nbytes = size(obj)
+    if nbytes is None or nbytes > CACHE_BYTES // 4:
+        return obj
+    with _cache_lock:
+        _cache[key] = (obj, nbytes)
+        total = sum(n for _, n in _cache.values())
+        while total > CACHE_BYTES:
+            total -= _cache.popitem(last=False)[1][1]
+    return obj
+
+
+def _forget(path: Path) -> None:
+    """Drop what the cache holds of ``path`` (this process just rewrote it)."""
+    if _cache:
+        resolved = str(Path(path).resolve())
         with _cache_lock:
-            _cache[key] = hit
-            total = sum(n for _, n in _cache.values())
-            while total > CACHE_BYTES:
-                total -= _cache.popitem(last=False)[1][1]
-    return {k: v.clone() for k, v in hit[0].items()}
+            for key in [k for k in _cache if k[0] == resolved]:
+                del _cache[key]
+
+
+def load_torch_cached(path: Path) -> Any:
+    """:func:`load_torch` of a checkpoint (a dict of tensors), served from a memory cache while
+    the file is unchanged (see :data:`CACHE_BYTES`); callers get tensors of their own
+    (clones), so they may change them freely. Other content is loaded every time."""
+    torch = _torch()
+
+    def size(obj: Any) -> int | None:
+        if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return sum(v.nbytes for v in obj.values())
+        return None
+
+    obj = _cached(path, load_torch, size)
+    if size(obj) is None:
+        return obj
+    return {k: v.clone() for k, v in obj.items()}
+
+
+def load_npy_cached(path: Path) -> np.ndarray:
+    """:func:`load_npy` served from the same memory cache: a read-only array (copy it to change
+    it); for files read again and again, such as the oracles' margins in a comparison."""
+    def load(p: Path) -> np.ndarray:
+        array = load_npy(p)
+        array.flags.writeable = False
+        return array
+
+    return _cached(path, load, lambda a: a.nbytes)
 
 
 def load_npy(path: Path, **kwargs: Any) -> np.ndarray:

@@ -21,7 +21,16 @@ import numpy as np
 from ._typing import ArrayLike
 from .easydub import REPO_ID as EASYDUB_REPO
 from .easydub import EasyDUBView, is_easydub
-from .files import atomic_write, float_tensor, load_npy, load_torch, load_torch_cached, save_npy, save_torch
+from .files import (
+    atomic_write,
+    float_tensor,
+    load_npy,
+    load_npy_cached,
+    load_torch,
+    load_torch_cached,
+    save_npy,
+    save_torch,
+)
 from .layout import (
     DOWNLOAD_RECORD,
     EPOCH_LOGITS_RE,
@@ -318,7 +327,8 @@ class Store:
         return self._check_rows(folder, split, rows)
 
     def _stack_rows(self, folder, id_files, split) -> np.ndarray:
-        return self._check_rows(folder, split, [load_npy(self.root / folder / f) for _, f in id_files])
+        rows = [load_npy_cached(self.root / folder / f) for _, f in id_files]
+        return self._check_rows(folder, split, rows)
 
     @staticmethod
     def _check_rows(folder: str, split: str, rows: list) -> np.ndarray:
@@ -443,18 +453,9 @@ class Store:
             )
         return path
 
-    def write_model(
-        self,
-        folder: str,
-        model_id: int,
-        *,
-        train_logits: ArrayLike,
-        val_logits: ArrayLike,
-        train_labels: ArrayLike,
-        val_labels: ArrayLike,
-        state_dict: Mapping[str, Any] | None = None,
-        epoch: int,
-    ) -> None:
+    def write_model(self, folder: str, model_id: int, *, train_logits: ArrayLike,
+                    val_logits: ArrayLike, train_labels: ArrayLike, val_labels: ArrayLike,
+                    state_dict: Mapping[str, Any] | None = None, epoch: int) -> None:
         """Write one model's checkpoint, logits and margins; the val margins file goes last."""
         path = self.root / folder
         model_id = int(model_id)
@@ -468,15 +469,12 @@ class Store:
             logits = float_tensor(logits)
             labels = np.asarray(labels)
             if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
-                raise ValueError(
-                    f"{split} logits of model {model_id} have shape {tuple(logits.shape)}, "
-                    f"expected ({labels.shape[0]}, n_classes) to match the labels"
-                )
+                raise ValueError(f"{split} logits of model {model_id} have shape "
+                                 f"{tuple(logits.shape)}, expected ({labels.shape[0]}, "
+                                 "n_classes) to match the labels")
             save_torch(path / logits_name(split, model_id), logits)
-            save_npy(
-                path / margins_name(split, model_id, epoch),
-                np.asarray(margins(logits.numpy(), labels), dtype=np.float32),
-            )
+            save_npy(path / margins_name(split, model_id, epoch),
+                     np.asarray(margins(logits.numpy(), labels), dtype=np.float32))
 
     def write_json(self, relpath: str, obj: Any) -> Path:
         """Write a small JSON metadata file atomically."""

@@ -67,3 +67,17 @@ def test_a_checkpoint_rewritten_by_this_process_is_read_again(tmp_path):
     for value in (1.0, 2.0, 1.0):  # same size each time: the cache must not serve the old one
         save_torch(path, {"w": torch.full((3,), value)})
         assert load_torch_cached(path)["w"][0] == value
+
+
+def test_cached_margins_are_read_only_and_follow_the_file(tmp_path):
+    import numpy as np
+
+    from klom_utils.files import load_npy_cached, save_npy
+
+    path = tmp_path / "m.npy"
+    save_npy(path, np.arange(3.0))
+    first = load_npy_cached(path)
+    with pytest.raises(ValueError):  # shared with later callers: not to be changed in place
+        first[0] = 9
+    save_npy(path, np.arange(3.0) + 1)  # rewritten: read again
+    assert load_npy_cached(path)[0] == 1.0
