@@ -18,7 +18,9 @@ are half-sampling intervals, the ``v_half`` part of :func:`klom_utils.uncertaint
 p95_interval`: the variance of the statistic over ``n_splits`` random splits of each side's
 models into halves (both halves of a split scored), scaled to ``N``, times Student's t with
 the effective degrees of freedom of the splits' and the models' (``1 / (1 / (n_splits - 1) +
-1 / (n_u + n_o - 2))``); the accuracy lenses use at least 200 splits (they are cheap). They
+1 / (n_u + n_o - 2))``); the average gap and ToW use at least 200 splits (they are cheap);
+the mean accuracies and their gaps, means over models, get Student t intervals from their
+standard errors (Welch's for the gaps), which half-sampling fell short of at N = 50. They
 cover the expected value at this ``N`` per side; their coverage is measured by
 ``scripts/bench_metrics.py`` (numbers in the README). For the KS 95th percentile the spread
 is estimated on a random sample of at most :data:`SPREAD_EXAMPLES` examples per group (the
@@ -69,7 +71,8 @@ NULL_EXAMPLES = 10_000
 #: Cross-fit splits averaged by U-LiRA's estimate, on all models and on each half of a split.
 ULIRA_REPEATS = 4
 INTERVAL_METHOD = ("half-sampling over models (the v_half of p95_interval): variance over "
-                   "random half-splits of each side's models, Student t")
+                   "random half-splits of each side's models, Student t; mean accuracies and "
+                   "their gaps: standard errors over models, Student and Welch t")
 _SATURATED = "saturated: the metric cannot rank methods here"
 
 
@@ -157,7 +160,7 @@ def compute_lenses(unlearned: ArrayLike, oracle: ArrayLike, *, forget: ArrayLike
         right, null_right, basis = _rights(u, o, pair, correct, null_correct)
         out["accuracy"] = _accuracy(right, index, null_right,
                                     {**spread["accuracy"], "n_splits": splits},
-                                    _t(level, splits, len(u) + len(o)))
+                                    _t(level, splits, len(u) + len(o)), level)
         out["accuracy"]["basis"] = basis
     if "ks" in metrics:
         out["ks"] = _ks(u, o, index, pair, spread["ks"], z)
@@ -282,16 +285,32 @@ def _rights(u, o, pair, correct, null_correct) -> tuple:
     return right, null_right, LOGITS_BASIS
 
 
-def _accuracy(right, index, null_right, spread, z) -> dict[str, Any]:
+def _welch(acc_u: np.ndarray, acc_o: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """(standard errors, t quantiles) of the mean accuracies of each side and of their gaps
+    (``[unlearned x3, oracle x3, gap x3]``): means over models, so Student t with ``n - 1``
+    degrees of freedom, and Welch's for the differences."""
+    n_u, n_o = len(acc_u), len(acc_o)
+    a, b = acc_u.var(axis=0, ddof=1) / n_u, acc_o.var(axis=0, ddof=1) / n_o
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(a + b > 0, (a + b) ** 2 / (a**2 / (n_u - 1) + b**2 / (n_o - 1)), 1.0)
+    dfs = np.concatenate([np.full(3, n_u - 1.0), np.full(3, n_o - 1.0), df])
+    t = np.array([t_quantile((1 + level) / 2, df=max(float(d), 1.0)) for d in dfs])
+    return np.sqrt(np.concatenate([a, b, a + b])), t
+
+
+def _accuracy(right, index, null_right, spread, z, level) -> dict[str, Any]:
     cols = (index["forget"], len(index["forget"]) + len(index["retain"]))
     acc_u, acc_o = (model_accuracies(r, *cols) for r in right)
     point, sd = _half_split(accuracy_gaps, acc_u, acc_o, **spread)
+    g3 = len(GAP_GROUPS)
+    zs = np.full(len(point), z)
+    if spread["n_splits"]:  # linear in the models: exact standard errors
+        sd[:3 * g3], zs[:3 * g3] = _welch(acc_u, acc_o, level)
     null = None if null_right is None else accuracy_gaps(
         *(model_accuracies(r, *cols) for r in null_right))
-    g3 = len(GAP_GROUPS)
 
     def entry(j, bounds, with_null=True):
-        out = {"value": float(point[j]), **_interval(point[j], sd[j], z, bounds)}
+        out = {"value": float(point[j]), **_interval(point[j], sd[j], zs[j], bounds)}
         if with_null:  # the accuracies themselves have none: the oracles' is the reference
             out["null"] = None if null is None else float(null[j])
         return out
