@@ -153,41 +153,44 @@ def load_torch(path: Path) -> Any:
 #: Bytes that :func:`load_torch_cached` and :func:`load_npy_cached` keep in memory together
 #: (least recently used dropped first).
 CACHE_BYTES = 256 << 20
-_cache: "OrderedDict[tuple, tuple[Any, int]]" = OrderedDict()
+_cache: "OrderedDict[str, tuple[tuple, Any, int]]" = OrderedDict()  # path: (stat, obj, bytes)
+_cached_bytes = 0
 _cache_lock = threading.Lock()
 
 
 def _cached(path: Path, load: Callable[[Path], Any], size: Callable[[Any], int | None]) -> Any:
     """``load(path)``, kept in memory while the file is unchanged (same device, inode, size and
     times) and :func:`_forget` has not been called for it; ``size`` gives an object's bytes,
-    None for objects not to keep."""
+    None for objects not to keep. One entry per path."""
     stat = os.stat(path)
-    key = (str(Path(path).resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
-           stat.st_ctime_ns)
+    where = os.path.abspath(path)
+    signature = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit[0]
+        hit = _cache.get(where)
+        if hit is not None and hit[0] == signature:
+            _cache.move_to_end(where)
+            return hit[1]
     obj = load(path)
     nbytes = size(obj)
     if nbytes is None or nbytes > CACHE_BYTES // 4:
         return obj
     with _cache_lock:
-        _cache[key] = (obj, nbytes)
-        total = sum(n for _, n in _cache.values())
-        while total > CACHE_BYTES:
-            total -= _cache.popitem(last=False)[1][1]
+        global _cached_bytes
+        old = _cache.pop(where, None)
+        _cached_bytes += nbytes - (old[2] if old else 0)
+        _cache[where] = (signature, obj, nbytes)
+        while _cached_bytes > CACHE_BYTES:
+            _cached_bytes -= _cache.popitem(last=False)[1][2]
     return obj
 
 
 def _forget(path: Path) -> None:
     """Drop what the cache holds of ``path`` (this process just rewrote it)."""
     if _cache:
-        resolved = str(Path(path).resolve())
         with _cache_lock:
-            for key in [k for k in _cache if k[0] == resolved]:
-                del _cache[key]
+            global _cached_bytes
+            old = _cache.pop(os.path.abspath(path), None)
+            _cached_bytes -= old[2] if old else 0
 
 
 def load_torch_cached(path: Path) -> Any:
