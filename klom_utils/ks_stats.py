@@ -17,13 +17,11 @@
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ._typing import ArrayLike
-from .metric import model_arrays
+from .metric import in_column_chunks, model_arrays
 
 __all__ = ["ks_statistics", "ks_pvalue", "model_level_ks"]
 
@@ -56,13 +54,8 @@ def ks_statistics(unlearned: ArrayLike, oracle: ArrayLike) -> np.ndarray:
     kernel = _kernels().ks_sorted_rows
     out = np.empty(u.shape[1])
 
-    def chunk(start: int) -> None:
-        cols = slice(start, start + _CHUNK_COLUMNS)
-        kernel(_sorted_rows(u[:, cols]), _sorted_rows(o[:, cols]), out[cols])
-
-    starts = range(0, u.shape[1], _CHUNK_COLUMNS)
-    with ThreadPoolExecutor(max(1, min(len(starts), os.cpu_count() or 1))) as pool:
-        list(pool.map(chunk, starts))
+    in_column_chunks(u.shape[1], _CHUNK_COLUMNS, lambda cols: kernel(
+        _sorted_rows(u[:, cols]), _sorted_rows(o[:, cols]), out[cols]))
     return out
 
 

@@ -27,13 +27,10 @@ is weaker at small ``N`` and, like KLOM, depends on ``N``: compare at the same `
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from ._typing import ArrayLike
-from .metric import model_arrays
+from .metric import in_column_chunks, model_arrays
 
 __all__ = ["ulira_accuracy", "MIN_ULIRA_MODELS"]
 
@@ -66,14 +63,9 @@ def ulira_accuracy(unlearned: ArrayLike, oracle: ArrayLike, *, n_repeats: int = 
     kernel = _kernels().ulira_columns
     total = np.zeros(u.shape[1])
 
-    def chunk(start: int) -> None:
-        cols = slice(start, start + _CHUNK_COLUMNS)
-        kernel(np.ascontiguousarray(u[:, cols]), np.ascontiguousarray(o[:, cols]), perms_u,
-               perms_o, _VAR_FLOOR, total[cols])
-
-    starts = range(0, u.shape[1], _CHUNK_COLUMNS)
-    with ThreadPoolExecutor(max(1, min(len(starts), os.cpu_count() or 1))) as pool:
-        list(pool.map(chunk, starts))
+    in_column_chunks(u.shape[1], _CHUNK_COLUMNS, lambda cols: kernel(
+        np.ascontiguousarray(u[:, cols]), np.ascontiguousarray(o[:, cols]), perms_u, perms_o,
+        _VAR_FLOOR, total[cols]))
     return total / (2 * n_repeats)
 
 

@@ -67,7 +67,7 @@ import os
 import sys
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Mapping, Sequence, cast
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -280,26 +280,34 @@ def model_arrays(unlearned, oracle, min_models: int = 1, why: str = ""):
     return u, o
 
 
+def in_column_chunks(n_columns: int, width: int, work: Callable[[slice], object]) -> None:
+    """Call ``work(cols)`` for each slice of at most ``width`` of ``n_columns`` columns, in a
+    few threads (the compiled kernels and numpy's loops release the GIL); in this thread
+    where one is enough."""
+    chunks = [slice(s, min(s + width, n_columns)) for s in range(0, n_columns, width)]
+    n_threads = max(1, min(len(chunks), _MAX_THREADS, os.cpu_count() or 1))
+
+    def share(first: int) -> None:  # one task per thread: queueing each chunk costs ~10%
+        for cols in chunks[first::n_threads]:
+            work(cols)
+
+    if n_threads == 1:
+        share(0)
+        return
+    with ThreadPoolExecutor(n_threads) as pool:
+        list(pool.map(share, range(n_threads)))
+
+
 def _klom_chunks(named, spec, bins, eps, cmin, cmax, float32=False):
-    """Score every example, chunk by chunk of examples, in a few threads (the counting kernel
-    and numpy's loops release the GIL)."""
+    """Score every example, chunk by chunk of examples, in a few threads."""
     (_, p_in), (_, q_in) = named
     n, n_ex = p_in.shape[0] + q_in.shape[0], p_in.shape[1]
-    width = max(1, min(n_ex, _CHUNK_ELEMENTS // n))
-    starts = range(0, n_ex, width)
     out = np.empty(n_ex)
 
-    def work(first):
-        for start in starts[first::n_threads]:
-            cols = slice(start, min(start + width, n_ex))
-            out[cols] = _score_chunk(named, cols, spec, bins, eps, cmin, cmax, float32)
+    def work(cols):
+        out[cols] = _score_chunk(named, cols, spec, bins, eps, cmin, cmax, float32)
 
-    n_threads = max(1, min(len(starts), _MAX_THREADS, os.cpu_count() or 1))
-    if n_threads == 1:
-        work(0)
-    else:
-        with ThreadPoolExecutor(n_threads) as pool:
-            list(pool.map(work, range(n_threads)))
+    in_column_chunks(n_ex, max(1, min(n_ex, _CHUNK_ELEMENTS // n)), work)
     return out
 
 

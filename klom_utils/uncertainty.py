@@ -43,15 +43,13 @@ with the floor at the same ``N`` only.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from statistics import NormalDist
 from typing import Any, Sequence
 
 import numpy as np
 
 from ._typing import ArrayLike
-from .metric import VARIANTS, as_real, group_index, klom, model_arrays, term_table
+from .metric import VARIANTS, as_real, group_index, in_column_chunks, klom, model_arrays, term_table
 
 __all__ = ["p95_interval", "noise_floor", "floor_split", "check_interval_settings", "t_quantile"]
 
@@ -135,8 +133,8 @@ def _half_scores(u, o, halves_u, halves_o, klom_kwargs):
     slots = np.empty(p.shape, np.uint8), np.empty(q.shape, np.uint8)
     out = np.empty((len(halves_p), n), np.float32)
 
-    def work(start):
-        c = min(_CHUNK, n - start)
+    def work(cols):
+        start, c = cols.start, cols.stop - cols.start
         lo, hi, state = np.empty(c), np.empty(c), np.empty(c, np.int8)
         if not b.histogram_slots(p, q, start, cmin, cmax, bins, lo, hi, state, *slots):
             raise ValueError("margins must not be nan")  # klom has said where already
@@ -147,8 +145,7 @@ def _half_scores(u, o, halves_u, halves_o, klom_kwargs):
                                                 VARIANTS["canonical"], bins).reshape(len(a), -1)
         b.split_scores(*slots, start, c, halves_p, halves_q, table, out)
 
-    with ThreadPoolExecutor(min(os.cpu_count() or 1, 8)) as pool:
-        list(pool.map(work, range(0, n, _CHUNK)))
+    in_column_chunks(n, _CHUNK, work)
     return out
 
 
