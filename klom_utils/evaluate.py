@@ -245,8 +245,15 @@ def score(store: StoreLike, dataset: DatasetLike, forget_set: int, method: str, 
     ofolder = oracle_folder(recipe, forget_set)
     correct = None
     if "accuracy" in metrics and store.has_logits(m.folder) and store.has_logits(ofolder):
-        correct = (_right(store, m.folder, data, m.model_ids),
-                   lambda ids: _right(store, ofolder, data, ids))
+        rows: dict[int, np.ndarray] = {}  # per oracle: the floor's ids hold the scoring ones
+
+        def oracle_right(ids: list) -> np.ndarray:
+            missing = [i for i in ids if i not in rows]
+            if missing:
+                rows.update(zip(missing, _right(store, ofolder, data, missing)))
+            return np.stack([rows[i] for i in ids])
+
+        correct = (_right(store, m.folder, data, m.model_ids), oracle_right)
     record: Record = {"method": method, "dataset": recipe, "forget_set": int(forget_set)}
     record.update(_score(m, oracle_margins, level=level, n_splits=n_splits, seed=seed,
                          metrics=metrics, correct=correct, **klom_kwargs))
