@@ -34,11 +34,10 @@ def claimed(store_root: Root, folder: str, model_ids: Sequence[int]) -> Iterator
     released when the block ends, or by the operating system when the process dies.
     """
     held, locks = [], []
+    claim_path(store_root, folder, 0).parent.mkdir(parents=True, exist_ok=True)
     try:
         for i in model_ids:
-            path = claim_path(store_root, folder, i)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(path), timeout=0)
+            lock = FileLock(str(claim_path(store_root, folder, i)), timeout=0)
             try:
                 lock.acquire()
             except Timeout:

@@ -29,7 +29,8 @@ from .ids import id_ranges, parse_ids, parse_model_range
 from .launch import ArrayOptions, import_plugins, parse_slurm_options, run_models
 from .lens_tables import lens_table
 from .lenses import parse_metrics
-from .store import open_store, store_status
+from .status import store_status
+from .store import open_store
 from .train import default_config
 from .unlearning import METHODS
 

@@ -166,11 +166,10 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
                         [float_tensor(train_logits[j]).numpy(),
                          float_tensor(val_logits[j]).numpy()]))
                 save_npy(store.path(f"{folder}/{subset_name(i)}"), subsets[i])
-                store.write_model(folder, i, train_logits=train_logits[j],
-                                  val_logits=val_logits[j], train_labels=train_y,
-                                  val_labels=val_y, state_dict={SAVE_PREFIX + k: v for k, v in
-                                                                sds[j].items()},
-                                  epoch=config.epochs - 1)
+            store.write_models(folder, chunk, train_logits=train_logits,
+                               val_logits=val_logits, train_labels=train_y, val_labels=val_y,
+                               state_dicts=[{SAVE_PREFIX + k: v for k, v in sd.items()}
+                                            for sd in sds], epoch=config.epochs - 1)
             trained += chunk
         bar.update(covered)
     bar.close()

@@ -10,8 +10,9 @@ import errno
 import os
 import pickle
 import re
+import secrets
 import shutil
-import tempfile
+import struct
 import threading
 import zipfile
 from collections import OrderedDict
@@ -33,34 +34,27 @@ def atomic_write(path: Union[str, "os.PathLike[str]"], write_fn: Callable[[Path]
     """Call ``write_fn(tmp_path)``, then rename the temporary file to ``path``.
 
     An interrupted run leaves at most a hidden ``.tmp`` file, never a truncated file under the
-    final name.
+    final name. The temporary name carries a random token (no two writers share one), and
+    ``write_fn`` creates the file itself, with the permissions of the umask.
     """
     path = Path(path)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except PermissionError:
-        raise PermissionError(f"cannot write in {str(path.parent)!r}: the store is read-only "
-                              "for this user (choose a writable store folder)") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
         write_fn(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: others may share the store
         os.replace(tmp, path)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
+        # torch reports an unwritable folder as a RuntimeError: ask the folder itself
+        if isinstance(err, (OSError, RuntimeError)) and not os.access(path.parent, os.W_OK):
+            raise PermissionError(f"cannot write in {str(path.parent)!r}: the store is "
+                                  "read-only for this user (choose a writable store "
+                                  "folder)") from None
         if isinstance(err, (OSError, RuntimeError)) and _disk_full(path.parent, err):
             raise OSError(f"cannot write {str(path)!r}: no space left on the device that holds "
                           "it; free some space (or choose another store) and rerun") from None
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _disk_full(folder: Path, err: BaseException) -> bool:
@@ -96,15 +90,20 @@ def remove_stale_tmp(store_root: Union[str, "os.PathLike[str]"], folder: str,
     return removed
 
 
-def save_npy(path: Path, array: np.ndarray) -> None:
-    """``np.save`` of ``array`` to ``path``, atomically (and forgotten by the cache of
-    :func:`load_npy_cached`)."""
+def save_npy(path: Path, array: np.ndarray, *, keep: bool = False) -> None:
+    """``np.save`` of ``array`` to ``path``, atomically. ``keep``: the array becomes the file's
+    entry in the memory cache of :func:`load_npy_cached` (the caller gives it up: it is made
+    read-only); otherwise the cache forgets the path."""
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, array)
 
     atomic_write(path, write)
-    _forget(path)
+    if keep:
+        kept = _frozen(np.asarray(array))
+        _remember(path, "npy", kept, kept.nbytes)
+    else:
+        _forget(path)
 
 
 def float_tensor(x: Any) -> Any:
@@ -113,12 +112,19 @@ def float_tensor(x: Any) -> Any:
     return _torch().as_tensor(x).detach().float().cpu().clone()
 
 
-def save_torch(path: Path, obj: Any) -> None:
-    """``torch.save`` of ``obj`` to ``path``, atomically (and forgotten by the cache of
-    :func:`load_torch_cached`)."""
+def save_torch(path: Path, obj: Any, *, keep: bool = False) -> None:
+    """``torch.save`` of ``obj`` to ``path``, atomically. ``keep`` (``obj`` a CPU tensor or a
+    dict of them, which the caller gives up): it becomes the file's entry in the memory cache
+    of :func:`load_tensor_cached` (:func:`load_torch_cached` for a dict); otherwise the cache
+    forgets the path."""
     torch = _torch()
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
-    _forget(path)
+    if keep and isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        _remember(path, "state_dict", obj, sum(v.nbytes for v in obj.values()))
+    elif keep:
+        _remember(path, "tensor", _frozen(obj.numpy()), obj.nbytes)
+    else:
+        _forget(path)
 
 
 class CorruptFileError(ValueError):
@@ -146,42 +152,65 @@ def load_torch(path: Path) -> Any:
                 "plain containers (loaded with weights_only=True, unsupported global); a file "
                 "from an untrusted source? Use checkpoints of state dicts only") from None
         raise corrupt_error(path, err) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, struct.error) as err:
         raise corrupt_error(path, err) from None
 
 
-#: Bytes that :func:`load_torch_cached` and :func:`load_npy_cached` keep in memory together
-#: (least recently used dropped first).
+#: Bytes that the cached loaders (:func:`load_torch_cached`, :func:`load_tensor_cached`,
+#: :func:`load_npy_cached`) keep in memory together (least recently used dropped first).
 CACHE_BYTES = 256 << 20
-_cache: "OrderedDict[str, tuple[tuple, Any, int]]" = OrderedDict()  # path: (stat, obj, bytes)
+# path: (kind, file signature, object, bytes); one entry per path
+_cache: "OrderedDict[str, tuple[str, tuple, Any, int]]" = OrderedDict()
 _cached_bytes = 0
 _cache_lock = threading.Lock()
 
 
-def _cached(path: Path, load: Callable[[Path], Any], size: Callable[[Any], int | None]) -> Any:
-    """``load(path)``, kept in memory while the file is unchanged (same device, inode, size and
-    times) and :func:`_forget` has not been called for it; ``size`` gives an object's bytes,
-    None for objects not to keep. One entry per path."""
+def _signature(path: Path) -> tuple:
     stat = os.stat(path)
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _cached(path: Path, kind: str, load: Callable[[Path], Any],
+            size: Callable[[Any], int | None]) -> Any:
+    """``load(path)``, kept in memory as ``kind`` while the file is unchanged (same device,
+    inode, size and times) and :func:`_forget` has not been called for it; ``size`` gives an
+    object's bytes, None for objects not to keep."""
+    signature = _signature(path)
     where = os.path.abspath(path)
-    signature = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     with _cache_lock:
         hit = _cache.get(where)
-        if hit is not None and hit[0] == signature:
+        if hit is not None and hit[:2] == (kind, signature):
             _cache.move_to_end(where)
-            return hit[1]
+            return hit[2]
     obj = load(path)
     nbytes = size(obj)
-    if nbytes is None or nbytes > CACHE_BYTES // 4:
-        return obj
-    with _cache_lock:
-        global _cached_bytes
-        old = _cache.pop(where, None)
-        _cached_bytes += nbytes - (old[2] if old else 0)
-        _cache[where] = (signature, obj, nbytes)
-        while _cached_bytes > CACHE_BYTES:
-            _cached_bytes -= _cache.popitem(last=False)[1][2]
+    if nbytes is not None:
+        _store(where, (kind, signature, obj, nbytes))
     return obj
+
+
+def _store(where: str, entry: tuple) -> None:
+    """Put ``entry`` in the cache under ``where`` (nothing larger than a quarter of it)."""
+    global _cached_bytes
+    if entry[3] > CACHE_BYTES // 4:
+        return
+    with _cache_lock:
+        old = _cache.pop(where, None)
+        _cached_bytes += entry[3] - (old[3] if old else 0)
+        _cache[where] = entry
+        while _cached_bytes > CACHE_BYTES:
+            _cached_bytes -= _cache.popitem(last=False)[1][3]
+
+
+def _remember(path: Path, kind: str, obj: Any, nbytes: int) -> None:
+    """Keep ``obj`` (what this process just wrote to ``path``) as the file's content."""
+    _forget(path)
+    _store(os.path.abspath(path), (kind, _signature(path), obj, nbytes))
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
 
 
 def _forget(path: Path) -> None:
@@ -190,7 +219,7 @@ def _forget(path: Path) -> None:
         with _cache_lock:
             global _cached_bytes
             old = _cache.pop(os.path.abspath(path), None)
-            _cached_bytes -= old[2] if old else 0
+            _cached_bytes -= old[3] if old else 0
 
 
 def load_torch_cached(path: Path) -> Any:
@@ -204,21 +233,30 @@ def load_torch_cached(path: Path) -> Any:
             return sum(v.nbytes for v in obj.values())
         return None
 
-    obj = _cached(path, load_torch, size)
+    obj = _cached(path, "state_dict", load_torch, size)
     if size(obj) is None:
         return obj
     return {k: v.clone() for k, v in obj.items()}
 
 
+def load_tensor_cached(path: Path) -> np.ndarray:
+    """A ``.pt`` file that holds one tensor (logits), as a read-only float32 array served from
+    the same memory cache (copy it to change it)."""
+    torch = _torch()
+
+    def load(p: Path) -> np.ndarray:
+        value = load_torch(p)
+        if not isinstance(value, torch.Tensor):
+            raise corrupt_error(p, ValueError(f"expected one tensor, found {type(value).__name__}"))
+        return _frozen(value.float().numpy())
+
+    return _cached(path, "tensor", load, lambda a: a.nbytes)
+
+
 def load_npy_cached(path: Path) -> np.ndarray:
     """:func:`load_npy` served from the same memory cache: a read-only array (copy it to change
     it); for files read again and again, such as the oracles' margins in a comparison."""
-    def load(p: Path) -> np.ndarray:
-        array = load_npy(p)
-        array.flags.writeable = False
-        return array
-
-    return _cached(path, load, lambda a: a.nbytes)
+    return _cached(path, "npy", lambda p: _frozen(load_npy(p)), lambda a: a.nbytes)
 
 
 def load_npy(path: Path, **kwargs: Any) -> np.ndarray:

@@ -26,6 +26,7 @@ from .files import (
     float_tensor,
     load_npy,
     load_npy_cached,
+    load_tensor_cached,
     load_torch,
     load_torch_cached,
     save_npy,
@@ -38,7 +39,6 @@ from .layout import (
     KNOWN_SPLIT_SIZES,
     LOGITS_RE,
     MARGINS_RE,
-    RECORD_FILES,
     SPLITS,
     STATE_DICT_RE,
     check_split,
@@ -236,7 +236,7 @@ class Store:
             raise FileNotFoundError(f"no {split} logits of models {missing[:10]} in {folder!r}")
         arrays: list = []
         for i in model_ids:
-            array = load_torch(self.root / folder / files[int(i)]).float().numpy()
+            array = load_tensor_cached(self.root / folder / files[int(i)])
             if arrays and array.shape != arrays[0].shape:
                 raise ValueError(f"{folder}/{files[int(i)]} has logits of shape {array.shape}, "
                                  f"the others {arrays[0].shape}: a file of another model or "
@@ -457,24 +457,46 @@ class Store:
                     val_logits: ArrayLike, train_labels: ArrayLike, val_labels: ArrayLike,
                     state_dict: Mapping[str, Any] | None = None, epoch: int) -> None:
         """Write one model's checkpoint, logits and margins; the val margins file goes last."""
+        self.write_models(folder, [model_id], train_logits=[train_logits],
+                          val_logits=[val_logits], train_labels=train_labels,
+                          val_labels=val_labels, state_dicts=[state_dict], epoch=epoch)
+
+    def write_models(self, folder: str, model_ids: Sequence[int], *,
+                     train_logits: Any, val_logits: Any, train_labels: ArrayLike,
+                     val_labels: ArrayLike, state_dicts: Sequence[Mapping[str, Any] | None]
+                     | None = None, epoch: int) -> None:
+        """Write several models as :meth:`write_model` does, their margins computed at once.
+
+        ``train_logits`` and ``val_logits``: ``(len(model_ids), n_examples, n_classes)``, stacked
+        or one array per model. What is written stays in this process's memory cache, so reading
+        it back costs no disk read."""
+        ids = [int(i) for i in model_ids]
+        if not ids:
+            return
         path = self.root / folder
-        model_id = int(model_id)
-        if state_dict is not None:
-            state_dict = {k: v.detach().cpu().clone() if hasattr(v, "detach") else v
-                          for k, v in state_dict.items()}
-            save_torch(path / state_dict_name(model_id, epoch), state_dict)
-        outputs = {"train": (train_logits, train_labels), "val": (val_logits, val_labels)}
-        for split, (logits, labels) in outputs.items():
-            # clone: a view into a stacked batch would otherwise save the whole batch in every file
-            logits = float_tensor(logits)
+        per_split = {}
+        for split, logits, labels in (("train", train_logits, train_labels),
+                                      ("val", val_logits, val_labels)):
             labels = np.asarray(labels)
-            if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
-                raise ValueError(f"{split} logits of model {model_id} have shape "
-                                 f"{tuple(logits.shape)}, expected ({labels.shape[0]}, "
-                                 "n_classes) to match the labels")
-            save_torch(path / logits_name(split, model_id), logits)
-            save_npy(path / margins_name(split, model_id, epoch),
-                     np.asarray(margins(logits.numpy(), labels), dtype=np.float32))
+            stacked = float_tensor(logits if hasattr(logits, "shape")
+                                   else np.stack([float_tensor(x).numpy() for x in logits]))
+            if stacked.ndim != 3 or stacked.shape[:2] != (len(ids), labels.shape[0]):
+                who = f"model {ids[0]}" if len(ids) == 1 else f"models {ids[:5]}"
+                raise ValueError(f"{split} logits of {who} have shape {tuple(stacked.shape[1:])}"
+                                 f"{' each' if len(ids) > 1 else ''}, expected "
+                                 f"({labels.shape[0]}, n_classes) to match the labels")
+            per_split[split] = (stacked, np.asarray(margins(stacked.numpy(), labels),
+                                                    dtype=np.float32))
+        for j, model_id in enumerate(ids):
+            state_dict = state_dicts[j] if state_dicts is not None else None
+            if state_dict is not None:
+                state_dict = {k: v.detach().cpu().clone() if hasattr(v, "detach") else v
+                              for k, v in state_dict.items()}
+                save_torch(path / state_dict_name(model_id, epoch), state_dict, keep=True)
+            for split, (stacked, rows) in per_split.items():
+                # a copy of its own: a view into the stack would save the whole stack
+                save_torch(path / logits_name(split, model_id), stacked[j].clone(), keep=True)
+                save_npy(path / margins_name(split, model_id, epoch), rows[j].copy(), keep=True)
 
     def write_json(self, relpath: str, obj: Any) -> Path:
         """Write a small JSON metadata file atomically."""
@@ -537,37 +559,6 @@ def _flatten(record: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
-
-
-def store_status(store: "Store") -> dict:
-    """What ``store`` holds, per folder: model ids complete (every file :meth:`Store.write_model`
-    writes, or both logits files in a Hub folder), partial (some files, e.g. of a killed run),
-    missing (gaps below the highest id, counted separately from 1000 up, the held-out
-    oracles), the recorded recipe, and the forget sets of each dataset."""
-    folders = {}
-    for folder in store.folders():
-        ids = store.model_ids(folder)
-        complete = set(store.complete_model_ids(folder))
-        readable = {i for i in ids if all((store.root / folder / logits_name(s, i)).exists()
-                                          for s in SPLITS)}
-        done = complete | readable
-        partial = sorted(set(ids) - done)
-        missing = []
-        for low, high in ((0, 1000), (1000, None)):
-            inside = [i for i in ids if i >= low and (high is None or i < high)]
-            if inside:
-                missing += sorted(set(range(low, max(inside) + 1)) - set(inside))
-        record = next((store.read_json(f"{folder}/{name}") for name in RECORD_FILES
-                       if (store.root / folder / name).exists()), None)
-        folders[folder] = {"complete": sorted(done), "partial": partial, "missing": missing,
-                           "record": record}
-    forget_root = store.root / "forget_set_indices"
-    datasets = {p.name for p in forget_root.iterdir() if p.is_dir()} if forget_root.is_dir() else set()
-    for name in store.easydub.datasets() if store.easydub is not None else []:
-        if store._easydub_forget_sets(name):
-            datasets.add(name)
-    return {"store": str(store.root), "folders": folders,
-            "forget_sets": {d: store.forget_set_ids(d) for d in sorted(datasets)}}
 
 
 def split_labels(labels: Any) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -428,8 +428,7 @@ def _train_chunk(store, folder, chunk, data, data_dev, train_idx, group, config,
     sds, train_logits, val_logits = fit(data_dev, train_idx, inits, orders, config, dev,
                                         progress=bool(progress), desc=desc)
     train_y, val_y = data.train_y.numpy(), data.val_y.numpy()
-    for j, model_id in enumerate(chunk):
-        sd = {SAVE_PREFIX + k: v for k, v in sds[j].items()}
-        store.write_model(folder, model_id, train_logits=train_logits[j],
-                          val_logits=val_logits[j], train_labels=train_y, val_labels=val_y,
-                          state_dict=sd, epoch=config.epochs - 1)
+    store.write_models(folder, chunk, train_logits=train_logits, val_logits=val_logits,
+                       train_labels=train_y, val_labels=val_y,
+                       state_dicts=[{SAVE_PREFIX + k: v for k, v in sd.items()} for sd in sds],
+                       epoch=config.epochs - 1)

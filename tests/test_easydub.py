@@ -12,7 +12,7 @@ from klom_utils.cli import main
 from klom_utils.easydub import export
 from klom_utils.files import save_npy
 from klom_utils.layout import full_models_folder, margins_name, oracle_folder, unlearned_folder
-from klom_utils.store import store_status
+from klom_utils.status import store_status
 
 N_MODELS = 20
 

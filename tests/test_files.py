@@ -81,3 +81,41 @@ def test_cached_margins_are_read_only_and_follow_the_file(tmp_path):
         first[0] = 9
     save_npy(path, np.arange(3.0) + 1)  # rewritten: read again
     assert load_npy_cached(path)[0] == 1.0
+
+
+def test_what_this_process_writes_is_read_back_from_memory(tmp_path, monkeypatch):
+    import numpy as np
+    import torch
+
+    import klom_utils.files as files
+
+    logits, margins, sd = torch.arange(6.0).reshape(3, 2), np.arange(3.0), {"w": torch.ones(2)}
+    files.save_torch(tmp_path / "l.pt", logits, keep=True)
+    files.save_npy(tmp_path / "m.npy", margins, keep=True)
+    files.save_torch(tmp_path / "sd.pt", sd, keep=True)
+    monkeypatch.setattr(files, "load_torch", lambda p: pytest.fail(f"{p} read from disk"))
+    monkeypatch.setattr(files, "load_npy", lambda p: pytest.fail(f"{p} read from disk"))
+    np.testing.assert_array_equal(files.load_tensor_cached(tmp_path / "l.pt"), logits.numpy())
+    assert not files.load_tensor_cached(tmp_path / "l.pt").flags.writeable
+    np.testing.assert_array_equal(files.load_npy_cached(tmp_path / "m.npy"), margins)
+    got = files.load_torch_cached(tmp_path / "sd.pt")
+    got["w"].zero_()  # a private copy, still
+    assert torch.equal(files.load_torch_cached(tmp_path / "sd.pt")["w"], torch.ones(2))
+    monkeypatch.undo()
+    torch.save(logits + 1, tmp_path / "l.pt")  # another writer: the file changed, read again
+    assert files.load_tensor_cached(tmp_path / "l.pt")[0, 0] == 1.0
+    (tmp_path / "d.pt").write_bytes(b"junk")
+    with pytest.raises(files.CorruptFileError, match="d.pt"):
+        files.load_tensor_cached(tmp_path / "d.pt")
+    torch.save({"w": logits}, tmp_path / "n.pt")
+    with pytest.raises(files.CorruptFileError, match="expected one tensor"):
+        files.load_tensor_cached(tmp_path / "n.pt")
+
+
+def test_temporary_names_are_hidden_and_unique(tmp_path):
+    seen = []
+    for _ in range(3):
+        atomic_write(tmp_path / "f.npy", lambda tmp: (seen.append(tmp.name), tmp.write_bytes(b"x")))
+    assert len(set(seen)) == 3 and all(n.startswith(".f.npy.") and n.endswith(".tmp")
+                                       for n in seen)
+    assert os.listdir(tmp_path) == ["f.npy"]

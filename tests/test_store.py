@@ -149,6 +149,36 @@ def test_write_model_round_trip_and_completion(tmp_path):
     assert not store.has_model(folder, 8)
 
 
+def test_a_stack_is_written_as_its_models_one_by_one(tmp_path):
+    store = open_store(tmp_path / "store", create=True)
+    gen = torch.Generator().manual_seed(0)
+    train = torch.randn(3, N_TRAIN, 10, generator=gen, dtype=torch.float64)  # cast to float32
+    val = torch.randn(3, N_VAL, 10, generator=gen)
+    sds = [{"w": torch.full((2,), float(i))} for i in range(3)]
+    store.write_models("a", [4, 5, 6], train_logits=train, val_logits=val, train_labels=TRAIN_Y,
+                       val_labels=VAL_Y, state_dicts=sds, epoch=1)
+    for j, i in enumerate([4, 5, 6]):
+        store.write_model("b", i, train_logits=train[j], val_logits=val[j],
+                          train_labels=TRAIN_Y, val_labels=VAL_Y, state_dict=sds[j], epoch=1)
+    names = sorted(os.listdir(tmp_path / "store" / "a"))
+    assert names == sorted(os.listdir(tmp_path / "store" / "b")) and len(names) == 15
+    for name in names:
+        a, b = (tmp_path / "store" / f / name for f in "ab")
+        if name.endswith(".npy"):
+            assert a.read_bytes() == b.read_bytes(), name
+        else:
+            got, want = torch.load(a), torch.load(b)
+            got, want = (got, want) if isinstance(got, dict) else ({0: got}, {0: want})
+            assert all(torch.equal(got[k], want[k]) for k in want) and got.keys() == want.keys()
+    assert torch.load(tmp_path / "store" / "a" / "train_logits_5.pt").untyped_storage().nbytes() \
+        == N_TRAIN * 10 * 4  # each file holds its own model only
+    with pytest.raises(ValueError, match=r"val logits of models \[7, 8\] have shape \(15, 10\) "
+                                         r"each, expected \(20, n_classes\)"):
+        store.write_models("c", [7, 8], train_logits=train[:2], val_logits=val[:2, :15],
+                           train_labels=TRAIN_Y, val_labels=VAL_Y, epoch=0)
+    assert not (tmp_path / "store" / "c").exists()  # checked before anything is written
+
+
 def test_write_forget_set_with_description(tmp_path):
     store = open_store(tmp_path, create=True)
     store.write_forget_set("DIGITS", 2, np.array([3, 1, 2]), description="three examples")

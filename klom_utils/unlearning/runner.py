@@ -293,7 +293,5 @@ def _unlearn_chunk(store, folder, full, chunk, spec, udata, config, dev, dataset
         out = spec(original, udata, dict(config), generator=gens[0])
     train_logits, val_logits, sds = _outputs(spec, out, len(chunk), train_x, val_x,
                                              save_checkpoints)
-    for j, model_id in enumerate(chunk):
-        store.write_model(folder, model_id, train_logits=train_logits[j],
-                          val_logits=val_logits[j], train_labels=train_y, val_labels=val_y,
-                          state_dict=sds[j], epoch=0)
+    store.write_models(folder, chunk, train_logits=train_logits, val_logits=val_logits,
+                       train_labels=train_y, val_labels=val_y, state_dicts=sds, epoch=0)
