@@ -33,10 +33,11 @@ def claimed(store_root: Root, folder: str, model_ids: Sequence[int]) -> Iterator
     Ids that another living process holds are left out (not waited for). The claims are
     released when the block ends, or by the operating system when the process dies.
     """
-    held, locks = [], []
-    claim_path(store_root, folder, 0).parent.mkdir(parents=True, exist_ok=True)
+    held, locks, ids = [], [], list(model_ids)
+    if ids:  # nothing to claim: nothing written (status reads read-only stores)
+        claim_path(store_root, folder, 0).parent.mkdir(parents=True, exist_ok=True)
     try:
-        for i in model_ids:
+        for i in ids:
             lock = FileLock(str(claim_path(store_root, folder, i)), timeout=0)
             try:
                 lock.acquire()

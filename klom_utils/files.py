@@ -91,19 +91,15 @@ def remove_stale_tmp(store_root: Union[str, "os.PathLike[str]"], folder: str,
 
 
 def save_npy(path: Path, array: np.ndarray, *, keep: bool = False) -> None:
-    """``np.save`` of ``array`` to ``path``, atomically. ``keep``: the array becomes the file's
-    entry in the memory cache of :func:`load_npy_cached` (the caller gives it up: it is made
-    read-only); otherwise the cache forgets the path."""
+    """``np.save`` of ``array`` to ``path``, atomically. ``keep``: a copy of the array becomes
+    the file's entry in the memory cache of :func:`load_npy_cached` (else the cache forgets
+    the path)."""
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, array)
 
-    atomic_write(path, write)
-    if keep:
-        kept = _frozen(np.asarray(array))
-        _remember(path, "npy", kept, kept.nbytes)
-    else:
-        _forget(path)
+    kept = _frozen(np.array(array, copy=True)) if keep else None
+    _write_kept(path, write, "npy", kept)
 
 
 def float_tensor(x: Any) -> Any:
@@ -112,19 +108,56 @@ def float_tensor(x: Any) -> Any:
     return _torch().as_tensor(x).detach().float().cpu().clone()
 
 
+def logits_stack(split: str, logits: Any, labels: np.ndarray, ids: list) -> Any:
+    """The logits of the models ``ids`` on ``split`` as one float32 tensor ``(len(ids), n,
+    C)``, from a stack or one array per model, checked against the split's labels."""
+    n = labels.shape[0]
+    if hasattr(logits, "shape"):
+        stacked = float_tensor(logits)
+        if stacked.ndim != 3 or tuple(stacked.shape[:2]) != (len(ids), n):
+            raise ValueError(f"{split} logits of models {ids[:5]} have shape "
+                             f"{tuple(stacked.shape)}, expected ({len(ids)}, {n}, n_classes): "
+                             "one row per model, one per example of the labels")
+        return stacked
+    rows = [float_tensor(x) for x in logits]
+    if len(rows) != len(ids):
+        raise ValueError(f"{len(rows)} {split} logits for {len(ids)} models")
+    for i, row in zip(ids, rows):
+        if row.ndim != 2 or row.shape[0] != n or row.shape != rows[0].shape:
+            raise ValueError(f"{split} logits of model {i} have shape {tuple(row.shape)}, "
+                             f"expected ({n}, n_classes) to match the labels"
+                             + ("" if row.shape[0] != n else ", as the other models'"))
+    return float_tensor(np.stack([row.numpy() for row in rows]))
+
+
 def save_torch(path: Path, obj: Any, *, keep: bool = False) -> None:
-    """``torch.save`` of ``obj`` to ``path``, atomically. ``keep`` (``obj`` a CPU tensor or a
-    dict of them, which the caller gives up): it becomes the file's entry in the memory cache
-    of :func:`load_tensor_cached` (:func:`load_torch_cached` for a dict); otherwise the cache
-    forgets the path."""
+    """``torch.save`` of ``obj`` to ``path``, atomically. ``keep`` (for a floating CPU
+    tensor, such as logits): its values, as a float32 copy, become the file's entry in the
+    memory cache of :func:`load_tensor_cached`; otherwise the cache forgets the path."""
     torch = _torch()
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-    if keep and isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        _remember(path, "state_dict", obj, sum(v.nbytes for v in obj.values()))
-    elif keep:
-        _remember(path, "tensor", _frozen(obj.numpy()), obj.nbytes)
-    else:
-        _forget(path)
+    kept = None
+    if keep and isinstance(obj, torch.Tensor) and obj.is_floating_point() and not obj.is_cuda:
+        kept = _frozen(np.array(obj.detach().float().numpy(), copy=True))
+    _write_kept(path, lambda tmp: torch.save(obj, tmp), "tensor", kept)
+
+
+def _write_kept(path: Path, write: Callable[[Path], object], kind: str,
+                kept: np.ndarray | None) -> None:
+    """:func:`atomic_write`, then ``kept`` (or nothing) as the file's entry in the cache: only
+    if the file under ``path`` is still the one this call wrote (same device and inode)."""
+    written: list = []
+
+    def write_and_note(tmp: Path) -> None:
+        write(tmp)
+        stat = os.stat(tmp)
+        written.append((stat.st_dev, stat.st_ino))
+
+    atomic_write(path, write_and_note)
+    _forget(path)
+    if kept is not None:
+        signature = _signature(path)
+        if signature[:2] == written[0]:  # no other writer replaced it since
+            _store(os.path.abspath(path), (kind, signature, kept, kept.nbytes))
 
 
 class CorruptFileError(ValueError):
@@ -202,12 +235,6 @@ def _store(where: str, entry: tuple) -> None:
             _cached_bytes -= _cache.popitem(last=False)[1][3]
 
 
-def _remember(path: Path, kind: str, obj: Any, nbytes: int) -> None:
-    """Keep ``obj`` (what this process just wrote to ``path``) as the file's content."""
-    _forget(path)
-    _store(os.path.abspath(path), (kind, _signature(path), obj, nbytes))
-
-
 def _frozen(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
@@ -248,7 +275,10 @@ def load_tensor_cached(path: Path) -> np.ndarray:
         value = load_torch(p)
         if not isinstance(value, torch.Tensor):
             raise corrupt_error(p, ValueError(f"expected one tensor, found {type(value).__name__}"))
-        return _frozen(value.float().numpy())
+        array = value.detach().float().numpy()
+        if value.untyped_storage().nbytes() > array.nbytes:  # a view into a larger saved
+            array = array.copy()  # storage: keep only what it shows
+        return _frozen(array)
 
     return _cached(path, "tensor", load, lambda a: a.nbytes)
 

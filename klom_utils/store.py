@@ -23,12 +23,12 @@ from .easydub import REPO_ID as EASYDUB_REPO
 from .easydub import EasyDUBView, is_easydub
 from .files import (
     atomic_write,
-    float_tensor,
     load_npy,
     load_npy_cached,
     load_tensor_cached,
     load_torch,
     load_torch_cached,
+    logits_stack,
     save_npy,
     save_torch,
 )
@@ -471,32 +471,25 @@ class Store:
         or one array per model. What is written stays in this process's memory cache, so reading
         it back costs no disk read."""
         ids = [int(i) for i in model_ids]
-        if not ids:
-            return
-        path = self.root / folder
+        if state_dicts is not None and len(state_dicts) != len(ids):
+            raise ValueError(f"{len(state_dicts)} state dicts for {len(ids)} models")
         per_split = {}
         for split, logits, labels in (("train", train_logits, train_labels),
                                       ("val", val_logits, val_labels)):
-            labels = np.asarray(labels)
-            stacked = float_tensor(logits if hasattr(logits, "shape")
-                                   else np.stack([float_tensor(x).numpy() for x in logits]))
-            if stacked.ndim != 3 or stacked.shape[:2] != (len(ids), labels.shape[0]):
-                who = f"model {ids[0]}" if len(ids) == 1 else f"models {ids[:5]}"
-                raise ValueError(f"{split} logits of {who} have shape {tuple(stacked.shape[1:])}"
-                                 f"{' each' if len(ids) > 1 else ''}, expected "
-                                 f"({labels.shape[0]}, n_classes) to match the labels")
+            stacked = logits_stack(split, logits, np.asarray(labels), ids)
             per_split[split] = (stacked, np.asarray(margins(stacked.numpy(), labels),
                                                     dtype=np.float32))
+        path = self.root / folder
         for j, model_id in enumerate(ids):
             state_dict = state_dicts[j] if state_dicts is not None else None
             if state_dict is not None:
-                state_dict = {k: v.detach().cpu().clone() if hasattr(v, "detach") else v
-                              for k, v in state_dict.items()}
-                save_torch(path / state_dict_name(model_id, epoch), state_dict, keep=True)
+                save_torch(path / state_dict_name(model_id, epoch),
+                           {k: v.detach().cpu().clone() if hasattr(v, "detach") else v
+                            for k, v in state_dict.items()})
             for split, (stacked, rows) in per_split.items():
                 # a copy of its own: a view into the stack would save the whole stack
                 save_torch(path / logits_name(split, model_id), stacked[j].clone(), keep=True)
-                save_npy(path / margins_name(split, model_id, epoch), rows[j].copy(), keep=True)
+                save_npy(path / margins_name(split, model_id, epoch), rows[j], keep=True)
 
     def write_json(self, relpath: str, obj: Any) -> Path:
         """Write a small JSON metadata file atomically."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -52,3 +53,11 @@ def test_claimed_chunks_skip_done_and_held_ids_and_clear_stale_tmp(tmp_path):
     assert chunks == [([0], 2), ([2], 2), ([4], 1)]
     assert not (folder / ".train_logits_2.pt.abc.tmp").exists()
     assert (folder / ".train_logits_9.pt.abc.tmp").exists()
+
+
+def test_reading_claims_writes_nothing(tmp_path):
+    (tmp_path / "full_models" / "DIGITS").mkdir(parents=True)
+    assert held_claims(tmp_path, "full_models/DIGITS") == []
+    with claimed(tmp_path, "full_models/DIGITS", []) as mine:
+        assert mine == []
+    assert sorted(os.listdir(tmp_path)) == ["full_models"]  # no claims folder made

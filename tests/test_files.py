@@ -89,20 +89,30 @@ def test_what_this_process_writes_is_read_back_from_memory(tmp_path, monkeypatch
 
     import klom_utils.files as files
 
-    logits, margins, sd = torch.arange(6.0).reshape(3, 2), np.arange(3.0), {"w": torch.ones(2)}
+    logits, margins = torch.arange(6.0).reshape(3, 2), np.arange(3.0)
     files.save_torch(tmp_path / "l.pt", logits, keep=True)
     files.save_npy(tmp_path / "m.npy", margins, keep=True)
-    files.save_torch(tmp_path / "sd.pt", sd, keep=True)
+    files.save_torch(tmp_path / "h.pt", logits.double(), keep=True)  # kept as float32
+    logits += 5  # the caller's objects change later: the cache keeps what was written
+    margins += 5
     monkeypatch.setattr(files, "load_torch", lambda p: pytest.fail(f"{p} read from disk"))
     monkeypatch.setattr(files, "load_npy", lambda p: pytest.fail(f"{p} read from disk"))
-    np.testing.assert_array_equal(files.load_tensor_cached(tmp_path / "l.pt"), logits.numpy())
-    assert not files.load_tensor_cached(tmp_path / "l.pt").flags.writeable
-    np.testing.assert_array_equal(files.load_npy_cached(tmp_path / "m.npy"), margins)
-    got = files.load_torch_cached(tmp_path / "sd.pt")
-    got["w"].zero_()  # a private copy, still
-    assert torch.equal(files.load_torch_cached(tmp_path / "sd.pt")["w"], torch.ones(2))
+    for name in ("l.pt", "h.pt"):
+        got = files.load_tensor_cached(tmp_path / name)
+        assert got.dtype == np.float32 and not got.flags.writeable
+        np.testing.assert_array_equal(got, np.arange(6.0).reshape(3, 2))
+    np.testing.assert_array_equal(files.load_npy_cached(tmp_path / "m.npy"), np.arange(3.0))
     monkeypatch.undo()
-    torch.save(logits + 1, tmp_path / "l.pt")  # another writer: the file changed, read again
+    # what cannot be kept is written all the same, and read from the file
+    files.save_torch(tmp_path / "s.pt", {"w": torch.ones(2), "step": 3}, keep=True)
+    files.save_torch(tmp_path / "g.pt", torch.ones(2, requires_grad=True), keep=True)
+    assert torch.load(tmp_path / "s.pt")["step"] == 3
+    assert files.load_tensor_cached(tmp_path / "g.pt").tolist() == [1.0, 1.0]
+    big = torch.zeros(100, 50)
+    torch.save(big[3], tmp_path / "v.pt")  # a view: the file holds the whole storage
+    assert files.load_tensor_cached(tmp_path / "v.pt").base is None or \
+        files.load_tensor_cached(tmp_path / "v.pt").base.nbytes == 50 * 4
+    torch.save(torch.ones(3, 2), tmp_path / "l.pt")  # another writer: the file changed, read again
     assert files.load_tensor_cached(tmp_path / "l.pt")[0, 0] == 1.0
     (tmp_path / "d.pt").write_bytes(b"junk")
     with pytest.raises(files.CorruptFileError, match="d.pt"):

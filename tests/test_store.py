@@ -172,10 +172,16 @@ def test_a_stack_is_written_as_its_models_one_by_one(tmp_path):
             assert all(torch.equal(got[k], want[k]) for k in want) and got.keys() == want.keys()
     assert torch.load(tmp_path / "store" / "a" / "train_logits_5.pt").untyped_storage().nbytes() \
         == N_TRAIN * 10 * 4  # each file holds its own model only
-    with pytest.raises(ValueError, match=r"val logits of models \[7, 8\] have shape \(15, 10\) "
-                                         r"each, expected \(20, n_classes\)"):
+    with pytest.raises(ValueError, match=r"val logits of models \[7, 8\] have shape \(2, 15, 10\), "
+                                         r"expected \(2, 20, n_classes\)"):
         store.write_models("c", [7, 8], train_logits=train[:2], val_logits=val[:2, :15],
                            train_labels=TRAIN_Y, val_labels=VAL_Y, epoch=0)
+    with pytest.raises(ValueError, match=r"1 state dicts for 2 models"):
+        store.write_models("c", [7, 8], train_logits=train[:2], val_logits=val[:2],
+                           train_labels=TRAIN_Y, val_labels=VAL_Y, state_dicts=sds[:1], epoch=0)
+    with pytest.raises(ValueError, match=r"train logits of model 8 have shape \(50, 9\)"):
+        store.write_models("c", [7, 8], train_logits=[train[0], train[1, :, :9]],
+                           val_logits=val[:2], train_labels=TRAIN_Y, val_labels=VAL_Y, epoch=0)
     assert not (tmp_path / "store" / "c").exists()  # checked before anything is written
 
 
