@@ -465,11 +465,15 @@ class Store:
                      train_logits: Any, val_logits: Any, train_labels: ArrayLike,
                      val_labels: ArrayLike, state_dicts: Sequence[Mapping[str, Any] | None]
                      | None = None, epoch: int) -> None:
-        """Write several models as :meth:`write_model` does, their margins computed at once.
+        """Write the models ``model_ids`` of ``folder`` as :meth:`write_model` does, one after
+        the other, their margins computed at once.
 
         ``train_logits`` and ``val_logits``: ``(len(model_ids), n_examples, n_classes)``, stacked
-        or one array per model. What is written stays in this process's memory cache, so reading
-        it back costs no disk read."""
+        or one array per model; ``train_labels`` and ``val_labels``: the splits' labels, for
+        the margins; ``state_dicts``: one checkpoint (or None) per model, None for none;
+        ``epoch``: the epoch in the file names. Counts and shapes are checked before anything
+        is written. The logits and margins written stay in this process's memory cache, so
+        reading them back costs no disk read."""
         ids = [int(i) for i in model_ids]
         if state_dicts is not None and len(state_dicts) != len(ids):
             raise ValueError(f"{len(state_dicts)} state dicts for {len(ids)} models")
