@@ -48,8 +48,8 @@ EPOCH_LOGITS_RE = re.compile(r"^(\d+)__(train|val)_logits_{1,2}(\d+)\.pt$")
 STATE_DICT_RE = re.compile(r"^sd_(\d+)____epoch_(\d+)\.pt$")
 FORGET_RE = re.compile(r"^forget_set_(\d+)\.npy$")
 SUBSET_RE = re.compile(r"^(\d+)__subset\.npy$")
-#: Per-model files, each with the group of its model id.
-MODEL_FILES = ((MARGINS_RE, 1), (LOGITS_RE, 2), (STATE_DICT_RE, 1))
+#: Per-model files (subset models' index files included), each with the group of its model id.
+MODEL_FILES = ((MARGINS_RE, 1), (LOGITS_RE, 2), (STATE_DICT_RE, 1), (SUBSET_RE, 1))
 
 
 def full_models_folder(dataset: str) -> str:

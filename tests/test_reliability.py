@@ -233,9 +233,9 @@ def test_stale_tmp_files_of_claimed_models_are_removed(tmp_path):
     folder = tmp_path / "full_models" / "DIGITS"
     folder.mkdir(parents=True)
     for name in (".val_logits_3.pt.ab12.tmp", ".3__val_margins_19.npy.x.tmp",
-                 ".val_logits_4.pt.cd34.tmp", "val_logits_3.pt"):
+                 ".3__subset.npy.0f1e.tmp", ".val_logits_4.pt.cd34.tmp", "val_logits_3.pt"):
         (folder / name).write_text("x")
-    assert remove_stale_tmp(tmp_path, "full_models/DIGITS", [3]) == 2
+    assert remove_stale_tmp(tmp_path, "full_models/DIGITS", [3]) == 3
     assert sorted(p.name for p in folder.iterdir()) == [".val_logits_4.pt.cd34.tmp",
                                                         "val_logits_3.pt"]
     # a rerun of the training removes the ones its claims cover
