@@ -53,7 +53,7 @@ from ._typing import ArrayLike, PathLike, Record
 from .claims import claimed_chunks
 from .data import DatasetLike, as_dataset
 from .devices import resolve_device
-from .files import CorruptFileError, atomic_write, float_tensor, load_npy, save_npy
+from .files import CorruptFileError, atomic_write, load_npy_cached, save_npy
 from .forget_sets import forget_indices
 from .ids import ids_text, model_seed
 from .layout import (
@@ -106,14 +106,13 @@ def subset_indices(dataset: str, n_train: int, model_id: int, fraction: float,
 def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[int], *,
                         fraction: float = 0.5, seed: int = 0,
                         device: str = "auto", config: TrainConfig | None = None,
-                        progress: bool | None = True, root: PathLike | None = None,
-                        outputs: dict | None = None) -> list[int]:
+                        progress: bool | None = True, root: PathLike | None = None) -> list[int]:
     """Train the subset models ``model_ids`` into ``datamodels/<D>/`` of ``store`` (ids already
     there are skipped, ids another process has claimed are left to it); returns the ids this
     call trained. ``config``: a
-    :class:`~klom_utils.train.TrainConfig` (default: the dataset's recipe). ``outputs``: a
-    dict that receives, per id trained, ``(subset indices, logits (n_train + n_val, C))``,
-    as written (:func:`load_subset_runs` takes it, to read none of them back)."""
+    :class:`~klom_utils.train.TrainConfig` (default: the dataset's recipe). What it writes
+    stays in this process's memory cache, so :func:`load_subset_runs` after it reads no
+    file back."""
     fraction = _check_fraction(fraction)
     ids = sorted({int(i) for i in model_ids})
     if not ids or ids[0] < 0:
@@ -160,12 +159,8 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
             sds, train_logits, val_logits = fit(data_dev, np.stack([subsets[i] for i in chunk]),
                                                 inits, orders, config, dev, progress=False,
                                                 desc=f"{folder} {ids_text(chunk)}")
-            for j, i in enumerate(chunk):
-                if outputs is not None:
-                    outputs[i] = (subsets[i], np.concatenate(
-                        [float_tensor(train_logits[j]).numpy(),
-                         float_tensor(val_logits[j]).numpy()]))
-                save_npy(store.path(f"{folder}/{subset_name(i)}"), subsets[i])
+            for i in chunk:
+                save_npy(store.path(f"{folder}/{subset_name(i)}"), subsets[i], keep=True)
             store.write_models(folder, chunk, train_logits=train_logits,
                                val_logits=val_logits, train_labels=train_y, val_labels=val_y,
                                state_dicts=[{SAVE_PREFIX + k: v for k, v in sd.items()}
@@ -183,13 +178,10 @@ def _complete_subset_ids(store, folder: str) -> set:
 
 
 def load_subset_runs(store: Store, dataset: str, n_train: int,
-                     model_ids: Iterable[int] | None = None,
-                     known: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     model_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(masks, logits)`` of the subset models ``model_ids`` (default: every complete one):
     ``masks`` bool ``(M, n_train)`` (which train examples each model saw) and ``logits``
-    float32 ``(M, n_train + n_val, C)``. A requested model that is not complete is an error.
-    ``known``: ``{id: (subset, logits)}`` of models already in memory (the ``outputs`` of
-    :func:`train_subset_models`; emptied as they are used), read from no file."""
+    float32 ``(M, n_train + n_val, C)``. A requested model that is not complete is an error."""
     folder = datamodel_folder(dataset)
     have = _complete_subset_ids(store, folder)
     if model_ids is not None:
@@ -203,18 +195,11 @@ def load_subset_runs(store: Store, dataset: str, n_train: int,
     if not ids:
         raise FileNotFoundError(f"{folder!r} of store {str(store.root)!r} holds no complete "
                                 "subset model; train them (`klom datamodels`)")
-    known = {} if known is None else known
     masks = np.zeros((len(ids), n_train), bool)
-    read = [i for i in ids if i not in known]
-    stored = dict(zip(read, np.concatenate(
-        [store.logits_of(folder, s, read) for s in ("train", "val")], axis=1))) if read else {}
-    rows = []
     for row, i in enumerate(ids):
-        subset, out = known.pop(i) if i in known else (
-            load_npy(store.path(f"{folder}/{subset_name(i)}")), stored.pop(i))
-        masks[row, subset] = True
-        rows.append(out)
-    return masks, np.stack(rows).astype(np.float32, copy=False)
+        masks[row, load_npy_cached(store.path(f"{folder}/{subset_name(i)}"))] = True
+    logits = np.concatenate([store.logits_of(folder, s, ids) for s in ("train", "val")], axis=1)
+    return masks, logits
 
 
 #: Ridge penalty of the regression estimator, per model (chosen by measurement on DIGITS:
@@ -471,10 +456,9 @@ def build_datamodel(dataset: DatasetLike, store: StoreLike, model_ids: Iterable[
     data = data or as_dataset(dataset, root)
     if not isinstance(store, Store):
         store = open_store(store, create=True)
-    outputs: dict = {}
     trained = train_subset_models(data, store, model_ids, fraction=fraction, seed=seed,
-                                  device=device, progress=progress, outputs=outputs)
-    masks, logits = load_subset_runs(store, data.name, data.n_train, model_ids, known=outputs)
+                                  device=device, progress=progress)
+    masks, logits = load_subset_runs(store, data.name, data.n_train, model_ids)
     theta, noise = fit_datamodel(masks, logits, estimator=estimator, ridge=ridge)
     about = {"n_models": int(len(masks)), "fraction": float(fraction), "seed": int(seed),
              "estimator": estimator, "ridge": float(ridge) if estimator == "regression" else None,
