@@ -24,9 +24,10 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ._typing import ArrayLike, PathLike, Record
+from .accuracy_gaps import model_accuracies
 from .data import DatasetLike, SplitsLike, dataset_labels, dataset_name
 from .diagnostics import diagnose, outlier_models, outlier_warnings
-from .forget_sets import check_forget_indices, forget_indices, retain_mask
+from .forget_sets import check_forget_indices, forget_indices
 from .layout import (
     HELD_OUT_ORACLE_START,
     TRAIN_RECORD,
@@ -166,12 +167,8 @@ def accuracies(store: Store, folder: str, data: SplitsLike, model_ids: Sequence[
         correct = correct_matrix(store, folder, data, model_ids)
     if correct is None:
         return None
-    n_train = data.n_train
-    keep = retain_mask(n_train, forget)
-    train = correct[:, :n_train]
-    return {"forget": float(train[:, np.asarray(forget)].mean()),
-            "retain": float(train[:, keep].mean()),
-            "test": float(correct[:, n_train:].mean())}
+    acc = model_accuracies(correct, np.asarray(forget), data.n_train).mean(axis=0)
+    return {"forget": float(acc[0]), "retain": float(acc[1]), "test": float(acc[2])}
 
 
 def klom_settings(**klom_kwargs: Any) -> Record:
