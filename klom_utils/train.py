@@ -220,8 +220,8 @@ def _fit(dataset, train_indices, init_state_dicts, order_seeds, config, device, 
     bar = tqdm_class()(total=total, desc=desc, disable=not progress, leave=False)
     step = 0
     for _ in range(config.epochs):
-        order = torch.stack([(idx[j] if per_model else idx)[torch.randperm(n, generator=g)]
-                             for j, g in enumerate(gens)]).to(device)
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens])
+        order = (torch.gather(idx, 1, perms) if per_model else idx[perms]).to(device)
         for s, (lo, hi) in enumerate(bounds):
             batch = order[:, lo:hi]
             xb, yb = x_all[batch], y_all[batch]
