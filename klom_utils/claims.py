@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Callable, Iterator, List, Sequence, Tuple, Union
+from typing import Callable, Collection, Iterator, List, Sequence, Tuple, Union
 
 from filelock import FileLock, Timeout
 
@@ -52,17 +52,19 @@ def claimed(store_root: Root, folder: str, model_ids: Sequence[int]) -> Iterator
 
 
 def claimed_chunks(store_root: Root, folder: str, model_ids: Sequence[int], size: int,
-                   is_done: Callable[[int], bool]) -> Iterator[Tuple[List[int], int]]:
+                   complete: Callable[[], Collection[int]]) -> Iterator[Tuple[List[int], int]]:
     """Walk ``model_ids`` ``size`` at a time; yields ``(chunk, covered)``: the ids of each
-    slice that this process claimed and that are not done (``is_done(id)``, checked after the
-    claim, so a model another process finished meanwhile is skipped), and the slice's length
-    (for progress). The claims are held while the caller works on the chunk; hidden ``.tmp``
-    files a killed run left for them are removed first."""
+    slice that this process claimed and that are not complete yet (``complete()``: the ids
+    complete now, one listing of the folder per chunk, called after the claim, so a model
+    another process finished meanwhile is skipped), and the slice's length (for progress).
+    The claims are held while the caller works on the chunk; hidden ``.tmp`` files a killed
+    run left for them are removed first."""
     for start in range(0, len(model_ids), size):
         part = list(model_ids[start:start + size])
         with claimed(store_root, folder, part) as mine:
             remove_stale_tmp(store_root, folder, mine)
-            yield [i for i in mine if not is_done(i)], len(part)
+            done = set(complete()) if mine else set()
+            yield [i for i in mine if i not in done], len(part)
 
 
 def held_claims(store_root: Root, folder: str) -> List[int]:

@@ -67,8 +67,10 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
                    help="settings must keep test accuracy within this of the oracles' "
                         f"(default {ACCURACY_TOLERANCE})")
     p.add_argument("--cost-models", type=int, default=None, metavar="N",
-                   help="models trained once to measure the cost of training (default: 100 "
-                        "for digits, else 1; 0: no relative cost)")
+                   help="models trained at once to measure the cost of training (default: "
+                        "100 for digits, else 1; 0: no relative cost): the full models' own "
+                        "record when that many were trained at once on this device, else "
+                        "trained once in a temporary store")
     add_metrics_option(p, "in the table (settings are still chosen by KLOM)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="folder of the table, summary and figures (default: "

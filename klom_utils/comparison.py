@@ -110,9 +110,10 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
 
     ``budget``: settings tried per method (the defaults among them); ``search``: per method,
     ``{key: [values]}`` replacing keys of its declared space; ``model_ids``: the full models
-    to unlearn (default every complete one below 1000); ``cost_models``: models trained once,
-    in a temporary store, to measure the training cost that relative costs divide by (default:
-    a DIGITS stack of 100, else 1; 0: no relative cost); ``metrics``: lenses besides KLOM
+    to unlearn (default every complete one below 1000); ``cost_models``: how many models trained
+    at once measure the training cost that relative costs divide by (default: a DIGITS stack
+    of 100, else 1; 0: no relative cost): the full models' own cost record when that many were
+    trained at once on this device, else trained once in a temporary store; ``metrics``: lenses besides KLOM
     for the reported rows (``"all"`` or among ``ulira``, ``accuracy``, ``ks``; see
     :func:`klom_utils.lenses.compute_lenses`): columns ``ulira``, ``ks_p95``, ``tow`` and others,
     each with interval and null. Settings are chosen by KLOM alone.
@@ -344,13 +345,15 @@ def _choose(trials: Sequence[Trial], sets: Sequence[int], k: int, protocol: str,
 
 def _training_cost(store: Store, data: Any, device: Any, n: int | None) -> Record | None:
     """Seconds to train one model of the recipe of the store's full models (the dataset's
-    default where the store records none) on ``device``: measured once by training ``n``
-    models in a temporary store, kept in ``<store>/comparisons/`` with the recipe and the
-    device it was measured for."""
+    default where the store records none) on ``device``, kept in ``<store>/comparisons/``
+    with the recipe and the device it was measured for: the full models' own cost record when
+    ``n`` of them were trained at once on this device (``klom train`` writes it), else
+    measured once by training ``n`` models in a temporary store."""
     n = (100 if data.name == "DIGITS" else 1) if n is None else int(n)
     if n == 0:
         return None
-    config = recorded_config(store, full_models_folder(data.name), data.name)
+    full = full_models_folder(data.name)
+    config = recorded_config(store, full, data.name)
     whose = "the full models' recipe"
     if config is None:  # a Hub snapshot records no recipe
         config, whose = default_train_config(data.name), "the dataset's default recipe"
@@ -361,13 +364,18 @@ def _training_cost(store: Store, data: Any, device: Any, n: int | None) -> Recor
         known = json.loads(path.read_text())
         if (known.get("device"), known.get("n_models"), known.get("recipe")) == (label, n, recipe):
             return known
-    with tempfile.TemporaryDirectory() as tmp:
-        begin = time.perf_counter()
-        train_models(data, tmp, range(n), config=config, device=device, progress=False)
-        seconds = time.perf_counter() - begin
+    trained = store.path(f"{full}/{COST_FILE}")
+    own = json.loads(trained.read_text()) if trained.is_file() else {}
+    if (own.get("device"), own.get("n_models")) == (label, n) and whose.startswith("the full"):
+        seconds, how = own["seconds_per_model"] * n, f"the store's {n} full models, trained"
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            begin = time.perf_counter()
+            train_models(data, tmp, range(n), config=config, device=device, progress=False)
+            seconds, how = time.perf_counter() - begin, f"{n} models in a temporary store"
     known = {"seconds_per_model": seconds / n, "n_models": n, "device": label, "recipe": recipe,
              "what": f"training {n} {data.name} models of {whose} at once, divided by their "
-                     "number"}
+                     f"number ({how})"}
     text = json.dumps(known, indent=2)
     atomic_write(path, lambda tmp_path: tmp_path.write_text(text))
     return known

@@ -138,18 +138,8 @@ def train_subset_models(dataset: DatasetLike, store: StoreLike, model_ids: Itera
     bar = progress_bar(len(todo), f"{folder} models", progress)
     trained: list[int] = []
     # claimed first: concurrent runs (job-array tasks) never train one model twice
-    position = {i: n // stack_size for n, i in enumerate(todo)}
-    listed: dict = {}
-
-    def is_done(i: int) -> bool:
-        """Complete now: one listing of the folder per chunk, not per id (it holds thousands
-        of files: per id, 2,000 models listed it 2,000 times)."""
-        if position[i] not in listed:
-            listed.clear()
-            listed[position[i]] = _complete_subset_ids(store, folder)
-        return i in listed[position[i]]
-
-    for chunk, covered in claimed_chunks(store.root, folder, todo, stack_size, is_done):
+    for chunk, covered in claimed_chunks(store.root, folder, todo, stack_size,
+                                         lambda: _complete_subset_ids(store, folder)):
         if chunk:
             inits = [init_state_dict(config.arch, model_seed(data.name, "datamodels", i,
                                                              "init", config.seed + seed),

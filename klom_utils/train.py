@@ -23,6 +23,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -31,10 +32,10 @@ import torch.nn.functional as F
 from .augment import augment_batch, augment_generators, black_fill
 from .claims import claimed_chunks
 from .data import as_dataset, dataset_name
-from .devices import device_settings, resolve_device
+from .devices import device_label, device_settings, resolve_device
 from .forget_sets import digits_forget_sets, ensure_digits_forget_sets, forget_indices, retain_mask
 from .ids import ids_text, model_seed
-from .layout import TRAIN_RECORD, full_models_folder, oracle_folder, recipe_name
+from .layout import COST_FILE, TRAIN_RECORD, full_models_folder, oracle_folder, recipe_name
 from .models import ARCHS, SAVE_PREFIX, load_model
 from .progress import progress_bar, tqdm_class
 from .stack import ModelStack, init_state_dict, optimizer, per_model_cross_entropy, predict, set_lr
@@ -358,6 +359,7 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
     (``oracles/<D>/forget_set_<k>``). Ids already complete in the store are skipped.
     ``config``: a :class:`TrainConfig` (default: :func:`default_config`).
     """
+    start = time.perf_counter()
     dev = resolve_device(device)
     ids = sorted({int(i) for i in model_ids})
     if any(i < 0 for i in ids):
@@ -406,7 +408,7 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
     # each chunk claimed: ids another process is training are left to it, ids it finished
     # meanwhile are skipped; a stack of fewer models trains the same models
     for chunk, covered in claimed_chunks(store.root, folder, todo, stack_size,
-                                         lambda i: store.has_model(folder, i)):
+                                         lambda: store.complete_model_ids(folder)):
         if chunk:
             _train_chunk(store, folder, chunk, data, data_dev, train_idx, group, config,
                          dev, progress)
@@ -415,7 +417,21 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     outer.close()
+    record_cost(store, folder, ids, trained, time.perf_counter() - start, dev)
     return trained
+
+
+def record_cost(store: Store, folder: str, ids: Sequence[int], written: Sequence[int],
+                seconds: float, device: Any) -> None:
+    """Write ``<folder>/klom_cost.json``: the wall time of the call that wrote ``written`` of
+    the models ``ids`` asked for, per model, and the device. Kept from a call that wrote
+    them all (or when there is none yet), so that a comparison can divide by it."""
+    cost = store.path(f"{folder}/{COST_FILE}")
+    if written and (len(written) == len(ids) or not cost.is_file()):
+        store.write_json(f"{folder}/{COST_FILE}", {
+            "seconds_per_model": seconds / len(written), "n_models": len(written),
+            "device": device_label(device), "what": "wall time of the call that wrote these "
+                                                    "models, divided by their number"})
 
 
 def _train_chunk(store, folder, chunk, data, data_dev, train_idx, group, config, dev,

@@ -23,6 +23,8 @@ setting picked here is tuned on them: say so when reporting it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import os
 import sys
 import time
@@ -45,6 +47,7 @@ from klom_utils.layout import full_models_folder, oracle_folder  # noqa: E402
 from klom_utils.metric import klom, margins, summarize  # noqa: E402
 from klom_utils.oracles import mean_logits  # noqa: E402
 from klom_utils.store import open_store  # noqa: E402
+from klom_utils.train import default_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -58,6 +61,9 @@ def parse_args(argv=None):
     p.add_argument("--fractions", type=float, nargs="+", default=[0.5])
     p.add_argument("--ridges", type=float, nargs="+", default=[0.1, 0.05, 0.02])
     p.add_argument("--difference", action="store_true", help="also the difference estimator")
+    p.add_argument("--epochs", type=int, nargs="+", default=[None],
+                   help="epochs of the subset models (default: the recipe's); the peak of the "
+                        "learning rate moves with them, a fifth of the way in")
     return p.parse_args(argv)
 
 
@@ -88,11 +94,17 @@ def main(argv=None) -> int:
                 f"{q['retain']['rmse_no_shift']:.2f} {p95['forget']:.2f}/{p95['retain']:.2f}")
 
     rows = [["do nothing", "", "", ""] + [cell(np.zeros_like(full_mean), k) for k in sets]]
-    for fraction in args.fractions:
-        scratch = open_store(os.path.join(args.scratch, f"fraction_{fraction}"), create=True)
+    recipe = default_config("DIGITS")
+    for fraction, epochs in itertools.product(args.fractions, args.epochs):
+        config = recipe if epochs is None else dataclasses.replace(
+            recipe, epochs=epochs, peak_epoch=max(0, round(recipe.peak_epoch * epochs
+                                                           / recipe.epochs)))
+        scratch = open_store(os.path.join(args.scratch, f"fraction_{fraction}" + (
+            "" if epochs is None else f"_epochs_{epochs}")), create=True)
         for m in args.models:
             start = time.perf_counter()
-            train_subset_models(data, scratch, range(m), fraction=fraction, progress=False)
+            train_subset_models(data, scratch, range(m), fraction=fraction, config=config,
+                                progress=False)
             masks, logits = load_subset_runs(scratch, "DIGITS", data.n_train, range(m))
             trained = time.perf_counter() - start
             settings = [("regression", r) for r in args.ridges]
@@ -109,7 +121,7 @@ def main(argv=None) -> int:
                         if shrink and noise is not None:
                             shift = shrink_shift(shift, noise.shift_variance(forget))
                         cells.append(cell(shift, k))
-                    rows.append([f"{m} at {fraction}", f"{estimator} {ridge or ''}".strip(),
+                    rows.append([f"{m} at {fraction}, {config.epochs} epochs", f"{estimator} {ridge or ''}".strip(),
                                  "yes" if shrink else "no", f"{seconds:.0f}"] + cells)
                     print(" | ".join(rows[-1]), flush=True)
     header = ["subset models", "estimator", "shrunk", "s"] + [

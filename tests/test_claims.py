@@ -49,7 +49,7 @@ def test_claimed_chunks_skip_done_and_held_ids_and_clear_stale_tmp(tmp_path):
     (folder / ".train_logits_2.pt.abc.tmp").write_text("left by a killed run")
     (folder / ".train_logits_9.pt.abc.tmp").write_text("another model's: kept")
     with claimed(tmp_path, "f", [1]):  # as if another process held model 1
-        chunks = list(claimed_chunks(tmp_path, "f", [0, 1, 2, 3, 4], 2, lambda i: i == 3))
+        chunks = list(claimed_chunks(tmp_path, "f", [0, 1, 2, 3, 4], 2, lambda: {3}))
     assert chunks == [([0], 2), ([2], 2), ([4], 1)]
     assert not (folder / ".train_logits_2.pt.abc.tmp").exists()
     assert (folder / ".train_logits_9.pt.abc.tmp").exists()

@@ -93,6 +93,10 @@ def test_files_table_summary_and_figures(loo, store_dir):
     cost = json.load(open(f"{store_dir}/comparisons/DIGITS/training_cost.json"))
     assert cost["recipe"]["epochs"] == 5 and cost["device"].startswith("cpu: ")
     assert "full models' recipe" in cost["what"]
+    # the 8 full models were trained at once here: their own record is the measurement
+    own = json.load(open(f"{store_dir}/full_models/DIGITS/klom_cost.json"))
+    assert "the store's 8 full models" in cost["what"] and own["n_models"] == 8
+    assert cost["seconds_per_model"] == pytest.approx(own["seconds_per_model"])
     unlearn_cost = json.load(open(f"{store_dir}/unlearned/DIGITS/gradient_ascent/forget_set_1/"
                                   "klom_cost.json"))
     assert unlearn_cost["device"] == cost["device"]
@@ -241,6 +245,18 @@ def test_trial_folders_carry_the_seed_and_prerequisites_are_checked_first(data, 
         C.compare(data, store_dir, SETS, ["cf_k"], search={"cf_k": {"k": [3]}}, budget=2,
                   progress=False)
     assert sorted(str(p) for p in __import__("pathlib").Path(store_dir).rglob("*")) == before
+
+
+def test_training_cost_measured_in_a_temporary_store_when_the_store_has_no_record(
+        data, store_dir, tmp_path):
+    root = tmp_path / "store"
+    shutil.copytree(store_dir, root, ignore=shutil.ignore_patterns("cmp-*", "comparisons"))
+    (root / "full_models" / "DIGITS" / "klom_cost.json").unlink()  # e.g. a Hub snapshot
+    C.compare(data, root, [1, 2], ["do_nothing"], protocol="fixed", cost_models=3,
+              n_splits=10, progress=False)
+    cost = json.loads((root / "comparisons" / "DIGITS" / "training_cost.json").read_text())
+    assert cost["n_models"] == 3 and "3 models in a temporary store" in cost["what"]
+    assert cost["seconds_per_model"] > 0
 
 
 def test_costs_timed_on_another_device_are_left_out_with_a_warning(data, store_dir, tmp_path):

@@ -154,8 +154,11 @@ def test_store_layout_and_reading_back(tmp_path, digits):
     assert names == sorted([f"sd_{i}____epoch_{last}.pt" for i in (0, 1)]
                            + [f"{s}_logits_{i}.pt" for i in (0, 1) for s in ("train", "val")]
                            + [f"{i}__{s}_margins_{last}.npy" for i in (0, 1) for s in ("train", "val")]
-                           + [layout.TRAIN_RECORD])
+                           + [layout.TRAIN_RECORD, layout.COST_FILE])
     assert store.folders() == [FULL] and store.model_ids(FULL) == [0, 1]
+    cost = store.read_json(f"{FULL}/{layout.COST_FILE}")  # what a comparison divides by
+    assert cost["n_models"] == 2 and cost["seconds_per_model"] > 0
+    assert cost["device"].startswith("cpu: ")
     val = store.margins(FULL, "val")
     assert val.shape == (2, 355) and val.dtype == np.float32
     assert store.margins(FULL, "train").shape == (2, 1442)

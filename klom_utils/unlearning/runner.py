@@ -14,10 +14,9 @@ import torch
 from ..claims import claimed_chunks
 from ..data import as_dataset
 from ..datamodels import datamodel_about, noise_path, predicted_shift
-from ..devices import device_label, device_settings, resolve_device
+from ..devices import device_settings, resolve_device
 from ..forget_sets import forget_indices
 from ..layout import (
-    COST_FILE,
     DATAMODEL_FILE,
     HELD_OUT_ORACLE_START,
     UNLEARN_RECORD,
@@ -31,7 +30,7 @@ from ..oracles import held_out_oracle_ids, mean_oracle_logits
 from ..progress import progress_bar
 from ..stack import ModelStack, predict, predict_logits
 from ..store import RecordMismatchError, as_store
-from ..train import TrainConfig, choose_stack
+from ..train import TrainConfig, choose_stack, record_cost
 from .configs import dataset_key, resolve_config
 from .inputs import Outputs, UnlearnData
 from .registry import check_name, get_method
@@ -261,7 +260,7 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
             bar = progress_bar(len(todo), folder, progress)
             # claimed first: ids another process is unlearning are left to it
             for chunk, covered in claimed_chunks(store.root, folder, todo, size,
-                                                 lambda i: store.has_model(folder, i)):
+                                                 lambda: store.complete_model_ids(folder)):
                 if chunk:
                     _unlearn_chunk(store, folder, full, chunk, spec, udata, config, dev,
                                    data.name, forget_set, seed, train_x, val_x, train_y,
@@ -270,12 +269,8 @@ def unlearn_store(store, dataset, forget_set: int, method, model_ids, *, config=
                 bar.update(covered)
             bar.close()
     seconds = time.perf_counter() - start
-    cost = store.path(f"{folder}/{COST_FILE}")
-    if written and (len(written) == len(ids) or not cost.is_file()):  # measured, for compare
-        store.write_json(f"{folder}/{COST_FILE}", {
-            "seconds_per_model": seconds / len(written), "n_models": len(written),
-            "device": device_label(dev), "what": "wall time of the unlearn_store call that wrote "
-                                        "these models, divided by their number"})
+    if todo:
+        record_cost(store, folder, ids, written, seconds, dev)  # measured, for compare
     return {"folder": folder, "written": written,
             "skipped": [i for i in ids if i not in written], "seconds": seconds}
 
