@@ -167,12 +167,34 @@ def test_scrub_min_loss_is_gamma_ce_plus_alpha_kl_at_temperature():
     p_t, log_p_s = torch.softmax(t / 2, 1), torch.log_softmax(s / 2, 1)
     kl = (p_t * (p_t.log() - log_p_s)).sum(1).mean() * 4  # KL(teacher || student) * T^2
     ce = torch.nn.functional.cross_entropy(s, y)
-    torch.testing.assert_close(scrub_family.scrub_min_loss(s, t, y, cfg), 0.7 * ce + 0.3 * kl)
+    torch.testing.assert_close(scrub_family.scrub_min_loss(s, p_t, y, cfg), 0.7 * ce + 0.3 * kl)
     torch.testing.assert_close(scrub_family.scrub_min_loss(s, None, y, {**cfg, "alpha": 0.0}), 0.7 * ce)
 
 
 def _scrub_config(**overrides):
     return U.resolve_config("scrub", "digits", {"lr_milestones": [], **overrides})
+
+
+def test_frozen_outputs_are_what_per_model_batches_give_bit_for_bit():
+    """A frozen stack's outputs computed once on every row, then read per model, equal its
+    outputs on each model's batch (so SCRUB's teacher is not run at every step)."""
+    from klom_utils.stack import ModelStack
+    from klom_utils.unlearning.steps import frozen_outputs, rows_of, soften
+
+    g = torch.Generator().manual_seed(0)
+    singles = [DigitsMLP() for _ in range(5)]
+    for m in singles:
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+    stack = ModelStack.from_state_dicts("digits_mlp", [m.state_dict() for m in singles]).eval()
+    x = torch.randn(300, 64, generator=g)
+    idx = torch.stack([torch.randperm(300, generator=g)[:32] for _ in range(5)])
+    once = frozen_outputs(stack, x, batch_size=128)
+    with torch.no_grad():
+        direct = stack(x[idx])
+    assert once.shape == (5, 300, 10) and torch.equal(rows_of(once, idx), direct)
+    assert torch.equal(rows_of(soften(once, 4.0), idx), soften(direct, 4.0))
 
 
 def test_scrub_without_kl_and_max_steps_is_fine_tuning_on_the_retain_set():

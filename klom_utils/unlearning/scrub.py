@@ -7,7 +7,18 @@ import torch
 
 from .configs import check_config
 from .registry import register_method
-from .steps import batch_orders, cross_entropy, distill_kl, for_training, sgd, sgd_defaults, step
+from .steps import (
+    batch_orders,
+    cross_entropy,
+    distill_kl,
+    for_training,
+    frozen_outputs,
+    rows_of,
+    sgd,
+    sgd_defaults,
+    soften,
+    step,
+)
 
 
 def _scrub_defaults(**values) -> dict:
@@ -46,35 +57,33 @@ def scrub(models, data, config, *, generators):
     schedule = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=config["lr_milestones"],
                                                     gamma=config["lr_decay"])
     t = config["temperature"]
+    # the teacher is frozen: its softened outputs on every example once, not at every step
+    on_forget = soften(frozen_outputs(teacher, data.forget_x), t) if config["max_epochs"] else None
+    on_retain = soften(frozen_outputs(teacher, data.retain_x), t) if config["alpha"] else None
     for epoch in range(config["epochs"]):
         if epoch < config["max_epochs"]:
             for idx in batch_orders(data.forget_y.shape[0], config["forget_batch_size"], generators,
                                data.device):
-                x = data.forget_x[idx]
-                with torch.no_grad():
-                    target = teacher(x)
-                step(opt, -distill_kl(student(x), target, t))
+                step(opt, -distill_kl(student(data.forget_x[idx]), rows_of(on_forget, idx), t))
         for idx in batch_orders(data.retain_y.shape[0], config["retain_batch_size"], generators,
                            data.device):
-            x = data.retain_x[idx]
-            target = None
-            if config["alpha"]:
-                with torch.no_grad():
-                    target = teacher(x)
-            step(opt, scrub_min_loss(student(x), target, data.retain_y[idx], config))
+            target = None if on_retain is None else rows_of(on_retain, idx)
+            step(opt, scrub_min_loss(student(data.retain_x[idx]), target, data.retain_y[idx],
+                                     config))
         schedule.step()
     return student.eval()
 
 
-def scrub_min_loss(student_logits, teacher_logits, y, config):
+def scrub_min_loss(student_logits, teacher_probs, y, config):
     """SCRUB's retain ("min") loss per model: ``gamma * CE + alpha * KL_T(teacher ‖ student)``
-    of logits (..., B, C) and labels (..., B) -> (...,).
+    of the student's logits (..., B, C), the teacher's softened outputs (:func:`~klom_utils.
+    unlearning.steps.soften` at ``temperature``) and labels (..., B) -> (...,).
 
-    ``teacher_logits`` may be None when ``alpha`` is 0 (the KL term is then left out).
+    ``teacher_probs`` may be None when ``alpha`` is 0 (the KL term is then left out).
     """
     loss = config["gamma"] * cross_entropy(student_logits, y)
     if config["alpha"]:
-        loss = loss + config["alpha"] * distill_kl(student_logits, teacher_logits,
+        loss = loss + config["alpha"] * distill_kl(student_logits, teacher_probs,
                                                     config["temperature"])
     return loss
 

@@ -105,6 +105,21 @@ def per_model_draws(params, generators, scale: float = 1.0) -> list:
     return out
 
 
+def frozen_outputs(models, x, batch_size: int = 1024):
+    """Outputs (M, n, C) of a frozen stack on every row of ``x`` (shared by its models),
+    computed once: row for row what calling it on per-model batches gives (bit for bit for the
+    DIGITS MLP on the CPU, tests/test_unlearn.py), so a fixed target is not recomputed at
+    every step. Read per-model batches with :func:`rows_of`."""
+    with torch.no_grad():
+        return torch.cat([models.forward_shared(x[i:i + batch_size])
+                          for i in range(0, x.shape[0], batch_size)], dim=1)
+
+
+def rows_of(outputs, idx):
+    """``outputs`` (M, n, C) at each model's rows ``idx`` (M, b): (M, b, C)."""
+    return torch.gather(outputs, 1, idx.unsqueeze(-1).expand(*idx.shape, outputs.shape[-1]))
+
+
 def random_wrong_labels(y, n_classes: int, generators):
     """Per model, labels drawn uniformly from the classes other than ``y``: (M, n)."""
     shift = torch.stack([torch.randint(1, n_classes, y.shape, generator=g) for g in generators])
@@ -116,12 +131,17 @@ def cross_entropy(logits, y):
     return per_model_cross_entropy(logits, y)
 
 
-def distill_kl(student_logits, teacher_logits, temperature: float):
+def soften(logits, temperature: float):
+    """Softened probabilities, ``softmax(logits / T)`` over the classes."""
+    return F.softmax(logits / temperature, dim=-1)
+
+
+def distill_kl(student_logits, teacher_probs, temperature: float):
     """KL(teacher ‖ student) of the softened outputs, times T² (Hinton's distillation loss),
-    the mean over each model's rows: (..., B, C) -> (...,)."""
+    the mean over each model's rows: (..., B, C) -> (...,). ``teacher_probs``: the teacher's
+    softened outputs (:func:`soften`), fixed, so computed once."""
     t = temperature
-    kl = F.kl_div(F.log_softmax(student_logits / t, dim=-1),
-                  F.softmax(teacher_logits / t, dim=-1), reduction="none")
+    kl = F.kl_div(F.log_softmax(student_logits / t, dim=-1), teacher_probs, reduction="none")
     return kl.sum(-1).mean(-1) * t * t
 
 
