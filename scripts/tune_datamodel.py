@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/tune_datamodel.py --store _build/run/store
     .venv/bin/python scripts/tune_datamodel.py --store S --fractions 0.3 0.5 0.7 --difference
+    .venv/bin/python scripts/tune_datamodel.py --store S --models 2000 --ridges 0.05 --epochs 20 10
 
 Reads a DIGITS store that has full models 0..N-1 and N oracles of each forget set (``make
 book`` writes one under ``_build/run/store``). For each setting (fraction, number of subset
@@ -121,7 +122,8 @@ def main(argv=None) -> int:
                         if shrink and noise is not None:
                             shift = shrink_shift(shift, noise.shift_variance(forget))
                         cells.append(cell(shift, k))
-                    rows.append([f"{m} at {fraction}, {config.epochs} epochs", f"{estimator} {ridge or ''}".strip(),
+                    rows.append([f"{m} at {fraction}, {config.epochs} epochs",
+                                 f"{estimator} {ridge or ''}".strip(),
                                  "yes" if shrink else "no", f"{seconds:.0f}"] + cells)
                     print(" | ".join(rows[-1]), flush=True)
     header = ["subset models", "estimator", "shrunk", "s"] + [
