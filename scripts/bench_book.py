@@ -12,8 +12,12 @@ this checkout, one after the other:
 - ``book``: a fresh ``scripts/build_book.py`` (an empty run folder), its printed time per
   notebook.
 
-Prints a table of seconds, the ratio new / baseline and the load average (1, 5, 15 min)
-before and after each run. The machine may be shared: compare only runs made in one call.
+Each run starts as a fresh clone does: the tree's compiled kernels (numba's cache,
+``klom_utils/__pycache__/*.nbi`` and ``*.nbc``) are deleted first, so both sides compile
+them once, in whichever chapter uses them first (this checkout's cache is rebuilt on its
+next use). Prints a table of seconds, the ratio new / baseline and the load average (1, 5,
+15 min) before and after each run. The machine may be shared: compare only runs made in one
+call.
 """
 
 from __future__ import annotations
@@ -51,8 +55,16 @@ def extract(ref: str, into: Path) -> Path:
     return into
 
 
+def cold(tree: Path) -> None:
+    """Delete the compiled kernels that numba cached in ``tree`` (a fresh clone has none)."""
+    for pattern in ("*.nbi", "*.nbc"):
+        for path in (tree / "klom_utils" / "__pycache__").glob(pattern):
+            path.unlink()
+
+
 def run_chapter07(tree: Path, work: Path) -> dict:
     """Chapter 07 of ``tree`` alone in the empty folder ``work``: total and per-step seconds."""
+    cold(tree)
     work.mkdir(parents=True)
     shutil.copy(tree / "notebooks" / f"{NOTEBOOK}.ipynb", work / "in.ipynb")
     env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -77,6 +89,7 @@ def run_chapter07(tree: Path, work: Path) -> dict:
 def run_book(tree: Path, work: Path) -> dict:
     """A fresh build of the book of ``tree`` (run folder ``work``): seconds per notebook."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    cold(tree)
     before = load()
     proc = subprocess.run([sys.executable, "scripts/build_book.py", "--run-dir", str(work)],
                           cwd=tree, env=env, capture_output=True, text=True)
