@@ -205,47 +205,27 @@ def _bin(v: float, lo: float, step: float, scale: float, offset: float, top: flo
     return 0 if k < 0 else k
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
-def _in_word(k: int, word: int) -> np.uint64:
-    """The 8-bit counter of bin ``k`` as a 1 in its place, if it lies in 64-bit ``word``."""
-    return np.uint64(1) << np.uint64((k & 7) << 3) if k >> 3 == word else np.uint64(0)
-
-
 @numba.njit(nogil=True, cache=True)
 def _count_words(x: np.ndarray, start: int, lo: np.ndarray, step: np.ndarray, scale: np.ndarray,
                  offset: np.ndarray, kmax: int, words: np.ndarray, counts: np.ndarray) -> None:
     """Add the bin counts of ``x[:, start: start + c]`` (clipped to the bins' range) to
     ``counts`` (bins, c): each value's bin as in ``count_slots`` (the estimate settled against
     ``numpy.histogram``'s edge), added to 8-bit counters packed in three 64-bit ``words`` per
-    example, emptied every 252 rows. Four rows at a time: an example's parameters and words
-    are read and written once for four values (a tenth less time than row by row)."""
-    c, top, n = lo.shape[0], np.float64(kmax), x.shape[0]
+    example, emptied every 255 rows."""
+    c, top = lo.shape[0], np.float64(kmax)
     w0, w1, w2 = words[0], words[1], words[2]
-    for r0 in range(0, n, 252):
-        words[:] = np.uint64(0)
-        r, end = r0, min(r0 + 252, n)
-        while r < end:
-            if r + 4 <= end:  # branch-free inside: vector instructions
-                ra, rb = x[r, start: start + c], x[r + 1, start: start + c]
-                rc, rd = x[r + 2, start: start + c], x[r + 3, start: start + c]
-                for j in range(c):
-                    a, st, sc, of = lo[j], step[j], scale[j], offset[j]
-                    ka = _bin(np.float64(ra[j]), a, st, sc, of, top)
-                    kb = _bin(np.float64(rb[j]), a, st, sc, of, top)
-                    kc = _bin(np.float64(rc[j]), a, st, sc, of, top)
-                    kd = _bin(np.float64(rd[j]), a, st, sc, of, top)
-                    w0[j] += _in_word(ka, 0) + _in_word(kb, 0) + _in_word(kc, 0) + _in_word(kd, 0)
-                    w1[j] += _in_word(ka, 1) + _in_word(kb, 1) + _in_word(kc, 1) + _in_word(kd, 1)
-                    w2[j] += _in_word(ka, 2) + _in_word(kb, 2) + _in_word(kc, 2) + _in_word(kd, 2)
-                r += 4
-            else:
-                row = x[r, start: start + c]
-                for j in range(c):
-                    k = _bin(np.float64(row[j]), lo[j], step[j], scale[j], offset[j], top)
-                    w0[j] += _in_word(k, 0)
-                    w1[j] += _in_word(k, 1)
-                    w2[j] += _in_word(k, 2)
-                r += 1
+    one, zero = np.uint64(1), np.uint64(0)
+    for r0 in range(0, x.shape[0], 255):
+        w0[:], w1[:], w2[:] = zero, zero, zero
+        for r in range(r0, min(r0 + 255, x.shape[0])):
+            row = x[r, start: start + c]
+            for j in range(c):  # branch-free: vector instructions
+                k = _bin(np.float64(row[j]), lo[j], step[j], scale[j], offset[j], top)
+                bit = one << np.uint64((k & 7) << 3)
+                w = k >> 3
+                w0[j] += bit if w == 0 else zero
+                w1[j] += bit if w == 1 else zero
+                w2[j] += bit if w == 2 else zero
         for k in range(counts.shape[0]):
             word, shift, to = words[k >> 3], np.uint64((k & 7) << 3), counts[k]
             for j in range(c):
