@@ -184,37 +184,6 @@ class DigitsMLP(nn.Sequential):
                          nn.Linear(hidden, num_classes))
 
 
-def _linear(x, w, b, shared: bool = False):
-    """``b + x @ wᵀ`` per model: ``x`` (M, B, in), or (B, in) shared by all; ``w`` (M, out, in),
-    ``b`` (M, 1, out) -> (M, B, out). Under autograd (without autocast) through
-    :class:`_StackedLinear`, which gives the weights' gradient in their own layout."""
-    if shared:
-        return torch.matmul(x, w.transpose(1, 2)).add_(b)
-    if torch.is_grad_enabled() and w.requires_grad and not torch.is_autocast_enabled(x.device.type):
-        return _StackedLinear.apply(x, w, b)
-    return torch.baddbmm(b, x, w.transpose(1, 2))
-
-
-class _StackedLinear(torch.autograd.Function):
-    """:func:`_linear` with a backward that computes the weights' gradient as ``goᵀ @ x``,
-    (M, out, in) like the weights, instead of autograd's ``xᵀ @ go`` and a transposed copy:
-    the same values bit for bit (tests/test_models.py), about a fifth less time per training
-    step of a DIGITS stack on the CPU."""
-
-    @staticmethod
-    def forward(ctx, x, w, b):  # type: ignore[override]
-        ctx.save_for_backward(x, w)
-        return torch.baddbmm(b, x, w.transpose(1, 2))
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        x, w = ctx.saved_tensors
-        need_x, need_w, need_b = ctx.needs_input_grad
-        return (torch.bmm(grad, w) if need_x else None,
-                torch.bmm(grad.transpose(1, 2), x) if need_w else None,
-                grad.sum(1, keepdim=True) if need_b else None)
-
-
 class StackedMLP(nn.Module):
     """M DigitsMLPs with parameters stacked along dim 0 (keys as in :class:`DigitsMLP` via
     :meth:`stacked_state_dict`).
@@ -236,11 +205,13 @@ class StackedMLP(nn.Module):
 
     def forward(self, x):
         m, h, c = self.n_models, self.hidden, self.num_classes
-        w1, w2 = self.w1.view(m, h, self.d_in), self.w2.view(m, c, h)
-        b1, b2 = self.b1.view(m, 1, h), self.b2.view(m, 1, c)
+        w1 = self.w1.view(m, h, self.d_in).transpose(1, 2)
+        w2 = self.w2.view(m, c, h).transpose(1, 2)
         if x.dim() == 2:
-            return _linear(_linear(x, w1, b1, shared=True).relu_(), w2, b2)
-        return _linear(_linear(x, w1, b1).relu_(), w2, b2)
+            hid = torch.matmul(x, w1).add_(self.b1.view(m, 1, h)).relu_()
+        else:
+            hid = torch.baddbmm(self.b1.view(m, 1, h), x, w1).relu_()
+        return torch.baddbmm(self.b2.view(m, 1, c), hid, w2)
 
     def stacked_state_dict(self) -> dict:
         """State dict in :class:`DigitsMLP` key names, tensors stacked along dim 0."""

@@ -417,19 +417,22 @@ def train_models(dataset, store, model_ids, *, forget_set=None, device="auto", c
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     outer.close()
-    record_cost(store, folder, ids, trained, time.perf_counter() - start, dev)
+    record_cost(store, folder, ids, trained, time.perf_counter() - start, dev,
+                at_once=stack_size)
     return trained
 
 
 def record_cost(store: Store, folder: str, ids: Sequence[int], written: Sequence[int],
-                seconds: float, device: Any) -> None:
+                seconds: float, device: Any, at_once: int | None = None) -> None:
     """Write ``<folder>/klom_cost.json``: the wall time of the call that wrote ``written`` of
-    the models ``ids`` asked for, per model, and the device. Kept from a call that wrote
-    them all (or when there is none yet), so that a comparison can divide by it."""
+    the models ``ids`` asked for, per model, the device and (``at_once``) how many models it
+    trained at once. Kept from a call that wrote them all (or when there is none yet), so
+    that a comparison can divide by it."""
     cost = store.path(f"{folder}/{COST_FILE}")
     if written and (len(written) == len(ids) or not cost.is_file()):
         store.write_json(f"{folder}/{COST_FILE}", {
             "seconds_per_model": seconds / len(written), "n_models": len(written),
+            **({"at_once": int(at_once)} if at_once is not None else {}),
             "device": device_label(device), "what": "wall time of the call that wrote these "
                                                     "models, divided by their number"})
 

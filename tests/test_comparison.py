@@ -95,7 +95,7 @@ def test_files_table_summary_and_figures(loo, store_dir):
     assert "full models' recipe" in cost["what"]
     # the 8 full models were trained at once here: their own record is the measurement
     own = json.load(open(f"{store_dir}/full_models/DIGITS/klom_cost.json"))
-    assert "the store's 8 full models" in cost["what"] and own["n_models"] == 8
+    assert "the store's 8 full models" in cost["what"] and own["n_models"] == own["at_once"] == 8
     assert cost["seconds_per_model"] == pytest.approx(own["seconds_per_model"])
     unlearn_cost = json.load(open(f"{store_dir}/unlearned/DIGITS/gradient_ascent/forget_set_1/"
                                   "klom_cost.json"))
@@ -251,7 +251,14 @@ def test_training_cost_measured_in_a_temporary_store_when_the_store_has_no_recor
         data, store_dir, tmp_path):
     root = tmp_path / "store"
     shutil.copytree(store_dir, root, ignore=shutil.ignore_patterns("cmp-*", "comparisons"))
-    (root / "full_models" / "DIGITS" / "klom_cost.json").unlink()  # e.g. a Hub snapshot
+    record = root / "full_models" / "DIGITS" / "klom_cost.json"
+    # trained one at a time (or in a job array): not what "8 at once" measures
+    record.write_text(json.dumps({**json.loads(record.read_text()), "at_once": 1}))
+    C.compare(data, root, [1, 2], ["do_nothing"], protocol="fixed", cost_models=8,
+              n_splits=10, progress=False)
+    cost = json.loads((root / "comparisons" / "DIGITS" / "training_cost.json").read_text())
+    assert cost["n_models"] == 8 and "8 models in a temporary store" in cost["what"]
+    record.unlink()  # e.g. a Hub snapshot: no record
     C.compare(data, root, [1, 2], ["do_nothing"], protocol="fixed", cost_models=3,
               n_splits=10, progress=False)
     cost = json.loads((root / "comparisons" / "DIGITS" / "training_cost.json").read_text())

@@ -194,28 +194,6 @@ def test_stacked_mlp_equals_digits_mlps():
         assert isinstance(load_model(sd, arch="auto"), models.DigitsMLP)
 
 
-def test_stacked_mlp_gradients_equal_autograds_bit_for_bit():
-    """The stacked layer's own backward gives autograd's gradients exactly (input, weights,
-    biases), and leaves out those not asked for (frozen layers)."""
-    torch.manual_seed(0)
-    m, b, d_in, d_out = 5, 7, 6, 4
-    x = torch.randn(m, b, d_in, requires_grad=True)
-    w = torch.randn(m * d_out, d_in, requires_grad=True)
-    bias = torch.randn(m * d_out, requires_grad=True)
-    upstream = torch.randn(m, b, d_out)
-
-    def grads(out):
-        return torch.autograd.grad(out, (x, w, bias), upstream)
-
-    ours = grads(models._linear(x, w.view(m, d_out, d_in), bias.view(m, 1, d_out)))
-    plain = grads(torch.baddbmm(bias.view(m, 1, d_out), x, w.view(m, d_out, d_in).transpose(1, 2)))
-    for a, e in zip(ours, plain):
-        assert torch.equal(a, e)
-    frozen = w.detach()
-    out = models._linear(x, frozen.view(m, d_out, d_in), bias.view(m, 1, d_out))
-    assert all(g is not None for g in torch.autograd.grad(out, (x, bias), upstream))
-
-
 def test_build_model_and_infer_arch():
     assert isinstance(models.build_model("digits_mlp"), models.DigitsMLP)
     assert models.infer_arch(fake_hub_checkpoint()) == "resnet9"

@@ -107,9 +107,11 @@ def per_model_draws(params, generators, scale: float = 1.0) -> list:
 
 def frozen_outputs(models, x, batch_size: int = 1024):
     """Outputs (M, n, C) of a frozen stack on every row of ``x`` (shared by its models),
-    computed once: row for row what calling it on per-model batches gives (bit for bit for the
-    DIGITS MLP on the CPU, tests/test_unlearn.py), so a fixed target is not recomputed at
-    every step. Read per-model batches with :func:`rows_of`."""
+    computed once, so that a fixed target is not recomputed at every step; read per-model
+    batches with :func:`rows_of`. Row for row what calling the stack on per-model batches
+    gives: bit for bit for the DIGITS MLP on the CPU where a batch holds at least 3 rows
+    (tests/test_unlearn.py; a product of 1 or 2 rows rounds differently, by about 1e-6 of the
+    logits), to float rounding on CUDA (bf16, other kernels per batch size)."""
     with torch.no_grad():
         return torch.cat([models.forward_shared(x[i:i + batch_size])
                           for i in range(0, x.shape[0], batch_size)], dim=1)
