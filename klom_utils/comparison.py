@@ -353,10 +353,10 @@ def _training_cost(store: Store, data: Any, device: Any, n: int | None) -> Recor
     if n == 0:
         return None
     full = full_models_folder(data.name)
-    config = recorded_config(store, full, data.name)
-    whose = "the full models' recipe"
-    if config is None:  # a Hub snapshot records no recipe
-        config, whose = default_train_config(data.name), "the dataset's default recipe"
+    own_recipe = recorded_config(store, full, data.name)
+    recorded = own_recipe is not None  # a Hub snapshot records none: the dataset's default
+    config = own_recipe if own_recipe is not None else default_train_config(data.name)
+    whose = "the full models' recipe" if recorded else "the dataset's default recipe"
     recipe = config.recorded()
     label = device_label(device)
     path = store.path(f"comparisons/{data.name}/training_cost.json")
@@ -366,8 +366,8 @@ def _training_cost(store: Store, data: Any, device: Any, n: int | None) -> Recor
             return known
     trained = store.path(f"{full}/{COST_FILE}")
     own = json.loads(trained.read_text()) if trained.is_file() else {}
-    if ((own.get("device"), own.get("n_models"), own.get("at_once")) == (label, n, n)
-            and whose.startswith("the full")):  # all n in one stack, as measured below
+    if recorded and (own.get("device"), own.get("n_models"), own.get("at_once")) == (label, n, n):
+        # all n trained in one stack on this device: what the measurement below would time
         seconds = own["seconds_per_model"] * n
         how = f"the train_models call that wrote the store's {n} full models"
     else:
