@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .metric import in_column_chunks
+
 __all__ = ["model_accuracies", "accuracy_gaps", "GAP_GROUPS", "LOGITS_BASIS", "MARGIN_BASIS"]
 
 GAP_GROUPS = ("forget", "retain", "validation")
@@ -38,15 +40,33 @@ MARGIN_BASIS = ("margin > 0, i.e. the label's softmax probability above 1/2 (no 
 
 
 def model_accuracies(right: np.ndarray, forget: np.ndarray, n_train: int) -> np.ndarray:
-    """Per model (row of ``right``, True where the model is right on an example, train then
-    val columns), the fraction of the forget, retain and validation examples it gets right
-    (train columns ``forget``, the other train columns, the columns from ``n_train`` on):
-    ``(n_models, 3)``."""
-    train = np.count_nonzero(right[:, :n_train], axis=1)
-    lost = np.count_nonzero(right[:, forget], axis=1)
-    val = np.count_nonzero(right[:, n_train:], axis=1)
-    n_val = right.shape[1] - n_train
-    return np.stack([lost / len(forget), (train - lost) / (n_train - len(forget)),
+    """Per model (row of ``right``: booleans, True where the model is right on an example, or
+    margins, right where positive; train then val columns), the fraction of the forget,
+    retain and validation examples it gets right (train columns ``forget``, the other train
+    columns, the columns from ``n_train`` on): ``(n_models, 3)``. One compiled pass per row,
+    rows shared between threads."""
+    from . import accuracy_kernels  # numba: heavy, so imported on first use, here only
+
+    x = np.asarray(right)
+    if x.ndim != 2 or not (x.dtype == bool or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"right must be a 2-D array of booleans or margins, got {x.dtype} "
+                         f"{x.shape}")
+    if not 0 < n_train < x.shape[1]:
+        raise ValueError(f"n_train={n_train!r}: expected train columns then validation "
+                         f"columns, 0 < n_train < {x.shape[1]}")
+    lost_ids = np.asarray(forget, dtype=np.int64)
+    if lost_ids.ndim != 1 or not 0 < len(lost_ids) < n_train or lost_ids.min() < 0 \
+            or lost_ids.max() >= n_train:
+        raise ValueError(f"forget must be 1-D indices of between 1 and {n_train - 1} train "
+                         f"columns (below n_train={n_train}), got {lost_ids[:5]}...")
+    x = np.ascontiguousarray(x)
+    counts = np.empty((len(x), 3), np.int64)
+    half = max(1, -(-len(x) // 2))
+    in_column_chunks(len(x), half, lambda rows: accuracy_kernels.right_counts(  # rows here
+        x[rows], lost_ids, n_train, counts[rows]))
+    lost, train, val = counts.T
+    n_val = x.shape[1] - n_train
+    return np.stack([lost / len(lost_ids), (train - lost) / (n_train - len(lost_ids)),
                      val / n_val], axis=1)
 
 

@@ -265,10 +265,9 @@ def _ulira(u, o, index, pair, seed, spread, z) -> dict[str, Any]:
 
 def _rights(u, o, pair, correct, null_correct) -> tuple:
     """(right per side, right per null group or None, basis): from ``correct`` where given,
-    else positive margins."""
+    else the margins themselves (:func:`model_accuracies` counts the positive ones)."""
     if correct is None:
-        return ((u > 0, o > 0), None if pair is None else (pair[0] > 0, pair[1] > 0),
-                MARGIN_BASIS)
+        return (u, o), pair, MARGIN_BASIS
     right = tuple(np.asarray(c, dtype=bool) for c in correct)
     for side, r, a in zip(("unlearned", "oracle"), right, (u, o)):
         if r.shape != a.shape:

@@ -88,6 +88,16 @@ def test_accuracies_count_right_answers_and_tow():
     right = np.array([[1, 0, 1, 1, 0], [0, 0, 1, 0, 1]], dtype=bool)
     acc = model_accuracies(right, np.array([0, 2]), 3)  # forget {0, 2}, retain {1}, validation {3, 4}
     np.testing.assert_allclose(acc, [[1.0, 0.0, 0.5], [0.5, 0.0, 0.5]])
+    margins = np.where(right, 1.5, -0.5).astype(np.float32)  # right where positive
+    margins[0, 4] = np.nan  # not right
+    np.testing.assert_array_equal(model_accuracies(margins, np.array([0, 2]), 3), acc)
+    np.testing.assert_array_equal(model_accuracies(margins[:, ::-1][:, ::-1], [0, 2], 3), acc)
+    with pytest.raises(ValueError, match="forget must be"):
+        model_accuracies(right, np.array([0, 3]), 3)  # column 3 is a validation column
+    with pytest.raises(ValueError, match="n_train=5"):
+        model_accuracies(right, np.array([0]), 5)
+    with pytest.raises(ValueError, match="booleans or margins"):
+        model_accuracies(right.astype(int), np.array([0]), 3)
     v = accuracy_gaps(np.array([[1.0, 0.9, 0.8]]), np.array([[0.5, 0.9, 0.7]]))
     np.testing.assert_allclose(v[6:9], [0.5, 0.0, 0.1])
     assert v[9] == pytest.approx(0.2) and v[10] == pytest.approx(0.5 * 1.0 * 0.9)
