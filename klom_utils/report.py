@@ -72,8 +72,8 @@ def floor_aggregate(result: Record) -> float | None:
 def _cell(x: Any, column: str = "") -> str:
     if x is None:
         return "-"
-    if isinstance(x, float) and "gap" in column:
-        return f"{x:+.3f}"
+    if isinstance(x, float) and "gap" in column:  # no sign on a gap that rounds to 0
+        return f"{x:+.3f}" if round(x, 3) != 0 else "0.000"
     if isinstance(x, float):
         return f"{x:.2g}" if abs(x) < 0.1 and x != 0 else f"{x:.2f}"
     return str(x)

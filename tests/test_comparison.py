@@ -277,3 +277,12 @@ def test_costs_timed_on_another_device_are_left_out_with_a_warning(data, store_d
         again = C.compare(data, root, [1, 2], ["gradient_ascent"], protocol="fixed",
                           cost_models=8, n_splits=10, progress=False)
     assert {r["forget_set"] for r in again["rows"] if r["relative_cost"] is None} == {1}
+
+
+def test_gap_cells_carry_a_sign_only_where_they_do_not_round_to_zero():
+    from klom_utils.report import _cell
+
+    assert _cell(-0.0003, "validation_accuracy_gap") == "0.000"
+    assert _cell(0.0004, "validation_accuracy_gap") == "0.000"
+    assert _cell(-0.0102, "validation_accuracy_gap") == "-0.010"
+    assert _cell(0.002, "accuracy_gap") == "+0.002"
