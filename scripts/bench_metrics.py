@@ -129,12 +129,15 @@ def speed(repeats=5):
                                            intervals=False))
             for m in ("ulira", "accuracy", "ks")}
     t_values = best(lambda: compute_lenses(u, o[:100], **kw, n_splits=10, intervals=False))
+    t_alone = best(lambda: compute_lenses(u, o[:100], **{**kw, "null": None}, intervals=False))
     t_all = best(lambda: compute_lenses(u, o[:100], **kw))
     print("\nspeed: 60,000 examples (1,000 forget), 100 vs 100 models, float32; best of "
           f"{repeats}; load average {os.getloadavg()[0]:.2f}")
     print(f"  one KLOM call                              {t_klom:8.3f} s")
     for m, t in each.items():
         print(f"  {m + ', value and null':<43s}{t:8.3f} s = {t / t_klom:.1f} KLOM calls")
+    print(f"  U-LiRA + accuracies + KS, values only      {t_alone:8.3f} s = "
+          f"{t_alone / t_klom:.1f} KLOM calls (the nulls depend on the oracles alone)")
     print(f"  U-LiRA + accuracies + KS, values and nulls {t_values:8.3f} s = "
           f"{t_values / t_klom:.1f} KLOM calls")
     print(f"  the same with intervals (25 half-splits)   {t_all:8.3f} s = "
