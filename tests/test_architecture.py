@@ -16,7 +16,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 HEAVY = {"torch", "numba", "matplotlib", "submitit", "huggingface_hub",
          "tqdm"}  # tqdm.auto: its import probes for Jupyter widgets and warns
 #: Modules of numba-compiled loops, imported on first use like numba itself.
-COMPILED = {"binning", "ks_kernels", "membership_kernels"}
+COMPILED = {"binning", "ks_kernels", "membership_kernels", "accuracy_kernels"}
 MAX_LINES = 600
 
 
