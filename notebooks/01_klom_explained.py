@@ -57,7 +57,13 @@ import numpy as np
 from IPython.display import display
 
 from klom_utils import klom, margins, noise_floor
-from klom_utils.plots import COLORS, FigureLog, annotated_heatmap, figure, use_style
+from klom_utils.plots import (
+    COLORS,
+    FigureLog,
+    annotated_heatmap,
+    figure,
+    use_style,
+)
 from klom_utils.tables import glue
 
 use_style()  # the book's figure style
@@ -121,8 +127,10 @@ results["one_example"] = {"by_hand": float(by_hand), "klom": float(score)}
 # %%
 centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)[0]
 fig, (ax1, ax2) = figure(2)
-ax1.bar(centers, q, width, alpha=0.55, color=COLORS["oracle"], label="oracles  q")
-ax1.bar(centers, p, width, alpha=0.55, color=COLORS["unlearned"], label="unlearned  p")
+ax1.bar(centers, q, width, alpha=0.55, color=COLORS["oracle"],
+        label="oracles  q")
+ax1.bar(centers, p, width, alpha=0.55, color=COLORS["unlearned"],
+        label="unlearned  p")
 ax1.set(xlabel="margin", ylabel="fraction of models", title="shared bins")
 ax1.legend()
 ax2.bar(centers, contrib, width, color=COLORS["unlearned"])
@@ -153,8 +161,11 @@ for b in bin_counts:
                       "shifted_median": float(np.median(shifted))}
 results["bins_effect"] = {str(b): v for b, v in bins_effect.items()}
 b20 = bins_effect.get(20, bins_effect[bin_counts[len(bin_counts) // 2]])
-display(*glue(results, ratio_20_bins=b20["shifted_median"] / b20["same_law_p95"], digits=1))
-print(f"{'bins':>5s}{'same law, p95':>16s}{'shift of 1 sd, median':>24s}{'ratio':>8s}")
+display(*glue(results,
+              ratio_20_bins=b20["shifted_median"] / b20["same_law_p95"],
+              digits=1))
+print(f"{'bins':>5s}{'same law, p95':>16s}"
+      f"{'shift of 1 sd, median':>24s}{'ratio':>8s}")
 for b, v in bins_effect.items():
     print(f"{b:>5d}{v['same_law_p95']:>16.2f}{v['shifted_median']:>24.2f}"
           f"{v['shifted_median'] / v['same_law_p95']:>8.2f}")
@@ -198,7 +209,8 @@ for clip in [(-100.0, 100.0), (-10.0, 10.0)]:
           f"shift + 1 diverged model {broken:.2f}")
 results["one_diverged_model_median"] = diverged_median
 display(*glue(results, diverged_median=diverged_median["(-100.0, 100.0)"],
-              shift_median=float(np.median(klom(unlearned=shift_u, oracle=same_o)))))
+              shift_median=float(np.median(klom(unlearned=shift_u,
+                                                oracle=same_o)))))
 
 # %% [markdown]
 # One broken model among the $N$ all but erases the shift's score (the median above:
@@ -217,7 +229,8 @@ from klom_utils.diagnostics import outlier_models
 
 flagged = outlier_models(diverged)
 for f in flagged:
-    print(f"unlearned model {f['id']}: robust distance {f['distance']} (threshold 4)")
+    print(f"unlearned model {f['id']}: "
+          f"robust distance {f['distance']} (threshold 4)")
 print(f"{len(flagged)} of {len(diverged)} models flagged")
 results["diverged_flagged"] = [f["id"] for f in flagged]
 
@@ -271,7 +284,8 @@ display(*glue(results, direction_u_o=u_o, direction_o_u=o_u, digits=1))
 # %%
 e = np.histogram_bin_edges(np.concatenate([point[:, 0], spread[:, 0]]), 20)
 fig, (ax,) = figure(1, panel_width=5.5)
-ax.hist(spread[:, 0], e, alpha=0.55, color=COLORS["oracle"], label="oracles (spread)")
+ax.hist(spread[:, 0], e, alpha=0.55, color=COLORS["oracle"],
+        label="oracles (spread)")
 ax.hist(point[:, 0], e, alpha=0.55, color=COLORS["unlearned"],
         label="unlearned (point mass)")
 ax.set(xlabel="margin", ylabel="models",
@@ -301,25 +315,29 @@ shown(fig)
 floor = {}
 for n in noise_floor_ns:
     same_law = rng.normal(size=(2 * n, M))  # 2N models, one law
-    scores = noise_floor(same_law, n_per_side=n, seed=seed)  # N against N others
+    # N of them against the N others
+    scores = noise_floor(same_law, n_per_side=n, seed=seed)
     floor[n] = {"mean": float(scores.mean()),
                 "p95": float(np.percentile(scores, 95))}
 for n, f in floor.items():
-    print(f"N = {n:4d}:  mean {f['mean']:.2f}   95th percentile {f['p95']:.2f}")
+    print(f"N = {n:4d}:  mean {f['mean']:.2f}   "
+          f"95th percentile {f['p95']:.2f}")
 results["noise_floor"] = {str(n): v for n, v in floor.items()}
 n_lo, n_hi = min(floor), max(floor)
 n_mid = 100 if 100 in floor else sorted(floor)[len(floor) // 2]
-display(*glue(results, floor_n_lo=n_lo, floor_p95_lo=floor[n_lo]["p95"], floor_n_mid=n_mid,
-              floor_p95_mid=floor[n_mid]["p95"], floor_n_hi=n_hi,
-              floor_p95_hi=floor[n_hi]["p95"], digits=1))
+display(*glue(results, floor_n_lo=n_lo, floor_p95_lo=floor[n_lo]["p95"],
+              floor_n_mid=n_mid, floor_p95_mid=floor[n_mid]["p95"],
+              floor_n_hi=n_hi, floor_p95_hi=floor[n_hi]["p95"], digits=1))
 
 # %%
 ns = np.array(noise_floor_ns)
 fig, (ax,) = figure(1, panel_width=5.5, height=3.4)
 ax.plot(ns, [floor[n]["p95"] for n in ns], "o-", color=COLORS["floor"],
         label="95th percentile")
-ax.plot(ns, [floor[n]["mean"] for n in ns], "s--", color=COLORS["floor"], label="mean")
-ax.plot(ns, floor[ns[0]]["p95"] * ns[0] / ns, ":", color="#7F7F7F", label=r"$\propto 1/N$")
+ax.plot(ns, [floor[n]["mean"] for n in ns], "s--", color=COLORS["floor"],
+        label="mean")
+ax.plot(ns, floor[ns[0]]["p95"] * ns[0] / ns, ":", color="#7F7F7F",
+        label=r"$\propto 1/N$")
 ax.axhline(results["separated_score"], color=COLORS["unlearned"], ls="--",
            label="completely separated")
 ax.set(xscale="log", yscale="log", xlabel="models per group N",
@@ -404,9 +422,11 @@ for case, row in table.items():
     finite = [r["median"] for r in row.values() if r["median"] is not None]
     spread = (f"{max(finite) / min(finite):.2f}" if finite and min(finite) > 0
               else "-")
-    print(f"{case:<20s}" + "".join(f"{c:>11s}" for c in cells) + f"{spread:>9s}")
+    print(f"{case:<20s}" + "".join(f"{c:>11s}" for c in cells)
+          + f"{spread:>9s}")
     if finite and min(finite) > 0:
-        results.setdefault("variant_spread", {})[case] = max(finite) / min(finite)
+        results.setdefault("variant_spread", {})[case] = (
+            max(finite) / min(finite))
 results["variants"] = table
 
 # %%
@@ -414,10 +434,13 @@ grid = [[np.nan if r["median"] is None else r["median"] for r in row.values()]
         for row in table.values()]
 inside = table["point mass inside"]
 display(*glue(results, inside_bench=inside["bench2025"]["median"],
-              inside_others=float(np.mean([inside[v]["median"] for v in variants
-                                           if v != "bench2025"])), digits=1))
+              inside_others=float(np.mean([inside[v]["median"]
+                                           for v in variants
+                                           if v != "bench2025"])),
+              digits=1))
 shown(annotated_heatmap(grid, list(cases), list(variants), vmax=math.log(1e5),
-                        title="median KLOM per case and implementation (nan: hatched)"))
+                        title="median KLOM per case and implementation "
+                              "(nan: hatched)"))
 
 # %% [markdown]
 # What to take from the table:

@@ -54,15 +54,15 @@ if "google.colab" in sys.modules:
                     f"torch=={torch.__version__}"], check=True)
 
 # %% tags=["parameters"]
-source = "local"  # "local": the store of notebook 04; "hub": royrin/KLOM-models
+source = "local"  # "local": notebook 04's store; "hub": royrin/KLOM-models
 dataset = "digits"  # "digits" (local), or "cifar10" (local or hub)
 forget_sets = [1, 2, 3]  # forget sets whose oracles are read (Hub: 1 to 10)
 n_models = 100  # models per group to read (at most)
-n_oracles = None  # oracles per forget set in a local store (None: 2 * n_models)
+n_oracles = None  # per forget set in a local store (None: 2 * n_models)
 hub_kinds = ["margins", "logits"]  # files to download; "checkpoints": large
 hub_cache_dir = None  # Hugging Face cache (None: ~/.cache/huggingface)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
-device = "auto"  # where a missing local DIGITS store is trained ("auto": CUDA if present)
+device = "auto"  # to train a missing local DIGITS store ("auto": CUDA if any)
 progress = True  # progress bars (the book's build turns them off)
 seed = 0
 store_dir = "klom_run/store"  # the local store (read when source is local)
@@ -82,8 +82,18 @@ from IPython.display import display
 from klom_utils import download, klom, noise_floor, open_store, summarize
 from klom_utils.data import dataset_name, load_dataset
 from klom_utils.easydub import export
-from klom_utils.hub import CARD_FOLDERS, EASYDUB_REPO_ID, REPO_ID, download_plan, local_plan
-from klom_utils.layout import forget_set_folder, full_models_folder, oracle_folder
+from klom_utils.hub import (
+    CARD_FOLDERS,
+    EASYDUB_REPO_ID,
+    REPO_ID,
+    download_plan,
+    local_plan,
+)
+from klom_utils.layout import (
+    forget_set_folder,
+    full_models_folder,
+    oracle_folder,
+)
 from klom_utils.oracles import scoring_oracle_ids
 from klom_utils.plots import (
     COLORS,
@@ -112,9 +122,11 @@ if source == "hub":
                f"forget_set_indices/{D}"]
     store = download(folders, kinds=hub_kinds, cache_dir=hub_cache_dir)
     print(f"downloaded {len(folders)} folders of royrin/KLOM-models")
-elif source == "local":  # chapter 3's store; run alone, the DIGITS store is built here
-    store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles),
-                          device=device, root=data_root, seed=seed, progress=progress)
+elif source == "local":
+    # chapter 3's store; run alone, the DIGITS store is built here
+    store = prepare_store(
+        store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles),
+        device=device, root=data_root, seed=seed, progress=progress)
 else:
     raise ValueError(f"source must be 'local' or 'hub', got {source!r}")
 results = {"parameters": {"source": source, "dataset": dataset,
@@ -206,7 +218,8 @@ for path in sorted(store.path(full).iterdir()):
     elif "logits" in path.name:
         t = store.logits(full, "train" if "train" in path.name else "val", m0)
         rows, classes = t.shape
-        what = f"logits, {str(t.dtype).removeprefix('torch.')}: {rows} images x {classes} classes"
+        what = (f"logits, {str(t.dtype).removeprefix('torch.')}: "
+                f"{rows} images x {classes} classes")
     else:
         what = f"state dict, {len(store.state_dict(full, m0))} tensors"
     print(f"{path.name:<28s} {what}")
@@ -366,8 +379,8 @@ else:  # the embedded default: a few augmented DIGITS models, trained here
     augmented, label = f"full_models/{D}_augmented", f"{D} (embedded run)"
     config = default_config(dataset, augment=True)
     start = time.perf_counter()
-    done = train_models(dataset, store, plain_ids, config=config, device=device,
-                        progress=progress, root=data_root)
+    done = train_models(dataset, store, plain_ids, config=config,
+                        device=device, progress=progress, root=data_root)
     recipe = store.read_json(f"{augmented}/klom_train.json")
     print(f"trained {len(done)} augmented {D} models in "
           f"{time.perf_counter() - start:.0f} s\ninto the store's {augmented} "
@@ -379,7 +392,8 @@ train = np.arange(data.n_train)
 fig, axes = figure(2)
 for ax, (name, cols) in zip(axes, [("training examples", train),
                                    ("test examples", val)]):
-    for (name_m, m), color in zip([("no augmentation", plain_m), ("augmented", aug_m)],
+    for (name_m, m), color in zip([("no augmentation", plain_m),
+                                   ("augmented", aug_m)],
                                   (COLORS["original"], "#17BECF")):
         ax.hist(np.median(m[:, cols], axis=0), bins=60, alpha=0.55,
                 density=True, label=name_m, color=color)
@@ -398,7 +412,8 @@ for name_m, folder, m in [("plain", full, plain_m),
         "test_accuracy": float(acc.mean())}
     med = results["augmentation"][name_m]
     print(f"{name_m:>9s}: median margin, training {med['train_median']:5.2f}, "
-          f"test {med['test_median']:5.2f}; test accuracy {float(acc.mean()):.3f}")
+          f"test {med['test_median']:5.2f}; "
+          f"test accuracy {float(acc.mean()):.3f}")
 
 # %% [markdown]
 # The augmented models are less confident on the images they trained on. On DIGITS the
@@ -434,32 +449,38 @@ for k in forget_sets:
     do_nothing[k] = scores
     rows = {f"do nothing, N={n}": summarize(scores, forget=forget[k],
                                             n_train=data.n_train)}
-    if n_floor < n:  # too few oracles for a floor at N: rescore at the floor's N
-        rescored = klom(unlearned=full_m[:n_floor], oracle=oracle_m[k][:n_floor])
+    if n_floor < n:
+        # too few oracles for a floor at N: rescore at the floor's N
+        rescored = klom(unlearned=full_m[:n_floor],
+                        oracle=oracle_m[k][:n_floor])
         rows[f"do nothing, N={n_floor}"] = summarize(
             rescored, forget=forget[k], n_train=data.n_train)
-    floor[k] = summarize(floor_scores[k], forget=forget[k], n_train=data.n_train)
+    floor[k] = summarize(floor_scores[k], forget=forget[k],
+                         n_train=data.n_train)
     rows[f"noise floor, N={n_floor}"] = floor[k]
     results.setdefault("do_nothing", {})[str(k)] = rows[f"do nothing, N={n}"]
-    results.setdefault("noise_floor", {})[str(k)] = {"n_per_side": n_floor, **floor[k]}
-    print(f"forget set {k} ({len(forget[k])} images): 95th percentile per group "
-          f"(N = models per side)")
+    results.setdefault("noise_floor", {})[str(k)] = {"n_per_side": n_floor,
+                                                     **floor[k]}
+    print(f"forget set {k} ({len(forget[k])} images): "
+          f"95th percentile per group (N = models per side)")
     for name, summary in rows.items():
         print(f"  {name:<22s}" + "".join(f"  {g} {s['p95']:6.2f}"
                                          for g, s in summary.items()))
 first = str(forget_sets[0])
 nothing_retain = results["do_nothing"][first]["retain"]["p95"]
 floor_retain = results["noise_floor"][first]["retain"]["p95"]
-display(*glue(results, do_nothing_retain=nothing_retain, floor_retain=floor_retain,
+display(*glue(results, do_nothing_retain=nothing_retain,
+              floor_retain=floor_retain,
               floor_n=results["noise_floor"][first]["n_per_side"],
               retain_ratio=nothing_retain / floor_retain, digits=2))
 
 # %%
 n0 = min(len(full_ids), len(oracle_ids[k0]))
-fig = klom_distributions({f"do nothing (N={n0})": do_nothing[k0],
-                          f"noise floor (N={results['noise_floor'][str(k0)]['n_per_side']})":
-                          floor_scores[k0]},
-                         forget[k0], data.n_train)
+fig = klom_distributions(
+    {f"do nothing (N={n0})": do_nothing[k0],
+     f"noise floor (N={results['noise_floor'][str(k0)]['n_per_side']})":
+     floor_scores[k0]},
+    forget[k0], data.n_train)
 fig.suptitle(f"{D}, forget set {k0}: per-example KLOM")
 shown(fig)
 
@@ -494,22 +515,27 @@ shown(fig)
 # numbers). With `source = "hub"` they are the two real datasets.
 
 # %%
-klom_folders = [full, *(oracle_folder(D, k) for k in forget_sets), forget_set_folder(D)]
+klom_folders = [full, *(oracle_folder(D, k) for k in forget_sets),
+                forget_set_folder(D)]
 e_dir = D.lower()
-easydub_folders = [f"margins/{e_dir}/pretrain/retain", f"margins/{e_dir}/pretrain/val",
-                   *(f"margins/{e_dir}/oracle/forget_{k}" for k in forget_sets),
-                   f"forget_sets/{e_dir}"]
+easydub_folders = [
+    f"margins/{e_dir}/pretrain/retain", f"margins/{e_dir}/pretrain/val",
+    *(f"margins/{e_dir}/oracle/forget_{k}" for k in forget_sets),
+    f"forget_sets/{e_dir}"]
 if source == "hub":
     plans = {REPO_ID: download_plan(klom_folders, kinds=hub_kinds),
-             EASYDUB_REPO_ID: download_plan(easydub_folders, repo=EASYDUB_REPO_ID)}
-    e_store = download(easydub_folders, repo=EASYDUB_REPO_ID, cache_dir=hub_cache_dir)
+             EASYDUB_REPO_ID: download_plan(easydub_folders,
+                                            repo=EASYDUB_REPO_ID)}
+    e_store = download(easydub_folders, repo=EASYDUB_REPO_ID,
+                       cache_dir=hub_cache_dir)
 else:  # a stand-in in EasyDUB's layout, from this store's margins
     e_root = Path(store_dir).parent / "easydub_standin"
-    export(e_root, D, default_config(dataset).arch, full_m, oracle_m, forget, data.n_train)
-    plans = {f"{REPO_ID} layout (this page's store)": local_plan(store.root, klom_folders,
-                                                               kinds=hub_kinds),
-             f"{EASYDUB_REPO_ID} layout (stand-in)": local_plan(e_root, easydub_folders,
-                                                              repo=EASYDUB_REPO_ID)}
+    export(e_root, D, default_config(dataset).arch, full_m, oracle_m, forget,
+           data.n_train)
+    plans = {f"{REPO_ID} layout (this page's store)":
+                 local_plan(store.root, klom_folders, kinds=hub_kinds),
+             f"{EASYDUB_REPO_ID} layout (stand-in)":
+                 local_plan(e_root, easydub_folders, repo=EASYDUB_REPO_ID)}
     e_store = open_store(e_root)
 for name, plan in plans.items():
     print(f"{name}: would fetch\n{plan.listing(max_files=4)}\n")
@@ -525,14 +551,17 @@ rows = {}
 for name, st in [("KLOM-models layout", store), ("EasyDUB layout", e_store)]:
     n = min(len(full_ids), len(oracle_ids[k0]))
     u = folder_margins(st, full, None if st is e_store else data, full_ids[:n])
-    o = folder_margins(st, oracle_folder(D, k0), None if st is e_store else data, oracle_ids[k0][:n])
+    o = folder_margins(st, oracle_folder(D, k0),
+                       None if st is e_store else data, oracle_ids[k0][:n])
     rows[name] = summarize(klom(unlearned=u, oracle=o, variant="easydub"),
                            forget=st.forget_set(D, k0), n_train=data.n_train)
-    print(f"{name} (N={n} per side)\n  " + "  ".join(f"{g} p95 {s['p95']:.4f}"
-                                                 for g, s in rows[name].items()))
-results["populations"] = {"source": source, "forget_set": k0, "n_per_side": n,
-                          **{name: {g: s["p95"] for g, s in r.items()} for name, r in rows.items()},
-                          "listed_bytes": {name: plan.total for name, plan in plans.items()}}
+    print(f"{name} (N={n} per side)\n  "
+          + "  ".join(f"{g} p95 {s['p95']:.4f}"
+                      for g, s in rows[name].items()))
+results["populations"] = {
+    "source": source, "forget_set": k0, "n_per_side": n,
+    **{name: {g: s["p95"] for g, s in r.items()} for name, r in rows.items()},
+    "listed_bytes": {name: plan.total for name, plan in plans.items()}}
 
 # %% [markdown]
 # On the embedded run the two lines are the same models read through two layouts, and agree

@@ -52,8 +52,8 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
-n_models = 100  # models per group: full models (and the N that methods are scored at)
-n_oracles = None  # oracles per forget set (None: 2 * n_models, for a noise floor at N)
+n_models = 100  # full models per group (and the N that methods are scored at)
+n_oracles = None  # per forget set (None: 2 * n_models, for a noise floor at N)
 forget_sets = [1, 2, 3]  # train oracles without each of these forget sets
 n_held_out_oracles = 10  # extra oracles per forget set, for oracle matching
 stack_sizes = [1, 10, 100]  # models trained at once, for the throughput test
@@ -81,7 +81,11 @@ import torch
 from klom_utils import open_store
 from klom_utils.data import load_dataset
 from klom_utils.devices import resolve_device
-from klom_utils.layout import HELD_OUT_ORACLE_START, full_models_folder, oracle_folder
+from klom_utils.layout import (
+    HELD_OUT_ORACLE_START,
+    full_models_folder,
+    oracle_folder,
+)
 from klom_utils.plots import COLORS, OTHER_COLORS, FigureLog, figure, use_style
 from klom_utils.stack import init_state_dict
 from klom_utils.train import default_config, fit, lr_at, train_models
@@ -134,7 +138,8 @@ for ax, (name, cfg) in zip(axes, recipes.items()):
     steps = 100 * cfg.epochs  # 100 points per epoch
     lrs = [lr_at(s, 100, cfg) for s in range(steps + 1)]
     ax.plot(np.arange(steps + 1) / 100, lrs, color=OTHER_COLORS[0])
-    ax.set(title=f"{name} ({cfg.arch})", xlabel="epoch", ylabel="learning rate")
+    ax.set(title=f"{name} ({cfg.arch})", xlabel="epoch",
+           ylabel="learning rate")
 shown(fig)
 
 # %% [markdown]
@@ -346,8 +351,9 @@ shown(fig)
 # %%
 for folder in store.folders():
     ids = store.model_ids(folder)
+    # ids from 1000: held-out oracles
     held = (sum(i >= HELD_OUT_ORACLE_START for i in ids)
-            if folder.startswith("oracles/") else 0)  # ids from 1000: held-out oracles
+            if folder.startswith("oracles/") else 0)
     print(f"{folder:<32s}{len(ids) - held:5d} models"
           + (f" + {held} held out" if held else ""))
 files = sorted(p.name for p in store.path(full_folder).iterdir()
@@ -355,7 +361,8 @@ files = sorted(p.name for p in store.path(full_folder).iterdir()
 print("\nfiles of model 0 in", full_folder + ":", *files, sep="\n  ")
 size = sum(p.stat().st_size for p in store.root.rglob("*") if p.is_file())
 print(f"\nstore size: {size / 2**20:.1f} MiB")
-results["store_folders"] = {f: len(store.model_ids(f)) for f in store.folders()}
+results["store_folders"] = {f: len(store.model_ids(f))
+                            for f in store.folders()}
 results["store_mib"] = size / 2**20
 
 # %% [markdown]

@@ -55,15 +55,15 @@ methods = ["do_nothing", "gradient_ascent", "gradient_descent",
            "neggrad_plus", "scrub", "oracle_matching"]
 method_configs = {}  # overrides, e.g. {"scrub": {"lr": 0.01, "epochs": 5}}
 baselines = ["random_labels", "salun", "l1_sparse", "eu_k", "cf_k",
-             "noisy_descent"]  # further baselines, in the comparison of section 5 only
+             "noisy_descent"]  # further baselines, compared in section 5 only
 n_models = 100  # unlearn the full models 0 .. n_models - 1
 n_oracles = None  # oracles per forget set (None: 2 * n_models)
 n_held_out_oracles = 10  # held-out oracles per forget set, for oracle matching
 device = "auto"  # "auto": CUDA when present, else CPU
 progress = True  # progress bars (the book's build turns them off)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
-compare_budget = 2  # settings klom compare tries per method (its defaults among them)
-compare_protocol = "leave-one-out"  # or "fixed", or "oracle-tuned" (optimistic)
+compare_budget = 2  # settings klom compare tries per method (its defaults too)
+compare_protocol = "leave-one-out"  # or "fixed", "oracle-tuned" (optimistic)
 seed = 0
 store_dir = "klom_run/store"  # the model store (KLOM-models layout)
 results_dir = "klom_run/results"  # writes <results_dir>/04_unlearning.json
@@ -82,7 +82,11 @@ from klom_utils import klom
 from klom_utils.comparison import compare
 from klom_utils.data import load_dataset
 from klom_utils.evaluate import accuracies
-from klom_utils.layout import full_models_folder, oracle_folder, unlearned_folder
+from klom_utils.layout import (
+    full_models_folder,
+    oracle_folder,
+    unlearned_folder,
+)
 from klom_utils.oracles import scoring_oracle_ids
 from klom_utils.plots import (
     FigureLog,
@@ -115,10 +119,13 @@ warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 use_style()  # the book's figure style
 shown = FigureLog()  # shows each figure and keeps what the style check reads
 
-# The store of chapter 3 (training); run alone, the embedded DIGITS store is built here.
-store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
-                                            n_held_out_oracles),
-                      device=device, root=data_root, seed=seed, progress=progress)
+# The store of chapter 3 (training); run alone, the embedded DIGITS store
+# is built here.
+store = prepare_store(store_dir,
+                      StoreNeeds(dataset, n_models, forget_sets, n_oracles,
+                                 n_held_out_oracles),
+                      device=device, root=data_root, seed=seed,
+                      progress=progress)
 data = load_dataset(dataset, root=data_root)
 D = data.name  # store name: "DIGITS" or "CIFAR10"
 model_ids = list(range(n_models))
@@ -177,14 +184,17 @@ for name in methods:
     configs[name] = resolve_config(spec, D, method_configs.get(name))
     doc = (spec.fn.__doc__ or "").strip().split("\n")[0]
     oracles = " [needs held-out oracles]" if spec.needs_oracles else ""
-    print(textwrap.fill(f"{name}: {doc}{oracles}", 78, subsequent_indent="    "))
-    settings = ", ".join(f"{key}={value}" for key, value in configs[name].items())
+    print(textwrap.fill(f"{name}: {doc}{oracles}", 78,
+                        subsequent_indent="    "))
+    settings = ", ".join(f"{key}={value}"
+                         for key, value in configs[name].items())
     print(textwrap.fill(settings or "(no settings)", 78, initial_indent="    ",
                         subsequent_indent="    "))
 results["configs"] = configs
 results["registered"] = list(METHODS)
 results["baselines"] = [b for b in baselines if b not in methods]
-print(textwrap.fill(f"{len(METHODS)} registered methods: " + ", ".join(METHODS), 78))
+print(textwrap.fill(f"{len(METHODS)} registered methods: "
+                    + ", ".join(METHODS), 78))
 display(*glue(results, n_registered=len(METHODS), n_methods=len(methods),
               n_baselines=len(results["baselines"])))
 
@@ -214,10 +224,13 @@ for k in forget_sets:
                             config=method_configs.get(name), seed=seed,
                             device=device, progress=progress, root=data_root)
         runs[(k, name)] = run
-print("models unlearned now + already in the store, and seconds, per forget set")
-print(f"{'method':<18s}" + "".join(f"{'set ' + str(k):>18s}" for k in forget_sets))
+print("models unlearned now + already in the store, "
+      "and seconds, per forget set")
+print(f"{'method':<18s}"
+      + "".join(f"{'set ' + str(k):>18s}" for k in forget_sets))
 for name in methods:
-    cells = [f"{len(runs[k, name]['written'])} + {len(runs[k, name]['skipped'])}, "
+    cells = [f"{len(runs[k, name]['written'])} + "
+             f"{len(runs[k, name]['skipped'])}, "
              f"{runs[k, name]['seconds']:.1f} s" for k in forget_sets]
     print(f"{name:<18s}" + "".join(f"{c:>18s}" for c in cells))
 results["runs"] = {f"{k}/{name}": {"written": len(r["written"]),
@@ -297,9 +310,9 @@ accuracy = {}
 for k in forget_sets:
     forget = store.forget_set(D, k)
     rows = {"originals": accuracies(store, full, data, model_ids, forget),
-            "oracles": accuracies(store, oracle_folder(D, k), data,
-                                  scoring_oracle_ids(store, D, k)[:len(model_ids)],
-                                  forget)}
+            "oracles": accuracies(
+                store, oracle_folder(D, k), data,
+                scoring_oracle_ids(store, D, k)[:len(model_ids)], forget)}
     for name in methods:
         rows[name] = accuracies(store, unlearned_folder(D, name, k), data,
                                 model_ids, forget)
@@ -342,14 +355,17 @@ results["accuracy"] = accuracy
 # ```
 
 # %%
-protocol = compare_protocol if len(forget_sets) > 1 or compare_protocol != "leave-one-out" \
-    else "fixed"
+protocol = (compare_protocol
+            if len(forget_sets) > 1 or compare_protocol != "leave-one-out"
+            else "fixed")
 if protocol != compare_protocol:
-    print("one forget set: leave-one-out needs two, so the defaults are compared (fixed)")
+    print("one forget set: leave-one-out needs two, "
+          "so the defaults are compared (fixed)")
 compared = list(methods) + [b for b in baselines if b not in methods]
 comparison = compare(data, store, forget_sets, compared, protocol=protocol,
-                     budget=compare_budget, model_ids=model_ids, seed=seed, device=device,
-                     out=Path(results_dir).parent / "compare", progress=progress)
+                     budget=compare_budget, model_ids=model_ids, seed=seed,
+                     device=device, out=Path(results_dir).parent / "compare",
+                     progress=progress)
 summary = summarize_comparison(comparison)
 display(HTML(summary_html(comparison)))
 
@@ -378,18 +394,22 @@ shown(klom_vs_cost(summary, floor=floor_aggregate(comparison), label=protocol))
 # %%
 groups = ("forget", "retain", "validation")
 by_group = {g: protocol_values(comparison, g) for g in groups}
-honest = next(p for p in comparison["protocols"] if p != "oracle-tuned")  # "fixed": one set
-aggregate = {p: {m: float(np.mean([by_group[g][p][m] for g in groups])) for m in compared}
+# "fixed" when there is one forget set
+honest = next(p for p in comparison["protocols"] if p != "oracle-tuned")
+aggregate = {p: {m: float(np.mean([by_group[g][p][m] for g in groups]))
+                 for m in compared}
              for p in (honest, "oracle-tuned")}
 overstated = {m: (aggregate[honest][m] - aggregate["oracle-tuned"][m])
               / aggregate[honest][m] for m in compared}
 cells = "".join(f"<tr><td>{m}</td><td>{aggregate[honest][m]:.2f}</td>"
                 f"<td>{aggregate['oracle-tuned'][m]:.2f}</td>"
                 f"<td>{100 * overstated[m]:.0f}%</td></tr>" for m in compared)
-display(HTML(f"<table><thead><tr><th>method</th><th>{honest}</th><th>oracle-tuned "
-             "(optimistic)</th><th>overstated by</th></tr></thead>"
+display(HTML(f"<table><thead><tr><th>method</th><th>{honest}</th>"
+             "<th>oracle-tuned (optimistic)</th><th>overstated by</th>"
+             "</tr></thead>"
              f"<tbody>{cells}</tbody></table>"))
-shown(protocol_comparison({p: by_group["forget"][p] for p in (honest, "oracle-tuned")}))
+shown(protocol_comparison({p: by_group["forget"][p]
+                           for p in (honest, "oracle-tuned")}))
 
 # %%
 most = max(overstated, key=overstated.get)
@@ -410,7 +430,8 @@ results["compare"] = {
     "protocol": protocol, "budget": compare_budget,
     "ranking": [e["method"] for e in summary],
     "aggregate": {e["method"]: e["aggregate"] for e in summary},
-    "optimistic_aggregate": aggregate["oracle-tuned"], "overstated": overstated,
+    "optimistic_aggregate": aggregate["oracle-tuned"],
+    "overstated": overstated,
     "files": sorted(Path(f).name for f in comparison["files"].values())}
 
 # %% [markdown]

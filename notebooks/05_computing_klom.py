@@ -54,9 +54,9 @@ methods = ["do_nothing", "gradient_ascent", "gradient_descent",
            "neggrad_plus", "scrub", "oracle_matching"]
 n_splits = 25  # random half-splits of the models behind each interval
 n_models = 100  # models per group (when this chapter builds the store itself)
-n_oracles = None  # oracles per forget set (None: 2 * n_models, for a floor at N)
+n_oracles = None  # per forget set (None: 2 * n_models, for a floor at N)
 n_held_out_oracles = 10  # held-out oracles per forget set, for oracle matching
-device = "auto"  # where a missing DIGITS store is trained ("auto": CUDA if present)
+device = "auto"  # to train a missing DIGITS store ("auto": CUDA if present)
 progress = True  # progress bars (the book's build turns them off)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
 seed = 0
@@ -95,10 +95,13 @@ warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 use_style()  # the book's figure style
 shown = FigureLog()  # shows each figure and keeps what the style check reads
 
-# The store of chapters 3 and 4; run alone, the embedded DIGITS store is built here.
-store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
-                                            n_held_out_oracles, methods),
-                      device=device, root=data_root, seed=seed, progress=progress)
+# The store of chapters 3 and 4; run alone, the embedded DIGITS store is
+# built here.
+store = prepare_store(store_dir,
+                      StoreNeeds(dataset, n_models, forget_sets, n_oracles,
+                                 n_held_out_oracles, methods),
+                      device=device, root=data_root, seed=seed,
+                      progress=progress)
 data = load_dataset(dataset, root=data_root)
 D = data.name
 results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
@@ -119,7 +122,8 @@ results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
 # %%
 k0 = forget_sets[0]
 m = load_margins(store, data, k0, "do_nothing")
-print(f"unlearned margins {m.unlearned.shape}, oracle margins {m.oracle.shape}")
+print(f"unlearned margins {m.unlearned.shape}, "
+      f"oracle margins {m.oracle.shape}")
 print(f"forget set {k0}: {len(m.forget)} of {m.n_train} training examples; "
       f"{m.unlearned.shape[1] - m.n_train} test examples")
 
@@ -188,11 +192,12 @@ for n in (floor_n, floor_n // 2):
         "floor": summarize(noise_floor(all_oracles, n_per_side=n, seed=seed),
                            forget=m.forget, n_train=m.n_train)}
 print("95th percentiles; N = models per side")
-print(f"{'':11s}" + "".join(f"{'do nothing, N=' + str(n):>18s}{'floor, N=' + str(n):>13s}"
-                            for n in at_n))
+print(f"{'':11s}" + "".join(f"{'do nothing, N=' + str(n):>18s}"
+                            f"{'floor, N=' + str(n):>13s}" for n in at_n))
 for g in ("forget", "retain", "validation"):
     print(f"{g:<11s}" + "".join(f"{v['do_nothing'][g]['p95']:18.2f}"
-                                f"{v['floor'][g]['p95']:13.2f}" for v in at_n.values()))
+                                f"{v['floor'][g]['p95']:13.2f}"
+                                for v in at_n.values()))
 floor, floor_half = at_n[floor_n]["floor"], at_n[floor_n // 2]["floor"]
 results["noise_floor"] = {"n_per_side": floor_n, **floor}
 results["noise_floor_half"] = {"n_per_side": floor_n // 2, **floor_half}
@@ -202,7 +207,8 @@ word = {g: "above" if nothing[g]["p95"] > floor[g]["p95"] else "not above"
         for g in ("retain", "validation")}
 display(*glue(results, floor_n=floor_n, floor_retain_word=word["retain"],
               floor_validation_word=word["validation"],
-              nothing_retain=nothing["retain"]["p95"], floor_retain=floor["retain"]["p95"],
+              nothing_retain=nothing["retain"]["p95"],
+              floor_retain=floor["retain"]["p95"],
               nothing_validation=nothing["validation"]["p95"],
               floor_validation=floor["validation"]["p95"]))
 
@@ -249,8 +255,9 @@ results_table(records)  # a text table (print it); shown here as HTML
 # every method in both, with the noise floor of each direction at the same $N$:
 
 # %%
-reverse = score_many(store, data, forget_sets, methods, n_splits=n_splits, seed=seed,
-                     direction="oracle||unlearned", progress=progress)
+reverse = score_many(store, data, forget_sets, methods, n_splits=n_splits,
+                     seed=seed, direction="oracle||unlearned",
+                     progress=progress)
 directions, direction_floors = {}, {}
 groups = ("forget", "retain", "validation")
 print("95th percentiles, KL(unlearned || oracle) / KL(oracle || unlearned);\n"
@@ -263,20 +270,24 @@ for k in forget_sets:
         cells = {g: (fwd[g]["p95"], rev[g]["p95"]) for g in groups}
         directions[f"{k}/{fwd['method']}"] = cells
         print(f"{fwd['method']:<18s}{fwd['n_unlearned']:>4d}"
-              + "".join(f"{a:6.2f} / {b:5.2f}".rjust(16) for a, b in cells.values()))
+              + "".join(f"{a:6.2f} / {b:5.2f}".rjust(16)
+                        for a, b in cells.values()))
     ff, fr = fwd["noise_floor"], rev["noise_floor"]
     if ff and fr:
-        direction_floors[str(k)] = {"n_per_side": ff["n_per_side"],
-                                    **{g: (ff[g]["p95"], fr[g]["p95"]) for g in groups}}
+        direction_floors[str(k)] = {
+            "n_per_side": ff["n_per_side"],
+            **{g: (ff[g]["p95"], fr[g]["p95"]) for g in groups}}
         print(f"{'noise floor':<18s}{ff['n_per_side']:>4d}"
               + "".join(f"{ff[g]['p95']:6.2f} / {fr[g]['p95']:5.2f}".rjust(16)
                         for g in groups))
 results["directions"] = directions
-results["direction_floors"] = direction_floors  # per forget set: (forward, reverse) p95
+# per forget set: (forward, reverse) p95
+results["direction_floors"] = direction_floors
 k_first = forget_sets[0]
 om = directions.get(f"{k_first}/oracle_matching")
 fl = direction_floors.get(str(k_first))
-nan = float("nan")  # without oracle matching or a floor: "nan" in the text below
+# without oracle matching or a floor: "nan" in the text below
+nan = float("nan")
 om, fl = om or {"forget": (nan, nan)}, fl or {"forget": (nan, nan)}
 display(*glue(results, om_forward=om["forget"][0], om_reverse=om["forget"][1],
               floor_forward=fl["forget"][0], floor_reverse=fl["forget"][1],
@@ -347,8 +358,10 @@ for k in forget_sets:
               f"validation {p[2]:5.2f}  (mean {np.mean(p):5.2f})")
 results["ranking"] = ranking
 by = {(r["forget_set"], r["method"]): r for r in records}
-above = [k for k in forget_sets if (k, "oracle_matching") in by and (k, "do_nothing") in by
-         and by[k, "oracle_matching"]["retain"]["p95"] > by[k, "do_nothing"]["retain"]["p95"]]
+above = [k for k in forget_sets
+         if (k, "oracle_matching") in by and (k, "do_nothing") in by
+         and (by[k, "oracle_matching"]["retain"]["p95"]
+              > by[k, "do_nothing"]["retain"]["p95"])]
 display(*glue(results, om_above_retain=len(above)))
 
 # %% [markdown]
@@ -388,8 +401,10 @@ for k in forget_sets:
         u, o = mm.unlearned[:, retain], mm.oracle[:, retain]
         spread[f"{k}/{name}"] = {
             "sd_ratio": float(np.median(u.std(0) / o.std(0))),
-            "mean_shift_in_sd": float(np.median(np.abs(u.mean(0) - o.mean(0)) / o.std(0)))}
-print(f"{'set/method':<20s}{'sd unlearned / sd oracles':>27s}{'|mean shift| / sd oracles':>27s}")
+            "mean_shift_in_sd": float(np.median(
+                np.abs(u.mean(0) - o.mean(0)) / o.std(0)))}
+print(f"{'set/method':<20s}{'sd unlearned / sd oracles':>27s}"
+      f"{'|mean shift| / sd oracles':>27s}")
 for key, v in spread.items():
     print(f"{key:<20s}{v['sd_ratio']:>27.2f}{v['mean_shift_in_sd']:>27.2f}")
 results["retain_spread"] = spread
@@ -426,7 +441,8 @@ results["retain_spread"] = spread
 # %%
 lens_methods = [m for m in ("do_nothing", "gradient_ascent", "oracle_matching")
                 if m in methods]
-lens_records = [score(store, data, k0, name, n_splits=n_splits, seed=seed, metrics="all")
+lens_records = [score(store, data, k0, name, n_splits=n_splits, seed=seed,
+                      metrics="all")
                 for name in lens_methods]
 lens_table(lens_records)
 
@@ -436,7 +452,8 @@ lens_table(lens_records)
 # %%
 def forget_lenses(r):
     lens = r["metrics"]
-    return {"KLOM p95": r["forget"]["p95"], "KLOM floor": r["noise_floor"]["forget"]["p95"],
+    return {"KLOM p95": r["forget"]["p95"],
+            "KLOM floor": r["noise_floor"]["forget"]["p95"],
             "U-LiRA": lens["ulira"]["groups"]["forget"]["value"],
             "U-LiRA null": lens["ulira"]["groups"]["forget"]["null"],
             "KS p95": lens["ks"]["groups"]["forget"]["p95"],
@@ -452,11 +469,14 @@ display(ResultsTable.build(
     f"Forget set {k0}: four lenses, each beside its null (N = "
     f"{lens_records[0]['n_per_side']} per side)",
     ["forget set", "method", *columns],
-    [[k0, name, *(f"{v:.3g}" if v >= 1e-12 else "< 1e-12" for v in row.values())]
+    [[k0, name, *(f"{v:.3g}" if v >= 1e-12 else "< 1e-12"
+                  for v in row.values())]
      for name, row in side.items()],
-    ["floor and nulls: the same lens for two disjoint groups of oracles at the same N; "
-     "forget quality p: KS test of the models' mean forget margins (small: told apart)."]))
-results["lenses"] = {"forget_set": k0, "n_per_side": lens_records[0]["n_per_side"],
+    ["floor and nulls: the same lens for two disjoint groups of oracles "
+     "at the same N; forget quality p: KS test of the models' mean forget "
+     "margins (small: told apart)."]))
+results["lenses"] = {"forget_set": k0,
+                     "n_per_side": lens_records[0]["n_per_side"],
                      "forget": side}
 
 # %% [markdown]
@@ -467,16 +487,18 @@ results["lenses"] = {"forget_set": k0, "n_per_side": lens_records[0]["n_per_side
 # %%
 held = held_out_oracle_ids(store, D, k0)
 held_m = folder_margins(store, oracle_folder(D, k0), data, held)
-check = score_arrays(held_m, m.oracle, m.forget, m.n_train, n_splits=n_splits, seed=seed,
-                     metrics="ulira")
+check = score_arrays(held_m, m.oracle, m.forget, m.n_train, n_splits=n_splits,
+                     seed=seed, metrics="ulira")
 check_ulira = check["metrics"]["ulira"]
 if check_ulira["groups"]:
     u_check = check_ulira["groups"]["forget"]
-    print(f"{len(held)} held-out oracles against {check['n_oracles']} oracles\n"
+    print(f"{len(held)} held-out oracles against "
+          f"{check['n_oracles']} oracles\n"
           f"U-LiRA on the forget set: {u_check['value']:.3f} "
           f"[{u_check['low']:.3f}, {u_check['high']:.3f}]")
     results["lenses"]["held_out_oracles_ulira"] = {
-        "n_per_side": check["n_per_side"], **{key: u_check[key] for key in ("value", "low", "high")}}
+        "n_per_side": check["n_per_side"],
+        **{key: u_check[key] for key in ("value", "low", "high")}}
 else:  # too few held-out oracles in this run
     print(check_ulira["why"])
 
@@ -488,11 +510,13 @@ def ranks(metric, reverse=False):
     return sorted(side, key=lambda name: side[name][metric], reverse=reverse)
 
 
-orders = {"KLOM p95": ranks("KLOM p95"), "U-LiRA": ranks("U-LiRA"), "KS p95": ranks("KS p95"),
-          "ToW": ranks("ToW", reverse=True)}
-keys = {"KLOM p95": "KLOM p95", "U-LiRA": "U-LiRA", "KS p95": "KS p95", "ToW": "ToW"}
+orders = {"KLOM p95": ranks("KLOM p95"), "U-LiRA": ranks("U-LiRA"),
+          "KS p95": ranks("KS p95"), "ToW": ranks("ToW", reverse=True)}
+keys = {"KLOM p95": "KLOM p95", "U-LiRA": "U-LiRA", "KS p95": "KS p95",
+        "ToW": "ToW"}
 lines = [f"- **{lens}** (best first): " + ", ".join(
-    f"{name} {side[name][keys[lens]]:.3g}" for name in order) for lens, order in orders.items()]
+    f"{name} {side[name][keys[lens]]:.3g}" for name in order)
+    for lens, order in orders.items()]
 by_best = {}
 for lens, order in orders.items():
     by_best.setdefault(order[0], []).append(lens)
@@ -500,12 +524,13 @@ if len(by_best) == 1:
     lines.append(f"- All four lenses put {next(iter(by_best))} first.")
 else:
     lines.append("- They disagree on the best method: " + "; ".join(
-        f"{' and '.join(lenses)} put {name} first" for name, lenses in by_best.items()) + ".")
+        f"{' and '.join(lenses)} put {name} first"
+        for name, lenses in by_best.items()) + ".")
 gap_row = {name: row["forget acc gap"] for name, row in side.items()}
 lines.append("- Forget accuracy gaps (unlearned minus oracles): " + ", ".join(
     f"{name} {v:+.3f}" for name, v in gap_row.items())
-    + f" (spread {max(gap_row.values()) - min(gap_row.values()):.3f}): accuracy moves only "
-      "where a prediction flips.")
+    + f" (spread {max(gap_row.values()) - min(gap_row.values()):.3f}): "
+      "accuracy moves only where a prediction flips.")
 display(Markdown("\n".join(lines)))
 results["lenses"]["rankings"] = orders
 

@@ -52,7 +52,7 @@ if "google.colab" in sys.modules:
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
 forget_sets = [1, 2, 3]  # forget sets to evaluate (oracles in the store)
 n_models = 100  # unlearn the full models 0 .. n_models - 1
-n_oracles = None  # oracles per forget set (None: 2 * n_models, for a floor at N)
+n_oracles = None  # per forget set (None: 2 * n_models, for a floor at N)
 n_held_out_oracles = 10  # held-out oracles per forget set, for oracle matching
 n_splits = 25  # random half-splits of the models behind each interval
 device = "auto"  # "auto": CUDA when present, else CPU
@@ -88,11 +88,14 @@ warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 use_style()  # the book's figure style
 shown = FigureLog()  # shows each figure and keeps what the style check reads
 
-# The store of chapters 3 and 4; run alone, the embedded DIGITS store is built here.
-store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
-                                            n_held_out_oracles,
-                                            ["do_nothing", "oracle_matching"]),
-                      device=device, root=data_root, seed=seed, progress=progress)
+# The store of chapters 3 and 4; run alone, the embedded DIGITS store is
+# built here.
+store = prepare_store(store_dir,
+                      StoreNeeds(dataset, n_models, forget_sets, n_oracles,
+                                 n_held_out_oracles,
+                                 ["do_nothing", "oracle_matching"]),
+                      device=device, root=data_root, seed=seed,
+                      progress=progress)
 data = load_dataset(dataset, root=data_root)
 D = data.name
 dev = resolve_device(device)
@@ -180,7 +183,8 @@ check = {
                               data.val_y),
 }
 for key, value in check.items():
-    print(f"{key:<20s} {value:.3f}" if isinstance(value, float) else f"{key:<20s} {value}")
+    print(f"{key:<20s} {value:.3f}" if isinstance(value, float)
+          else f"{key:<20s} {value}")
 if not untouched or changed == 0:
     raise ValueError("the method must change a copy of the model, not the "
                      "original (see the checks above)")
@@ -250,7 +254,8 @@ for k in forget_sets:
         "accuracy": mine["accuracy"]}
     print(f"forget set {k} ({len(forget[k])} images):")
     if closed is not None:
-        print(f"  forget: {mine['forget']['p95']:.2f} closes {closed:.0%} of the gap "
+        print(f"  forget: {mine['forget']['p95']:.2f} "
+              f"closes {closed:.0%} of the gap "
               f"between doing nothing ({nothing['forget']['p95']:.2f})\n"
               f"          and oracle matching ({best['forget']['p95']:.2f})")
     floor = nothing.get("noise_floor")
@@ -267,13 +272,18 @@ for k in forget_sets:
               f"{nothing[g]['p95']:.2f} for doing nothing "
               f"(noise floor {level}{at})")
 results["verdict"] = verdict
-closed = [v["forget_gap_closed"] for v in verdict.values() if v["forget_gap_closed"] is not None]
-worse = sum(verdict[str(k)][f"{g}_p95"][my_name] > verdict[str(k)][f"{g}_p95"]["do_nothing"]
+closed = [v["forget_gap_closed"] for v in verdict.values()
+          if v["forget_gap_closed"] is not None]
+worse = sum(verdict[str(k)][f"{g}_p95"][my_name]
+            > verdict[str(k)][f"{g}_p95"]["do_nothing"]
             for k in forget_sets for g in ("retain", "validation"))
-acc_change = max(abs(r[my_name]["accuracy"]["test"] - r["do_nothing"]["accuracy"]["test"])
-                 for r in [{rec["method"]: rec for rec in records if rec["forget_set"] == k}
+acc_change = max(abs(r[my_name]["accuracy"]["test"]
+                     - r["do_nothing"]["accuracy"]["test"])
+                 for r in [{rec["method"]: rec for rec in records
+                            if rec["forget_set"] == k}
                            for k in forget_sets])
-display(*glue(results, closed_min=f"{100 * min(closed):.0f}%" if closed else "n/a",
+display(*glue(results,
+              closed_min=f"{100 * min(closed):.0f}%" if closed else "n/a",
               closed_max=f"{100 * max(closed):.0f}%" if closed else "n/a",
               n_worse=worse, n_pairs=2 * len(forget_sets),
               acc_change=f"{100 * acc_change:.1f}"))

@@ -51,20 +51,21 @@ if "google.colab" in sys.modules:
 dataset = "digits"  # "digits" (embedded, CPU) or "cifar10" (ResNet-9, GPU)
 forget_sets = [1, 2, 3]  # forget sets to unlearn and score
 n_models = 100  # unlearn the full models 0 .. n_models - 1
-n_oracles = None  # oracles per forget set (None: 2 * n_models, for a floor at N)
+n_oracles = None  # per forget set (None: 2 * n_models, for a floor at N)
 n_held_out_oracles = 10  # held-out oracles per forget set, for oracle matching
-methods = ["do_nothing", "oracle_matching"]  # compared (unlearned in chapter 4; the book: all six)
+# (the book compares all six)
+methods = ["do_nothing", "oracle_matching"]  # compared; unlearned in chapter 4
 n_subset_models = 2000  # models trained on random subsets, for the datamodel
 subset_fraction = 0.5  # share of the train split each subset model sees
 datamodel_path = None  # a precomputed datamodel (.npy); None: estimate it here
 n_splits = 25  # random half-splits of the models behind each interval
-compare_budget = 2  # settings the verdict's comparison tries per method (leave-one-out)
+compare_budget = 2  # settings tried per method for the verdict (leave-one-out)
 device = "auto"  # "auto": CUDA when present, else CPU
 progress = True  # progress bars (the book's build turns them off)
 data_root = None  # CIFAR-10 download cache (None: $KLOM_CACHE or ~/.cache)
 seed = 0
 store_dir = "klom_run/store"  # the model store (KLOM-models layout)
-results_dir = "klom_run/results"  # writes <results_dir>/07_datamodel_matching.json
+results_dir = "klom_run/results"  # writes 07_datamodel_matching.json there
 
 # %%
 # %matplotlib inline
@@ -79,7 +80,11 @@ from IPython.display import HTML, display
 
 from klom_utils.comparison import compare
 from klom_utils.data import load_dataset
-from klom_utils.datamodels import build_datamodel, datamodel_quality, predicted_shift
+from klom_utils.datamodels import (
+    build_datamodel,
+    datamodel_quality,
+    predicted_shift,
+)
 from klom_utils.evaluate import jsonable, results_table, score_many
 from klom_utils.forget_sets import forget_indices
 from klom_utils.layout import full_models_folder, oracle_folder
@@ -93,15 +98,19 @@ warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 use_style()  # the book's figure style
 shown = FigureLog()  # shows each figure and keeps what the style check reads
 
-# The store of chapters 3 and 4; run alone, the embedded DIGITS store is built here.
-store = prepare_store(store_dir, StoreNeeds(dataset, n_models, forget_sets, n_oracles,
-                                            n_held_out_oracles, methods),
-                      device=device, root=data_root, seed=seed, progress=progress)
+# The store of chapters 3 and 4; run alone, the embedded DIGITS store is
+# built here.
+store = prepare_store(store_dir,
+                      StoreNeeds(dataset, n_models, forget_sets, n_oracles,
+                                 n_held_out_oracles, methods),
+                      device=device, root=data_root, seed=seed,
+                      progress=progress)
 data = load_dataset(dataset, root=data_root)
 D = data.name
 model_ids = list(range(n_models))
 results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
-                          "n_models": n_models, "n_subset_models": n_subset_models,
+                          "n_models": n_models,
+                          "n_subset_models": n_subset_models,
                           "subset_fraction": subset_fraction, "seed": seed}}
 
 # %% [markdown]
@@ -143,8 +152,9 @@ results = {"parameters": {"dataset": dataset, "forget_sets": forget_sets,
 # %%
 start = time.perf_counter()
 if datamodel_path is None:
-    built = build_datamodel(data, store, range(n_subset_models), fraction=subset_fraction,
-                            seed=seed, device=device, progress=progress)
+    built = build_datamodel(data, store, range(n_subset_models),
+                            fraction=subset_fraction, seed=seed, device=device,
+                            progress=progress)
     path = store.path(built["path"])
     print(f"datamodel from {built['n_models']} subset models "
           f"({len(built['trained'])} trained now), ridge {built['ridge']}: "
@@ -174,7 +184,8 @@ for k, q in quality.items():
     print(f"forget set {k} ({q['n_models']} full vs {q['n_oracles']} oracles)")
     for g, v in q["groups"].items():
         print(f"  {g:<20s}{v['corr']:6.2f}{v['rmse']:8.3f}"
-              f"{unshrunk[k]['groups'][g]['rmse']:10.3f}{v['rmse_no_shift']:10.3f}")
+              f"{unshrunk[k]['groups'][g]['rmse']:10.3f}"
+              f"{v['rmse_no_shift']:10.3f}")
 results["quality"] = quality
 results["quality_unshrunk"] = unshrunk
 
@@ -191,14 +202,17 @@ retain = np.setdiff1d(np.arange(data.n_train), forget)
 fig, axes = figure(2, height=4.0)
 for ax, (group, rows) in zip(axes, (("forget examples", forget),
                                     ("retain examples", retain))):
-    for (label, shift), marker, color in zip(shifts.items(), ("x", "o"),
-                                             ("#7F7F7F", method_color("datamodel_matching"))):
-        ax.scatter(actual[rows].ravel(), shift[rows].ravel(), s=6, alpha=0.4, marker=marker,
-                   color=color, label=label)
-    lim = np.abs(np.r_[actual[rows].ravel(), shifts["as estimated"][rows].ravel()]).max()
+    for (label, shift), marker, color in zip(
+            shifts.items(), ("x", "o"),
+            ("#7F7F7F", method_color("datamodel_matching"))):
+        ax.scatter(actual[rows].ravel(), shift[rows].ravel(), s=6, alpha=0.4,
+                   marker=marker, color=color, label=label)
+    lim = np.abs(np.r_[actual[rows].ravel(),
+                       shifts["as estimated"][rows].ravel()]).max()
     ax.plot([-lim, lim], [-lim, lim], "k:", lw=1)
     ax.set(xlabel="actual change of the mean logits (oracles - full)",
-           ylabel="datamodel's predicted change", title=f"{group}, every class")
+           ylabel="datamodel's predicted change",
+           title=f"{group}, every class")
 axes[0].legend(loc="upper left", markerscale=2)
 fig.suptitle(f"{D}, forget set {k_fig}: {len(model_ids)} full models vs "
              f"{len(oracle_ids)} oracles")
@@ -216,13 +230,14 @@ shown(fig)
 
 # %%
 print(textwrap.fill("datamodel_matching defaults: " + ", ".join(
-    f"{key}={value}" for key, value in default_config("datamodel_matching", dataset).items()),
+    f"{key}={value}"
+    for key, value in default_config("datamodel_matching", dataset).items()),
     78, subsequent_indent="    "))
 runs = {}
 for k in forget_sets:
     for name in ("datamodel_matching", "datamodel_direct"):
-        run = unlearn_store(store, data, k, name, model_ids, seed=seed, device=device,
-                            progress=progress, datamodel=path)
+        run = unlearn_store(store, data, k, name, model_ids, seed=seed,
+                            device=device, progress=progress, datamodel=path)
         runs[f"{k}/{name}"] = {"written": len(run["written"]),
                                "skipped": len(run["skipped"]),
                                "seconds": run["seconds"]}
@@ -240,8 +255,8 @@ results["runs"] = runs
 
 # %%
 compared = list(methods) + ["datamodel_matching", "datamodel_direct"]
-records = score_many(store, data, forget_sets, compared, n_splits=n_splits, seed=seed,
-                     progress=progress)
+records = score_many(store, data, forget_sets, compared, n_splits=n_splits,
+                     seed=seed, progress=progress)
 results_table(records)  # a text table (print it); shown here as HTML
 
 # %% [markdown]
@@ -254,40 +269,53 @@ results_table(records)  # a text table (print it); shown here as HTML
 names = {"do_nothing": "do nothing", "oracle_matching": "oracle m.",
          "datamodel_matching": "DM matching", "datamodel_direct": "DM direct"}
 protocol = "leave-one-out" if len(forget_sets) > 1 else "fixed"
-fair = compare(data, store, forget_sets, list(names), protocol=protocol, budget=compare_budget,
-               model_ids=model_ids, seed=seed, device=device, n_splits=n_splits,
-               cost_models=0, progress=progress)  # no relative cost: the verdict is KLOM
+fair = compare(data, store, forget_sets, list(names), protocol=protocol,
+               budget=compare_budget, model_ids=model_ids, seed=seed,
+               device=device, n_splits=n_splits,
+               cost_models=0,  # no relative cost: the verdict is KLOM
+               progress=progress)
 records = fair["records"]
 verdict = {}
-sizes = ", ".join(str(n) for n in sorted({rec["n_unlearned"] for rec in records}))
-head = ("<tr><th>forget set</th>" + "".join(f"<th>{label}</th>" for label in names.values())
-        + "<th>DM matching / do nothing</th><th>DM matching / oracle m.</th></tr>")
+sizes = ", ".join(str(n)
+                  for n in sorted({rec["n_unlearned"] for rec in records}))
+head = ("<tr><th>forget set</th>"
+        + "".join(f"<th>{label}</th>" for label in names.values())
+        + "<th>DM matching / do nothing</th>"
+          "<th>DM matching / oracle m.</th></tr>")
 rows_html = []
 for k in forget_sets:
     r = {rec["method"]: rec for rec in records if rec["forget_set"] == k}
     row = {m: r[m]["forget"]["p95"] for m in names if m in r}
-    ratios = [row["datamodel_matching"] / row[m] if {m, "datamodel_matching"} <= set(row)
+    ratios = [row["datamodel_matching"] / row[m]
+              if {m, "datamodel_matching"} <= set(row)
               else float("nan") for m in ("do_nothing", "oracle_matching")]
-    verdict[str(k)] = {"forget_p95": row, "accuracy": {m: r[m]["accuracy"] for m in row},
-                       "dmm_over_do_nothing": ratios[0], "dmm_over_oracle_matching": ratios[1]}
+    verdict[str(k)] = {"forget_p95": row,
+                       "accuracy": {m: r[m]["accuracy"] for m in row},
+                       "dmm_over_do_nothing": ratios[0],
+                       "dmm_over_oracle_matching": ratios[1]}
     rows_html.append(f"<tr><td>{k}</td>" + "".join(
         f"<td>{row[m]:.2f}</td>" if m in row else "<td>-</td>" for m in names)
         + f"<td>{ratios[0]:.2f}</td><td>{ratios[1]:.2f}</td></tr>")
-display(HTML(f"<p>Forget p95 (KL(unlearned ‖ oracle), canonical), N = {sizes} per side, "
-             f"settings chosen by {protocol}</p><table style='font-size:0.85em'>"
-             f"<thead>{head}</thead><tbody>{''.join(rows_html)}</tbody></table>"))
+display(HTML(f"<p>Forget p95 (KL(unlearned ‖ oracle), canonical), "
+             f"N = {sizes} per side, settings chosen by {protocol}</p>"
+             "<table style='font-size:0.85em'>"
+             f"<thead>{head}</thead>"
+             f"<tbody>{''.join(rows_html)}</tbody></table>"))
 results["verdict"] = verdict
-results["verdict_settings"] = {m: {str(k): c["config"] for k, c in per_set.items()}
-                               for m, per_set in fair["choices"].items()}
+results["verdict_settings"] = {
+    m: {str(k): c["config"] for k, c in per_set.items()}
+    for m, per_set in fair["choices"].items()}
 
 # %%
+# v == v is false for nan: a method missing
 share = [v["dmm_over_do_nothing"] for v in verdict.values()
-         if v["dmm_over_do_nothing"] == v["dmm_over_do_nothing"]]  # nan: a method missing
+         if v["dmm_over_do_nothing"] == v["dmm_over_do_nothing"]]
 multiple = [v["dmm_over_oracle_matching"] for v in verdict.values()
             if v["dmm_over_oracle_matching"] == v["dmm_over_oracle_matching"]]
 nan = float("nan")  # no forget set with both methods: nothing to say
 display(*glue(results, dmm_share_min=min(share, default=nan),
-              dmm_share_max=max(share, default=nan), dmm_multiple_min=min(multiple, default=nan),
+              dmm_share_max=max(share, default=nan),
+              dmm_multiple_min=min(multiple, default=nan),
               dmm_multiple_max=max(multiple, default=nan), protocol=protocol))
 
 # %% [markdown]

@@ -180,6 +180,20 @@ def test_hidden_cells_are_labelled(stem):
                 f"{stem}: hidden cell {i} needs a label (mystnb.code_prompt_show)")
 
 
+CODE_WIDTH = 79  # characters of code the page shows (1280 px) before cutting a line off
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_shown_code_lines_fit_the_page(stem):
+    too_long = [(len(line), line.strip()[:50]) for cell in read_ipynb(stem).cells
+                if cell.cell_type == "code" and "hide-input" not in cell.metadata.get("tags", [])
+                for line in cell.source.splitlines() if len(line) > CODE_WIDTH]
+    assert not too_long, (
+        f"{stem}: {len(too_long)} line(s) of shown code cells longer than {CODE_WIDTH} characters "
+        "(break the call or the string, or shorten the comment): "
+        + "; ".join(f"{n} characters: {start!r}..." for n, start in too_long))
+
+
 @pytest.mark.parametrize("stem", [s for s in STEMS if not s.startswith("01_")])
 def test_pipeline_pages_say_where_their_numbers_come_from(stem):
     first = read_ipynb(stem).cells[0].source
