@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metric import in_column_chunks
+from .metric import group_index, in_column_chunks
 
 __all__ = ["model_accuracies", "accuracy_gaps", "GAP_GROUPS", "LOGITS_BASIS", "MARGIN_BASIS"]
 
@@ -43,31 +43,27 @@ def model_accuracies(right: np.ndarray, forget: np.ndarray, n_train: int) -> np.
     """Per model (row of ``right``: booleans, True where the model is right on an example, or
     margins, right where positive; train then val columns), the fraction of the forget,
     retain and validation examples it gets right (train columns ``forget``, the other train
-    columns, the columns from ``n_train`` on): ``(n_models, 3)``. One compiled pass per row,
-    rows shared between threads."""
+    columns, the columns from ``n_train`` on): ``(n_models, 3)``, nan for an empty group. One
+    compiled pass per row, rows shared between threads."""
     from . import accuracy_kernels  # numba: heavy, so imported on first use, here only
 
     x = np.asarray(right)
     if x.ndim != 2 or not (x.dtype == bool or np.issubdtype(x.dtype, np.floating)):
         raise ValueError(f"right must be a 2-D array of booleans or margins, got {x.dtype} "
                          f"{x.shape}")
-    if not 0 < n_train < x.shape[1]:
-        raise ValueError(f"n_train={n_train!r}: expected train columns then validation "
-                         f"columns, 0 < n_train < {x.shape[1]}")
-    lost_ids = np.asarray(forget, dtype=np.int64)
-    if lost_ids.ndim != 1 or not 0 < len(lost_ids) < n_train or lost_ids.min() < 0 \
-            or lost_ids.max() >= n_train:
-        raise ValueError(f"forget must be 1-D indices of between 1 and {n_train - 1} train "
-                         f"columns (below n_train={n_train}), got {lost_ids[:5]}...")
+    if x.dtype not in (np.bool_, np.float32, np.float64):  # float16, big-endian, longdouble
+        x = x > 0
+    # forget: distinct indices of train columns, then at least one validation column
+    lost_ids = group_index(x.shape[1], forget, n_train, None)["forget"].astype(np.int64)
     x = np.ascontiguousarray(x)
     counts = np.empty((len(x), 3), np.int64)
     half = max(1, -(-len(x) // 2))
     in_column_chunks(len(x), half, lambda rows: accuracy_kernels.right_counts(  # rows here
         x[rows], lost_ids, n_train, counts[rows]))
     lost, train, val = counts.T
-    n_val = x.shape[1] - n_train
-    return np.stack([lost / len(lost_ids), (train - lost) / (n_train - len(lost_ids)),
-                     val / n_val], axis=1)
+    sizes = np.array([len(lost_ids), n_train - len(lost_ids), x.shape[1] - n_train])
+    with np.errstate(divide="ignore", invalid="ignore"):  # an empty group: nan
+        return np.stack([lost, train - lost, val], axis=1) / sizes
 
 
 def accuracy_gaps(acc_u: np.ndarray, acc_o: np.ndarray) -> np.ndarray:

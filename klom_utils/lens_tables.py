@@ -8,7 +8,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ._typing import Record
-from .tables import ResultsTable
+from .tables import ResultsTable, three_decimals
 
 __all__ = ["lens_table"]
 
@@ -24,19 +24,14 @@ def _cell(entry: dict[str, Any] | None, key: str = "value", signed: bool = False
     value = entry.get(key)
     if value is None or not np.isfinite(value):
         return "nan"
-    fmt = "{:+.3f}" if signed else "{:.3f}"
-
-    def number(x):  # no "-0.000"
-        return fmt.format(0.0 if round(x, 3) == 0 else x)
-
-    text = number(value)
+    text = three_decimals(value, signed)
     low, high = entry.get("low"), entry.get("high")
     if low is not None and high is not None and np.isfinite(low) and np.isfinite(high):
-        text += f" [{number(low)}, {number(high)}]"
+        text += f" [{three_decimals(low, signed)}, {three_decimals(high, signed)}]"
     if entry.get("null") is not None:
-        text += f" · null {number(entry['null'])}"
+        text += f" · null {three_decimals(entry['null'], signed)}"
         if entry.get("at_null_n") is not None:
-            text += f" (N={n0}: {number(entry['at_null_n'])})"
+            text += f" (N={n0}: {three_decimals(entry['at_null_n'], signed)})"
     return text
 
 

@@ -16,7 +16,7 @@ from ._typing import PathLike, Record
 from .files import atomic_write
 from .metric import GROUPS
 from .plots import klom_vs_cost, p95_bars, protocol_comparison
-from .tables import jsonable, settings_line
+from .tables import jsonable, settings_line, three_decimals
 
 #: The table's columns of the other lenses (``klom_utils.comparison.lens_columns``), by group.
 LENS_COLUMNS = ("ulira", "ulira_low", "ulira_high", "ulira_null", "ks_p95", "ks_p95_low",
@@ -72,8 +72,8 @@ def floor_aggregate(result: Record) -> float | None:
 def _cell(x: Any, column: str = "") -> str:
     if x is None:
         return "-"
-    if isinstance(x, float) and "gap" in column:  # no sign on a gap that rounds to 0
-        return f"{x:+.3f}" if round(x, 3) != 0 else "0.000"
+    if isinstance(x, float) and "gap" in column:
+        return three_decimals(x, signed=True)
     if isinstance(x, float):
         return f"{x:.2g}" if abs(x) < 0.1 and x != 0 else f"{x:.2f}"
     return str(x)

@@ -89,6 +89,14 @@ def glue(results: dict, digits: int = 2, **values: Any) -> list[Glued]:
     return out
 
 
+def three_decimals(x: float, signed: bool = False) -> str:
+    """``x`` to 3 decimals, with its sign where ``signed`` (a gap), none where it rounds to
+    zero (``0.000``: never ``-0.000`` or ``+0.000``)."""
+    if round(x, 3) == 0:
+        return "0.000"
+    return f"{x:+.3f}" if signed else f"{x:.3f}"
+
+
 def _number(x, digits: int = 2) -> str:
     return "nan" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 

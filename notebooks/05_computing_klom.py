@@ -95,8 +95,7 @@ warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 use_style()  # the book's figure style
 shown = FigureLog()  # shows each figure and keeps what the style check reads
 
-# The store of chapters 3 and 4; run alone, the embedded DIGITS store is
-# built here.
+# The store of chapters 3 and 4 (run alone: the DIGITS store, built here).
 store = prepare_store(store_dir,
                       StoreNeeds(dataset, n_models, forget_sets, n_oracles,
                                  n_held_out_oracles, methods),

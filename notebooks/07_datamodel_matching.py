@@ -53,8 +53,7 @@ forget_sets = [1, 2, 3]  # forget sets to unlearn and score
 n_models = 100  # unlearn the full models 0 .. n_models - 1
 n_oracles = None  # per forget set (None: 2 * n_models, for a floor at N)
 n_held_out_oracles = 10  # held-out oracles per forget set, for oracle matching
-# (the book compares all six)
-methods = ["do_nothing", "oracle_matching"]  # compared; unlearned in chapter 4
+methods = ["do_nothing", "oracle_matching"]  # chapter 4 made them; book: all 6
 n_subset_models = 2000  # models trained on random subsets, for the datamodel
 subset_fraction = 0.5  # share of the train split each subset model sees
 datamodel_path = None  # a precomputed datamodel (.npy); None: estimate it here
@@ -98,8 +97,7 @@ warnings.filterwarnings("ignore", "IProgress not found")  # no ipywidgets
 use_style()  # the book's figure style
 shown = FigureLog()  # shows each figure and keeps what the style check reads
 
-# The store of chapters 3 and 4; run alone, the embedded DIGITS store is
-# built here.
+# The store of chapters 3 and 4 (run alone: the DIGITS store, built here).
 store = prepare_store(store_dir,
                       StoreNeeds(dataset, n_models, forget_sets, n_oracles,
                                  n_held_out_oracles, methods),

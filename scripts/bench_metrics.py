@@ -21,12 +21,22 @@ differ as a whole, so examples are correlated through the models, as in real sto
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
 
-from klom_utils.lenses import compute_lenses
-from klom_utils.metric import klom
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from baseline import baseline_module  # noqa: E402
+
+from klom_utils.accuracy_gaps import model_accuracies  # noqa: E402
+from klom_utils.lenses import compute_lenses  # noqa: E402
+from klom_utils.metric import klom  # noqa: E402
+
+#: The commit before the accuracy lens counted in one compiled pass (boolean copies, then
+#: numpy's count_nonzero).
+ACCURACY_BASELINE_REV = "406c818"
 
 
 def population(rng, n_models, mu, scale, shift, rho=0.1):
@@ -131,6 +141,11 @@ def speed(repeats=5):
     t_values = best(lambda: compute_lenses(u, o[:100], **kw, n_splits=10, intervals=False))
     t_alone = best(lambda: compute_lenses(u, o[:100], **{**kw, "null": None}, intervals=False))
     t_all = best(lambda: compute_lenses(u, o[:100], **kw))
+    former = baseline_module("accuracy_gaps", ACCURACY_BASELINE_REV, needs=())
+    four = (u, o[:100], o[100:200], o[200:])
+    t_counts = best(lambda: [model_accuracies(a, kw["forget"], n_train) for a in four])
+    t_former = best(lambda: [former.model_accuracies(a > 0, kw["forget"], n_train)
+                             for a in four]) if former else float("nan")
     print("\nspeed: 60,000 examples (1,000 forget), 100 vs 100 models, float32; best of "
           f"{repeats}; load average {os.getloadavg()[0]:.2f}")
     print(f"  one KLOM call                              {t_klom:8.3f} s")
@@ -142,6 +157,9 @@ def speed(repeats=5):
           f"{t_values / t_klom:.1f} KLOM calls")
     print(f"  the same with intervals (25 half-splits)   {t_all:8.3f} s = "
           f"{t_all / t_klom:.1f} KLOM calls")
+    print(f"  accuracy counts of the 4 model groups: {t_counts * 1e3:.1f} ms, at commit "
+          f"{ACCURACY_BASELINE_REV} (boolean copies, count_nonzero) {t_former * 1e3:.1f} ms: "
+          f"{t_former / t_counts:.2f}x faster")
 
 
 def main():

@@ -281,7 +281,10 @@ def test_costs_timed_on_another_device_are_left_out_with_a_warning(data, store_d
 
 def test_gap_cells_carry_a_sign_only_where_they_do_not_round_to_zero():
     from klom_utils.report import _cell
+    from klom_utils.tables import three_decimals
 
+    assert three_decimals(-0.0004) == three_decimals(0.0, signed=True) == "0.000"
+    assert three_decimals(0.25) == "0.250" and three_decimals(0.25, signed=True) == "+0.250"
     assert _cell(-0.0003, "validation_accuracy_gap") == "0.000"
     assert _cell(0.0004, "validation_accuracy_gap") == "0.000"
     assert _cell(-0.0102, "validation_accuracy_gap") == "-0.010"

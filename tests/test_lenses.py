@@ -92,10 +92,22 @@ def test_accuracies_count_right_answers_and_tow():
     margins[0, 4] = np.nan  # not right
     np.testing.assert_array_equal(model_accuracies(margins, np.array([0, 2]), 3), acc)
     np.testing.assert_array_equal(model_accuracies(margins[:, ::-1][:, ::-1], [0, 2], 3), acc)
-    with pytest.raises(ValueError, match="forget must be"):
+    np.testing.assert_array_equal(model_accuracies(margins.astype(np.float16), [0, 2], 3), acc)
+    np.testing.assert_array_equal(model_accuracies(margins.astype(">f8"), [0, 2], 3), acc)
+    empty = model_accuracies(right, np.array([], int), 3)  # no forget set: nan
+    assert np.isnan(empty[:, 0]).all()
+    np.testing.assert_allclose(empty[:, 1:], [[2 / 3, 0.5], [1 / 3, 0.5]])
+    with pytest.raises(ValueError, match="forget index 3 is out of range"):
         model_accuracies(right, np.array([0, 3]), 3)  # column 3 is a validation column
+    for bad in (2, [0.5, 1.0], [True, False, True], [[0, 1]]):
+        with pytest.raises(ValueError, match="forget must be a 1-D array of integer indices"):
+            model_accuracies(right, bad, 3)
+    with pytest.raises(ValueError, match="distinct"):
+        model_accuracies(right, [0, 0], 3)
     with pytest.raises(ValueError, match="n_train=5"):
-        model_accuracies(right, np.array([0]), 5)
+        model_accuracies(right, np.array([0]), 5)  # no validation column
+    with pytest.raises(ValueError, match="n_train must be an integer"):
+        model_accuracies(right, np.array([0]), 3.0)
     with pytest.raises(ValueError, match="booleans or margins"):
         model_accuracies(right.astype(int), np.array([0]), 3)
     v = accuracy_gaps(np.array([[1.0, 0.9, 0.8]]), np.array([[0.5, 0.9, 0.7]]))
