@@ -112,9 +112,9 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
     ``{key: [values]}`` replacing keys of its declared space; ``model_ids``: the full models
     to unlearn (default every complete one below 1000); ``cost_models``: how many models trained
     at once measure the training cost that relative costs divide by (default: a DIGITS stack
-    of 100, else 1; 0: no relative cost): the full models' own cost record when that many were
-    trained at once on this device, else trained once in a temporary store; ``metrics``: lenses besides KLOM
-    for the reported rows (``"all"`` or among ``ulira``, ``accuracy``, ``ks``; see
+    of 100, else 1; 0: no relative cost): the full models' own cost record when that many
+    were trained at once on this device, else trained once in a temporary store;
+    ``metrics``: lenses besides KLOM for the reported rows (``"all"`` or among ``ulira``, ``accuracy``, ``ks``; see
     :func:`klom_utils.lenses.compute_lenses`): columns ``ulira``, ``ks_p95``, ``tow`` and others,
     each with interval and null. Settings are chosen by KLOM alone.
     """
@@ -353,9 +353,10 @@ def _training_cost(store: Store, data: Any, device: Any, n: int | None) -> Recor
     if n == 0:
         return None
     full = full_models_folder(data.name)
-    own_recipe = recorded_config(store, full, data.name)
-    recorded = own_recipe is not None  # a Hub snapshot records none: the dataset's default
-    config = own_recipe if own_recipe is not None else default_train_config(data.name)
+    config = recorded_config(store, full, data.name)
+    recorded = config is not None  # a Hub snapshot records none: the dataset's default
+    if config is None:
+        config = default_train_config(data.name)
     whose = "the full models' recipe" if recorded else "the dataset's default recipe"
     recipe = config.recorded()
     label = device_label(device)
