@@ -114,9 +114,10 @@ def compare(dataset: DatasetLike, store: StoreLike, forget_sets: Sequence[int],
     at once measure the training cost that relative costs divide by (default: a DIGITS stack
     of 100, else 1; 0: no relative cost): the full models' own cost record when that many
     were trained at once on this device, else trained once in a temporary store;
-    ``metrics``: lenses besides KLOM for the reported rows (``"all"`` or among ``ulira``, ``accuracy``, ``ks``; see
-    :func:`klom_utils.lenses.compute_lenses`): columns ``ulira``, ``ks_p95``, ``tow`` and others,
-    each with interval and null. Settings are chosen by KLOM alone.
+    ``metrics``: lenses besides KLOM for the reported rows (``"all"`` or among ``ulira``,
+    ``accuracy``, ``ks``; see :func:`klom_utils.lenses.compute_lenses`): columns ``ulira``,
+    ``ks_p95``, ``tow`` and others, each with interval and null. Settings are chosen by KLOM
+    alone.
     """
     start = time.perf_counter()
     store, data = as_store(store), as_dataset(dataset, root)
